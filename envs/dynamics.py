@@ -1,0 +1,221 @@
+"""Market dynamics: the world-model interface the batched kernels call.
+
+A :class:`MarketDynamics` moves the market of every env by one step of ``dt``
+seconds, given the agent's signed child-order volume, and prices that child
+order. Its state is the row ``market[i]`` of a float64 array whose first
+``N_MARKET`` columns have the fixed meanings below (any dynamics may append
+private columns after them, e.g. a GRU hidden state); its parameters are a
+tuple of arrays ``args`` (per-env rows allowed) passed unchanged to its two
+``@njit`` functions::
+
+    reset_fn(i, row, args, st) -> None
+    step_fn(i, row, args, st, q, vol_mult) -> float   # average execution price of q
+
+``st`` is the env's dedicated market random stream (``uint64[4]``, see
+:mod:`lobworld.envs.rng`); ``q`` is the agent's signed quantity this step in
+shares (+ buy, - sell); ``vol_mult`` scales the expected market volume (an
+intraday volume profile). A dynamics must draw the same number of random
+numbers whatever ``q`` is, so two strategies run on the same seed see the
+same exogenous market (common random numbers).
+
+``dynamics="parametric"`` selects :class:`ParametricDynamics`;
+``dynamics="learned"`` is provided by :mod:`lobworld.world_models` once a
+checkpoint is available.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+import numpy as np
+from numba import njit
+
+from lobworld.envs.rng import normal
+
+# ---- market state columns (shared by every dynamics) ----------------------
+MID = 0  #: mid price after the step (USD)
+SPREAD = 1  #: quoted spread after the step (USD)
+VOLUME = 2  #: market volume traded during the step, agent excluded (shares)
+LAST_RET = 3  #: mid change over the step (USD)
+PERM_IMPACT = 4  #: cumulative permanent impact of the agent's flow (USD, signed)
+TEMP_IMPACT = 5  #: temporary impact paid per share on the last child order (USD, >= 0)
+IMBALANCE = 6  #: order-flow imbalance of the step, in [-1, 1]
+SIGMA = 7  #: volatility used for the step (USD per sqrt(second))
+N_MARKET = 8
+
+# ---- parametric parameter columns ----------------------------------------
+P_S0, P_MU, P_SIGMA, P_SPREAD, P_SPREAD_LOGSD, P_TICK, P_VOL_RATE, P_VOL_LOGSD = range(8)
+P_ETA, P_GAMMA, P_SQRT_Y, P_SQRT, P_DT = range(8, 13)
+N_PARAM = 13
+
+
+@dataclass(frozen=True)
+class ParametricParams:
+    """Parameters of the parametric (textbook) market, in physical units.
+
+    Defaults are calibrated from the shipped LOBSTER GOOG day 2012-06-21
+    (see :func:`lobworld.envs.calibration.calibrate_parametric`).
+    """
+
+    s0: float = 570.66
+    """Initial mid price (USD)."""
+    mu: float = 0.0
+    """Mid drift (USD per second)."""
+    sigma: float = 0.0357
+    """Arithmetic Brownian volatility of the mid (USD per sqrt(second)); 0.277 USD per minute."""
+    spread: float = 0.296
+    """Mean quoted spread (USD)."""
+    spread_logsd: float = 0.3
+    """Log-normal dispersion of the spread around its mean (0: constant spread)."""
+    tick: float = 0.01
+    """Tick size (USD); the spread never goes below one tick."""
+    volume_rate: float = 30.57
+    """Mean market volume (shares per second): 1834 shares per minute."""
+    volume_logsd: float = 1.0
+    """Log-normal dispersion of per-step market volume."""
+    eta: float = 0.05
+    """Linear temporary impact (USD per share, per share/second traded): cost per share = eta * q / dt."""
+    gamma: float = 4e-6
+    """Linear permanent impact (USD per share traded)."""
+    sqrt_y: float = 0.5
+    """Square-root law coefficient Y: temporary cost per share = Y * sigma_step * sqrt(|q| / V_step)."""
+    impact: str = "linear"
+    """Temporary impact form: ``"linear"`` (Almgren-Chriss) or ``"sqrt"`` (square-root law)."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "impact":
+                if v not in ("linear", "sqrt"):
+                    raise ValueError(f"ParametricParams.impact must be 'linear' or 'sqrt', got {v!r}")
+                continue
+            if not np.isfinite(v):
+                raise ValueError(f"ParametricParams.{f.name} must be finite, got {v!r}")
+            if f.name != "mu" and v < 0:
+                raise ValueError(f"ParametricParams.{f.name} must be >= 0, got {v!r}")
+        if self.s0 <= 0 or self.tick <= 0:
+            raise ValueError("ParametricParams.s0 and .tick must be > 0")
+
+    def replace(self, **changes: Any) -> "ParametricParams":
+        return type(self)(**{**asdict(self), **changes})
+
+
+class MarketDynamics:
+    """Interface: ``reset_fn``/``step_fn`` (``@njit``) plus their argument tuple."""
+
+    name: ClassVar[str]
+    n_state: int = N_MARKET
+
+    def args(self, n_envs: int, dt: float) -> tuple:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    reset_fn: Any
+    step_fn: Any
+
+
+@njit(inline="always")
+def _parametric_reset(i, row, args, st):
+    P = args[0]
+    row[MID] = P[i, P_S0]
+    row[SPREAD] = max(P[i, P_SPREAD], P[i, P_TICK])
+    row[VOLUME] = P[i, P_VOL_RATE] * P[i, P_DT]
+    row[LAST_RET] = 0.0
+    row[PERM_IMPACT] = 0.0
+    row[TEMP_IMPACT] = 0.0
+    row[IMBALANCE] = 0.0
+    row[SIGMA] = P[i, P_SIGMA]
+
+
+@njit(inline="always")
+def _parametric_step(i, row, args, st, q, vol_mult):
+    """Almgren-Chriss step. Executes ``q`` at the pre-step mid, then moves the mid.
+
+    price paid per share = mid_prev + sign(q) * (spread/2 + temporary impact)
+    mid_next = mid_prev + mu dt + sigma sqrt(dt) z + gamma q
+    """
+    P = args[0]
+    dt = P[i, P_DT]
+    z_mid = normal(st)
+    z_vol = normal(st)
+    z_spr = normal(st)
+    sd = P[i, P_VOL_LOGSD]
+    volume = vol_mult * P[i, P_VOL_RATE] * dt * math.exp(sd * z_vol - 0.5 * sd * sd)
+    mid = row[MID]
+    spread = row[SPREAD]
+    aq = abs(q)
+    if P[i, P_SQRT] > 0.0:
+        temp = P[i, P_SQRT_Y] * P[i, P_SIGMA] * math.sqrt(dt) * math.sqrt(aq / max(volume, 1.0))
+    else:
+        temp = P[i, P_ETA] * aq / dt
+    sgn = 1.0 if q > 0.0 else (-1.0 if q < 0.0 else 0.0)
+    price = mid + sgn * (0.5 * spread + temp)
+    perm = P[i, P_GAMMA] * q
+    ret = P[i, P_MU] * dt + P[i, P_SIGMA] * math.sqrt(dt) * z_mid + perm
+    ssd = P[i, P_SPREAD_LOGSD]
+    new_spread = P[i, P_SPREAD] * math.exp(ssd * z_spr - 0.5 * ssd * ssd)
+    tick = P[i, P_TICK]
+    new_spread = max(tick, tick * math.floor(new_spread / tick + 0.5))
+    row[MID] = mid + ret
+    row[SPREAD] = new_spread
+    row[VOLUME] = volume
+    row[LAST_RET] = ret
+    row[PERM_IMPACT] += perm
+    row[TEMP_IMPACT] = temp
+    row[IMBALANCE] = math.tanh(z_mid)
+    row[SIGMA] = P[i, P_SIGMA]
+    return price
+
+
+class ParametricDynamics(MarketDynamics):
+    """Arithmetic Brownian mid + Almgren-Chriss (or square-root) impact.
+
+    ``params`` is one :class:`ParametricParams` for every env, or a sequence of
+    ``n_envs`` of them (randomised scenarios).
+    """
+
+    name = "parametric"
+    reset_fn = staticmethod(_parametric_reset)
+    step_fn = staticmethod(_parametric_step)
+
+    def __init__(self, params: ParametricParams | list[ParametricParams] | None = None):
+        self.params = params if params is not None else ParametricParams()
+
+    def param_rows(self, n_envs: int, dt: float) -> np.ndarray:
+        ps = self.params if isinstance(self.params, (list, tuple)) else [self.params] * n_envs
+        if len(ps) != n_envs:
+            raise ValueError(f"got {len(ps)} ParametricParams for {n_envs} envs")
+        P = np.empty((n_envs, N_PARAM), dtype=np.float64)
+        for i, p in enumerate(ps):
+            P[i] = (p.s0, p.mu, p.sigma, p.spread, p.spread_logsd, p.tick, p.volume_rate,
+                    p.volume_logsd, p.eta, p.gamma, p.sqrt_y, 1.0 if p.impact == "sqrt" else 0.0, dt)
+        return P
+
+    def args(self, n_envs: int, dt: float) -> tuple:
+        if not (dt > 0 and np.isfinite(dt)):
+            raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+        return (self.param_rows(n_envs, dt),)
+
+
+def make_dynamics(dynamics: str | MarketDynamics | None) -> MarketDynamics:
+    """Resolve the ``dynamics=`` env argument.
+
+    ``"parametric"`` -> :class:`ParametricDynamics` with calibrated defaults;
+    ``"learned"`` -> the shipped learned model (``lobworld.world_models``);
+    a :class:`MarketDynamics` instance is used as is.
+    """
+    if dynamics is None or dynamics == "parametric":
+        return ParametricDynamics()
+    if isinstance(dynamics, MarketDynamics):
+        return dynamics
+    if dynamics == "learned":
+        try:
+            from lobworld.world_models.learned import LearnedDynamics
+        except ImportError as exc:
+            raise ValueError(
+                "dynamics='learned' needs lobworld.world_models.learned, which is not available: "
+                f"{exc}"
+            ) from exc
+        return LearnedDynamics.load_default()
+    raise ValueError(f"unknown dynamics {dynamics!r}: use 'parametric', 'learned' or a MarketDynamics")

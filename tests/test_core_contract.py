@@ -1,0 +1,162 @@
+"""Contract tests of the three faces on a tiny exact env (tests/toy_core.py)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from lobworld.envs.core import ActionError, LOBSB3VecEnv
+from toy_core import ToyCore, ToyEnv, ToyVectorEnv
+
+
+def test_single_env_passes_checkers():
+    gym_check_env(ToyEnv(), skip_render_check=True)
+    sb3_check_env(ToyEnv(), warn=False)
+
+
+def _rollout_dummy(n, seed, actions):
+    venv = DummyVecEnv([lambda: ToyEnv() for _ in range(n)])
+    venv.seed(seed)
+    out = [venv.reset()]
+    rest = []
+    for a in actions:
+        o, r, d, info = venv.step(a)
+        out.append(o)
+        rest.append((r, d, info))
+    return out, rest
+
+
+def _rollout_native(n, seed, actions):
+    venv = LOBSB3VecEnv(ToyCore(n_envs=n))
+    venv.seed(seed)
+    out = [venv.reset()]
+    rest = []
+    for a in actions:
+        o, r, d, info = venv.step(a)
+        out.append(o)
+        rest.append((r, d, info))
+    return out, rest
+
+
+@pytest.mark.parametrize("n", [1, 3, 8])
+def test_sb3_vecenv_matches_dummyvecenv_exactly(n):
+    rng = np.random.default_rng(0)
+    actions = [rng.uniform(0, 1, (n, 1)).astype(np.float32) for _ in range(40)]
+    obs_d, rest_d = _rollout_dummy(n, 7, actions)
+    obs_n, rest_n = _rollout_native(n, 7, actions)
+    for a, b in zip(obs_d, obs_n):
+        np.testing.assert_array_equal(a, b)
+    n_done = 0
+    for (rd, dd, infd), (rn, dn, infn) in zip(rest_d, rest_n):
+        assert rn.dtype == np.float32 and dn.dtype == np.bool_
+        np.testing.assert_array_equal(rd, rn)
+        np.testing.assert_array_equal(dd, dn)
+        for i in range(n):
+            if dd[i]:
+                n_done += 1
+                np.testing.assert_array_equal(infd[i]["terminal_observation"], infn[i]["terminal_observation"])
+                assert infd[i]["TimeLimit.truncated"] == infn[i]["TimeLimit.truncated"]
+                assert infn[i]["episode_length"] == int(infn[i]["terminal_observation"][0])
+            else:
+                assert "terminal_observation" not in infn[i]
+    assert n_done > n  # several episodes ended, both truncated and terminated kinds
+
+
+def test_truncation_flag_and_terminal_observation():
+    venv = LOBSB3VecEnv(ToyCore(n_envs=2, horizon=3, limit=1e9))
+    venv.seed(0)
+    venv.reset()
+    for _ in range(2):
+        _, _, d, _ = venv.step(np.zeros((2, 1), np.float32))
+        assert not d.any()
+    obs, _, d, infos = venv.step(np.zeros((2, 1), np.float32))
+    assert d.all()
+    for i in range(2):
+        assert infos[i]["TimeLimit.truncated"] is True
+        assert infos[i]["terminal_observation"][0] == 3.0
+    assert (obs[:, 0] == 0).all()  # same-step reset
+
+
+def test_termination_is_not_truncation():
+    venv = LOBSB3VecEnv(ToyCore(n_envs=1, horizon=100, limit=-1e9))
+    venv.reset()
+    _, _, d, infos = venv.step(np.zeros((1, 1), np.float32))
+    assert d[0] and infos[0]["TimeLimit.truncated"] is False
+
+
+def test_attr_api():
+    venv = LOBSB3VecEnv(ToyCore(n_envs=4))
+    assert venv.get_attr("horizon") == [5] * 4
+    assert venv.get_attr("horizon", indices=[1, 2]) == [5, 5]
+    with pytest.raises(AttributeError):
+        venv.get_attr("nope")
+    venv.set_attr("horizon", 2)
+    assert venv.get_attr("horizon") == [2] * 4
+    assert venv.env_is_wrapped(gym.Wrapper) == [False] * 4
+    assert venv.env_method("episode_info", 0, indices=[0]) == [{"episode_length": 0}]
+    assert venv.get_attr("render_mode") == [None] * 4
+
+
+def test_seed_applies_to_next_reset_only():
+    venv = LOBSB3VecEnv(ToyCore(n_envs=2))
+    assert venv.seed(3) == [3, 4]
+    o1 = [venv.reset()] + [venv.step(np.full((2, 1), 0.5, np.float32))[0] for _ in range(3)]
+    o2 = [venv.reset()] + [venv.step(np.full((2, 1), 0.5, np.float32))[0] for _ in range(3)]
+    venv.seed(3)
+    o3 = [venv.reset()] + [venv.step(np.full((2, 1), 0.5, np.float32))[0] for _ in range(3)]
+    np.testing.assert_array_equal(np.array(o1), np.array(o3))
+    assert not np.array_equal(np.array(o1), np.array(o2))
+
+
+def test_batch_env_i_replays_single_env_seeded_s_plus_i():
+    n, s = 4, 11
+    vec = ToyVectorEnv(num_envs=n, horizon=1000, limit=1e9)
+    vec.reset(seed=s)
+    single = [ToyEnv(horizon=1000, limit=1e9) for _ in range(n)]
+    for i, e in enumerate(single):
+        e.reset(seed=s + i)
+    for _ in range(10):
+        a = np.full((n, 1), 0.25, np.float32)
+        obs_v = vec.step(a)[0]
+        obs_s = np.stack([e.step(a[i])[0] for i, e in enumerate(single)])
+        np.testing.assert_array_equal(obs_v, obs_s)
+
+
+def test_vector_env_same_step_autoreset_infos():
+    vec = ToyVectorEnv(num_envs=3, horizon=2, limit=1e9)
+    vec.reset(seed=0)
+    vec.step(np.zeros((3, 1), np.float32))
+    obs, rew, term, trunc, infos = vec.step(np.zeros((3, 1), np.float32))
+    assert trunc.all() and not term.any()
+    assert infos["_final_obs"].all()
+    assert all(fo[0] == 2.0 for fo in infos["final_obs"])
+    assert (obs[:, 0] == 0).all()
+    assert infos["final_info"][1]["episode_length"] == 2
+
+
+@pytest.mark.parametrize(
+    "bad, msg",
+    [
+        (np.full((2, 1), np.nan), "not finite"),
+        (np.full((2, 1), 1.5), "outside the action space"),
+        (np.zeros((3, 1)), "shape"),
+        (np.zeros((2,)), "shape"),
+    ],
+)
+def test_bad_actions_raise_clear_errors_and_leave_state(bad, msg):
+    core = ToyCore(n_envs=2)
+    core.reset()
+    before = core.total.copy()
+    with pytest.raises(ActionError, match=msg):
+        core.step(bad, autoreset=True)
+    np.testing.assert_array_equal(core.total, before)
+
+
+def test_single_env_refuses_step_after_episode_end():
+    env = ToyEnv(horizon=1, limit=1e9)
+    env.reset(seed=0)
+    env.step(np.zeros(1, np.float32))
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(1, np.float32))
