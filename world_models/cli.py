@@ -1,0 +1,32 @@
+"""Command-line entry points of ``lobworld.world_models``.
+
+``lobworld data ...`` and ``lobworld demo`` come from
+``lobworld.world_models.data.cli``; ``lobworld world-model ...`` gathers the
+sub-commands of ``lobworld.world_models.cli_train`` (GRU dynamics training) and
+``lobworld.world_models.cli_fit`` (arrival and impact fitting).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+
+def _optional(name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
+
+
+def add_commands(sub) -> None:
+    data_cli = _optional("lobworld.world_models.data.cli")
+    if data_cli is not None:
+        data_cli.add_commands(sub)
+    modules = [m for m in (_optional("lobworld.world_models.cli_train"), _optional("lobworld.world_models.cli_fit")) if m]
+    if modules:
+        wm = sub.add_parser("world-model", help="train and fit world models")
+        wm_sub = wm.add_subparsers(dest="wm_command", metavar="WM_COMMAND", required=True)
+        for m in modules:
+            m.add_commands(wm_sub)
