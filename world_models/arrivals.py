@@ -609,3 +609,23 @@ def simulate_hawkes(params: HawkesParams, T: float, rng: np.random.Generator,
             if len(times) >= max_events:
                 raise RuntimeError(f"simulate_hawkes: more than {max_events} events (explosive parameters?)")
     return np.asarray(times, dtype=np.float64), np.asarray(marks, dtype=np.int8)
+
+
+def load_fitted_arrivals(ticker: str = "GOOG") -> tuple[HawkesParams, PoissonParams]:
+    """Hawkes and Poisson parameters fitted on the shipped LOBSTER day of ``ticker`` (GOOG or AMZN).
+
+    Read from ``lobworld/world_models/assets/fitted/<ticker>.json`` (written by
+    ``lobworld world-model fit-arrivals --save``).
+    """
+    import json
+
+    path = pathlib.Path(__file__).parent / "assets" / "fitted" / f"{ticker.lower()}.json"
+    if not path.is_file():
+        avail = sorted(p.stem.upper() for p in path.parent.glob("*.json"))
+        raise ValueError(f"no fitted arrival model for {ticker!r}; available: {avail}")
+    d = json.loads(path.read_text())
+    if "hawkes" not in d or "poisson" not in d:
+        raise ValueError(f"{path}: no 'hawkes'/'poisson' blocks")
+    h = d["hawkes"]
+    hp = HawkesParams(mu=tuple(h["mu"]), alpha=tuple(tuple(r) for r in h["alpha"]), beta=float(h["beta"]))
+    return hp, PoissonParams(rate=tuple(d["poisson"]["rate"]))
