@@ -18,14 +18,17 @@ from lobworld.world_models.data.lobster import (
     LobsterName, load_lobster, parse_lobster_name, sample_lobster_paths,
 )
 from lobworld.world_models.data.schema import EVENT_CATEGORIES, book_columns, infer_levels
+from lobworld.world_models.data.bars import make_bars
+from lobworld.world_models.data.databento import load_databento
+from lobworld.world_models.data.features import (
+    add_features, amihud_illiquidity, depth_imbalance, kyle_lambda, micro_price, ofi_events,
+    realized_volatility, trade_arrival_rate,
+)
+from lobworld.world_models.data.io import load_parquet, save_parquet
 
 __all__ = [
-    "DataValidationError", "EVENT_CATEGORIES", "LobsterName", "book_columns", "infer_levels",
-    "load_lobster", "parse_lobster_name", "sample_lobster_paths",
+    "DataValidationError", "EVENT_CATEGORIES", "LobsterName", "add_features", "amihud_illiquidity",
+    "book_columns", "depth_imbalance", "infer_levels", "kyle_lambda", "load_databento", "load_lobster",
+    "load_parquet", "make_bars", "micro_price", "ofi_events", "parse_lobster_name", "realized_volatility",
+    "sample_lobster_paths", "save_parquet", "trade_arrival_rate",
 ]
-
-try:  # optional modules, filled in as they land
-    from lobworld.world_models.data.bars import make_bars  # noqa: F401
-    __all__.append("make_bars")
-except ImportError:  # pragma: no cover
-    pass

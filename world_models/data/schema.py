@@ -45,8 +45,8 @@ LOBSTER_EVENT_CODES = {1: "submit", 2: "cancel", 3: "delete", 4: "exec_visible",
                        5: "exec_hidden", 6: "cross", 7: "halt"}
 
 #: Events counted as executed volume in bars (visible + hidden executions,
-#: Databento trades/fills).
-EXEC_EVENTS = ("exec_visible", "exec_hidden", "trade", "fill")
+#: Databento trades; Databento "fill" records repeat a trade from the resting side).
+EXEC_EVENTS = ("exec_visible", "exec_hidden", "trade")
 
 EVENT_DTYPE = pd.CategoricalDtype(list(EVENT_CATEGORIES), ordered=False)
 

@@ -1,0 +1,273 @@
+"""Databento MBP-1 / MBP-10 / MBO (DBN or CSV) -> the canonical event table.
+
+Sources: ``.dbn`` / ``.dbn.zst`` files decoded with ``databento_dbn.DBNDecoder``,
+and Databento's CSV layout (``DBNStore.to_csv``: columns ``ts_recv, ts_event,
+rtype, publisher_id, instrument_id, action, side, depth, price, size, flags,
+ts_in_delta, sequence, bid_px_00, ask_px_00, bid_sz_00, ask_sz_00, bid_ct_00,
+ask_ct_00, ..., symbol``; MBO has ``channel_id, order_id`` instead of the
+book; prices either decimal (``pretty_px=True``) or fixed-point 1e-9 integers,
+timestamps ISO 8601 or integer ns). Both give the same table.
+
+Mapping:
+
+* ``ts`` = ``ts_recv`` (UTC, the Databento index time; files are sorted by it),
+  and ``ts_event`` is kept as an extra column.
+* ``action`` -> ``event``: A submit, C cancel, M modify, T trade, F fill,
+  R clear, N (a book update with no action) modify.
+* ``side`` (B bid / A ask / N none) -> ``direction`` (+1 / -1 / 0) for order
+  events. For ``T`` records ``side`` is the aggressor's side: ``aggressor`` =
+  +1 (B) / -1 (A), ``direction`` = the resting side (-aggressor). ``F`` (fill)
+  records are the resting order's side of a trade already reported as ``T``
+  (MBO): ``direction`` = side, ``aggressor`` = 0 so volume is not counted twice.
+* Book levels ``_00.._09`` -> ``_1.._10``; an undefined price (i64 max) -> NaN.
+  Order counts kept as ``bid_ct_k`` / ``ask_ct_k``.
+* MBO files carry no book columns (``attrs["levels"] = 0``): they are order
+  events only; build bars from MBP files.
+* ``attrs["tick_size"]``: 0.01 for US equity datasets (XNAS, XNYS, ARCX, ...),
+  else the largest of 1, 0.5, 0.25, 0.1, 0.05, 0.01, 0.005, 0.001, 0.0001 that
+  divides every price; pass ``tick_size=`` to override.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import pandas as pd
+
+from lobworld.world_models.data.errors import DataValidationError
+from lobworld.world_models.data.schema import EVENT_CATEGORIES, EVENT_DTYPE, book_columns
+from lobworld.world_models.data.validate import apply_rules, book_rule_masks, time_rule_mask, warn_dropped
+
+UNDEF_PRICE = 9223372036854775807
+PRICE_SCALE = 1e9
+ACTION_EVENTS = {"A": "submit", "C": "cancel", "M": "modify", "T": "trade", "F": "fill",
+                 "R": "clear", "N": "modify"}
+EQUITY_DATASET_PREFIXES = ("XNAS", "XNYS", "ARCX", "XBOS", "XPSX", "BATS", "BATY", "EDGA", "EDGX",
+                           "IEXG", "EPRL", "XCHI", "XCIS", "MEMX", "DBEQ", "EQUS", "XASE", "AMXO")
+_TICKS = (1.0, 0.5, 0.25, 0.1, 0.05, 0.01, 0.005, 0.001, 0.0001)
+_SCHEMA_LEVELS = {"mbp-1": 1, "mbp-10": 10, "mbo": 0}
+
+
+def _infer_tick(prices: np.ndarray, dataset: str) -> float:
+    if dataset.split(".")[0] in EQUITY_DATASET_PREFIXES:
+        return 0.01
+    p = prices[np.isfinite(prices)]
+    for t in _TICKS:
+        if np.all(np.abs(p / t - np.rint(p / t)) < 1e-6):
+            return t
+    return 1e-9
+
+
+def _read_dbn(path: pathlib.Path) -> tuple[dict, dict]:
+    import databento_dbn as dbn
+
+    raw = path.read_bytes()
+    comp = dbn.Compression.ZSTD if path.name.endswith(".zst") else dbn.Compression.NONE
+    dec = dbn.DBNDecoder(compression=comp)
+    try:
+        dec.write(raw)
+        recs = dec.decode()
+    except Exception as exc:  # databento_dbn.DBNError and friends
+        raise DataValidationError(path, "corrupt_dbn", f"cannot decode DBN ({exc})") from None
+    if not recs or not isinstance(recs[0], dbn.Metadata):
+        raise DataValidationError(path, "corrupt_dbn", "no DBN metadata header")
+    meta, recs = recs[0], recs[1:]
+    schema = str(meta.schema) if meta.schema is not None else ""
+    schema = {"Mbp1": "mbp-1", "Mbp10": "mbp-10", "Mbo": "mbo"}.get(schema, schema).lower()
+    if schema not in _SCHEMA_LEVELS:
+        raise DataValidationError(path, "unsupported_schema",
+                                  f"schema {schema!r} is not supported (use mbp-1, mbp-10 or mbo)")
+    L = _SCHEMA_LEVELS[schema]
+    n = len(recs)
+    a = {
+        "ts_recv": np.fromiter((r.ts_recv for r in recs), np.int64, n),
+        "ts_event": np.fromiter((r.ts_event for r in recs), np.int64, n),
+        "instrument_id": np.fromiter((r.instrument_id for r in recs), np.int64, n),
+        "action": np.array([str(r.action) for r in recs], dtype=object),
+        "side": np.array([str(r.side) for r in recs], dtype=object),
+        "price": _px(np.fromiter((r.price for r in recs), np.int64, n)),
+        "size": np.fromiter((r.size for r in recs), np.float64, n),
+        "order_id": np.fromiter((getattr(r, "order_id", 0) for r in recs), np.int64, n),
+        "flags": np.fromiter((int(r.flags) for r in recs), np.int64, n),
+        "sequence": np.fromiter((r.sequence for r in recs), np.int64, n),
+    }
+    if L:
+        for fld in ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct"):
+            vals = np.array([[getattr(lv, fld) for lv in r.levels] for r in recs], dtype=np.int64).reshape(n, L)
+            a[fld] = _px(vals) if fld.endswith("_px") else vals.astype(np.float64)
+    symbols = list(meta.symbols) if meta.symbols else []
+    by_id = {}
+    for raw_sym, intervals in (meta.mappings or {}).items():
+        for iv in intervals:
+            try:
+                by_id[int(iv["symbol"])] = raw_sym
+            except (ValueError, KeyError, TypeError):
+                pass
+    info = {"dataset": str(meta.dataset), "schema": schema, "levels": L, "symbols": symbols, "by_id": by_id}
+    return a, info
+
+
+def _px(v: np.ndarray) -> np.ndarray:
+    out = v.astype(np.float64) / PRICE_SCALE
+    out[v == UNDEF_PRICE] = np.nan
+    return out
+
+
+def _read_csv(path: pathlib.Path) -> tuple[dict, dict]:
+    try:
+        df = pd.read_csv(path, dtype={"action": str, "side": str, "symbol": str}, keep_default_na=False,
+                         na_values=[""])
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError) as exc:
+        raise DataValidationError(path, "malformed_row", f"cannot parse Databento CSV ({exc})") from None
+    need = {"ts_recv", "ts_event", "action", "side", "price", "size"}
+    missing = need - set(df.columns)
+    if missing:
+        raise DataValidationError(path, "column_count", f"not a Databento CSV: missing columns {sorted(missing)}",
+                                  row=1)
+    L = 0
+    while f"bid_px_{L:02d}" in df.columns:
+        L += 1
+    schema = "mbo" if "order_id" in df.columns and L == 0 else f"mbp-{L}"
+    if schema not in _SCHEMA_LEVELS:
+        raise DataValidationError(path, "unsupported_schema", f"{L} book levels: only mbp-1/mbp-10/mbo supported")
+
+    def ts(col):
+        s = df[col]
+        if pd.api.types.is_integer_dtype(s):
+            return s.to_numpy(np.int64)
+        try:
+            return pd.to_datetime(s, utc=True, format="ISO8601").dt.tz_localize(None).to_numpy(
+                "datetime64[ns]").astype(np.int64)
+        except (ValueError, TypeError) as exc:
+            raise DataValidationError(path, "malformed_row", f"column {col}: bad timestamp ({exc})") from None
+
+    fixed = pd.api.types.is_integer_dtype(df["price"]) and df["price"].abs().max() >= PRICE_SCALE
+
+    def px(col):
+        s = df[col]
+        if fixed:
+            v = s.fillna(UNDEF_PRICE).to_numpy(np.int64)
+            return _px(v)
+        return pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
+
+    a = {
+        "ts_recv": ts("ts_recv"), "ts_event": ts("ts_event"),
+        "instrument_id": df["instrument_id"].to_numpy(np.int64) if "instrument_id" in df else np.zeros(len(df), np.int64),
+        "action": df["action"].fillna("").to_numpy(object), "side": df["side"].fillna("").to_numpy(object),
+        "price": px("price"), "size": pd.to_numeric(df["size"], errors="coerce").to_numpy(np.float64),
+        "order_id": df["order_id"].to_numpy(np.int64) if "order_id" in df else np.zeros(len(df), np.int64),
+        "flags": df["flags"].to_numpy(np.int64) if "flags" in df else np.zeros(len(df), np.int64),
+        "sequence": df["sequence"].to_numpy(np.int64) if "sequence" in df else np.zeros(len(df), np.int64),
+    }
+    for fld in ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct"):
+        if L:
+            cols = [f"{fld}_{k:02d}" for k in range(L)]
+            a[fld] = np.column_stack([px(c) if fld.endswith("_px") else
+                                      pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64) for c in cols])
+    symbols = sorted(set(df["symbol"].dropna())) if "symbol" in df else []
+    by_id = {}
+    if "symbol" in df:
+        for iid, sym in zip(a["instrument_id"], df["symbol"].fillna("")):
+            by_id.setdefault(int(iid), sym)
+    stem = path.name.split("_")[0].upper().replace("-", ".")
+    info = {"dataset": stem, "schema": schema, "levels": L, "symbols": symbols, "by_id": by_id}
+    return a, info
+
+
+def load_databento(path, *, strict: bool = True, instrument_id: int | None = None,
+                   tick_size: float | None = None) -> pd.DataFrame:
+    """Load a Databento MBP-1 / MBP-10 / MBO file (``.dbn``, ``.dbn.zst`` or ``.csv``).
+
+    ``instrument_id`` selects one instrument when the file holds several (else
+    an error). ``strict`` as in :func:`load_lobster`. ``ts`` is UTC.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Databento file not found: {path}")
+    name = path.name.lower()
+    if name.endswith((".dbn", ".dbn.zst")):
+        a, info = _read_dbn(path)
+    elif name.endswith(".csv"):
+        a, info = _read_csv(path)
+    else:
+        raise DataValidationError(path, "malformed_file_name", "expected a .dbn, .dbn.zst or .csv file")
+    ids = np.unique(a["instrument_id"])
+    if instrument_id is None and len(ids) > 1:
+        raise ValueError(f"{path}: holds {len(ids)} instruments {ids.tolist()}; pass instrument_id=")
+    if instrument_id is not None:
+        sel = a["instrument_id"] == instrument_id
+        if not sel.any():
+            raise ValueError(f"{path}: no records for instrument_id={instrument_id} (has {ids.tolist()})")
+        a = {k: v[sel] for k, v in a.items()}
+    L = info["levels"]
+    n = len(a["ts_recv"])
+    act = a["action"].astype(str)
+    side = a["side"].astype(str)
+
+    masks = {
+        "unknown_event_code": ~np.isin(act, list(ACTION_EVENTS)),
+        "nan_value": np.isnan(a["size"]) | ((act != "R") & np.isnan(a["price"]) & np.isin(act, ["A", "T", "F"])),
+        "negative_size": a["size"] < 0,
+        "bad_direction": ~np.isin(side, ["A", "B", "N"]),
+        "non_monotonic_time": time_rule_mask(a["ts_recv"]),
+    }
+    if L:
+        for rule, m in book_rule_masks(a["bid_px"], a["bid_sz"], a["ask_px"], a["ask_sz"]).items():
+            masks[rule] = masks.get(rule, np.zeros(n, bool)) | m
+
+    def describe(rule, i):
+        if rule == "unknown_event_code":
+            return f"action {act[i]!r} is not a Databento action (A C M T F R N)"
+        if rule == "crossed_book":
+            return f"crossed book: bid {a['bid_px'][i, 0]} > ask {a['ask_px'][i, 0]}"
+        if rule == "locked_book":
+            return f"locked book: bid == ask == {a['bid_px'][i, 0]}"
+        if rule == "non_monotonic_time":
+            return "ts_recv earlier than the previous record"
+        return f"record {i} breaks the rule"
+
+    # CSV: line i+2 (header on line 1); DBN: record index + 1
+    offset = 2 if name.endswith(".csv") else 1
+    keep, dropped = apply_rules(masks, n, strict=strict, path=path, line_of=lambda i: i + offset,
+                                describe=describe)
+    if not keep.all():
+        a = {k: v[keep] for k, v in a.items()}
+        act, side = act[keep], side[keep]
+
+    ev_names = np.array([ACTION_EVENTS.get(x, "modify") for x in act], dtype=object)
+    codes = np.array([EVENT_CATEGORIES.index(e) for e in ev_names], dtype=np.int8)
+    side_sign = np.select([side == "B", side == "A"], [1, -1], 0).astype(np.int8)
+    is_trade = act == "T"
+    aggressor = np.where(is_trade, side_sign, 0).astype(np.int8)
+    direction = np.where(is_trade, -side_sign, side_sign).astype(np.int8)
+    if tick_size is None:
+        allpx = a["price"] if not L else np.concatenate([a["price"], a["bid_px"].ravel(), a["ask_px"].ravel()])
+        tick_size = _infer_tick(allpx, info["dataset"])
+    price = a["price"]
+    price_ticks = np.where(np.isfinite(price), np.rint(np.nan_to_num(price) / tick_size), 0).astype(np.int64)
+    ts = pd.DatetimeIndex(a["ts_recv"].astype("datetime64[ns]")).tz_localize("UTC")
+    cols = {
+        "ts": ts, "event": pd.Categorical.from_codes(codes, dtype=EVENT_DTYPE),
+        "order_id": a["order_id"].astype(np.int64), "size": a["size"].astype(np.float64),
+        "price": price, "price_ticks": price_ticks, "direction": direction, "aggressor": aggressor,
+        "trading_state": np.ones(len(price), np.int8),
+    }
+    df = pd.DataFrame(cols)
+    if L:
+        book = np.concatenate([a["bid_px"], a["bid_sz"], a["ask_px"], a["ask_sz"], a["bid_ct"], a["ask_ct"]],
+                              axis=1)
+        df = pd.concat([df, pd.DataFrame(book, columns=book_columns(L, counts=True))], axis=1)
+    df["ts_event"] = pd.DatetimeIndex(a["ts_event"].astype("datetime64[ns]")).tz_localize("UTC")
+    df["instrument_id"] = a["instrument_id"]
+    df["flags"] = a["flags"].astype(np.uint8 if a["flags"].max(initial=0) < 256 else np.int64)
+    df["sequence"] = a["sequence"]
+    iid = int(a["instrument_id"][0]) if n else -1
+    ticker = info["by_id"].get(iid) or (info["symbols"][0] if len(info["symbols"]) == 1 else str(iid))
+    df.attrs.update({
+        "ticker": ticker, "date": ts[0].date().isoformat() if len(ts) else "", "levels": L,
+        "tick_size": float(tick_size), "source": "databento", "path": str(path),
+        "dataset": info["dataset"], "schema": info["schema"], "dropped": dict(dropped),
+    })
+    warn_dropped(path, dropped)
+    return df
