@@ -184,6 +184,9 @@ def market_orders_from_events(events, *, t0: float | None = None, T: float | Non
             asz = events["ask_sz_1"].to_numpy(dtype=np.float64)
             d = np.where(marks == BUY, asz[np.maximum(prev_row, 0)], bsz[np.maximum(prev_row, 0)])
             depth[ok] = d[ok]
+    win = getattr(events, "attrs", {}).get("window_ms")
+    if t0 is None and T is None and win is not None and len(win) == 2:
+        t0, T = float(win[0]) / 1000.0, float(win[1] - win[0]) / 1000.0
     if t0 is None:
         t0 = 34200.0 if t[0] >= 34200.0 else float(np.floor(secs[0]))
     if T is None:
