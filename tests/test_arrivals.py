@@ -181,3 +181,27 @@ def test_real_day_hawkes_beats_poisson(shared_data, ticker):
     assert rep.loglik > rep.loglik_poisson + 1000  # strong clustering: a huge likelihood gain
     assert rep.aic < rep.aic_poisson
     assert all(np.isfinite(v) for v in rep.stderr.values())
+
+
+def test_time_rescaling_residuals_are_exp1_under_the_true_model():
+    from lobworld.world_models.arrivals import hawkes_residuals
+
+    T = 3000.0
+    t, m = simulate_hawkes(TRUE, T, np.random.default_rng(21))
+    rb, rs = hawkes_residuals(TRUE, t, m)
+    assert rb.size == (m == 0).sum() and rs.size == (m == 1).sum()
+    for r in (rb, rs):
+        assert r.mean() == pytest.approx(1.0, abs=5 / math.sqrt(r.size))
+        assert r.var() == pytest.approx(1.0, abs=10 / math.sqrt(r.size))
+    _, rep = fit_hawkes(t, m, T)
+    crit = 1.63 / math.sqrt(min(rb.size, rs.size))  # 1% KS critical value
+    assert max(rep.ks_hawkes) < crit < min(rep.ks_poisson)  # Poisson is rejected, Hawkes is not
+
+
+def test_residual_hand_case():
+    from lobworld.world_models.arrivals import hawkes_residuals
+
+    p = HawkesParams(mu=(0.5, 0.25), alpha=((0.2, 0.0), (0.4, 0.0)), beta=2.0)
+    rb, rs = hawkes_residuals(p, np.array([1.0, 3.0]), np.array([0, 0]))
+    np.testing.assert_allclose(rb, [0.5, 0.5 * 2 + 0.2 * (1 - math.exp(-4.0))])
+    assert rs.size == 0

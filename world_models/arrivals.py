@@ -422,6 +422,56 @@ def hawkes_intensity(params: HawkesParams, times, marks, at) -> np.ndarray:
     return out
 
 
+@njit(cache=True)
+def _hawkes_compensator(t, m, mu, alpha, beta, out):
+    """``out[i, k]`` = Lambda_k(t_i) = int_0^{t_i} lambda_k(s) ds (events strictly before ``t_i``)."""
+    E0 = 0.0
+    E1 = 0.0
+    N0 = 0.0
+    N1 = 0.0
+    for i in range(t.shape[0]):
+        if i > 0:
+            e = math.exp(-beta * (t[i] - t[i - 1]))
+            if m[i - 1] == 0:
+                E0 = e * (E0 + 1.0)
+                E1 = e * E1
+                N0 += 1.0
+            else:
+                E0 = e * E0
+                E1 = e * (E1 + 1.0)
+                N1 += 1.0
+        for k in range(2):
+            out[i, k] = mu[k] * t[i] + alpha[k, 0] * (N0 - E0) + alpha[k, 1] * (N1 - E1)
+
+
+def hawkes_residuals(params: HawkesParams, times, marks) -> tuple[np.ndarray, np.ndarray]:
+    """Time-rescaling residuals: compensator increments between consecutive events of each mark.
+
+    If the data come from ``params`` these are i.i.d. Exp(1) (time-rescaling
+    theorem); returns ``(buy_residuals, sell_residuals)``. The first
+    increment of each mark is measured from 0.
+    """
+    t, m = _check_points(times, marks)
+    mu, alpha, beta = _unpack(params)
+    lam = np.empty((t.size, 2))
+    _hawkes_compensator(t, m, mu, alpha, beta, lam)
+    out = []
+    for k in range(2):
+        c = lam[m == k, k]
+        out.append(np.diff(np.r_[0.0, c]))
+    return out[0], out[1]
+
+
+def _ks_exp1(r: np.ndarray) -> float:
+    """Kolmogorov-Smirnov distance between the sample ``r`` and Exp(1)."""
+    if r.size == 0:
+        return math.nan
+    x = np.sort(r)
+    cdf = 1.0 - np.exp(-x)
+    n = x.size
+    return float(max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n)))
+
+
 # ---------------------------------------------------------------------------
 # Hawkes: MLE
 # ---------------------------------------------------------------------------
@@ -458,6 +508,11 @@ class FitReport:
     """Optimiser success flag."""
     message: str
     """Optimiser message."""
+    ks_hawkes: tuple[float, float] = (math.nan, math.nan)
+    """Kolmogorov-Smirnov distance of the time-rescaling residuals (buy, sell) to Exp(1) under the
+    fitted Hawkes model; ~1.36/sqrt(n) is the 5% critical value, larger means misfit."""
+    ks_poisson: tuple[float, float] = (math.nan, math.nan)
+    """The same distance under the Poisson fit (exponential inter-arrival times)."""
 
     def to_dict(self) -> dict:
         return {
@@ -466,6 +521,7 @@ class FitReport:
             "stderr": {k: (None if not np.isfinite(v) else float(v)) for k, v in self.stderr.items()},
             "branching_ratio": self.branching_ratio, "stationary": self.stationary,
             "converged": self.converged, "message": self.message,
+            "ks_hawkes": list(self.ks_hawkes), "ks_poisson": list(self.ks_poisson),
         }
 
 
@@ -529,10 +585,14 @@ def fit_hawkes(times, marks, T: float, *, beta_starts=(0.1, 1.0, 10.0, 100.0),
     converged = bool(best.success) or bool(np.all(np.abs(gnat * np.maximum(xnat, 1e-6))[free] < 1e-2))
     stderr = _hawkes_stderr(t, m, T, mu, alpha, beta)
     br = params.branching_ratio
+    rb, rs = hawkes_residuals(params, t, m)
+    ks_h = (_ks_exp1(rb), _ks_exp1(rs))
+    ks_p = tuple(_ks_exp1(np.diff(np.r_[0.0, t[m == k]]) * pois.rate[k]) for k in range(2))
     report = FitReport(
         n_events=(int(counts[0]), int(counts[1])), T=T, loglik=ll, loglik_poisson=ll_pois,
         aic=2 * 7 - 2 * ll, aic_poisson=2 * 2 - 2 * ll_pois, stderr=stderr, branching_ratio=br,
         stationary=bool(br < 1.0), converged=converged, message=str(best.message),
+        ks_hawkes=ks_h, ks_poisson=ks_p,
     )
     if br >= 1.0:
         msg = f"fitted Hawkes process is non-stationary: branching ratio {br:.4f} >= 1"

@@ -94,6 +94,9 @@ def _cmd_fit_arrivals(args) -> int:
     print(f"branching ratio {r['branching_ratio']:.3f} ({'stationary' if r['stationary'] else 'NON-STATIONARY'})")
     print(f"log-likelihood: Hawkes {r['loglik']:.1f}, Poisson {r['loglik_poisson']:.1f}; "
           f"AIC Hawkes {r['aic']:.1f} vs Poisson {r['aic_poisson']:.1f}")
+    n = r["n_events"]
+    print(f"time-rescaling KS distance to Exp(1) (buy, sell): Hawkes {r['ks_hawkes'][0]:.3f}, {r['ks_hawkes'][1]:.3f}; "
+          f"Poisson {r['ks_poisson'][0]:.3f}, {r['ks_poisson'][1]:.3f} (5% critical ~{1.36 / n[0] ** 0.5:.3f})")
     return 0
 
 
