@@ -205,3 +205,25 @@ def test_residual_hand_case():
     rb, rs = hawkes_residuals(p, np.array([1.0, 3.0]), np.array([0, 0]))
     np.testing.assert_allclose(rb, [0.5, 0.5 * 2 + 0.2 * (1 - math.exp(-4.0))])
     assert rs.size == 0
+
+
+def test_nonstationary_fit_is_flagged():
+    # generated data: an inhomogeneous Poisson process with exploding rate 0.5 exp(t / 15) on [0, 100];
+    # a stationary Hawkes process cannot produce that, the MLE goes past branching ratio 1
+    rng = np.random.default_rng(0)
+    T, lam_max = 100.0, 0.5 * math.exp(100.0 / 15)
+    t = np.sort(rng.uniform(0, T, rng.poisson(lam_max * T)))
+    t = t[rng.uniform(0, lam_max, t.size) < 0.5 * np.exp(t / 15)]
+    m = rng.integers(0, 2, t.size)
+    with pytest.warns(RuntimeWarning, match="non-stationary"):
+        _, rep = fit_hawkes(t, m, T)
+    assert not rep.stationary and rep.branching_ratio > 1
+    with pytest.raises(ValueError, match="non-stationary"):
+        fit_hawkes(t, m, T, require_stationary=True)
+
+
+def test_simulation_is_deterministic_given_the_generator():
+    a = simulate_hawkes(TRUE, 200.0, np.random.default_rng(4))
+    b = simulate_hawkes(TRUE, 200.0, np.random.default_rng(4))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])

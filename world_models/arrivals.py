@@ -9,13 +9,32 @@ so ``alpha[m, n]`` is the expected number of mark-``m`` events directly
 triggered by one mark-``n`` event (a branching matrix), and the process is
 stationary iff the spectral radius of ``alpha`` (the branching ratio) is < 1.
 Units: seconds; ``mu`` in events per second, ``beta`` in 1/second.
+
+Contents
+--------
+* :class:`HawkesParams`, :class:`PoissonParams`: frozen parameter dataclasses
+  (shared with the market-making environments).
+* :func:`market_orders_from_events` / :func:`load_market_orders`: market
+  orders (aggregated executions, see :class:`MarketOrders`) from a canonical
+  event table / a LOBSTER file.
+* :func:`fit_poisson`, :func:`poisson_loglik`, :func:`simulate_poisson`.
+* :func:`fit_hawkes` (exact MLE, returns a :class:`FitReport`),
+  :func:`hawkes_loglik`, :func:`hawkes_intensity`, :func:`hawkes_residuals`
+  (time-rescaling), :func:`simulate_hawkes` (Ogata thinning).
+* :func:`load_fitted_arrivals`: parameters fitted on the shipped LOBSTER days.
+
+All times are seconds since the start of the observation window ``[0, T]``.
 """
 
 from __future__ import annotations
 
+import math
+import pathlib
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 
 @dataclass(frozen=True)
@@ -69,12 +88,6 @@ class PoissonParams:
 # ---------------------------------------------------------------------------
 # Market orders from an event table
 # ---------------------------------------------------------------------------
-
-import math  # noqa: E402
-import pathlib  # noqa: E402
-import warnings  # noqa: E402
-
-from numba import njit  # noqa: E402
 
 BUY, SELL = 0, 1  #: marks: 0 buyer-initiated market order, 1 seller-initiated
 
