@@ -1,0 +1,44 @@
+"""`lobworld data summary` and `lobworld demo` through lobworld.cli.main."""
+
+import json
+
+import pytest
+
+from _data_helpers import set_field, slice_lines, write_pair
+from lobworld.cli import main
+from lobworld.world_models.data import sample_lobster_paths
+
+
+def test_summary_json(capsys):
+    assert main(["data", "summary", str(sample_lobster_paths()[0]), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert (s["ticker"], s["date"], s["levels"], s["events"], s["trades"], s["volume"]) == \
+        ("GOOG", "2012-06-21", 10, 29753, 1409, 88356.0)
+    assert s["event_counts"] == {"submit": 14592, "delete": 13752, "exec_visible": 907, "exec_hidden": 502}
+    assert s["bars"] == 60 and s["dropped"] == {}
+
+
+def test_summary_table_databento(capsys, shared_data):
+    assert main(["data", "summary", str(shared_data / "databento/csv/glbx-mdp3_test_data.mbp-10.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "ESH1" in out and "mean_spread" in out
+
+
+def test_summary_errors_exit_2(tmp_path, capsys):
+    m, o = slice_lines(50)
+    o[9] = set_field(o[9], 2, str(int(o[9].split(",")[0]) + 100))
+    p = write_pair(tmp_path, m, o)
+    assert main(["data", "summary", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "crossed_book" in err and "line 10" in err and "Traceback" not in err
+    assert main(["data", "summary", str(p), "--lenient", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["dropped"] == {"crossed_book": 1}
+    assert main(["data", "summary", str(tmp_path / "nope.txt")]) == 2
+
+
+def test_demo_writes_png(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+    assert "GOOG" in text and "29753" in text.replace(",", "") and str(out) in text.replace("\n", "")
