@@ -1,0 +1,463 @@
+"""Market-making environment: quotes, queue position, latency and adverse selection.
+
+Ids: ``LOB-MarketMaking-v0`` (continuous quotes) and
+``LOB-MarketMaking-Discrete-v0`` (``discrete=True``). The kernels live in
+:mod:`lobworld.envs.market_making_kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from lobworld.envs import market_making_kernels as K
+from lobworld.envs.core import BatchedCore, LOBEnv, LOBVectorEnv
+from lobworld.envs.dynamics import MarketDynamics, ParametricDynamics, ParametricParams, make_dynamics
+from lobworld.scenarios.latency import LatencyScenario, resolve_latency
+from lobworld.world_models.arrivals import HawkesParams, PoissonParams
+
+__all__ = [
+    "MarketMakingConfig",
+    "MarketMakingCore",
+    "MarketMakingEnv",
+    "MarketMakingVectorEnv",
+    "avellaneda_stoikov_config",
+    "OBS_NAMES",
+]
+
+OBS_NAMES = ("inventory", "time", "spread", "imbalance", "volatility", "queue_bid", "queue_ask",
+             "dist_bid", "dist_ask", "latency")
+
+
+@dataclass(frozen=True)
+class MarketMakingConfig:
+    """Configuration of the market-making env (units in each field's docstring).
+
+    Defaults are illustrative values of the order of magnitude of the shipped
+    GOOG 2012-06-21 sample day (mid, spread and volatility come from the
+    calibrated :class:`~lobworld.envs.dynamics.ParametricParams`); the arrival,
+    fill and queue numbers are round values, not a calibration.
+    """
+
+    horizon: int = 3600
+    """Episode length (steps); reaching it truncates the episode."""
+    dt: float = 1.0
+    """Step length (seconds)."""
+    tick: float = 0.01
+    """Tick size (USD). Quote prices are whole ticks."""
+    inventory_limit: float = 1000.0
+    """Inventory limit (shares): ``|inventory| > inventory_limit`` after a step terminates the episode."""
+    max_offset: float = 50.0
+    """Action bound on the quote offsets (ticks from the mid): offsets lie in ``[-max_offset, max_offset]``."""
+    max_size: float = 500.0
+    """Action bound on the quote sizes (shares): sizes lie in ``[0, max_size]``, rounded to whole shares; 0 = no quote."""
+    discrete_offsets: tuple[float, ...] = (5.0, 15.0, 30.0)
+    """Discrete variant: offsets (ticks from the mid) whose pairs form the grid of quoting actions."""
+    discrete_size: float = 100.0
+    """Discrete variant: quote size of every grid action (shares per side)."""
+    arrival: str = "poisson"
+    """Market-order arrival model: ``"poisson"`` (``poisson`` field) or ``"hawkes"`` (``hawkes`` field)."""
+    poisson: PoissonParams = field(default_factory=lambda: PoissonParams(rate=(0.3, 0.3)))
+    """Buy and sell market-order rates (orders per second) when ``arrival == "poisson"``."""
+    hawkes: HawkesParams = field(default_factory=lambda: HawkesParams(mu=(0.2, 0.2), alpha=((0.25, 0.1), (0.1, 0.25)), beta=2.0))
+    """Bivariate Hawkes parameters (per second) when ``arrival == "hawkes"``; must be stationary."""
+    mo_size: float = 100.0
+    """Market-order size (shares): exponential with this mean rounded up to whole shares, or exactly this when ``mo_size_fixed``."""
+    mo_size_fixed: bool = False
+    """Every market order has exactly ``mo_size`` shares (hand-checkable tests)."""
+    fill_A: float = 1.0
+    """A of the fill intensity ``A exp(-k delta)`` (per second) of a quote ``delta`` USD from the mid with nothing ahead."""
+    fill_k: float = 10.0
+    """k of the fill intensity (per USD)."""
+    fill_model: str = "queue"
+    """``"queue"``: event-driven market orders, queue position and latency (the default);
+    ``"bernoulli"``: the Avellaneda-Stoikov textbook rule, a quote fills in full with
+    probability ``A exp(-k delta) dt`` per step, no queue, no latency."""
+    queue_init: float = 300.0
+    """Shares resting ahead of a new quote that joins an existing price level (at or behind the touch)."""
+    queue_cancel_rate: float = 0.05
+    """Rate (per second) at which the queue ahead of our quote cancels: it decays by ``exp(-rate * time)``."""
+    queue_join_rate: float = 500.0
+    """Shares per second that join a price level while our message is in flight (added to the queue ahead)."""
+    latency: Any = "colocated"
+    """Latency scenario: a name in :data:`lobworld.scenarios.LATENCY_SCENARIOS`, a
+    :class:`~lobworld.scenarios.LatencyScenario`, a list of one per env, or ``f(i) -> scenario``."""
+    penalty: str = "quadratic"
+    """Inventory penalty: ``"quadratic"`` (running ``phi * q^2 * dt``) or ``"exponential"`` (CARA utility of the step PnL)."""
+    phi: float = 1e-6
+    """Quadratic running penalty (USD per share^2 per second)."""
+    gamma: float = 1e-3
+    """CARA risk aversion (1/USD) of the ``"exponential"`` penalty."""
+    vol_halflife: float = 20.0
+    """Half-life (steps) of the EWMA of squared mid changes behind the volatility observation."""
+    dynamics: Any = "parametric"
+    """Market dynamics: ``"parametric"``, ``"learned"``, a :class:`ParametricParams` or a :class:`MarketDynamics`."""
+
+    def __post_init__(self) -> None:
+        def bad(name, why):
+            raise ValueError(f"MarketMakingConfig.{name} {why}, got {getattr(self, name)!r}")
+
+        if not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
+            bad("horizon", "must be a positive int (steps)")
+        for name in ("dt", "tick", "inventory_limit", "max_offset", "max_size", "discrete_size", "mo_size",
+                     "fill_A", "fill_k", "vol_halflife"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v <= 0:
+                bad(name, "must be a finite number > 0")
+        for name in ("queue_init", "queue_cancel_rate", "queue_join_rate", "phi", "gamma"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v < 0:
+                bad(name, "must be a finite number >= 0")
+        if self.arrival not in ("poisson", "hawkes"):
+            bad("arrival", "must be 'poisson' or 'hawkes'")
+        if self.fill_model not in ("queue", "bernoulli"):
+            bad("fill_model", "must be 'queue' or 'bernoulli'")
+        if self.penalty not in ("quadratic", "exponential"):
+            bad("penalty", "must be 'quadratic' or 'exponential'")
+        if self.penalty == "exponential" and self.gamma <= 0:
+            bad("gamma", "must be > 0 with penalty='exponential'")
+        if not isinstance(self.poisson, PoissonParams):
+            bad("poisson", "must be a PoissonParams")
+        if not isinstance(self.hawkes, HawkesParams):
+            bad("hawkes", "must be a HawkesParams")
+        if self.arrival == "hawkes" and self.hawkes.branching_ratio >= 1:
+            bad("hawkes", f"is non-stationary (branching ratio {self.hawkes.branching_ratio:.3f} >= 1)")
+        if self.arrival == "poisson" and min(self.poisson.rate) <= 0:
+            bad("poisson", "needs two positive rates")
+        offs = np.asarray(self.discrete_offsets, dtype=float)
+        if offs.ndim != 1 or offs.size < 1 or not np.all(np.isfinite(offs)) or np.any(np.abs(offs) > self.max_offset):
+            bad("discrete_offsets", f"must be a non-empty tuple of offsets within +-max_offset={self.max_offset}")
+        if self.discrete_size > self.max_size:
+            bad("discrete_size", f"must be <= max_size={self.max_size}")
+
+    def replace(self, **changes: Any) -> "MarketMakingConfig":
+        return replace(self, **changes)
+
+    @property
+    def mean_rates(self) -> tuple[float, float]:
+        """Long-run buy and sell market-order rates (per second) of the arrival model."""
+        if self.arrival == "poisson":
+            return float(self.poisson.rate[0]), float(self.poisson.rate[1])
+        lam = self.hawkes.stationary_intensity
+        return float(lam[0]), float(lam[1])
+
+
+_CFG_FIELDS = {f.name for f in fields(MarketMakingConfig)}
+
+
+def avellaneda_stoikov_config(**overrides: Any) -> MarketMakingConfig:
+    """The Avellaneda-Stoikov (2008) simulation setting as an env config.
+
+    s0 = 100, sigma = 2 (USD per sqrt(unit time)), T = 1, dt = 0.005 (200 steps),
+    A = 140, k = 1.5, Brownian mid with a constant spread, textbook Bernoulli fills
+    of one unit per side per step, no inventory limit in practice, no running
+    penalty (the profit is the terminal wealth). Time is in the paper's units
+    (``dt`` is "seconds" for the env).
+    """
+    params = ParametricParams(s0=100.0, mu=0.0, sigma=2.0, spread=0.0, spread_logsd=0.0, tick=1e-4,
+                              volume_rate=0.0, volume_logsd=0.0, eta=0.0, gamma=0.0)
+    base = dict(horizon=200, dt=0.005, tick=1e-4, inventory_limit=1e6, max_offset=1e5, max_size=1.0,
+                discrete_size=1.0, discrete_offsets=(5000.0,), fill_A=140.0, fill_k=1.5, fill_model="bernoulli",
+                latency="none", penalty="quadratic", phi=0.0, dynamics=params)
+    base.update(overrides)
+    return MarketMakingConfig(**base)
+
+
+class MarketMakingCore(BatchedCore):
+    """Batched market-making simulation (the spec is :class:`MarketMakingEnv`'s docstring)."""
+
+    n_streams = K.N_STREAMS
+
+    def __init__(self, n_envs: int = 1, config: MarketMakingConfig | None = None, discrete: bool = False,
+                 **overrides: Any):
+        if config is None:
+            config = MarketMakingConfig()
+        if not isinstance(config, MarketMakingConfig):
+            raise TypeError(f"config must be a MarketMakingConfig, got {type(config).__name__}")
+        unknown = set(overrides) - _CFG_FIELDS
+        if unknown:
+            raise TypeError(f"MarketMakingEnv: unknown argument(s) {sorted(unknown)}; "
+                            f"config fields are {sorted(_CFG_FIELDS)}")
+        if overrides:
+            config = config.replace(**overrides)
+        self.config = config
+        self.discrete = bool(discrete)
+        c = config
+        # spaces are instance attributes (they depend on the config)
+        self.single_observation_space = spaces.Box(-np.inf, np.inf, (K.N_OBS,), np.float32)
+        offs = [float(o) for o in c.discrete_offsets]
+        self.discrete_grid = np.array([(b, a) for b in offs for a in offs], dtype=np.float64)
+        self.n_quote_actions = len(self.discrete_grid)
+        if self.discrete:
+            self.single_action_space = spaces.Discrete(self.n_quote_actions + 2)
+        else:
+            self.single_action_space = spaces.Box(
+                low=np.array([-c.max_offset, -c.max_offset, 0.0, 0.0], np.float32),
+                high=np.array([c.max_offset, c.max_offset, c.max_size, c.max_size], np.float32),
+                dtype=np.float32,
+            )
+        dyn = c.dynamics
+        if isinstance(dyn, ParametricParams) or (isinstance(dyn, (list, tuple)) and dyn and isinstance(dyn[0], ParametricParams)):
+            dyn = ParametricDynamics(list(dyn) if isinstance(dyn, (list, tuple)) else dyn)
+        self.dynamics: MarketDynamics = make_dynamics(dyn)
+        self.latency: list[LatencyScenario] = resolve_latency(c.latency, int(n_envs))
+        super().__init__(n_envs)
+
+    # ------------------------------------------------------------------ state
+    def _alloc_state(self) -> None:
+        n = self.n_envs
+        c = self.config
+        self.dyn_args = self.dynamics.args(n, c.dt)
+        self.market = np.zeros((n, self.dynamics.n_state), np.float64)
+        self.sv = np.zeros((n, K.N_SV), np.float64)
+        self.qs = np.zeros((n, 2, K.N_QS), np.float64)
+        self.ep = np.zeros((n, K.N_EP), np.float64)
+        self.ep_done = np.zeros((n, K.N_EP + 2), np.float64)
+        self.t = np.zeros(n, np.int64)
+        self.fills = np.zeros((n, 4), np.float64)
+        self.lat_ow = np.array([s.one_way_s for s in self.latency], np.float64)
+        self.lat_jit = np.array([s.jitter_s for s in self.latency], np.float64)
+        self.lat_obs = np.array([s.scaled_id for s in self.latency], np.float64)
+        self._act = np.zeros((n, 4), np.float64)
+        self._modes = np.zeros(n, np.int64)
+        cfg = np.zeros(K.N_CFG, np.float64)
+        lam = c.mean_rates
+        if c.arrival == "poisson":
+            mu, alpha, beta = c.poisson.rate, ((0.0, 0.0), (0.0, 0.0)), 1.0
+        else:
+            mu, alpha, beta = c.hawkes.mu, c.hawkes.alpha, c.hawkes.beta
+        cfg[K.C_DT] = c.dt
+        cfg[K.C_TICK] = c.tick
+        cfg[K.C_HORIZON] = c.horizon
+        cfg[K.C_LIMIT] = c.inventory_limit
+        cfg[K.C_A] = c.fill_A
+        cfg[K.C_K] = c.fill_k
+        cfg[K.C_QINIT] = c.queue_init
+        cfg[K.C_QCANCEL] = c.queue_cancel_rate
+        cfg[K.C_QJOIN] = c.queue_join_rate
+        cfg[K.C_MOSIZE] = c.mo_size
+        cfg[K.C_MOFIXED] = 1.0 if c.mo_size_fixed else 0.0
+        cfg[K.C_PENALTY] = K.PEN_QUADRATIC if c.penalty == "quadratic" else K.PEN_EXPONENTIAL
+        cfg[K.C_PHI] = c.phi
+        cfg[K.C_GAMMA] = c.gamma
+        cfg[K.C_LAMBAR0], cfg[K.C_LAMBAR1] = lam
+        cfg[K.C_FILLMODE] = K.FILL_QUEUE if c.fill_model == "queue" else K.FILL_BERNOULLI
+        cfg[K.C_VOL_ALPHA] = 1.0 - 0.5 ** (1.0 / c.vol_halflife)
+        cfg[K.C_HMU0], cfg[K.C_HMU1] = mu
+        (cfg[K.C_HA00], cfg[K.C_HA01]), (cfg[K.C_HA10], cfg[K.C_HA11]) = alpha
+        cfg[K.C_HBETA] = beta
+        cfg[K.C_QSCALE] = max(c.queue_init, 1.0)
+        cfg[K.C_MAXOFF] = c.max_offset
+        self.cfg = cfg
+
+    def _reset_rows(self, mask: np.ndarray) -> None:
+        K.mm_reset(mask, self.market, self.sv, self.qs, self.ep, self.t, self.cfg, self.lat_obs,
+                   self.rng_state, self.dynamics.reset_fn, self.dyn_args, self.obs)
+        self.fills[mask] = 0.0
+
+    def _step_rows(self, actions: np.ndarray, autoreset: bool) -> None:
+        if self.discrete:
+            a = actions
+            q = a < self.n_quote_actions
+            self._modes[:] = np.where(q, K.M_SET, np.where(a == self.n_quote_actions, K.M_CANCEL, K.M_HOLD))
+            np.take(self.discrete_grid, np.where(q, a, 0), axis=0, out=self._act[:, :2])
+            self._act[:, 2:] = self.config.discrete_size
+            act = self._act
+        else:
+            act = actions
+        K.mm_step(act, self._modes, self.rng_state, self.market, self.sv, self.qs, self.ep, self.t, self.fills,
+                  self.cfg, self.lat_ow, self.lat_jit, self.lat_obs, self.dynamics.reset_fn, self.dynamics.step_fn,
+                  self.dyn_args, bool(autoreset), self.obs, self.final_obs, self.reward, self.terminated,
+                  self.truncated, self.ep_done)
+
+    # ------------------------------------------------------------------- info
+    def episode_info(self, i: int) -> dict[str, float]:
+        """Statistics of the episode env ``i`` finished last (USD, shares, counts)."""
+        e = self.ep_done[i]
+        n = max(e[K.E_LEN], 1.0)
+        mean_dw = e[K.E_SUM_DW] / n
+        var_dw = max(e[K.E_SUM_DW2] / n - mean_dw * mean_dw, 0.0)
+        sd = math.sqrt(var_dw)
+        return {
+            "episode_length": int(e[K.E_LEN]),
+            "pnl": float(e[K.N_EP]),
+            "inventory_mean": float(e[K.E_SUM_INV] / n),
+            "inventory_max_abs": float(e[K.E_MAXABS_INV]),
+            "inventory_terminal": float(e[K.N_EP + 1]),
+            "fills_bid": int(e[K.E_NFILL_BID]),
+            "fills_ask": int(e[K.E_NFILL_ASK]),
+            "filled_shares_bid": float(e[K.E_VFILL_BID]),
+            "filled_shares_ask": float(e[K.E_VFILL_ASK]),
+            "adverse_selection_cost": float(e[K.E_ADVERSE]),
+            "inventory_penalty": float(e[K.E_SUM_PEN]),
+            "sharpe_per_step": float(mean_dw / sd) if sd > 0 else 0.0,
+            "market_orders_buy": int(e[K.E_NMO_BUY]),
+            "market_orders_sell": int(e[K.E_NMO_SELL]),
+        }
+
+    # ------------------------------------------------------- introspection
+    def quotes(self, i: int = 0) -> dict[str, Any]:
+        """Live and in-flight quotes of env ``i`` (prices in USD; diagnostics and tests)."""
+        tick = self.config.tick
+        out = {}
+        for s, name in ((0, "bid"), (1, "ask")):
+            q = self.qs[i, s]
+            out[name] = {
+                "live": bool(q[K.Q_LIVE] > 0), "price": float(q[K.Q_PX] * tick), "size": float(q[K.Q_SZ]),
+                "queue_ahead": float(q[K.Q_AHEAD]), "in_flight": bool(q[K.P_ACT] > 0),
+                "in_flight_price": float(q[K.P_PX] * tick), "in_flight_size": float(q[K.P_SZ]),
+                "in_flight_eta": float(q[K.P_T]),
+            }
+        return out
+
+    @property
+    def inventory(self) -> np.ndarray:
+        """Inventory of every env (shares, copy)."""
+        return self.sv[:, K.V_INV].copy()
+
+    @property
+    def cash(self) -> np.ndarray:
+        """Cash of every env (USD, copy)."""
+        return self.sv[:, K.V_CASH].copy()
+
+    @property
+    def mid(self) -> np.ndarray:
+        """Mid price of every env (USD, copy)."""
+        return self.market[:, 0].copy()
+
+
+class MarketMakingEnv(LOBEnv):
+    """Market making on a simulated limit order book, with queue position and latency.
+
+    ## Description
+
+    The agent quotes a bid and an ask around a simulated mid price. Market
+    orders arrive in continuous time (Poisson or bivariate Hawkes,
+    :mod:`lobworld.world_models.arrivals`); a market order that reaches the
+    agent's price first consumes the shares queued ahead of the agent's quote,
+    then fills it. Each decision reaches the venue after the latency of the
+    env's :class:`~lobworld.scenarios.LatencyScenario`; until then the old
+    quote keeps trading. The agent earns the spread and bears inventory risk and
+    adverse selection.
+
+    Within a step of ``dt`` seconds, in this order:
+
+    1. the agent's action becomes at most one message per side (new price/size,
+       or cancel); it goes live ``one_way_us + jitter_us * z`` (>= 0) after the
+       step start. A message that would not change the order the venue will
+       hold is not sent (a *kept* quote keeps its queue place). A new message
+       replaces the side's message still in flight, if any;
+    2. the mid, spread and imbalance move by one step of the market dynamics
+       (:mod:`lobworld.envs.dynamics`, called with ``q = 0``: passive fills
+       cause no temporary impact in this env);
+    3. market orders arrive at times ``tau`` in ``[0, dt)``; the mid at ``tau``
+       is drawn from the Brownian bridge between the step's start and end mids
+       (volatility ``sigma`` of the dynamics). A buy (sell) market order of
+       ``v`` shares reaches our ask (bid) ``delta`` USD from the mid at ``tau``
+       with probability ``min(1, A exp(-k delta) / lambda_bar)``, ``lambda_bar``
+       the mean arrival rate of its side, so with Poisson arrivals a quote with
+       nothing ahead fills at intensity ``A exp(-k delta)`` (Avellaneda-Stoikov).
+       A reaching order first consumes ``min(v, queue_ahead)``, then fills us for
+       ``min(rest, our size)`` at our quote price;
+    4. queue model: a quote joining an existing level (at or behind the touch)
+       starts behind ``queue_init`` shares, one improving the touch behind 0,
+       plus ``queue_join_rate * latency`` shares that joined while the message
+       was in flight; the queue ahead decays at ``queue_cancel_rate``
+       (cancellations) and shrinks with the volume traded at our price. A
+       quote at a new price goes to the back of the queue.
+
+    ``fill_model="bernoulli"`` replaces 3-4 by the textbook rule of Avellaneda
+    and Stoikov (2008): each live quote fills in full with probability
+    ``A exp(-k delta) dt``, ``delta`` its distance from the step's closing mid
+    (this timing reproduces the paper's table; see the README), no queue and no
+    latency. :func:`avellaneda_stoikov_config` builds that setting.
+
+    ## Action Space
+
+    Continuous (``Box(4,)``, float32): ``[bid_offset, ask_offset, bid_size, ask_size]``.
+    Offsets are ticks from the mid in ``[-max_offset, max_offset]`` (bid price
+    ``floor(mid/tick - bid_offset)`` ticks, ask ``ceil(mid/tick + ask_offset)``);
+    in the queue model a price that would cross the opposite touch is placed one
+    tick inside it (post-only). Sizes are shares in ``[0, max_size]``, rounded
+    to whole shares; size 0 cancels that side.
+
+    Discrete (``discrete=True``, ``Discrete(m*m + 2)`` with ``m =
+    len(discrete_offsets)``): action ``j < m*m`` quotes ``discrete_size``
+    shares at offsets ``(discrete_offsets[j // m], discrete_offsets[j % m])``
+    (bid, ask); ``m*m`` cancels both quotes; ``m*m + 1`` holds (sends nothing:
+    quotes keep their prices and queue places even if the mid has moved).
+
+    Out-of-space actions raise :class:`~lobworld.envs.core.ActionError`.
+
+    ## Observation Space
+
+    ``Box(10,)`` float32:
+
+    | idx | name       | meaning                                                          | unit / scale         |
+    |-----|------------|------------------------------------------------------------------|----------------------|
+    | 0   | inventory  | inventory / ``inventory_limit``                                  | in [-1, 1] while alive |
+    | 1   | time       | steps elapsed / ``horizon``                                      | [0, 1]               |
+    | 2   | spread     | market quoted spread                                             | ticks                |
+    | 3   | imbalance  | order-flow imbalance of the last step (dynamics)                 | [-1, 1]              |
+    | 4   | volatility | sqrt of the EWMA (half-life ``vol_halflife``) of squared mid changes | ticks per step     |
+    | 5   | queue_bid  | shares ahead of our live bid / ``max(queue_init, 1)``; -1 if none | ratio               |
+    | 6   | queue_ask  | same for the ask                                                 | ratio                |
+    | 7   | dist_bid   | mid - our live bid price (0 if none)                             | ticks                |
+    | 8   | dist_ask   | our live ask price - mid (0 if none)                             | ticks                |
+    | 9   | latency    | ``log10(1 + one_way_us) / 5`` of the env's latency scenario      | [0, ~1.2]            |
+
+    ## Rewards
+
+    ``reward = dW - penalty`` with wealth ``W = cash + inventory * mid`` (USD,
+    marked at the step's closing mid). ``penalty="quadratic"``: ``phi *
+    inventory^2 * dt``. ``penalty="exponential"``: the reward is the CARA
+    certainty-equivalent increment ``(1 - exp(-gamma dW)) / gamma`` (<= dW,
+    about ``dW - gamma dW^2 / 2``). Without penalty the rewards sum to the
+    episode PnL.
+
+    ## Starting State
+
+    Mid and spread from the dynamics' reset (``s0``); zero inventory and cash;
+    no quotes; Hawkes excitation zero (baseline intensity).
+
+    ## Episode End
+
+    Terminated when ``|inventory| > inventory_limit`` after a step; truncated
+    after ``horizon`` steps. The info of the last step holds ``pnl`` (USD),
+    ``inventory_mean``, ``inventory_max_abs``, ``inventory_terminal``
+    (shares), ``fills_bid``/``fills_ask`` (counts), ``filled_shares_bid``/
+    ``filled_shares_ask``, ``adverse_selection_cost`` (USD: over fills,
+    shares times the mid move against the fill from its time to the close of
+    the following step; the episode's last step's fills to its close),
+    ``inventory_penalty`` (USD), ``sharpe_per_step`` (mean/sd of the per-step
+    wealth changes, not annualised), ``market_orders_buy``/``_sell``,
+    ``episode_length``. Other steps' infos are empty.
+
+    ## Arguments
+
+    ``config`` (:class:`MarketMakingConfig`), or any of its fields as keyword
+    arguments (``gym.make("LOB-MarketMaking-v0", latency="retail", horizon=600)``);
+    ``discrete`` (bool). ``latency`` may differ per env of a batch (a list, or
+    :func:`lobworld.scenarios.random_latency_sampler`).
+
+    Random streams per env: dynamics, arrivals, fills, latency (independent
+    ``SeedSequence`` children), so strategies compared on one seed see the same
+    market.
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    core_cls = MarketMakingCore
+
+
+class MarketMakingVectorEnv(LOBVectorEnv):
+    """Native batched form of :class:`MarketMakingEnv` (same-step autoreset)."""
+
+    core_cls = MarketMakingCore
