@@ -126,3 +126,23 @@ def test_bad_inputs(goog):
     with pytest.raises(ValueError, match="sorted"):
         make_bars(goog.iloc[::-1].reset_index(drop=True))
     assert EVENT_CATEGORIES[0] == "submit"
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 500)), min_size=2, max_size=40))
+def test_ofi_telescopes_when_prices_fixed(qs):
+    """With constant prices e_n = dq_bid - dq_ask, so the bar sum telescopes."""
+    qb = np.array([q[0] for q in qs], float)
+    qa = np.array([q[1] for q in qs], float)
+    e = ofi_events(np.full(len(qs), 100.0), qb, np.full(len(qs), 100.01), qa)[:, 0]
+    assert e.sum() == (qb[-1] - qb[0]) - (qa[-1] - qa[0])
+
+
+def test_mbo_table_has_no_bars(shared_data):
+    from lobworld.world_models.data import load_databento
+    mbo = load_databento(shared_data / "databento" / "XNAS.ITCH" / "test_data.mbo.dbn.zst")
+    with pytest.raises(ValueError, match="no book columns"):
+        make_bars(mbo)

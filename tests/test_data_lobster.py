@@ -145,3 +145,38 @@ def test_full_days(shared_data, ticker, levels, rows):
     mid = 0.5 * (df["bid_px_1"] + df["ask_px_1"])
     lo, hi = {"GOOG": (563.73, 579.82), "AMZN": (220.52, 226.03)}[ticker]
     assert mid.min() >= lo - 0.01 and mid.max() <= hi + 0.01
+
+
+def _pad_levels(ob_lines, levels_in, levels_out):
+    """Keep the first ``levels_out`` levels, or pad with LOBSTER's empty-level dummies."""
+    out = []
+    for ln in ob_lines:
+        f = ln.split(",")[: 4 * min(levels_in, levels_out)]
+        f += ["9999999999", "0", "-9999999999", "0"] * max(0, levels_out - levels_in)
+        out.append(",".join(f))
+    return out
+
+
+@pytest.mark.parametrize("levels", [1, 3, 50])
+def test_any_level_count(tmp_path, levels):
+    m, o = slice_lines(300)
+    stem = "GOOG_2012-06-21_36000000_39600000_{}_" + str(levels) + ".csv"
+    df = load_lobster(write_pair(tmp_path, m, _pad_levels(o, 10, levels), stem=stem))
+    ref = load_lobster(write_pair(tmp_path, m, o))
+    assert df.attrs["levels"] == levels and len(df) == 300
+    for k in range(1, min(levels, 10) + 1):
+        for c in ("bid_px", "bid_sz", "ask_px", "ask_sz"):
+            np.testing.assert_array_equal(df[f"{c}_{k}"].to_numpy(), ref[f"{c}_{k}"].to_numpy())
+    if levels == 50:  # LOBSTER dummies -> price NaN, size 0
+        assert df["ask_px_11"].isna().all() and df["bid_px_50"].isna().all()
+        assert (df["ask_sz_11"] == 0).all() and (df["bid_sz_50"] == 0).all()
+
+
+def test_empty_best_level_is_nan(tmp_path):
+    m, o = slice_lines(50)
+    o1 = _pad_levels(o, 10, 1)
+    o1[20] = "9999999999,0," + o1[20].split(",", 2)[2]  # empty ask side
+    stem = "GOOG_2012-06-21_36000000_39600000_{}_1.csv"
+    df = load_lobster(write_pair(tmp_path, m, o1, stem=stem))
+    assert np.isnan(df["ask_px_1"].iat[20]) and df["ask_sz_1"].iat[20] == 0
+    assert df["bid_px_1"].iat[20] == float(o1[20].split(",")[2]) / 1e4

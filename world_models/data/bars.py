@@ -34,7 +34,8 @@ def make_bars(events: pd.DataFrame, freq="1min", *, events_per_bar: int | None =
     Columns (USD, shares): ``mid_open`` (mid after the bar's first event),
     ``mid`` (mid at bar end), ``mid_ret`` (mid - previous bar's mid; first bar:
     mid - mid_open), ``high``/``low`` (of the mid over the bar's events),
-    ``spread`` (bar end), ``volume`` (shares executed, visible + hidden),
+    ``spread`` (bar end), ``volume`` (shares executed, visible + hidden; LOBSTER
+    type-6 cross/auction trades and Databento ``F`` fill records excluded),
     ``buy_volume``/``sell_volume`` (by aggressor), ``n_trades`` (execution
     events; LOBSTER reports one per resting order hit), ``vwap`` (NaN without a
     trade), ``ofi_trade`` ((buy - sell) / (buy + sell), 0 without trades),

@@ -71,5 +71,6 @@ def infer_levels(df: pd.DataFrame) -> int:
     while f"bid_px_{k + 1}" in df.columns:
         k += 1
     if k == 0:
-        raise ValueError("not a canonical event table: no bid_px_1 column")
+        raise ValueError("the event table has no book columns (bid_px_1, ...): bars and book features "
+                         "need a source with a book (LOBSTER, Databento MBP-1/MBP-10; not MBO)")
     return k
