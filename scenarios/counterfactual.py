@@ -463,7 +463,7 @@ def condition_on_history(data: str | pathlib.Path, start: str, window_min: float
     sigma = float(np.std(rets, ddof=1) / math.sqrt(60.0))
     volume_rate = float(bars["volume"].sum() / secs)
     base = ParametricParams()
-    params = base.replace(s0=0.5 * (bid + ask), spread=ask - bid, sigma=sigma, volume_rate=volume_rate)
+    params = base.replace(s0=round(0.5 * (bid + ask), 6), spread=round(ask - bid, 6), sigma=sigma, volume_rate=volume_rate)
     open_ = t0.normalize() + pd.Timedelta(hours=9, minutes=30)
     summary = {
         "source": str(p), "start": str(t0), "window_start": str(w0), "window_minutes": secs / 60.0,
