@@ -57,8 +57,8 @@ class ParametricParams:
 
     Defaults are calibrated from the LOBSTER GOOG day 2012-06-21 (see
     :func:`lobworld.world_models.calibration.calibrate_parametric`; its
-    full-day, 60 s estimate is sigma 0.0385, spread 0.269, spread_logsd 0.47,
-    volume_rate 30.2, volume_logsd 1.01).
+    full-day, 60 s estimate is sigma 0.0359, spread 0.269 (bar-end mean; 0.273
+    time-weighted), spread_logsd 0.47, volume_rate 30.2, volume_logsd 1.01).
     """
 
     s0: float = 570.66

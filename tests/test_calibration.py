@@ -31,7 +31,7 @@ def test_slice_hand_numbers(goog):
     mid = 0.5 * (goog["bid_px_1"] + goog["ask_px_1"]).to_numpy()
     idx = goog["ts"].searchsorted(ends, side="left") - 1
     m_end = mid[idx]
-    rets = np.diff(np.concatenate([[mid[0]], m_end]))
+    rets = np.diff(m_end)  # changes between consecutive minute ends
     assert p.sigma == pytest.approx(np.sqrt(np.mean(rets ** 2) / 60.0), rel=1e-12)
     spreads = (goog["ask_px_1"] - goog["bid_px_1"]).to_numpy()[idx]
     assert p.spread == pytest.approx(spreads.mean())

@@ -11,7 +11,9 @@ field              estimator (clock bars of ``dt`` seconds, :func:`make_bars`)
 =================  =========================================================
 ``s0``             mid after the first event with both sides quoted (USD)
 ``mu``             0 (a day's drift is not estimable; kept at 0)
-``sigma``          ``sqrt(mean(mid_ret**2) / dt)``: RMS bar mid change, USD/sqrt(s)
+``sigma``          ``sqrt(mean(mid_ret**2) / dt)``: RMS change of the mid between
+                   consecutive bar ends, USD/sqrt(s) (the first bar's partial,
+                   within-bar change is left out)
 ``spread``         mean of the bar-end quoted spreads (USD); the model's
                    per-step spread has this mean
 ``spread_logsd``   standard deviation of ``log(spread)`` at bar ends
@@ -69,7 +71,7 @@ def calibration_report(events: pd.DataFrame, dt: float = 60.0) -> dict:
     valid = mid.notna()
     if not valid.any():
         raise ValueError("calibration: no event has both a bid and an ask")
-    ret = bars["mid_ret"].to_numpy()
+    ret = bars["mid_ret"].to_numpy()[1:]
     ret = ret[np.isfinite(ret)]
     spread = bars["spread"].to_numpy()
     spread = spread[np.isfinite(spread) & (spread > 0)]
