@@ -457,6 +457,7 @@ class DarkPoolCore(BatchedCore):
         for k in range(K):
             for j in (OV_LAST_ALLOC, OV_LAST_FILL, OV_FILL_RATE):
                 high[obs_index(k, j)] = 1.0
+            high[obs_index(k, OV_MEAN_FILL)] = float(config.horizon)  # a fill never exceeds Q
         self.single_observation_space = spaces.Box(low, high, (obs_dim,), np.float32)
         self.single_action_space = spaces.Box(0.0, 1.0, (K + 2,), np.float32)
         super().__init__(n_envs)
@@ -567,7 +568,7 @@ class DarkPoolEnv(LOBEnv):
     | 4+4k             | shares sent to pool k last step / Q                         | [0, 1]                 |
     | 5+4k             | shares filled by pool k last step / Q                       | [0, 1]                 |
     | 6+4k             | EW of fill/allocation of pool k over steps it got shares    | [0, 1], 0 before any   |
-    | 7+4k             | EW of pool k's fill per step                                | shares / (Q / T)       |
+    | 7+4k             | EW of pool k's fill per step                                | shares / (Q / T), <= T |
 
     Every entry is a function of the agent's own allocations, the fills and the lit
     market: none depends on hidden liquidity beyond what was filled.
