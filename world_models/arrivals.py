@@ -134,7 +134,8 @@ class MarketOrders:
         return int(self.times.shape[0])
 
 
-def _seconds_after_midnight(ts) -> np.ndarray:
+def seconds_after_midnight(ts) -> np.ndarray:
+    """Seconds after local midnight of a ``ts`` column (datetime64, tz-aware or not); floats pass through."""
     import pandas as pd
 
     if pd.api.types.is_datetime64_any_dtype(ts):
@@ -158,7 +159,7 @@ def market_orders_from_events(events, *, t0: float | None = None, T: float | Non
     missing = need - set(events.columns)
     if missing:
         raise ValueError(f"event table lacks columns {sorted(missing)}")
-    secs = _seconds_after_midnight(events["ts"])
+    secs = seconds_after_midnight(events["ts"])
     ev = events["event"].astype(str).to_numpy()
     is_exec = (ev == "exec_visible") | (ev == "exec_hidden")
     idx = np.flatnonzero(is_exec)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import pathlib
 import warnings
+from dataclasses import asdict
 
 import numpy as np
 
@@ -43,7 +44,6 @@ def fit_impact_day(path, *, max_gap_s=60.0, interrupt_frac=0.0, horizon_s=120.0,
     from lobworld.world_models.impact import (
         ImpactModel, RunRule, fit_metaorders, load_metaorders, permanent_fraction, plot_sqrt_law,
     )
-    from dataclasses import asdict
 
     rule = RunRule(max_gap_s=max_gap_s, interrupt_frac=interrupt_frac, horizon_s=horizon_s)
     meta = load_metaorders(path, rule)

@@ -48,7 +48,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lobworld.world_models.arrivals import BUY, _seconds_after_midnight, load_events, market_orders_from_events
+from lobworld.world_models.arrivals import seconds_after_midnight, load_events, market_orders_from_events
 
 FITTED_DIR = pathlib.Path(__file__).parent / "assets" / "fitted"
 
@@ -148,7 +148,7 @@ def extract_metaorders(events, rule: RunRule | None = None) -> Metaorders:
     mo = market_orders_from_events(events)
     if len(mo) < 10:
         raise ValueError(f"only {len(mo)} market orders: too few to build metaorder proxies")
-    secs = _seconds_after_midnight(events["ts"]) - mo.t0
+    secs = seconds_after_midnight(events["ts"]) - mo.t0
     mids = 0.5 * (events["bid_px_1"].to_numpy(dtype=np.float64) + events["ask_px_1"].to_numpy(dtype=np.float64))
     sign = mo.signs
     runs = []  # (first idx, last idx, Q, n)
