@@ -148,7 +148,6 @@ def test_run_scenarios_in_process_equals_direct_runs():
 
 
 def test_ray_path_needs_ray():
-    pytest.importorskip  # noqa: B018
     try:
         import ray  # noqa: F401
     except ImportError:
