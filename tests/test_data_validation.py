@@ -173,3 +173,41 @@ def test_non_numeric(tmp_path, lines):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         load_lobster(tmp_path / STEM.format("message"))
+
+
+def test_time_outside_window(tmp_path, lines):
+    m, o = lines
+    m[-1] = set_field(m[-1], 0, "39600.5")  # after the 39600000 ms end named by the file
+    _raises(write_pair(tmp_path, m, o), "time_outside_window", line=N)
+
+
+def test_orderbook_as_message_argument(tmp_path, lines):
+    p = write_pair(tmp_path, *lines)
+    ob = p.with_name(p.name.replace("message", "orderbook"))
+    with pytest.raises(DataValidationError, match="expected a message file"):
+        load_lobster(ob)
+
+
+def test_lenient_counts_several_rules(tmp_path, lines):
+    m, o = lines
+    m[70] = set_field(m[70], 1, "9")
+    m[40] = set_field(m[40], 3, "-5")
+    o[49] = set_field(o[49], 2, str(int(o[49].split(",")[0]) + 100))
+    df = load_lobster(write_pair(tmp_path, m, o), strict=False)
+    assert df.attrs["dropped"] == {"unknown_event_code": 1, "negative_size": 1, "crossed_book": 1}
+    assert len(df) == N - 3
+    assert int(m[70].split(",")[2]) not in set(df["order_id"])
+
+
+def test_databento_crossed_book(tmp_path, shared_data):
+    src = (shared_data / "databento" / "csv" / "xnas-itch_test_data.mbp-1.csv").read_text().splitlines()
+    f = src[4].split(",")
+    hdr = src[0].split(",")
+    f[hdr.index("bid_px_00")] = "540.000000000"  # above ask_px_00 = 539
+    src[4] = ",".join(f)
+    p = tmp_path / "xnas-itch_crossed.mbp-1.csv"
+    p.write_text("\n".join(src) + "\n")
+    from lobworld.world_models.data import load_databento
+    with pytest.raises(DataValidationError, match=r"line 5: \[crossed_book\]"):
+        load_databento(p)
+    assert load_databento(p, strict=False).attrs["dropped"] == {"crossed_book": 1}
