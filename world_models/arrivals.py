@@ -212,65 +212,10 @@ def market_orders_from_events(events, *, t0: float | None = None, T: float | Non
     return MarketOrders(times, marks, sizes, mid_before, mid_after, depth, float(t0), float(T), ticker)
 
 
-_LOBSTER_EVENTS = {1: "submit", 2: "cancel", 3: "delete", 4: "exec_visible", 5: "exec_hidden", 6: "cross", 7: "halt"}
-
-
-def _read_lobster_minimal(message_path: str | pathlib.Path):
-    """Minimal LOBSTER reader (message file + level-1 of its orderbook), canonical column names.
-
-    Used when :mod:`lobworld.world_models.data` offers no ``load_lobster``.
-    """
-    import pandas as pd
-
-    mp = pathlib.Path(message_path)
-    if not mp.is_file():
-        raise FileNotFoundError(f"LOBSTER message file not found: {mp}")
-    if "_message_" not in mp.name:
-        raise ValueError(f"{mp}: not a LOBSTER message file name (expected '*_message_<L>.csv[.gz]')")
-    op = mp.with_name(mp.name.replace("_message_", "_orderbook_"))
-    if not op.is_file():
-        raise FileNotFoundError(f"LOBSTER orderbook file not found next to the message file: {op}")
-    try:
-        m = pd.read_csv(mp, header=None, usecols=range(6))
-        ob = pd.read_csv(op, header=None, usecols=range(4))
-    except Exception as exc:  # malformed CSV
-        raise ValueError(f"cannot parse LOBSTER files {mp.name}/{op.name}: {exc}") from exc
-    if len(m) != len(ob):
-        raise ValueError(f"{mp.name} has {len(m)} rows but {op.name} has {len(ob)}")
-    if m.isna().any().any() or ob.isna().any().any():
-        raise ValueError(f"{mp.name}: missing values in the LOBSTER files")
-    typ = m[1].to_numpy()
-    bad = ~np.isin(typ, list(_LOBSTER_EVENTS))
-    if bad.any():
-        raise ValueError(f"{mp.name}: unknown message type {typ[bad][0]!r} at row {int(np.flatnonzero(bad)[0])}")
-    direction = m[5].to_numpy().astype(np.int8)
-    is_exec = np.isin(typ, (4, 5))
-    ask_px = ob[0].to_numpy(dtype=np.float64) / 1e4
-    bid_px = ob[2].to_numpy(dtype=np.float64) / 1e4
-    ask_px[ask_px >= 999999.0] = np.nan
-    bid_px[bid_px <= -999999.0] = np.nan
-    df = pd.DataFrame({
-        "ts": m[0].to_numpy(dtype=np.float64),
-        "event": pd.Categorical([_LOBSTER_EVENTS[int(k)] for k in typ]),
-        "size": m[3].to_numpy(dtype=np.float64),
-        "price": m[4].to_numpy(dtype=np.float64) / 1e4,
-        "direction": direction,
-        "aggressor": np.where(is_exec, -direction, 0).astype(np.int8),
-        "bid_px_1": bid_px, "bid_sz_1": ob[3].to_numpy(dtype=np.float64),
-        "ask_px_1": ask_px, "ask_sz_1": ob[1].to_numpy(dtype=np.float64),
-    })
-    df.attrs["ticker"] = mp.name.split("_")[0]
-    df.attrs["source"] = "lobster"
-    df.attrs["path"] = str(mp)
-    return df
-
-
 def load_events(message_path: str | pathlib.Path):
-    """Load a LOBSTER day as a canonical event table (via ``lobworld.world_models.data`` when available)."""
-    try:
-        from lobworld.world_models.data import load_lobster  # type: ignore[attr-defined]
-    except ImportError:
-        return _read_lobster_minimal(message_path)
+    """Load a LOBSTER day as a canonical event table (:func:`lobworld.world_models.data.load_lobster`)."""
+    from lobworld.world_models.data import load_lobster
+
     return load_lobster(message_path)
 
 
