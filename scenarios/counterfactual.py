@@ -100,6 +100,8 @@ def resolve_strategy(name: str, env_id: str, core: BatchedCore, device: str = "c
             raise StrategyError(f"strategy {name!r}: const:X needs a number X") from None
         return _Constant(v, core.single_action_space.shape)
     mod_name = _family_module(env_id)
+    if mod_name == "lobworld.agents.execution" and hasattr(core, "config"):
+        return _execution_strategy(name, env_id, core)
     known: list[str] = []
     if mod_name is not None:
         try:
@@ -124,6 +126,49 @@ def resolve_strategy(name: str, env_id: str, core: BatchedCore, device: str = "c
     raise StrategyError(
         f"unknown strategy {name!r} for {env_id}: use a baseline name, const:X, or a trained MODEL.zip{hint}"
     )
+
+
+EXECUTION_STRATEGIES = ("twap", "vwap", "pov", "pov:RATE", "ac", "ac:LAMBDA", "aggressive")
+
+
+def _execution_strategy(name: str, env_id: str, core: BatchedCore) -> Policy:
+    """Execution baselines of :mod:`lobworld.agents.execution`, built for the core's config and market.
+
+    ``ac`` uses the env's ``risk_aversion`` (1/bps), ``ac:LAMBDA`` an explicit one; ``pov`` a 10%
+    participation rate, ``pov:RATE`` another; market parameters come from the core's parametric
+    dynamics (calibrated defaults for other dynamics).
+    """
+    from lobworld.agents import execution as ex
+    from lobworld.envs.dynamics import ParametricParams
+
+    cfg = core.config
+    dyn_params = getattr(getattr(core, "dynamics", None), "params", None)
+    params = dyn_params if isinstance(dyn_params, ParametricParams) else ParametricParams()
+    base, _, arg = name.partition(":")
+    try:
+        x = float(arg) if arg else None
+    except ValueError:
+        raise StrategyError(f"strategy {name!r}: {base}:X needs a number X") from None
+    if base == "twap" and not arg:
+        return ex.twap_policy(cfg.horizon)
+    if base == "vwap" and not arg:
+        return ex.VWAPPolicy(cfg.horizon, cfg.dt, cfg.profile_coef)
+    if base == "aggressive" and not arg:
+        return ex.AggressivePolicy()
+    if base == "pov":
+        try:
+            return ex.POVPolicy(rate=0.1 if x is None else x, quantity=cfg.quantity,
+                                volume_per_step=params.volume_rate * cfg.dt)
+        except ValueError as exc:
+            raise StrategyError(f"strategy {name!r}: {exc}") from None
+    if base == "ac":
+        lam = cfg.risk_aversion if x is None else x
+        try:
+            return ex.almgren_chriss_policy(lam, cfg, params)
+        except ValueError as exc:
+            raise StrategyError(f"strategy {name!r}: {exc}") from None
+    raise StrategyError(f"unknown strategy {name!r} for {env_id}: use one of {', '.join(EXECUTION_STRATEGIES)}, "
+                        "const:X, or a trained MODEL.zip")
 
 
 # ---------------------------------------------------------------------------
