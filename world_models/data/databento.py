@@ -1,6 +1,7 @@
 """Databento MBP-1 / MBP-10 / MBO (DBN or CSV) -> the canonical event table.
 
-Sources: ``.dbn`` / ``.dbn.zst`` files decoded with ``databento_dbn.DBNDecoder``,
+Sources: ``.dbn`` / ``.dbn.zst`` files decoded with ``databento_dbn.DBNDecoder``
+(records are then viewed as one NumPy structured array, no per-field Python access),
 and Databento's CSV layout (``DBNStore.to_csv``: columns ``ts_recv, ts_event,
 rtype, publisher_id, instrument_id, action, side, depth, price, size, flags,
 ts_in_delta, sequence, bid_px_00, ask_px_00, bid_sz_00, ask_sz_00, bid_ct_00,
@@ -59,6 +60,24 @@ def _infer_tick(prices: np.ndarray, dataset: str) -> float:
     return 1e-9
 
 
+_HEADER = [("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"), ("instrument_id", "<u4"),
+           ("ts_event", "<u8")]
+_LEVEL = np.dtype([("bid_px", "<i8"), ("ask_px", "<i8"), ("bid_sz", "<u4"), ("ask_sz", "<u4"),
+                   ("bid_ct", "<u4"), ("ask_ct", "<u4")])
+
+
+def _record_dtype(schema: str) -> np.dtype:
+    """Little-endian layout of a DBN record (16-byte header + body), for ``np.frombuffer``."""
+    if schema == "mbo":
+        return np.dtype(_HEADER + [("order_id", "<u8"), ("price", "<i8"), ("size", "<u4"), ("flags", "u1"),
+                                   ("channel_id", "u1"), ("action", "S1"), ("side", "S1"), ("ts_recv", "<u8"),
+                                   ("ts_in_delta", "<i4"), ("sequence", "<u4")])
+    L = _SCHEMA_LEVELS[schema]
+    return np.dtype(_HEADER + [("price", "<i8"), ("size", "<u4"), ("action", "S1"), ("side", "S1"),
+                               ("flags", "u1"), ("depth", "u1"), ("ts_recv", "<u8"), ("ts_in_delta", "<i4"),
+                               ("sequence", "<u4"), ("levels", _LEVEL, (L,))])
+
+
 def _read_dbn(path: pathlib.Path) -> tuple[dict, dict]:
     import databento_dbn as dbn
 
@@ -79,23 +98,25 @@ def _read_dbn(path: pathlib.Path) -> tuple[dict, dict]:
         raise DataValidationError(path, "unsupported_schema",
                                   f"schema {schema!r} is not supported (use mbp-1, mbp-10 or mbo)")
     L = _SCHEMA_LEVELS[schema]
-    n = len(recs)
+    cls = {"mbp-1": dbn.MBP1Msg, "mbp-10": dbn.MBP10Msg, "mbo": dbn.MBOMsg}[schema]
+    recs = [r for r in recs if isinstance(r, cls)]  # skip system / error / mapping records
+    dtype = _record_dtype(schema)
+    if dtype.itemsize != cls.size_hint:  # a DBN layout this code does not know
+        raise DataValidationError(path, "unsupported_schema",
+                                  f"{schema} records are {cls.size_hint} bytes, expected {dtype.itemsize}")
+    rec = np.frombuffer(b"".join(map(bytes, recs)), dtype=dtype)
     a = {
-        "ts_recv": np.fromiter((r.ts_recv for r in recs), np.int64, n),
-        "ts_event": np.fromiter((r.ts_event for r in recs), np.int64, n),
-        "instrument_id": np.fromiter((r.instrument_id for r in recs), np.int64, n),
-        "action": np.array([str(r.action) for r in recs], dtype=object),
-        "side": np.array([str(r.side) for r in recs], dtype=object),
-        "price": _px(np.fromiter((r.price for r in recs), np.int64, n)),
-        "size": np.fromiter((r.size for r in recs), np.float64, n),
-        "order_id": np.fromiter((getattr(r, "order_id", 0) for r in recs), np.int64, n),
-        "flags": np.fromiter((int(r.flags) for r in recs), np.int64, n),
-        "sequence": np.fromiter((r.sequence for r in recs), np.int64, n),
+        "ts_recv": rec["ts_recv"].astype(np.int64), "ts_event": rec["ts_event"].astype(np.int64),
+        "instrument_id": rec["instrument_id"].astype(np.int64),
+        "action": rec["action"].astype("U1").astype(object), "side": rec["side"].astype("U1").astype(object),
+        "price": _px(rec["price"]), "size": rec["size"].astype(np.float64),
+        "order_id": rec["order_id"].astype(np.int64) if schema == "mbo" else np.zeros(len(rec), np.int64),
+        "flags": rec["flags"].astype(np.int64), "sequence": rec["sequence"].astype(np.int64),
     }
     if L:
+        lv = rec["levels"]
         for fld in ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct"):
-            vals = np.array([[getattr(lv, fld) for lv in r.levels] for r in recs], dtype=np.int64).reshape(n, L)
-            a[fld] = _px(vals) if fld.endswith("_px") else vals.astype(np.float64)
+            a[fld] = _px(lv[fld]) if fld.endswith("_px") else lv[fld].astype(np.float64)
     symbols = list(meta.symbols) if meta.symbols else []
     by_id = {}
     for raw_sym, intervals in (meta.mappings or {}).items():
