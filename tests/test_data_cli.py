@@ -42,3 +42,16 @@ def test_demo_writes_png(tmp_path, capsys):
     text = capsys.readouterr().out
     assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
     assert "GOOG" in text and "29753" in text.replace(",", "") and str(out) in text.replace("\n", "")
+
+
+def test_summary_renamed_lobster_pair(tmp_path, capsys):
+    m, o = slice_lines(100)
+    mp, op = tmp_path / "m.csv", tmp_path / "o.csv"
+    mp.write_text("\n".join(m) + "\n")
+    op.write_text("\n".join(o) + "\n")
+    assert main(["data", "summary", str(mp), "--orderbook", str(op), "--json"]) == 2
+    assert "--date" in capsys.readouterr().err
+    assert main(["data", "summary", str(mp), "--orderbook", str(op), "--date", "2012-06-21",
+                 "--ticker", "GOOG", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert (s["ticker"], s["events"], s["levels"]) == ("GOOG", 100, 10)

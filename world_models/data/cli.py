@@ -13,8 +13,9 @@ from lobworld.world_models.data.errors import DataValidationError
 from lobworld.world_models.data.schema import EXEC_EVENTS
 
 
-def load_any(path, orderbook=None, *, strict: bool = True) -> pd.DataFrame:
-    """Load a LOBSTER pair (by file-name convention) or a Databento file (.dbn, .dbn.zst, .csv)."""
+def load_any(path, orderbook=None, *, strict: bool = True, date=None, ticker=None) -> pd.DataFrame:
+    """Load a LOBSTER pair (by file-name convention, or any name with ``orderbook`` and
+    ``date``) or a Databento file (.dbn, .dbn.zst, .csv)."""
     from lobworld.world_models.data.databento import load_databento
     from lobworld.world_models.data.lobster import load_lobster, parse_lobster_name
 
@@ -23,8 +24,13 @@ def load_any(path, orderbook=None, *, strict: bool = True) -> pd.DataFrame:
         parse_lobster_name(path)
         return load_lobster(path, orderbook, strict=strict)
     except DataValidationError as exc:
-        if exc.rule != "malformed_file_name" or orderbook is not None:
+        if exc.rule != "malformed_file_name":
             raise
+        if orderbook is not None:
+            if date is None:
+                raise DataValidationError(path, "malformed_file_name",
+                                          "not a LOBSTER file name: pass --date (and --ticker) to load it") from None
+            return load_lobster(path, orderbook, strict=strict, date=date, ticker=ticker)
     if path.name.lower().endswith((".dbn", ".dbn.zst", ".csv")):
         return load_databento(path, strict=strict)
     raise DataValidationError(path, "malformed_file_name",
@@ -75,7 +81,7 @@ def _print_table(title: str, summary: dict) -> None:
 
 
 def _cmd_summary(args) -> int:
-    ev = load_any(args.path, args.orderbook, strict=not args.lenient)
+    ev = load_any(args.path, args.orderbook, strict=not args.lenient, date=args.date, ticker=args.ticker)
     s = summarize(ev, args.freq)
     if args.json:
         print(json.dumps(s, indent=2))
@@ -137,6 +143,8 @@ def add_commands(sub) -> None:
     s = dsub.add_parser("summary", help="load a file into the canonical event table and summarise it")
     s.add_argument("path", help="LOBSTER message file, or Databento .dbn/.dbn.zst/.csv")
     s.add_argument("--orderbook", default=None, help="LOBSTER orderbook file (default: from the file name)")
+    s.add_argument("--date", default=None, help="trading day YYYY-MM-DD of a renamed LOBSTER pair")
+    s.add_argument("--ticker", default=None, help="ticker of a renamed LOBSTER pair")
     s.add_argument("--freq", default="1min", help="bar length for bar statistics (pandas offset, default 1min)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--lenient", action="store_true", help="drop bad rows (strict=False) instead of failing")
