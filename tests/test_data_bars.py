@@ -146,3 +146,13 @@ def test_mbo_table_has_no_bars(shared_data):
     mbo = load_databento(shared_data / "databento" / "XNAS.ITCH" / "test_data.mbo.dbn.zst")
     with pytest.raises(ValueError, match="no book columns"):
         make_bars(mbo)
+
+
+def test_plain_string_events_accepted_and_unknown_rejected(goog):
+    sub = goog.iloc[:500].copy()
+    ref = make_bars(sub, "10s")
+    sub["event"] = sub["event"].astype(str)
+    pd.testing.assert_frame_equal(make_bars(sub, "10s"), ref)
+    sub.loc[sub.index[3], "event"] = "explode"
+    with pytest.raises(ValueError, match="unknown event name 'explode'"):
+        make_bars(sub, "10s")

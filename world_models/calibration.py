@@ -37,7 +37,7 @@ import pandas as pd
 
 from lobworld.envs.dynamics import ParametricParams
 from lobworld.world_models.data.bars import make_bars
-from lobworld.world_models.data.schema import EVENT_CATEGORIES, EXEC_EVENTS
+from lobworld.world_models.data.schema import EVENT_CATEGORIES, EXEC_EVENTS, event_codes
 
 SESSION_SECONDS = 23_400.0  #: 09:30-16:00, a regular US equity session
 
@@ -105,7 +105,7 @@ def adv_shares(events: pd.DataFrame, *, session_seconds: float = SESSION_SECONDS
     exact total; a one-hour slice is extrapolated linearly (x6.5), which ignores
     the intraday volume profile.
     """
-    codes = events["event"].cat.codes.to_numpy()
+    codes = event_codes(events)
     is_exec = np.isin(codes, [EVENT_CATEGORIES.index(e) for e in EXEC_EVENTS])
     total = float(events["size"].to_numpy()[is_exec].sum())
     days = events["ts"].dt.date

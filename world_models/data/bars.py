@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from lobworld.world_models.data.features import depth_imbalance, ofi_events
-from lobworld.world_models.data.schema import EVENT_CATEGORIES, EXEC_EVENTS, infer_levels
+from lobworld.world_models.data.schema import EVENT_CATEGORIES, EXEC_EVENTS, event_codes, infer_levels
 
 
 def _freq_ns(freq) -> int:
@@ -68,7 +68,7 @@ def make_bars(events: pd.DataFrame, freq="1min", *, events_per_bar: int | None =
     ask_sz = events[[f"ask_sz_{k}" for k in range(1, L + 1)]].to_numpy(float)
     mid = 0.5 * (bid_px[:, 0] + ask_px[:, 0])
     spread = ask_px[:, 0] - bid_px[:, 0]
-    codes = events["event"].cat.codes.to_numpy()
+    codes = event_codes(events)
     is_exec = np.isin(codes, [EVENT_CATEGORIES.index(e) for e in EXEC_EVENTS])
     size = events["size"].to_numpy(float)
     price = events["price"].to_numpy(float)

@@ -74,3 +74,19 @@ def infer_levels(df: pd.DataFrame) -> int:
         raise ValueError("the event table has no book columns (bid_px_1, ...): bars and book features "
                          "need a source with a book (LOBSTER, Databento MBP-1/MBP-10; not MBO)")
     return k
+
+
+def event_codes(events: pd.DataFrame):
+    """Category codes of ``events["event"]`` in :data:`EVENT_CATEGORIES` order (accepts
+    plain strings too); raises ValueError naming an unknown event name."""
+    import numpy as np
+
+    col = events["event"]
+    if not (isinstance(col.dtype, pd.CategoricalDtype) and list(col.cat.categories) == list(EVENT_CATEGORIES)):
+        vals = col.astype(str)
+        bad = ~vals.isin(EVENT_CATEGORIES)
+        if bad.any():
+            raise ValueError(f"unknown event name {vals[bad].iloc[0]!r}; "
+                             f"expected one of {', '.join(EVENT_CATEGORIES)}")
+        col = vals.astype(EVENT_DTYPE)
+    return np.asarray(col.cat.codes.to_numpy())
