@@ -156,3 +156,10 @@ def test_plain_string_events_accepted_and_unknown_rejected(goog):
     sub.loc[sub.index[3], "event"] = "explode"
     with pytest.raises(ValueError, match="unknown event name 'explode'"):
         make_bars(sub, "10s")
+
+
+def test_missing_columns_named(goog):
+    with pytest.raises(ValueError, match=r"lacks columns \['aggressor'\]"):
+        make_bars(goog.drop(columns=["aggressor"]).iloc[:10])
+    with pytest.raises(ValueError, match="DataFrame"):
+        make_bars([1, 2, 3])

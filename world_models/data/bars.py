@@ -46,8 +46,11 @@ def make_bars(events: pd.DataFrame, freq="1min", *, events_per_bar: int | None =
     ``n_events``, ``bar_seconds`` (bar length; event bars: time since the
     previous bar's end, first bar: since its first event).
     """
-    if not isinstance(events, pd.DataFrame) or "ts" not in events or "event" not in events:
-        raise ValueError("make_bars needs a canonical event table (columns ts, event, book columns)")
+    if not isinstance(events, pd.DataFrame):
+        raise ValueError(f"make_bars needs a canonical event table (DataFrame), got {type(events).__name__}")
+    missing = [c for c in ("ts", "event", "size", "price", "aggressor") if c not in events.columns]
+    if missing:
+        raise ValueError(f"make_bars: the event table lacks columns {missing} (see lobworld.world_models.data.schema)")
     n = len(events)
     if n == 0:
         raise ValueError("make_bars: the event table is empty")
