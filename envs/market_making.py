@@ -70,6 +70,9 @@ class MarketMakingConfig:
     """Market-order size (shares): exponential with this mean rounded up to whole shares, or exactly this when ``mo_size_fixed``."""
     mo_size_fixed: bool = False
     """Every market order has exactly ``mo_size`` shares (hand-checkable tests)."""
+    mo_impact: float = 2e-5
+    """Permanent impact of a market order on the mid (USD per share, signed by the order's side): the
+    source of adverse selection -- the order that fills our quote moves the mid against us."""
     fill_A: float = 1.0
     """A of the fill intensity ``A exp(-k delta)`` (per second) of a quote ``delta`` USD from the mid with nothing ahead."""
     fill_k: float = 10.0
@@ -109,7 +112,7 @@ class MarketMakingConfig:
             v = getattr(self, name)
             if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v <= 0:
                 bad(name, "must be a finite number > 0")
-        for name in ("queue_init", "queue_cancel_rate", "queue_join_rate", "phi", "gamma"):
+        for name in ("queue_init", "queue_cancel_rate", "queue_join_rate", "phi", "gamma", "mo_impact"):
             v = getattr(self, name)
             if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v < 0:
                 bad(name, "must be a finite number >= 0")
@@ -253,11 +256,17 @@ class MarketMakingCore(BatchedCore):
         cfg[K.C_HBETA] = beta
         cfg[K.C_QSCALE] = max(c.queue_init, 1.0)
         cfg[K.C_MAXOFF] = c.max_offset
+        cfg[K.C_IMPACT] = c.mo_impact
+        self._parametric = type(self.dynamics) is ParametricDynamics
         self.cfg = cfg
 
     def _reset_rows(self, mask: np.ndarray) -> None:
-        K.mm_reset(mask, self.market, self.sv, self.qs, self.ep, self.t, self.cfg, self.lat_obs,
-                   self.rng_state, self.dynamics.reset_fn, self.dyn_args, self.obs)
+        if self._parametric:
+            K.mm_reset_parametric(mask, self.market, self.sv, self.qs, self.ep, self.t, self.cfg, self.lat_obs,
+                                  self.rng_state, self.dyn_args, self.obs)
+        else:
+            K.mm_reset_generic(mask, self.market, self.sv, self.qs, self.ep, self.t, self.cfg, self.lat_obs,
+                               self.rng_state, self.dynamics.reset_fn, self.dyn_args, self.obs)
         self.fills[mask] = 0.0
 
     def _step_rows(self, actions: np.ndarray, autoreset: bool) -> None:
@@ -270,10 +279,16 @@ class MarketMakingCore(BatchedCore):
             act = self._act
         else:
             act = actions
-        K.mm_step(act, self._modes, self.rng_state, self.market, self.sv, self.qs, self.ep, self.t, self.fills,
-                  self.cfg, self.lat_ow, self.lat_jit, self.lat_obs, self.dynamics.reset_fn, self.dynamics.step_fn,
-                  self.dyn_args, bool(autoreset), self.obs, self.final_obs, self.reward, self.terminated,
-                  self.truncated, self.ep_done)
+        if self._parametric:
+            K.mm_step_parametric(act, self._modes, self.rng_state, self.market, self.sv, self.qs, self.ep, self.t,
+                                 self.fills, self.cfg, self.lat_ow, self.lat_jit, self.lat_obs, self.dyn_args,
+                                 bool(autoreset), self.obs, self.final_obs, self.reward, self.terminated,
+                                 self.truncated, self.ep_done)
+        else:
+            K.mm_step_generic(act, self._modes, self.rng_state, self.market, self.sv, self.qs, self.ep, self.t,
+                              self.fills, self.cfg, self.lat_ow, self.lat_jit, self.lat_obs, self.dynamics.reset_fn,
+                              self.dynamics.step_fn, self.dyn_args, bool(autoreset), self.obs, self.final_obs,
+                              self.reward, self.terminated, self.truncated, self.ep_done)
 
     # ------------------------------------------------------------------- info
     def episode_info(self, i: int) -> dict[str, float]:
@@ -363,7 +378,11 @@ class MarketMakingEnv(LOBEnv):
        the mean arrival rate of its side, so with Poisson arrivals a quote with
        nothing ahead fills at intensity ``A exp(-k delta)`` (Avellaneda-Stoikov).
        A reaching order first consumes ``min(v, queue_ahead)``, then fills us for
-       ``min(rest, our size)`` at our quote price;
+       ``min(rest, our size)`` (whole shares) at our quote price. Each order then
+       moves the mid permanently by ``+- mo_impact * v`` (its side's sign): the
+       order that fills us moves the mid against us, which is where adverse
+       selection comes from (flow without impact is uninformed, and fills are
+       then followed by mid moves of mean zero);
     4. queue model: a quote joining an existing level (at or behind the touch)
        starts behind ``queue_init`` shares, one improving the touch behind 0,
        plus ``queue_join_rate * latency`` shares that joined while the message

@@ -22,7 +22,7 @@ import math
 
 from numba import njit, prange
 
-from lobworld.envs.dynamics import IMBALANCE, MID, SIGMA, SPREAD
+from lobworld.envs.dynamics import IMBALANCE, MID, SIGMA, SPREAD, _parametric_reset, _parametric_step
 from lobworld.envs.rng import exponential, normal, uniform
 
 S_MID, S_ARR, S_FILL, S_LAT = 0, 1, 2, 3
@@ -31,8 +31,8 @@ N_STREAMS = 4
 # ---- cfg vector columns ----------------------------------------------------
 (C_DT, C_TICK, C_HORIZON, C_LIMIT, C_A, C_K, C_QINIT, C_QCANCEL, C_QJOIN, C_MOSIZE, C_MOFIXED,
  C_PENALTY, C_PHI, C_GAMMA, C_LAMBAR0, C_LAMBAR1, C_FILLMODE, C_VOL_ALPHA, C_HMU0, C_HMU1,
- C_HA00, C_HA01, C_HA10, C_HA11, C_HBETA, C_QSCALE, C_MAXOFF) = range(27)
-N_CFG = 27
+ C_HA00, C_HA01, C_HA10, C_HA11, C_HBETA, C_QSCALE, C_MAXOFF, C_IMPACT) = range(28)
+N_CFG = 28
 
 FILL_QUEUE = 0.0  #: event-driven market orders + queue position + latency
 FILL_BERNOULLI = 1.0  #: Avellaneda-Stoikov textbook fills: P(fill) = A exp(-k delta) dt per side per step
@@ -110,12 +110,20 @@ def _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, 
     _write_obs(i, market, sv, qs, cfg, lat_obs, t, obs)
 
 
-@njit(cache=True, parallel=True)
-def mm_reset(mask, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs):
-    """Reset every env ``i`` with ``mask[i]``; writes its first observation."""
+@njit(parallel=True)
+def mm_reset_generic(mask, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs):
+    """Reset every env ``i`` with ``mask[i]``; writes its first observation (any dynamics; not disk-cached)."""
     for i in prange(mask.shape[0]):
         if mask[i]:
             _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
+
+
+@njit(cache=True, parallel=True)
+def mm_reset_parametric(mask, market, sv, qs, ep, t, cfg, lat_obs, rng, dyn_args, obs):
+    """:func:`mm_reset_generic` specialised to the parametric dynamics (disk-cached)."""
+    for i in prange(mask.shape[0]):
+        if mask[i]:
+            _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, _parametric_reset, dyn_args, obs)
 
 
 @njit(inline="always")
@@ -299,6 +307,8 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
         now = 0.0
         s_prev = 0.0
         m_prev = mid0
+        jump = 0.0  # cumulative permanent impact of this step's market orders (USD)
+        kappa = cfg[C_IMPACT]
         while True:
             lam_bar = mu0 + mu1 + (a00 + a10) * hx0 + (a01 + a11) * hx1
             if lam_bar <= 0.0:
@@ -341,9 +351,10 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
                 ep[i, E_NMO_SELL] += 1.0
                 ep[i, E_VMO_SELL] += size
             s = 1 if mark == 0 else 0  # a buy market order lifts asks, a sell hits bids
+            m_obs = m_now + jump  # mid seen by the order (diffusion + earlier orders' impact)
             if qs[i, s, Q_LIVE] > 0.0 and qs[i, s, Q_SZ] > 0.0:
                 px = qs[i, s, Q_PX] * tick
-                delta = (m_now - px) if s == 0 else (px - m_now)
+                delta = (m_obs - px) if s == 0 else (px - m_obs)
                 lbar = cfg[C_LAMBAR0] if mark == 0 else cfg[C_LAMBAR1]
                 p = cfg[C_A] * math.exp(-cfg[C_K] * delta) / lbar
                 if u_reach < p:
@@ -353,7 +364,12 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
                     v -= c
                     f = min(math.floor(v + 1e-9), qs[i, s, Q_SZ])  # whole shares
                     if f > 0.0:
-                        _fill(i, s, f, qs[i, s, Q_PX], m_now, sv, qs, ep, fr, tick)
+                        _fill(i, s, f, qs[i, s, Q_PX], m_obs, sv, qs, ep, fr, tick)
+            # the order's permanent impact moves the mid after it trades
+            jump += kappa * size if mark == 0 else -kappa * size
+        if jump != 0.0:
+            row[MID] += jump
+            mid1 = row[MID]
         sv[i, V_HX0] = hx0
         sv[i, V_HX1] = hx1
         # messages due by the step's end go live now; the rest stay in flight
@@ -406,17 +422,34 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
             _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
 
 
-@njit(cache=True, parallel=True)
-def mm_step(actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
-            reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
-    """Advance every env one step (see the env docstring); ``ep_done[i]`` gets the finished episode's stats."""
+@njit(inline="always")
+def _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
+          reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
+    _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
+              reset_fn, step_fn, dyn_args, False, obs, final_obs, reward, term, trunc)
+    if term[i] or trunc[i]:
+        for c in range(N_EP):
+            ep_done[i, c] = ep[i, c]
+        ep_done[i, N_EP] = sv[i, V_WEALTH]
+        ep_done[i, N_EP + 1] = sv[i, V_INV]
+        if autoreset:
+            _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
+
+
+@njit(parallel=True)
+def mm_step_generic(actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
+                    reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
+    """Advance every env one step (any dynamics; not disk-cached). ``ep_done[i]`` gets a finished episode's stats."""
     for i in prange(actions.shape[0]):
-        _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
-                  reset_fn, step_fn, dyn_args, False, obs, final_obs, reward, term, trunc)
-        if term[i] or trunc[i]:
-            for c in range(N_EP):
-                ep_done[i, c] = ep[i, c]
-            ep_done[i, N_EP] = sv[i, V_WEALTH]
-            ep_done[i, N_EP + 1] = sv[i, V_INV]
-            if autoreset:
-                _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
+        _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
+                  reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done)
+
+
+@njit(cache=True, parallel=True)
+def mm_step_parametric(actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
+                       dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
+    """:func:`mm_step_generic` specialised to the parametric dynamics (disk-cached)."""
+    for i in prange(actions.shape[0]):
+        _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
+                  _parametric_reset, _parametric_step, dyn_args, autoreset, obs, final_obs, reward, term, trunc,
+                  ep_done)
