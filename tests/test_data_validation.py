@@ -211,3 +211,18 @@ def test_databento_crossed_book(tmp_path, shared_data):
     with pytest.raises(DataValidationError, match=r"line 5: \[crossed_book\]"):
         load_databento(p)
     assert load_databento(p, strict=False).attrs["dropped"] == {"crossed_book": 1}
+
+
+def test_time_spike_drops_only_itself(tmp_path, lines):
+    m, o = lines
+    m[100] = set_field(m[100], 0, "39000.0")  # one stamp far ahead, neighbours in order
+    _raises(write_pair(tmp_path, m, o), "non_monotonic_time", line=101)
+    df = load_lobster(write_pair(tmp_path, m, o), strict=False)
+    assert df.attrs["dropped"] == {"non_monotonic_time": 1} and len(df) == N - 1
+
+
+def test_time_rule_mask_cases():
+    from lobworld.world_models.data.validate import time_rule_mask
+    assert time_rule_mask([1, 2, 9, 3, 4]).tolist() == [False, False, True, False, False]
+    assert time_rule_mask([1, 2, 3, 0.5, 4]).tolist() == [False, False, False, True, False]
+    assert time_rule_mask([1, 1, 1]).tolist() == [False] * 3

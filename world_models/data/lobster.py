@@ -273,7 +273,8 @@ def _describe(rule, i, m, bid_px, ask_px, bid_sz, ask_sz, t) -> str:
     if rule == "locked_book":
         return f"locked book: best bid == best ask == {bid_px[i, 0]:.4f}"
     if rule == "non_monotonic_time":
-        return f"time {t[i]!r} s is earlier than the previous event ({t[i - 1]!r} s)"
+        nxt = f", next {t[i + 1]!r} s" if i + 1 < len(t) else ""
+        return f"time {t[i]!r} s is out of order (previous event {t[i - 1]!r} s{nxt})"
     if rule == "unknown_event_code":
         return f"message type {m[i, 1]:g} is not a LOBSTER code (1..7)"
     if rule == "bad_direction":

@@ -55,12 +55,26 @@ def book_rule_masks(bid_px, bid_sz, ask_px, ask_sz) -> dict[str, np.ndarray]:
 
 
 def time_rule_mask(t: np.ndarray) -> np.ndarray:
-    """Rows whose time is earlier than the running maximum of the rows before."""
-    if len(t) == 0:
-        return np.zeros(0, dtype=bool)
-    prev_max = np.maximum.accumulate(t)
-    out = np.zeros(len(t), dtype=bool)
-    out[1:] = t[1:] < prev_max[:-1]
+    """Rows that break the time order.
+
+    A lone spike (a row later than the next one while its neighbours are in
+    order) is flagged itself, so one bad stamp does not condemn every later
+    row; otherwise a row earlier than the running maximum of the rows before
+    is flagged.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    n = len(t)
+    out = np.zeros(n, dtype=bool)
+    if n < 2:
+        return out
+    if n >= 3:
+        out[1:-1] = (t[1:-1] > t[2:]) & (t[:-2] <= t[2:])
+    rest = np.flatnonzero(~out)
+    tr = t[rest]
+    prev_max = np.maximum.accumulate(tr)
+    late = np.zeros(len(tr), dtype=bool)
+    late[1:] = tr[1:] < prev_max[:-1]
+    out[rest[late]] = True
     return out
 
 
