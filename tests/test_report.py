@@ -1,0 +1,85 @@
+"""Pre-trade report: files exist, hold the computed numbers, recommendation is the argmin; bad input."""
+
+import json
+
+import pytest
+
+from lobworld.cli import main
+from lobworld.scenarios.report import pre_trade_report
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    doc = pre_trade_report("sell", 2000.0, 10, 1.0, out, strategies=["twap", "ac", "aggressive", "const:0.3"],
+                           n_paths=300, seed=4, scenarios=["normal", "volatile"], n_boot=200, record=30)
+    return out, doc
+
+
+def test_files_exist(report):
+    out, doc = report
+    for name in ("report.md", "report.json", "shortfall_distributions.png", "execution_trajectories.png",
+                 "inventory_paths.png", "scenario_sensitivity.png"):
+        f = out / name
+        assert f.is_file() and f.stat().st_size > 500, name
+        if name.endswith(".png"):
+            assert f.read_bytes()[:8] == PNG
+
+
+def test_recommendation_is_the_argmin_of_mean_plus_r_std(report):
+    out, doc = report
+    saved = json.loads((out / "report.json").read_text())
+    strat = saved["scenarios"]["normal"]["strategies"]
+    objectives = {k: v["mean"] + 1.0 * v["std"] for k, v in strat.items()}
+    best = min(objectives, key=objectives.get)
+    assert saved["recommendation"]["strategy"] == best == doc["recommendation"]["strategy"]
+    assert saved["recommendation"]["objective"] == pytest.approx(objectives[best])
+    # aggressive (everything at once) is deterministic and the most expensive for a 10-minute order
+    assert strat["aggressive"]["std"] == pytest.approx(0.0, abs=1e-9)
+    assert strat["aggressive"]["mean"] > strat["twap"]["mean"]
+    assert saved["ranking"][0] == best and set(saved["best_by_scenario"]) == {"normal", "volatile"}
+    # the risk-aware AC schedule got a positive mean-variance weight R / (2 sd_TWAP)
+    assert saved["inputs"]["mean_variance_lambda_per_bps"] > 0
+
+
+def test_markdown_holds_the_numbers(report):
+    out, doc = report
+    md = (out / "report.md").read_text()
+    rec = doc["recommendation"]
+    assert f"**{rec['strategy']}**" in md
+    assert f"{rec['objective']:.2f}" in md
+    twap = doc["scenarios"]["normal"]["strategies"]["twap"]
+    assert f"| twap | {twap['mean']:.2f} | {twap['ci95'][0]:.2f} .. {twap['ci95'][1]:.2f} | {twap['std']:.2f} |" in md
+    vol = doc["scenarios"]["volatile"]["strategies"]["twap"]
+    assert f"{vol['mean'] + vol['std']:.2f}" in md
+    assert "Simulated" in md and "shortfall_distributions.png" in md
+    assert "Latency" in md
+
+
+def test_bad_inputs_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(ValueError, match="side must be 'buy' or 'sell'"):
+        pre_trade_report("hold", 100.0, 10, 0.0, tmp_path)
+    with pytest.raises(ValueError, match="quantity must be a positive"):
+        pre_trade_report("sell", -5.0, 10, 0.0, tmp_path)
+    with pytest.raises(ValueError, match="risk aversion R"):
+        pre_trade_report("sell", 5.0, 10, float("nan"), tmp_path)
+    assert main(["report", "--side", "sell", "--quantity", "100", "--horizon-min", "5", "--out", str(tmp_path),
+                 "--strategies", "twap,bogus", "--paths", "20", "--scenarios", "normal"]) == 0
+    skipped = json.loads((tmp_path / "report.json").read_text())["skipped_strategies"]
+    assert "bogus" in skipped
+    assert main(["report", "--side", "sell", "--quantity", "100", "--horizon-min", "5", "--out", str(tmp_path),
+                 "--strategies", "bogus", "--paths", "20"]) == 2
+    assert "none of the strategies" in capsys.readouterr().err
+
+
+def test_counterfactual_cli_json(tmp_path, capsys):
+    assert main(["counterfactual", "--env", "LOB-Execution-v0", "--strategies", "twap,ac:0.1,aggressive",
+                 "--paths", "50", "--seed", "3", "--boot", "200", "--json", "--out", str(tmp_path)]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["benchmark"] == "twap" and d["n_paths"] == 50
+    assert d["strategies"]["aggressive"]["diff_mean"] > 0
+    assert json.loads((tmp_path / "counterfactual.json").read_text())["strategies"] == d["strategies"]
+    assert main(["counterfactual", "--strategies", "twap,nonsense", "--paths", "10"]) == 2
+    assert "unknown strategy 'nonsense'" in capsys.readouterr().err
