@@ -1,0 +1,329 @@
+"""Bar-level learned market dynamics: a small V-M-C world model in PyTorch.
+
+Description
+-----------
+One model step is one bar of ``dt`` seconds (1 s to 1 min). With ``x_t`` the
+(normalised) features of bar ``t`` and ``h_t`` the GRU memory after bar ``t``:
+
+* **V** (encoder): ``z_t = tanh(W_e x_t + b_e)`` summarises the microstructure
+  at the end of bar ``t`` (mid change, spread, top-of-book depth and
+  imbalance, traded volume, trade count, order-flow imbalance).
+* **flow head** ``p(a_{t+1}, v_{t+1}, c_{t+1} | h_t, z_t)``: the market's own
+  order flow of the next bar -- P(no trade), log-normal volume, log-normal
+  trade count, and the trade-sign imbalance (categorical: exactly -1, seven
+  interior bins, exactly +1).
+* **M** (memory): ``h_{t+1} = GRU([z_t, a_{t+1}], h_t)`` with the control
+  ``a = (imbalance, signed aggressive volume / typical bar volume)`` of bar
+  ``t+1``. At simulation time the agent's own signed child-order volume is
+  *added* to the market's signed volume before this update.
+* **state heads** on ``h_{t+1}``: mid change (a 3-component Gaussian mixture,
+  in units of the asset's own per-bar volatility), spread (categorical over 20
+  bins of log(spread / the asset's median spread), rounded to ticks),
+  log top-of-book depth (Gaussian) and top-of-book imbalance (Gaussian on
+  ``atanh``).
+
+Identification assumption (impact)
+----------------------------------
+The model learns the *contemporaneous* response of the mid to the bar's
+aggressive flow from historical data, where all flow is exogenous to us. At
+simulation time the agent's child order is treated as one more aggressive
+order of that bar, i.e. the market reacts to the agent's signed volume exactly
+as it reacted historically to anybody's signed volume of the same size.
+This ignores that historical flow is partly *caused* by information (so the
+learned response is an upper bound on mechanical impact) and it extrapolates
+when the agent trades far more than historical bar flow; the GRU's saturating
+nonlinearities make the extrapolated response concave, not linear.
+
+Per-asset normalisation
+-----------------------
+Returns are divided by the asset's per-bar volatility ``sigma_bar`` (USD);
+volumes, trade counts and depths by the asset's training means; spreads by its
+median spread. One model is shared across assets; :class:`AssetStats` holds
+the per-asset constants (kept in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "ModelConfig",
+    "AssetStats",
+    "BarWorldModel",
+    "FEATURES",
+    "N_FEATURES",
+    "IMB_BINS",
+    "SPREAD_LO",
+    "SPREAD_HI",
+    "bar_features",
+    "asset_stats",
+]
+
+#: feature columns of ``x_t`` (the encoder input), all dimensionless
+FEATURES = (
+    "ret",  # mid change / sigma_bar
+    "log_spread",  # log(spread / median spread)
+    "log_depth",  # log((bid_sz_1 + ask_sz_1) / mean)
+    "top_imb",  # (bid_sz_1 - ask_sz_1) / (bid_sz_1 + ask_sz_1)
+    "traded",  # 1 if any trade in the bar
+    "log_vol",  # log(volume / mean volume), 0 if no trade
+    "imb",  # trade-sign imbalance (buy - sell) / (buy + sell), 0 if no trade
+    "svol",  # (buy - sell) / mean volume
+    "log_cnt",  # log(n_trades / mean n_trades), 0 if no trade
+)
+N_FEATURES = len(FEATURES)
+F_RET, F_LSPR, F_LDEP, F_TIMB, F_TRADED, F_LVOL, F_IMB, F_SVOL, F_LCNT = range(N_FEATURES)
+
+#: trade-imbalance categories: 0 is exactly -1, 8 exactly +1, 1..7 uniform bins on (-1, 1)
+IMB_BINS = 9
+#: spread categories: 20 equal bins of log(spread / median spread) on [SPREAD_LO, SPREAD_HI]
+SPREAD_LO, SPREAD_HI = -2.5, 2.5
+RET_CLIP = 12.0  # returns beyond +-12 sigma_bar are clipped in the features and the loss
+TIMB_CLIP = 0.995
+
+# flow-head output layout
+O_NOTRADE, O_LVOL_MU, O_LVOL_LS, O_LCNT_MU, O_LCNT_LS = range(5)
+O_IMB = 5  # IMB_BINS logits
+N_FLOW_OUT = O_IMB + IMB_BINS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of :class:`BarWorldModel`."""
+
+    hidden: int = 16
+    """GRU hidden size (keep 16-32: the Numba step cost grows as hidden**2)."""
+    latent: int = 8
+    """Size of the encoder output ``z``."""
+    n_mix: int = 3
+    """Gaussian mixture components of the mid-change head."""
+    spread_bins: int = 20
+    """Categories of the spread head (bins of log(spread / median) on [-2.5, 2.5])."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"ModelConfig.{f.name} must be a positive int, got {v!r}")
+        if self.spread_bins < 2:
+            raise ValueError(f"ModelConfig.spread_bins must be >= 2, got {self.spread_bins}")
+
+    @property
+    def n_head_out(self) -> int:
+        """State-head outputs: 3 per mixture component, spread logits, 2 depth, 2 imbalance."""
+        return 3 * self.n_mix + self.spread_bins + 4
+
+
+@dataclass(frozen=True)
+class AssetStats:
+    """Per-asset normalisation constants (estimated on the training split only)."""
+
+    tick: float
+    """Tick size (USD)."""
+    sigma_bar: float
+    """Standard deviation of the per-bar mid change (USD)."""
+    median_spread: float
+    """Median quoted spread at bar end (USD)."""
+    mean_volume: float
+    """Mean traded volume per bar (shares)."""
+    mean_count: float
+    """Mean number of trades per bar, over bars with a trade."""
+    mean_depth: float
+    """Mean top-of-book depth bid_sz_1 + ask_sz_1 (shares)."""
+    s0: float
+    """A representative mid price (USD): the first training mid."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"AssetStats.{f.name} must be a finite positive number, got {v!r}")
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def asset_stats(bars, tick: float) -> AssetStats:
+    """Estimate :class:`AssetStats` from a bar DataFrame (``make_bars`` columns)."""
+    ret = bars["mid_ret"].to_numpy(float)[1:]
+    vol = bars["volume"].to_numpy(float)
+    cnt = bars["n_trades"].to_numpy(float)
+    depth = bars["bid_sz_1"].to_numpy(float) + bars["ask_sz_1"].to_numpy(float)
+    sig = float(np.std(ret)) if ret.size > 1 else float("nan")
+    return AssetStats(
+        tick=float(tick),
+        sigma_bar=max(sig, 0.5 * tick),
+        median_spread=max(float(np.median(bars["spread"].to_numpy(float))), tick),
+        mean_volume=max(float(np.mean(vol)), 1.0),
+        mean_count=max(float(np.mean(cnt[cnt > 0])) if (cnt > 0).any() else 1.0, 1.0),
+        mean_depth=max(float(np.mean(depth)), 1.0),
+        s0=float(bars["mid"].iloc[0]),
+    )
+
+
+def bar_features(bars, stats: AssetStats) -> np.ndarray:
+    """Normalised features ``x_t`` (shape ``(n_bars, N_FEATURES)``, float32) of a bar frame.
+
+    Raises ``ValueError`` naming the column when a needed column is missing or
+    holds NaN/inf.
+    """
+    need = ("mid_ret", "spread", "bid_sz_1", "ask_sz_1", "volume", "buy_volume", "sell_volume", "n_trades")
+    for c in need:
+        if c not in bars.columns:
+            raise ValueError(f"bar frame lacks column {c!r} (have {list(bars.columns)})")
+        if not np.all(np.isfinite(bars[c].to_numpy(float))):
+            raise ValueError(f"bar column {c!r} has NaN or inf values")
+    n = len(bars)
+    x = np.zeros((n, N_FEATURES), dtype=np.float64)
+    x[:, F_RET] = np.clip(bars["mid_ret"].to_numpy(float) / stats.sigma_bar, -RET_CLIP, RET_CLIP)
+    spr = np.maximum(bars["spread"].to_numpy(float), stats.tick)
+    x[:, F_LSPR] = np.log(spr / stats.median_spread)
+    b = bars["bid_sz_1"].to_numpy(float)
+    a = bars["ask_sz_1"].to_numpy(float)
+    d = np.maximum(b + a, 1.0)
+    x[:, F_LDEP] = np.log(d / stats.mean_depth)
+    x[:, F_TIMB] = np.clip((b - a) / d, -TIMB_CLIP, TIMB_CLIP)
+    vol = bars["volume"].to_numpy(float)
+    buy = bars["buy_volume"].to_numpy(float)
+    sell = bars["sell_volume"].to_numpy(float)
+    cnt = bars["n_trades"].to_numpy(float)
+    traded = (vol > 0) & (cnt > 0)
+    x[:, F_TRADED] = traded
+    x[traded, F_LVOL] = np.log(vol[traded] / stats.mean_volume)
+    tot = np.where(buy + sell > 0, buy + sell, 1.0)
+    x[:, F_IMB] = np.where(traded, (buy - sell) / tot, 0.0)
+    x[:, F_SVOL] = np.where(traded, (buy - sell) / stats.mean_volume, 0.0)
+    x[traded, F_LCNT] = np.log(cnt[traded] / stats.mean_count)
+    return x.astype(np.float32)
+
+
+def imb_bin(imb: torch.Tensor) -> torch.Tensor:
+    """Category of a trade imbalance in [-1, 1] (see :data:`IMB_BINS`)."""
+    inner = torch.clamp(((imb + 1.0) / 2.0 * (IMB_BINS - 2)).floor().long() + 1, 1, IMB_BINS - 2)
+    out = torch.where(imb <= -1.0 + 1e-9, torch.zeros_like(inner), inner)
+    return torch.where(imb >= 1.0 - 1e-9, torch.full_like(inner, IMB_BINS - 1), out)
+
+
+def spread_bin(ls: torch.Tensor, n_bins: int) -> torch.Tensor:
+    w = (SPREAD_HI - SPREAD_LO) / n_bins
+    return torch.clamp(((ls - SPREAD_LO) / w).floor().long(), 0, n_bins - 1)
+
+
+class BarWorldModel(nn.Module):
+    """Encoder + flow head + GRU + state heads (see the module docstring).
+
+    ``forward(x, a)`` with ``x`` (B, T, F) the features of bars ``0..T-1`` and
+    ``a`` (B, T, 2) the controls of bars ``1..T`` returns ``flow`` (B, T,
+    N_FLOW_OUT), the flow-head outputs predicting bar ``t+1``'s flow from
+    ``(h_t, z_t)``, and ``head`` (B, T, n_head_out), the state heads predicting
+    bar ``t+1`` from ``h_{t+1}``. ``h_0`` is zero (or ``h0``).
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.enc = nn.Linear(N_FEATURES, cfg.latent)
+        self.flow = nn.Linear(cfg.hidden + cfg.latent, N_FLOW_OUT)
+        self.gru = nn.GRU(cfg.latent + 2, cfg.hidden, batch_first=True)
+        self.head = nn.Linear(cfg.hidden, cfg.n_head_out)
+
+    def gru_step(self, inp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``torch.nn.GRUCell`` semantics on the ``nn.GRU`` weights: (B, E+2), (B, H) -> (B, H)."""
+        return self.gru(inp.unsqueeze(1), h.unsqueeze(0))[0][:, 0]
+
+    def step(self, x: torch.Tensor, a: torch.Tensor, h: torch.Tensor):
+        """One step: ``(flow_out, head_out, h_next)`` for features ``x`` (B, F), control ``a`` (B, 2)."""
+        z = torch.tanh(self.enc(x))
+        flow = self.flow(torch.cat([h, z], dim=-1))
+        h_next = self.gru_step(torch.cat([z, a], dim=-1), h)
+        return flow, self.head(h_next), h_next
+
+    def forward(self, x: torch.Tensor, a: torch.Tensor, h0: torch.Tensor | None = None):
+        B, T, _ = x.shape
+        h = x.new_zeros(B, self.cfg.hidden) if h0 is None else h0
+        z = torch.tanh(self.enc(x))
+        hs, _ = self.gru(torch.cat([z, a], dim=-1), h.unsqueeze(0))
+        h_prev = torch.cat([h.unsqueeze(1), hs[:, :-1]], 1)
+        flow = self.flow(torch.cat([h_prev, z], dim=-1))
+        return flow, self.head(hs), hs
+
+    # ------------------------------------------------------------- heads
+    def split_head(self, head: torch.Tensor):
+        """Mixture (logits, means, log-sds), spread logits, depth (mu, logsd), top-imb (mu, logsd)."""
+        k = self.cfg.n_mix
+        s = self.cfg.spread_bins
+        return (head[..., :k], head[..., k:2 * k], head[..., 2 * k:3 * k],
+                head[..., 3 * k:3 * k + s], head[..., 3 * k + s:3 * k + s + 2], head[..., 3 * k + s + 2:])
+
+    def ret_logpdf(self, head: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """Log density of the normalised mid change ``r`` under the mixture head."""
+        lw, mu, ls = self.split_head(head)[:3]
+        ls = ls.clamp(-7.0, 5.0)
+        logw = torch.log_softmax(lw, -1)
+        z = (r.unsqueeze(-1) - mu) * torch.exp(-ls)
+        comp = -0.5 * z * z - ls - 0.5 * math.log(2 * math.pi)
+        return torch.logsumexp(logw + comp, -1)
+
+    def ret_mean_var(self, head: torch.Tensor):
+        lw, mu, ls = self.split_head(head)[:3]
+        w = torch.softmax(lw, -1)
+        s2 = torch.exp(2 * ls.clamp(-7.0, 5.0))
+        m = (w * mu).sum(-1)
+        return m, (w * (s2 + mu * mu)).sum(-1) - m * m
+
+    def ret_cdf(self, head: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        lw, mu, ls = self.split_head(head)[:3]
+        w = torch.softmax(lw, -1)
+        z = (r.unsqueeze(-1) - mu) * torch.exp(-ls.clamp(-7.0, 5.0))
+        return (w * 0.5 * (1 + torch.erf(z / math.sqrt(2)))).sum(-1)
+
+    def losses(self, flow: torch.Tensor, head: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-element negative log-likelihoods (nats) of the next bar's features ``y`` (B, T, F).
+
+        Keys: ``ret`` (mid change, density of ``y_ret``), ``spread`` (categorical),
+        ``depth``, ``top_imb``, ``traded`` (Bernoulli), and, masked to bars
+        with trades (zero elsewhere), ``volume``, ``count``, ``imb``.
+        """
+        _, _, _, sl, dep, timb = self.split_head(head)
+        out = {"ret": -self.ret_logpdf(head, y[..., F_RET])}
+        out["spread"] = nn.functional.cross_entropy(
+            sl.reshape(-1, sl.shape[-1]), spread_bin(y[..., F_LSPR], sl.shape[-1]).reshape(-1), reduction="none"
+        ).reshape(y.shape[:-1])
+        out["depth"] = _gauss_nll(y[..., F_LDEP], dep[..., 0], dep[..., 1])
+        out["top_imb"] = _gauss_nll(torch.atanh(y[..., F_TIMB]), timb[..., 0], timb[..., 1])
+        traded = y[..., F_TRADED]
+        out["traded"] = nn.functional.binary_cross_entropy_with_logits(
+            -flow[..., O_NOTRADE], traded, reduction="none")
+        out["volume"] = traded * _gauss_nll(y[..., F_LVOL], flow[..., O_LVOL_MU], flow[..., O_LVOL_LS])
+        out["count"] = traded * _gauss_nll(y[..., F_LCNT], flow[..., O_LCNT_MU], flow[..., O_LCNT_LS])
+        il = flow[..., O_IMB:O_IMB + IMB_BINS]
+        out["imb"] = traded * nn.functional.cross_entropy(
+            il.reshape(-1, IMB_BINS), imb_bin(y[..., F_IMB]).reshape(-1), reduction="none").reshape(y.shape[:-1])
+        return out
+
+    def sample_flow(self, flow: torch.Tensor, stats_mean_volume_ratio: float = 1.0, generator=None) -> torch.Tensor:
+        """Sample the control ``a = (imb, svol)`` from flow-head outputs (evaluation helper)."""
+        shape = flow.shape[:-1]
+        u = torch.rand(shape + (3,), generator=generator, dtype=flow.dtype)
+        traded = u[..., 0] >= torch.sigmoid(flow[..., O_NOTRADE])
+        lv = flow[..., O_LVOL_MU] + torch.exp(flow[..., O_LVOL_LS].clamp(-7, 5)) * torch.randn(
+            shape, generator=generator, dtype=flow.dtype)
+        cdf = torch.cumsum(torch.softmax(flow[..., O_IMB:O_IMB + IMB_BINS], -1), -1)
+        k = torch.clamp((cdf < u[..., 1:2]).sum(-1), 0, IMB_BINS - 1)
+        w = 2.0 / (IMB_BINS - 2)
+        inner = -1.0 + (k - 1 + u[..., 2]) * w
+        imb = torch.where(k == 0, -torch.ones_like(inner), torch.where(k == IMB_BINS - 1, torch.ones_like(inner), inner))
+        imb = torch.where(traded, imb, torch.zeros_like(imb))
+        sv = torch.where(traded, imb * torch.exp(lv) * stats_mean_volume_ratio, torch.zeros_like(imb))
+        return torch.stack([imb, sv], -1)
+
+
+def _gauss_nll(y: torch.Tensor, mu: torch.Tensor, logsd: torch.Tensor) -> torch.Tensor:
+    ls = logsd.clamp(-7.0, 5.0)
+    z = (y - mu) * torch.exp(-ls)
+    return 0.5 * z * z + ls + 0.5 * math.log(2 * math.pi)
