@@ -66,6 +66,9 @@ class TrainConfig:
     """SAC/TD3: replay buffer capacity (transitions)."""
     learning_starts: int = 1_000
     """SAC/TD3: steps collected before the first update."""
+    log_std_init: float = 0.0
+    """PPO/A2C with Box actions: initial log standard deviation of the Gaussian policy (0: std 1).
+    A smaller value keeps early exploration inside a narrow action box such as [0, 1]."""
     net_arch: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the policy and value networks."""
     checkpoint_freq: int = 50_000
@@ -102,6 +105,9 @@ class TrainConfig:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v <= hi) or \
                     (name == "learning_rate" and v == 0):
                 raise ConfigError(f"{name} must be a number in [{lo}, {hi}], got {v!r}")
+        if isinstance(self.log_std_init, bool) or not isinstance(self.log_std_init, (int, float)) or \
+                not -5.0 <= self.log_std_init <= 2.0:
+            raise ConfigError(f"log_std_init must be a number in [-5, 2], got {self.log_std_init!r}")
         if not self.net_arch or not all(isinstance(w, int) and w > 0 for w in self.net_arch):
             raise ConfigError(f"net_arch must be a list of positive layer widths, got {self.net_arch!r}")
         if not isinstance(self.env_kwargs, dict):

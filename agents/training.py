@@ -102,9 +102,11 @@ def make_eval_env(cfg: TrainConfig, train_env: VecEnv) -> VecEnv:
     return venv
 
 
-def _algo_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+def _algo_kwargs(cfg: TrainConfig, box: bool) -> dict[str, Any]:
     common = {"learning_rate": cfg.learning_rate, "gamma": cfg.gamma,
               "policy_kwargs": {"net_arch": list(cfg.net_arch)}}
+    if cfg.algo in ("PPO", "A2C") and box:
+        common["policy_kwargs"]["log_std_init"] = cfg.log_std_init
     if cfg.algo == "PPO":
         return {**common, "n_steps": cfg.n_steps, "batch_size": cfg.batch_size, "n_epochs": cfg.n_epochs,
                 "gae_lambda": cfg.gae_lambda, "clip_range": cfg.clip_range, "ent_coef": cfg.ent_coef}
@@ -269,7 +271,8 @@ def train(cfg: TrainConfig, out: str | pathlib.Path, resume: str | pathlib.Path 
         model.tensorboard_log = str(out / "tb")
     else:
         model = cls("MlpPolicy", train_env, seed=cfg.seed, device=device, verbose=verbose,
-                    tensorboard_log=str(out / "tb"), **_algo_kwargs(cfg))
+                    tensorboard_log=str(out / "tb"),
+                    **_algo_kwargs(cfg, isinstance(train_env.action_space, spaces.Box)))
     done = int(model.num_timesteps)
     remaining = cfg.timesteps - done
     n = cfg.n_envs
