@@ -2,9 +2,13 @@
 
 Every policy maps a batch of observations ``(n_envs, 4 + 4K)`` to a batch of actions
 ``(n_envs, K + 2)`` (see :class:`lobworld.envs.dark_pool.DarkPoolEnv`, Action Space).
-All four work the same *slice* each step, ``V = floor(slice_mult * R / (T - t) + 1/2)``
-shares (TWAP on the remaining quantity ``R``; at the last step everything left), and
-differ only in how they split it:
+All four work a *slice* each step, ``V = floor(slice_mult * R / (T - t) + 1/2)``
+shares clipped to ``R`` (``slice_mult = 1``: TWAP on the remaining quantity ``R``; at the
+last step everything left). Uniform and lit-only use ``slice_mult = 1``; the two
+dark-only routers default to ``slice_mult = 2``, oversizing the slice because only
+about half of what is sent to dark pools fills (with 1 they leave 10-20 % of the order
+to the forced lit execution at the horizon, which then dominates their cost). They
+differ in how they split the slice:
 
 * :class:`UniformPolicy` -- equal weights over the lit venue and the K pools;
 * :class:`LitOnlyPolicy` -- everything lit (the no-dark-pool benchmark);
@@ -280,7 +284,7 @@ class GanchevPolicy(_Base):
 
     name = "ganchev-km"
 
-    def __init__(self, config: DarkPoolConfig, n_envs: int, unit: int = 10, slice_mult: float = 1.0,
+    def __init__(self, config: DarkPoolConfig, n_envs: int, unit: int = 10, slice_mult: float = 2.0,
                  reset_each_episode: bool = False, prior: float = 1.0):
         super().__init__(config, slice_mult)
         if not isinstance(unit, (int, np.integer)) or unit < 1:
@@ -331,7 +335,7 @@ class OraclePolicy(_Base):
 
     name = "oracle"
 
-    def __init__(self, core: DarkPoolCore, unit: int = 10, slice_mult: float = 1.0):
+    def __init__(self, core: DarkPoolCore, unit: int = 10, slice_mult: float = 2.0):
         super().__init__(core.config, slice_mult)
         self.core = core
         self.unit = int(unit)

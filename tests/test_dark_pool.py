@@ -382,9 +382,11 @@ def test_greedy_allocation_hand_computed():
     assert out.tolist() == [[10, 25]]
 
 
-def test_oracle_tails_match_simulated_hidden_liquidity():
+@pytest.mark.parametrize("family", ["pareto", "lognormal"])
+def test_oracle_tails_match_simulated_hidden_liquidity(family):
     n, steps = 64, 60
-    core = DarkPoolCore(n_envs=n, scenario="fixed4")
+    scen = get_scenario("fixed4").replace(name="f", family=family)
+    core = DarkPoolCore(n_envs=n, scenario=scen)
     core.seed_rows(range(n), range(n))
     core.reset()
     draws = []
@@ -397,6 +399,42 @@ def test_oracle_tails_match_simulated_hidden_liquidity():
         emp = (s >= 10 * j).mean(axis=0)
         se = np.sqrt(tails[:, j] * (1 - tails[:, j]) / s.shape[0])
         assert (np.abs(emp - tails[:, j]) < 4 * se + 1e-9).all(), (j, emp, tails[:, j])
+
+
+def test_adversarial_liquidity_shrinks_where_the_agent_concentrates():
+    n = 64
+    means = {}
+    for mode in ("concentrated", "spread"):
+        core = DarkPoolCore(n_envs=n, scenario=get_scenario("adversarial").replace(
+            name="a", venues=get_scenario("fixed4").venues))
+        core.seed_rows(range(n), range(n))
+        core.reset()
+        hid = []
+        for _ in range(25):
+            a = np.zeros((n, K + 2))
+            if mode == "concentrated":
+                a[:, 1] = 1.0
+            else:
+                a[:, 1:K + 1] = 1.0
+            a[:, K + 1] = 0.01
+            core.step(a, autoreset=True)
+            hid.append(core._hidden[:, 0].copy())
+        means[mode] = np.mean(hid[5:])
+        if mode == "concentrated":  # pressure on pool 0 -> 1: scale * exp(-3)
+            np.testing.assert_allclose(core.venue_params()["scale"][:, 0], 20.0 * np.exp(-3.0 * core.venue[:, 0, 5]))
+            assert (core.venue[:, 0, 5] > 0.9).all()
+    assert means["concentrated"] < 0.5 * means["spread"]
+
+
+def test_drifting_parameters_move_within_the_episode():
+    core = DarkPoolCore(n_envs=8, scenario="drifting")
+    core.seed_rows(range(8), range(8))
+    core.reset()
+    p0 = core.venue_params()
+    core.step(np.zeros((8, K + 2)), autoreset=True)
+    p1 = core.venue_params()
+    assert (p0["scale"] != p1["scale"]).all() and (p0["p_zero"] != p1["p_zero"]).all()
+    np.testing.assert_array_equal(p0["shape"], p1["shape"])
 
 
 def test_obs_roundtrip_of_allocations_and_fills():
@@ -422,8 +460,9 @@ def test_policies_send_what_they_intend():
     g = GanchevPolicy(core.config, n)
     a = g.act(core.obs)
     core.step(a, autoreset=True)
-    # unexplored pools all have tail 1: the greedy gives the whole slice (in 10-share units) to pool 0
-    assert (core.last_alloc[:, 0] == 0).all() and (core.last_alloc[:, 1] == round(1933 / 29)).all()
+    # unexplored pools all have tail 1: the greedy gives the whole slice (2 x TWAP) to pool 0
+    assert (core.last_alloc[:, 0] == 0).all() and (core.last_alloc[:, 1] == round(2 * 1933 / 29)).all()
+    assert (core.last_alloc[:, 2:] == 0).all()
 
 
 def test_ganchev_fill_rate_converges_to_oracle():
