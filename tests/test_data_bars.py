@@ -143,7 +143,7 @@ def test_ofi_telescopes_when_prices_fixed(qs):
 
 def test_mbo_table_has_no_bars(shared_data):
     from lobworld.world_models.data import load_databento
-    mbo = load_databento(shared_data / "databento" / "XNAS.ITCH" / "test_data.mbo.dbn.zst")
+    mbo = load_databento(shared_data / "databento" / "XNAS.ITCH" / "test_data.mbo.dbn.zst", mbo_levels=0)
     with pytest.raises(ValueError, match="no book columns"):
         make_bars(mbo)
 

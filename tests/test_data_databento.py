@@ -32,7 +32,7 @@ def test_values_against_csv_export(shared_data, dbn, csv):
     np.testing.assert_array_equal(df["price"].to_numpy(), raw["price"].to_numpy(float))
     np.testing.assert_array_equal(df["size"].to_numpy(), raw["size"].to_numpy(float))
     assert list(df["ts"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f")) == [s[:26] for s in raw["ts_recv"]]
-    L = df.attrs["levels"]
+    L = df.attrs["levels"] if "bid_px_00" in raw else 0  # MBO: the book is replayed, not in the CSV
     for k in range(L):
         for f in ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct"):
             np.testing.assert_array_equal(df[f"{f}_{k + 1}"].to_numpy(), raw[f"{f}_{k:02d}"].to_numpy(float))
@@ -63,10 +63,37 @@ def test_esh1_mbp10_book(shared_data):
 
 
 def test_esh1_mbo(shared_data):
-    df = load_databento(shared_data / "databento" / "GLBX.MDP3" / "test_data.mbo.dbn.zst")
+    p = shared_data / "databento" / "GLBX.MDP3" / "test_data.mbo.dbn.zst"
+    df = load_databento(p, mbo_levels=0)
     assert df.attrs["levels"] == 0 and "bid_px_1" not in df.columns
     assert list(df["order_id"]) == [647784248135, 647782686353, 647782884482, 647782912367]
     assert list(df["price"]) == [3675.75, 3675.5, 3675.25, 3675.0]
+    book = load_databento(p)  # snapshot adds, one order per price: the book fills level by level
+    assert book.attrs["levels"] == 10
+    assert list(book.iloc[3][["bid_px_1", "bid_px_2", "bid_px_3", "bid_px_4"]]) == [3675.75, 3675.5, 3675.25, 3675.0]
+    assert list(book.iloc[3][["bid_sz_1", "bid_sz_2", "bid_sz_3", "bid_sz_4"]]) == [2, 1, 1, 1]
+    assert book["ask_px_1"].isna().all() and book["bid_px_2"].isna().iloc[0]
+
+
+def test_mbo_replay_matches_mbp10(shared_data):
+    """The NVDA MBO and MBP-10 fixtures hold the same 4 events: the replayed book must equal MBP-10's."""
+    mbo = load_databento(shared_data / "databento" / "XNAS.ITCH" / "test_data.mbo.dbn.zst")
+    mbp = load_databento(shared_data / "databento" / "XNAS.ITCH" / "test_data.mbp-10.dbn.zst")
+    cols = [c for c in mbp.columns if c.startswith(("bid_", "ask_"))]
+    assert (mbo["ts"] == mbp["ts"]).all()
+    pd.testing.assert_frame_equal(mbo[cols], mbp[cols])
+
+
+def test_mbo_replay_hand_case():
+    from lobworld.world_models.data.mbo_book import replay_mbo
+    b = replay_mbo(["A", "A", "A", "A", "C", "M", "F", "T", "R"], ["B", "B", "A", "B", "B", "A", "B", "A", "N"],
+                   np.array([100, 99, 101, 100, 100, 102, 99, 101, 0]) * 10**9,
+                   [5, 3, 4, 2, 5, 6, 1, 1, 0], [1, 2, 3, 4, 1, 3, 2, 9, 0], levels=2)
+    # add 5@100, 3@99 bids; 4@101 ask; 2 more @100; cancel order 1 (5); modify ask 3 -> 6@102; fill 1 of order 2
+    assert b["bid_sz"].tolist() == [[5, 0], [5, 3], [5, 3], [7, 3], [2, 3], [2, 3], [2, 2], [2, 2], [0, 0]]
+    assert b["bid_ct"][3].tolist() == [2, 1] and b["bid_ct"][4].tolist() == [1, 1]
+    assert b["ask_px"][:, 0].tolist()[2:8] == [101, 101, 101, 102, 102, 102]
+    assert np.isnan(b["bid_px"][8]).all() and np.isnan(b["ask_px"][0, 0])
 
 
 def test_broken_databento(tmp_path, shared_data):

@@ -22,8 +22,10 @@ Mapping:
   (MBO): ``direction`` = side, ``aggressor`` = 0 so volume is not counted twice.
 * Book levels ``_00.._09`` -> ``_1.._10``; an undefined price (i64 max) -> NaN.
   Order counts kept as ``bid_ct_k`` / ``ask_ct_k``.
-* MBO files carry no book columns (``attrs["levels"] = 0``): they are order
-  events only; build bars from MBP files.
+* MBO files: the book after each record is rebuilt by replaying the orders
+  (``mbo_levels`` levels, default 10; the book rules are not applied to it,
+  since a book may cross inside one exchange packet); ``mbo_levels=0`` gives
+  order events only (``attrs["levels"] = 0``).
 * ``attrs["tick_size"]``: 0.01 for US equity datasets (XNAS, XNYS, ARCX, ...),
   else the largest of 1, 0.5, 0.25, 0.1, 0.05, 0.01, 0.005, 0.001, 0.0001 that
   divides every price; pass ``tick_size=`` to override.
@@ -197,11 +199,13 @@ def _read_csv(path: pathlib.Path) -> tuple[dict, dict]:
 
 
 def load_databento(path, *, strict: bool = True, instrument_id: int | None = None,
-                   tick_size: float | None = None) -> pd.DataFrame:
+                   tick_size: float | None = None, mbo_levels: int = 10) -> pd.DataFrame:
     """Load a Databento MBP-1 / MBP-10 / MBO file (``.dbn``, ``.dbn.zst`` or ``.csv``).
 
     ``instrument_id`` selects one instrument when the file holds several (else
-    an error). ``strict`` as in :func:`load_lobster`. ``ts`` is UTC.
+    an error). ``strict`` as in :func:`load_lobster`. ``ts`` is UTC. MBO books
+    are rebuilt order by order (:mod:`lobworld.world_models.data.mbo_book`) to
+    ``mbo_levels`` levels (0: order events only, no book columns).
     """
     path = pathlib.Path(path)
     if not path.is_file():
@@ -223,6 +227,8 @@ def load_databento(path, *, strict: bool = True, instrument_id: int | None = Non
         a = {k: v[sel] for k, v in a.items()}
     L = info["levels"]
     n = len(a["ts_recv"])
+    if info["schema"] == "mbo" and mbo_levels < 0:
+        raise ValueError(f"mbo_levels must be >= 0, got {mbo_levels}")
     act = a["action"].astype(str)
     side = a["side"].astype(str)
 
@@ -255,6 +261,12 @@ def load_databento(path, *, strict: bool = True, instrument_id: int | None = Non
     if not keep.all():
         a = {k: v[keep] for k, v in a.items()}
         act, side = act[keep], side[keep]
+    if info["schema"] == "mbo" and mbo_levels > 0:
+        from lobworld.world_models.data.mbo_book import replay_mbo
+
+        nanos = np.rint(np.nan_to_num(a["price"]) * PRICE_SCALE).astype(np.int64)
+        a.update(replay_mbo(act, side, nanos, a["size"].astype(np.int64), a["order_id"], mbo_levels))
+        L = mbo_levels
 
     ev_names = np.array([ACTION_EVENTS.get(x, "modify") for x in act], dtype=object)
     codes = np.array([EVENT_CATEGORIES.index(e) for e in ev_names], dtype=np.int8)
