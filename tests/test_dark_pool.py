@@ -478,3 +478,48 @@ def test_ganchev_fill_rate_converges_to_oracle():
     assert g_last >= 0.93 * o_last, (g_last, o_last)
     assert g_first < g_last - 0.03  # it learned
     assert g_last > u_last + 0.05  # and beats the naive split
+
+
+# --------------------------------------------------------------- properties and other dynamics
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(w=st.lists(st.sampled_from([0.0, 1e-6, 0.1, 0.25, 1 / 3, 0.5, 0.7, 1.0]), min_size=5, max_size=5),
+       u=st.floats(0.0, 1.0), R=st.integers(0, 5000))
+def test_allocation_properties(w, u, R):
+    a = np.array(w + [u])
+    out = np.zeros(5, np.int64)
+    V = _allocate(a, R, out)
+    S = sum(w)
+    if S == 0:
+        assert V == 0 and out.sum() == 0
+        return
+    assert V == min(R, int(np.floor(u * R + 0.5))) and out.sum() == V
+    exact = V * np.array(w) / S
+    assert (np.abs(out - exact) < 1.0 + 1e-9).all()  # largest remainder: within one share of the share
+    assert (out[np.array(w) == 0] == 0).all()
+
+
+@pytest.mark.slow
+def test_learned_dynamics_runs_and_keeps_the_shortfall_identity():
+    from lobworld.world_models.checkpoint import CheckpointError
+
+    try:
+        core = DarkPoolCore(n_envs=4, dynamics="learned", dt=60.0, horizon=10)
+    except CheckpointError as exc:  # the shipped checkpoint is tested by the world-model suite
+        pytest.skip(f"shipped learned model not loadable here: {exc}")
+    core.seed_rows(range(4), range(4))
+    core.reset()
+    rng = np.random.default_rng(5)
+    done = 0
+    for _ in range(25):
+        core.step(_random_actions(rng, 4), autoreset=True)
+        for i in np.flatnonzero(core.terminated):
+            info = core.episode_info(int(i))
+            rhs = info["cost_bps"] - info["penalty_bps"] + info["half_spread_bps"] + info["market_move_bps"]
+            assert info["shortfall_bps"] == pytest.approx(rhs, abs=1e-8)
+            assert info["dark_shares"] + info["lit_shares"] == core.config.order_size
+            done += 1
+    assert done >= 4
