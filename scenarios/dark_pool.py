@@ -99,7 +99,7 @@ class DarkPoolScenario:
     name: str = "custom"
     """Registry name."""
     description: str = ""
-    """One line for ``lobworld scenarios`` listings and docs."""
+    """One-line description for listings and docs."""
     family: str = "pareto"
     """Non-zero liquidity family: ``"pareto"`` or ``"lognormal"``."""
     p_zero: tuple[float, float] = (0.3, 0.7)
