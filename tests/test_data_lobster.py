@@ -180,3 +180,15 @@ def test_empty_best_level_is_nan(tmp_path):
     df = load_lobster(write_pair(tmp_path, m, o1, stem=stem))
     assert np.isnan(df["ask_px_1"].iat[20]) and df["ask_sz_1"].iat[20] == 0
     assert df["bid_px_1"].iat[20] == float(o1[20].split(",")[2]) / 1e4
+
+
+def test_full_day_executions_at_previous_best(shared_data):
+    """All 7,764 visible executions after row 0 of the GOOG L10 day trade at the previous
+    row's best price on the resting order's side (the data README's alignment check)."""
+    df = load_lobster(shared_data / "lobster" / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz")
+    ex = np.flatnonzero((df["event"] == "exec_visible").to_numpy())
+    ex = ex[ex > 0]
+    assert len(ex) == 7764
+    d = df["direction"].to_numpy()[ex]
+    best = np.where(d == 1, df["bid_px_1"].to_numpy()[ex - 1], df["ask_px_1"].to_numpy()[ex - 1])
+    np.testing.assert_allclose(df["price"].to_numpy()[ex], best, atol=1e-9)
