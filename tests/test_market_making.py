@@ -292,3 +292,33 @@ def test_vector_env_class_and_spaces():
     o, _ = v.reset(seed=0)
     assert o.dtype == np.float32 and o.shape == (2, 10)
     assert o[0, 5] == -1.0 and o[0, 6] == -1.0  # no quotes yet
+
+
+@pytest.mark.parametrize("arrival", ["poisson", "hawkes"])
+def test_arrival_counts_match_the_model_rates(arrival):
+    """Market-order counts per env over 2000 s vs the stationary rate; Hawkes counts are over-dispersed."""
+    cfg = MarketMakingConfig(horizon=2000, arrival=arrival, inventory_limit=1e9, mo_impact=0.0)
+    n = 32
+    core = MarketMakingCore(n, cfg)
+    core.seed_rows(range(n), range(n))
+    core.reset()
+    zero = np.zeros((n, 4))
+    per_window = []
+    last = np.zeros(n)
+    for k in range(2000):
+        core.step(zero, autoreset=False)
+        if (k + 1) % 20 == 0:
+            tot = core.ep[:, K.E_NMO_BUY] + core.ep[:, K.E_NMO_SELL] if k < 1999 else \
+                core.ep_done[:, K.E_NMO_BUY] + core.ep_done[:, K.E_NMO_SELL]
+            per_window.append(tot - last)
+            last = tot.copy()
+    counts = core.ep_done[:, K.E_NMO_BUY]
+    lam = cfg.mean_rates[0]  # poisson 0.3/s; hawkes 0.2 / (1 - 0.35) = 0.3077/s
+    expected = lam * 2000
+    assert abs(counts.mean() / expected - 1) < 4 * np.sqrt(expected / n) / expected + 0.01
+    w = np.concatenate(per_window)
+    dispersion = w.var() / w.mean()  # 1 for Poisson counts
+    if arrival == "poisson":
+        assert 0.85 < dispersion < 1.15
+    else:
+        assert dispersion > 1.3
