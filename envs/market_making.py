@@ -366,7 +366,9 @@ class MarketMakingEnv(LOBEnv):
        or cancel); it goes live ``one_way_us + jitter_us * z`` (>= 0) after the
        step start. A message that would not change the order the venue will
        hold is not sent (a *kept* quote keeps its queue place). A new message
-       replaces the side's message still in flight, if any;
+       replaces the side's message still in flight, if any. A message at the
+       live quote's price keeps its queue place even if it changes the size
+       (a simplification: real venues send size increases to the back);
     2. the mid, spread and imbalance move by one step of the market dynamics
        (:mod:`lobworld.envs.dynamics`, called with ``q = 0``: passive fills
        cause no temporary impact in this env);
