@@ -1,0 +1,21 @@
+"""``lobworld bench`` runs (tiny sizes; speed itself is measured by benchmarks/, not tested)."""
+
+import json
+
+from lobworld.cli import main
+
+
+def test_bench_json_rows(capsys):
+    rc = main(["bench", "--env", "LOB-Execution-v0", "--n-envs", "2,3", "--steps", "5", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = out["results"]
+    assert [(r["face"], r["n_envs"]) for r in rows] == [
+        ("raw", 2), ("gym", 2), ("sb3", 2), ("raw", 3), ("gym", 3), ("sb3", 3)]
+    assert all(r["steps"] == 5 and r["env_steps_per_s"] > 0 for r in rows)
+    assert out["machine"]["cpus"] >= 1
+
+
+def test_bench_unknown_env_is_a_clear_error(capsys):
+    assert main(["bench", "--env", "LOB-Nope-v0", "--steps", "1"]) == 2
+    assert "unknown env id" in capsys.readouterr().err
