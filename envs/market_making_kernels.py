@@ -265,8 +265,11 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
     fr[i, 3] = 0.0
     # -- decisions -> messages (two latency draws per step, whatever the action)
     st_lat = rng[i, S_LAT]
-    z0 = normal(st_lat)
-    z1 = normal(st_lat)
+    # one Box-Muller pair gives both sides' jitter normals
+    r_bm = math.sqrt(-2.0 * math.log(uniform(st_lat)))
+    th = 2.0 * math.pi * uniform(st_lat)
+    z0 = r_bm * math.cos(th)
+    z1 = r_bm * math.sin(th)
     mode = modes[i]
     if queue_mode:
         _decide(i, 0, mode, actions, mid0, bb, ba, max(0.0, lat_ow[i] + lat_jit[i] * z0), qs, cfg, True)
@@ -304,6 +307,7 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
         beta = cfg[C_HBETA]
         hx0 = sv[i, V_HX0]
         hx1 = sv[i, V_HX1]
+        hawkes = (a00 + a01 + a10 + a11) > 0.0
         now = 0.0
         s_prev = 0.0
         m_prev = mid0
@@ -315,13 +319,15 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
                 break
             w = exponential(st_arr) / lam_bar
             if now + w >= dt:
-                d = math.exp(-beta * (dt - now))
+                if hawkes:
+                    d = math.exp(-beta * (dt - now))
+                    hx0 *= d
+                    hx1 *= d
+                break
+            if hawkes:
+                d = math.exp(-beta * w)
                 hx0 *= d
                 hx1 *= d
-                break
-            d = math.exp(-beta * w)
-            hx0 *= d
-            hx1 *= d
             now += w
             lam0 = mu0 + a00 * hx0 + a01 * hx1
             lam1 = mu1 + a10 * hx0 + a11 * hx1
@@ -329,10 +335,11 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
             if u >= lam0 + lam1:
                 continue  # thinned candidate
             mark = 0 if u < lam0 else 1
-            if mark == 0:
-                hx0 += beta
-            else:
-                hx1 += beta
+            if hawkes:
+                if mark == 0:
+                    hx0 += beta
+                else:
+                    hx1 += beta
             size = cfg[C_MOSIZE] if cfg[C_MOFIXED] > 0.0 else math.ceil(cfg[C_MOSIZE] * exponential(st_arr))
             u_reach = uniform(st_fill)
             zb = normal(st_fill)
