@@ -70,7 +70,7 @@ def bench_env(dyn: LearnedDynamics, n_envs: int, n_steps: int) -> float | None:
 def bench_torch(dyn: LearnedDynamics, n_envs: int, n_steps: int, nsub: int) -> float:
     import torch
 
-    from lobworld.world_models.dynamics_model import F_IMB, F_SVOL, N_FEATURES
+    from lobworld.world_models.dynamics_model import F_OFI, F_SVOL, N_FEATURES
     from lobworld.world_models.training import model_from_checkpoint
 
     torch.set_num_threads(2)
@@ -97,7 +97,7 @@ def bench_torch(dyn: LearnedDynamics, n_envs: int, n_steps: int, nsub: int) -> f
             xn[:, 2] = dep[:, 0] + torch.exp(dep[:, 1]) * torch.randn(n_envs)
             xn[:, 3] = torch.tanh(timb[:, 0] + torch.exp(timb[:, 1]) * torch.randn(n_envs))
             xn[:, 4:] = 0.0
-            xn[:, F_IMB] = a[:, 0]
+            xn[:, F_OFI] = a[:, 0]
             xn[:, F_SVOL] = a[:, 1]
             x = xn
             return K

@@ -33,8 +33,7 @@ from lobworld.world_models.checkpoint import (
     save_checkpoint,
 )
 from lobworld.world_models.dynamics_model import (
-    F_IMB,
-    F_SVOL,
+    CONTROL,
     N_FEATURES,
     AssetStats,
     BarWorldModel,
@@ -284,7 +283,7 @@ def generated_bars(n: int, dt: float, sigma: float, gamma: float, seed: int) -> 
     rng = np.random.default_rng(seed)
     vbar = params.volume_rate * dt
     out = {k: np.empty(n) for k in ("mid", "mid_ret", "spread", "volume", "buy_volume", "sell_volume",
-                                    "n_trades", "bid_sz_1", "ask_sz_1")}
+                                    "n_trades", "bid_sz_1", "ask_sz_1", "ofi")}
     for t in range(n):
         q = rng.normal(0.0, 0.5 * vbar)  # the market's signed aggressive volume of the bar
         pd_.step_fn(0, row, args, st, q, 1.0)
@@ -296,6 +295,7 @@ def generated_bars(n: int, dt: float, sigma: float, gamma: float, seed: int) -> 
         out["buy_volume"][t] = 0.5 * (vt + q)
         out["sell_volume"][t] = 0.5 * (vt - q)
         out["n_trades"][t] = max(1.0, round(vt / 60.0))
+        out["ofi"][t] = q  # in this generated world all order flow is aggressive
         out["bid_sz_1"][t] = rng.lognormal(5.0, 0.5)
         out["ask_sz_1"][t] = rng.lognormal(5.0, 0.5)
     idx = pd.Timestamp("2000-01-03 09:30", tz="America/New_York") + pd.to_timedelta(dt * (np.arange(n) + 1), unit="s")
@@ -316,7 +316,7 @@ def test_training_on_generated_parametric_data_recovers_sigma_and_impact():
 
     x = torch.as_tensor(bar_features(bars, st))
     with torch.no_grad():
-        _, head, _ = model(x[None, :-1], x[None, 1:, [F_IMB, F_SVOL]])
+        _, head, _ = model(x[None, :-1], x[None, 1:, CONTROL])
         mean, var = model.ret_mean_var(head[0])
     sd_usd = float(torch.sqrt(var).mean()) * st.sigma_bar
     true_sd = sigma * math.sqrt(dt)

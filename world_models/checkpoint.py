@@ -32,7 +32,7 @@ __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint",
            "file_fingerprint", "expected_shapes"]
 
 #: bump when the layout or the meaning of a stored field changes
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -57,7 +57,7 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of a :class:`BarWorldModel` with config ``cfg``."""
     from lobworld.world_models.dynamics_model import IMB_BINS
 
-    n_flow = 5 + IMB_BINS
+    n_flow = 7 + IMB_BINS
     H, E = cfg.hidden, cfg.latent
     return {
         "enc.weight": (E, N_FEATURES), "enc.bias": (E,),

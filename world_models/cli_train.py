@@ -89,7 +89,7 @@ def plot_paths(ck, days, png, n_paths: int = 20, seed: int = 0) -> dict:
     import numpy as np
     import torch
 
-    from lobworld.world_models.dynamics_model import F_IMB, F_SVOL, bar_features
+    from lobworld.world_models.dynamics_model import CONTROL, bar_features
     from lobworld.world_models.learned import LearnedDynamics, rollout
     from lobworld.world_models.training import model_from_checkpoint, split_masks
 
@@ -104,7 +104,7 @@ def plot_paths(ck, days, png, n_paths: int = 20, seed: int = 0) -> dict:
         s0 = int(np.flatnonzero(te)[0]) - 1
         xt = torch.as_tensor(x)
         with torch.no_grad():
-            _, _, hs = model(xt[None, :s0], xt[None, 1:s0 + 1, [F_IMB, F_SVOL]])
+            _, _, hs = model(xt[None, :s0], xt[None, 1:s0 + 1, CONTROL])
         h = hs[0, -1].numpy().astype(np.float64)
         real = d.bars["mid"].to_numpy(float)[s0:]
         n = len(real) - 1

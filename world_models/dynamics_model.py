@@ -10,12 +10,15 @@ One model step is one bar of ``dt`` seconds (1 s to 1 min). With ``x_t`` the
   imbalance, traded volume, trade count, order-flow imbalance).
 * **flow head** ``p(a_{t+1}, v_{t+1}, c_{t+1} | h_t, z_t)``: the market's own
   order flow of the next bar -- P(no trade), log-normal volume, log-normal
-  trade count, and the trade-sign imbalance (categorical: exactly -1, seven
-  interior bins, exactly +1).
+  trade count, the trade-sign imbalance (categorical: exactly -1, seven
+  interior bins, exactly +1) and the multi-level Cont-Kukanov-Stoikov OFI
+  (Gaussian, in units of the asset's OFI sd).
 * **M** (memory): ``h_{t+1} = GRU([z_t, a_{t+1}], h_t)`` with the control
-  ``a = (imbalance, signed aggressive volume / typical bar volume)`` of bar
-  ``t+1``. At simulation time the agent's own signed child-order volume is
-  *added* to the market's signed volume before this update.
+  ``a = (OFI / OFI sd, signed aggressive volume / mean bar volume)`` of bar
+  ``t+1``. At simulation time the agent's own signed child-order volume ``q``
+  is *added* to the market's signed aggressive volume and to its OFI (a buy
+  market order of ``q`` shares depletes the ask by ``q``: OFI += q) before
+  this update.
 * **state heads** on ``h_{t+1}``: mid change (a 3-component Gaussian mixture,
   in units of the asset's own per-bar volatility), spread (categorical over 20
   bins of log(spread / the asset's median spread), rounded to ticks),
@@ -75,9 +78,12 @@ FEATURES = (
     "imb",  # trade-sign imbalance (buy - sell) / (buy + sell), 0 if no trade
     "svol",  # (buy - sell) / mean volume
     "log_cnt",  # log(n_trades / mean n_trades), 0 if no trade
+    "ofi",  # multi-level Cont-Kukanov-Stoikov order-flow imbalance / the asset's OFI sd
 )
 N_FEATURES = len(FEATURES)
-F_RET, F_LSPR, F_LDEP, F_TIMB, F_TRADED, F_LVOL, F_IMB, F_SVOL, F_LCNT = range(N_FEATURES)
+F_RET, F_LSPR, F_LDEP, F_TIMB, F_TRADED, F_LVOL, F_IMB, F_SVOL, F_LCNT, F_OFI = range(N_FEATURES)
+#: feature columns that form the control ``a`` (order-flow imbalance, signed aggressive volume)
+CONTROL = [F_OFI, F_SVOL]
 
 #: trade-imbalance categories: 0 is exactly -1, 8 exactly +1, 1..7 uniform bins on (-1, 1)
 IMB_BINS = 9
@@ -87,8 +93,8 @@ RET_CLIP = 12.0  # returns beyond +-12 sigma_bar are clipped in the features and
 TIMB_CLIP = 0.995
 
 # flow-head output layout
-O_NOTRADE, O_LVOL_MU, O_LVOL_LS, O_LCNT_MU, O_LCNT_LS = range(5)
-O_IMB = 5  # IMB_BINS logits
+O_NOTRADE, O_LVOL_MU, O_LVOL_LS, O_LCNT_MU, O_LCNT_LS, O_OFI_MU, O_OFI_LS = range(7)
+O_IMB = 7  # IMB_BINS logits
 N_FLOW_OUT = O_IMB + IMB_BINS
 
 
@@ -137,6 +143,8 @@ class AssetStats:
     """Mean top-of-book depth bid_sz_1 + ask_sz_1 (shares)."""
     s0: float
     """A representative mid price (USD): the first training mid."""
+    ofi_scale: float = 1.0
+    """Standard deviation of the per-bar multi-level OFI (shares)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -163,6 +171,7 @@ def asset_stats(bars, tick: float) -> AssetStats:
         mean_count=max(float(np.mean(cnt[cnt > 0])) if (cnt > 0).any() else 1.0, 1.0),
         mean_depth=max(float(np.mean(depth)), 1.0),
         s0=float(bars["mid"].iloc[0]),
+        ofi_scale=max(float(np.std(bars["ofi"].to_numpy(float))), 1.0),
     )
 
 
@@ -172,7 +181,7 @@ def bar_features(bars, stats: AssetStats) -> np.ndarray:
     Raises ``ValueError`` naming the column when a needed column is missing or
     holds NaN/inf.
     """
-    need = ("mid_ret", "spread", "bid_sz_1", "ask_sz_1", "volume", "buy_volume", "sell_volume", "n_trades")
+    need = ("mid_ret", "spread", "bid_sz_1", "ask_sz_1", "volume", "buy_volume", "sell_volume", "n_trades", "ofi")
     for c in need:
         if c not in bars.columns:
             raise ValueError(f"bar frame lacks column {c!r} (have {list(bars.columns)})")
@@ -199,6 +208,7 @@ def bar_features(bars, stats: AssetStats) -> np.ndarray:
     x[:, F_IMB] = np.where(traded, (buy - sell) / tot, 0.0)
     x[:, F_SVOL] = np.where(traded, (buy - sell) / stats.mean_volume, 0.0)
     x[traded, F_LCNT] = np.log(cnt[traded] / stats.mean_count)
+    x[:, F_OFI] = np.clip(bars["ofi"].to_numpy(float) / stats.ofi_scale, -RET_CLIP, RET_CLIP)
     return x.astype(np.float32)
 
 
@@ -300,6 +310,7 @@ class BarWorldModel(nn.Module):
         out["traded"] = nn.functional.binary_cross_entropy_with_logits(
             -flow[..., O_NOTRADE], traded, reduction="none")
         out["volume"] = traded * _gauss_nll(y[..., F_LVOL], flow[..., O_LVOL_MU], flow[..., O_LVOL_LS])
+        out["ofi"] = _gauss_nll(y[..., F_OFI], flow[..., O_OFI_MU], flow[..., O_OFI_LS])
         out["count"] = traded * _gauss_nll(y[..., F_LCNT], flow[..., O_LCNT_MU], flow[..., O_LCNT_LS])
         il = flow[..., O_IMB:O_IMB + IMB_BINS]
         out["imb"] = traded * nn.functional.cross_entropy(
@@ -307,7 +318,7 @@ class BarWorldModel(nn.Module):
         return out
 
     def sample_flow(self, flow: torch.Tensor, stats_mean_volume_ratio: float = 1.0, generator=None) -> torch.Tensor:
-        """Sample the control ``a = (imb, svol)`` from flow-head outputs (evaluation helper)."""
+        """Sample the control ``a = (ofi, svol)`` from flow-head outputs (evaluation helper)."""
         shape = flow.shape[:-1]
         u = torch.rand(shape + (3,), generator=generator, dtype=flow.dtype)
         traded = u[..., 0] >= torch.sigmoid(flow[..., O_NOTRADE])
@@ -320,7 +331,9 @@ class BarWorldModel(nn.Module):
         imb = torch.where(k == 0, -torch.ones_like(inner), torch.where(k == IMB_BINS - 1, torch.ones_like(inner), inner))
         imb = torch.where(traded, imb, torch.zeros_like(imb))
         sv = torch.where(traded, imb * torch.exp(lv) * stats_mean_volume_ratio, torch.zeros_like(imb))
-        return torch.stack([imb, sv], -1)
+        ofi = flow[..., O_OFI_MU] + torch.exp(flow[..., O_OFI_LS].clamp(-7, 5)) * torch.randn(
+            shape, generator=generator, dtype=flow.dtype)
+        return torch.stack([ofi.clamp(-RET_CLIP, RET_CLIP), sv], -1)
 
 
 def _gauss_nll(y: torch.Tensor, mu: torch.Tensor, logsd: torch.Tensor) -> torch.Tensor:

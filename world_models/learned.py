@@ -5,14 +5,14 @@ with the model of :mod:`lobworld.world_models.dynamics_model` exported to
 float64 arrays. One env step of ``dt`` seconds runs ``n_sub = dt / model_dt``
 model bars (``dt`` must be a whole multiple of the model's bar length).
 
-Per model bar (fixed number of random draws -- 16 uniforms -- whatever ``q``):
+Per model bar (fixed number of random draws -- 18 uniforms -- whatever ``q``):
 
 1. encode the last bar's features ``x`` -> ``z``; the flow head on ``(h, z)``
    samples the market's own flow: trade/no trade, volume (log-normal, times
-   ``vol_mult``), trade count, trade-sign imbalance;
+   ``vol_mult``), trade count, trade-sign imbalance, multi-level OFI;
 2. the agent's child order ``q / n_sub`` (signed shares) is added to the
-   market's buy or sell volume, giving the control
-   ``a = (imbalance, signed volume / mean volume)``; ``h <- GRU([z, a], h)``;
+   market's buy or sell volume and to its OFI, giving the control
+   ``a = (OFI / OFI sd, signed volume / mean volume)``; ``h <- GRU([z, a], h)``;
 3. the state heads on ``h`` sample the mid change (Gaussian mixture, in units
    of the asset's ``sigma_bar``; rounded to half ticks), the spread
    (categorical, rounded to ticks, >= 1 tick), top-of-book depth and
@@ -64,6 +64,7 @@ from lobworld.world_models.dynamics_model import (
     F_LDEP,
     F_LSPR,
     F_LVOL,
+    F_OFI,
     F_RET,
     F_SVOL,
     F_TIMB,
@@ -83,11 +84,11 @@ DEFAULT_CHECKPOINT = pathlib.Path(__file__).parent / "assets" / "weights" / "bar
 
 # ---- per-env parameter columns ---------------------------------------------
 (Q_S0, Q_TICK, Q_SIG, Q_MSPR, Q_MVOL, Q_MCNT, Q_MDEP, Q_DT, Q_NSUB, Q_Y, Q_DELTA,
- Q_TRACK, Q_NBURN) = range(13)
-N_Q = 13
+ Q_TRACK, Q_NBURN, Q_OFIS) = range(14)
+N_Q = 14
 # ---- layout vector (float64, cast to int in the kernels) ---------------------
 (M_NMIX, M_NSPR, M_H, M_E, M_OH, M_OX, M_OZ, M_OGI, M_OGH, M_OHN, M_OFO, M_OHO, M_OHC, M_OHCO) = range(14)
-N_FLOW = 5 + IMB_BINS
+N_FLOW = 7 + IMB_BINS
 _LS_LO, _LS_HI = -7.0, 5.0
 
 
@@ -131,7 +132,7 @@ def _clamp(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _encode(We, be, row, ox, oz):
     E = We.shape[0]
     F = We.shape[1]
@@ -142,7 +143,7 @@ def _encode(We, be, row, ox, oz):
         row[oz + e] = math.tanh(s)
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _flow_head(Wf, bf, row, oh, oz, ofo, H, E):
     for o in range(Wf.shape[0]):
         s = bf[o]
@@ -153,7 +154,7 @@ def _flow_head(Wf, bf, row, oh, oz, ofo, H, E):
         row[ofo + o] = s
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _gru(Wih, Whh, bih, bhh, row, oz, a0, a1, oh, ogi, ogh, out, H, E):
     """torch.nn.GRUCell on input [z, a0, a1] and hidden row[oh:oh+H]; writes row[out:out+H]."""
     for g in range(3 * H):
@@ -173,7 +174,7 @@ def _gru(Wih, Whh, bih, bhh, row, oz, a0, a1, oh, ogi, ogh, out, H, E):
         row[out + k] = (1.0 - u) * n + u * row[oh + k]
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _head(Wo, bo, row, ohid, oout, n_out, H):
     for o in range(n_out):
         s = bo[o]
@@ -204,24 +205,26 @@ def _mix_mean_var(row, o, K):
 
 @njit(inline="always")
 def _categorical(row, o, n, u):
-    """Inverse-CDF draw from the softmax of row[o:o+n] with uniform u."""
+    """Inverse-CDF draw from the softmax of row[o:o+n] with uniform u (overwrites the logits)."""
     mx = row[o]
     for k in range(1, n):
         if row[o + k] > mx:
             mx = row[o + k]
     tot = 0.0
     for k in range(n):
-        tot += math.exp(row[o + k] - mx)
+        w = math.exp(row[o + k] - mx)
+        row[o + k] = w
+        tot += w
     target = u * tot
     c = 0.0
     for k in range(n):
-        c += math.exp(row[o + k] - mx)
+        c += row[o + k]
         if c >= target:
             return k
     return n - 1
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _substep(i, row, args, st, qs, vol_mult):
     """One model bar for env ``i``; returns (market volume, mixture variance, expected perm. impact USD)."""
     We, be, Wf, bf, Wih, Whh, bih, bhh, Wo, bo, P, meta = args
@@ -243,7 +246,7 @@ def _substep(i, row, args, st, qs, vol_mult):
     tick = P[i, Q_TICK]
     mvol = P[i, Q_MVOL]
 
-    # random draws (always the same 16 uniforms, whatever q)
+    # random draws (always the same 18 uniforms, whatever q)
     u_trade = uniform(st)
     n_vol = normal(st)
     u_imb = uniform(st)
@@ -255,6 +258,7 @@ def _substep(i, row, args, st, qs, vol_mult):
     u_spr_in = uniform(st)
     n_dep = normal(st)
     n_timb = normal(st)
+    n_ofi = normal(st)
 
     # V: encode; flow head on (h, z)
     _encode(We, be, row, ox, oz)
@@ -262,7 +266,8 @@ def _substep(i, row, args, st, qs, vol_mult):
     traded = u_trade >= _sigmoid(row[ofo + 0])
     lv = row[ofo + 1] + math.exp(_clamp(row[ofo + 2], _LS_LO, _LS_HI)) * n_vol
     lc = row[ofo + 3] + math.exp(_clamp(row[ofo + 4], _LS_LO, _LS_HI)) * n_cnt
-    kb = _categorical(row, ofo + 5, IMB_BINS, u_imb)
+    ofi0 = row[ofo + 5] + math.exp(_clamp(row[ofo + 6], _LS_LO, _LS_HI)) * n_ofi
+    kb = _categorical(row, ofo + 7, IMB_BINS, u_imb)
     if kb == 0:
         imb = -1.0
     elif kb == IMB_BINS - 1:
@@ -279,16 +284,17 @@ def _substep(i, row, args, st, qs, vol_mult):
     tot = buy + sell
     a_imb = (buy - sell) / tot if tot > 0.0 else 0.0
     a_sv = (buy - sell) / mvol
+    ofi0 = _clamp(ofi0, -RET_CLIP, RET_CLIP)
+    a_ofi = _clamp(ofi0 + qs / P[i, Q_OFIS], -RET_CLIP, RET_CLIP)
 
     # M: GRU update with the control (agent included)
-    _gru(Wih, Whh, bih, bhh, row, oz, a_imb, a_sv, oh, ogi, ogh, ohn, H, E)
+    _gru(Wih, Whh, bih, bhh, row, oz, a_ofi, a_sv, oh, ogi, ogh, ohn, H, E)
     n_head = 3 * K + S + 4
     _head(Wo, bo, row, ohn, oho, n_head, H)
     m_q, var = _mix_mean_var(row, oho, K)
     perm = 0.0
     if qs != 0.0 and P[i, Q_TRACK] > 0.0:
-        a0 = (buy0 - sell0) / vol if vol > 0.0 else 0.0
-        _gru(Wih, Whh, bih, bhh, row, oz, a0, (buy0 - sell0) / mvol, oh, ogi, ogh, ohc, H, E)
+        _gru(Wih, Whh, bih, bhh, row, oz, ofi0, (buy0 - sell0) / mvol, oh, ogi, ogh, ohc, H, E)
         _head(Wo, bo, row, ohc, ohco, 3 * K, H)
         m_0, _v0 = _mix_mean_var(row, ohco, K)
         perm = (m_q - m_0) * sig
@@ -322,6 +328,7 @@ def _substep(i, row, args, st, qs, vol_mult):
         row[ox + F_LCNT] = 0.0
     row[ox + F_IMB] = a_imb
     row[ox + F_SVOL] = a_sv
+    row[ox + F_OFI] = a_ofi
     for k in range(H):
         row[oh + k] = row[ohn + k]
     row[MID] += ret
@@ -415,7 +422,8 @@ class LearnedDynamics(MarketDynamics):
     impact_exponent: ``delta`` in ``(|q| / V)^delta``; 0.5 is the square-root law.
     track_permanent: compute ``PERM_IMPACT`` by the counterfactual GRU update
         (doubles the cost of steps with ``q != 0``; the dynamics are the same either way).
-    burn_in: model bars run at reset (no agent flow) before the episode starts.
+    burn_in: model bars run at reset (no agent flow) before the episode starts
+        (default: 5 minutes of model time).
     """
 
     name = "learned"
@@ -424,7 +432,7 @@ class LearnedDynamics(MarketDynamics):
 
     def __init__(self, checkpoint: Checkpoint | str | pathlib.Path | None = None,
                  asset: str | Sequence[str] | None = None, *, s0: float | None = None, sqrt_y: float = 0.5,
-                 impact_exponent: float = 0.5, track_permanent: bool = True, burn_in: int = 30):
+                 impact_exponent: float = 0.5, track_permanent: bool = True, burn_in: int | None = None):
         if checkpoint is None:
             checkpoint = DEFAULT_CHECKPOINT
         self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
@@ -441,6 +449,8 @@ class LearnedDynamics(MarketDynamics):
                 raise ValueError(f"LearnedDynamics.{name} must be a finite number >= 0, got {v!r}")
         if s0 is not None and not (math.isfinite(s0) and s0 > 0):
             raise ValueError(f"LearnedDynamics.s0 must be a positive price, got {s0!r}")
+        if burn_in is None:
+            burn_in = max(1, int(math.ceil(300.0 / self.checkpoint.dt)))  # 5 minutes of model time
         if not isinstance(burn_in, int) or burn_in < 0:
             raise ValueError(f"LearnedDynamics.burn_in must be an int >= 0, got {burn_in!r}")
         self.s0, self.sqrt_y, self.impact_exponent = s0, float(sqrt_y), float(impact_exponent)
@@ -476,7 +486,7 @@ class LearnedDynamics(MarketDynamics):
             s = self.checkpoint.assets[a]
             P[i] = (self.s0 if self.s0 is not None else s.s0, s.tick, s.sigma_bar, s.median_spread, s.mean_volume,
                     s.mean_count, s.mean_depth, dt, nsub, self.sqrt_y, self.impact_exponent,
-                    1.0 if self.track_permanent else 0.0, self.burn_in)
+                    1.0 if self.track_permanent else 0.0, self.burn_in, s.ofi_scale)
         return P
 
     def args(self, n_envs: int, dt: float) -> tuple:

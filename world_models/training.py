@@ -27,7 +27,9 @@ import pandas as pd
 
 from lobworld.world_models.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
 from lobworld.world_models.dynamics_model import (
+    CONTROL,
     F_IMB,
+    F_OFI,
     F_RET,
     F_SVOL,
     AssetStats,
@@ -165,78 +167,21 @@ def load_day(path, freq: str) -> DayBars:
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"data file {path} does not exist")
-    try:
-        from lobworld.world_models import data as data_mod
+    from lobworld.world_models import data as data_mod
 
-        have_layer = hasattr(data_mod, "load_lobster") and hasattr(data_mod, "make_bars")
-    except ImportError:
-        have_layer = False
-    name = path.name
-    is_lobster = "_message_" in name
-    if have_layer:
-        if is_lobster:
-            ev = data_mod.load_lobster(path)
-        else:
-            ev = data_mod.load_databento(path)
-        bars = data_mod.make_bars(ev, freq=freq)
+    if "_message_" in path.name:
+        ev = data_mod.load_lobster(path)
+        files = [path, _orderbook_path(path)]
+    else:
+        ev = data_mod.load_databento(path)
         files = [path]
-        ob = ev.attrs.get("orderbook_path")
-        if is_lobster:
-            files.append(_orderbook_path(path))
-        elif ob:
-            files.append(pathlib.Path(ob))
-        return DayBars(str(ev.attrs.get("ticker", name.split("_")[0])), bars, float(ev.attrs.get("tick_size", 0.01)), files)
-    if not is_lobster:
-        raise ValueError(f"{path}: only LOBSTER message files are readable until lobworld.world_models.data lands")
-    ob = _orderbook_path(path)
-    return DayBars(name.split("_")[0], _fallback_lobster_bars(path, ob, freq), 0.01, [path, ob])
+    bars = data_mod.make_bars(ev, freq=freq)
+    ticker = str(ev.attrs.get("ticker") or path.name.split("_")[0])
+    return DayBars(ticker, bars, float(ev.attrs.get("tick_size", 0.01)), files)
 
 
 def _orderbook_path(message_path: pathlib.Path) -> pathlib.Path:
-    ob = message_path.with_name(message_path.name.replace("_message_", "_orderbook_"))
-    if not ob.is_file():
-        raise ValueError(f"orderbook file {ob} (paired with {message_path}) does not exist")
-    return ob
-
-
-def _fallback_lobster_bars(msg_path, ob_path, freq: str) -> pd.DataFrame:
-    """Minimal private LOBSTER -> bars path (used only when the data layer is absent)."""
-    m = pd.read_csv(msg_path, header=None, usecols=range(6))
-    o = pd.read_csv(ob_path, header=None, usecols=range(4))
-    if len(m) != len(o):
-        raise ValueError(f"{msg_path}: {len(m)} messages but {len(o)} orderbook rows")
-    t = m[0].to_numpy(float)
-    typ = m[1].to_numpy(int)
-    size = m[3].to_numpy(float)
-    direction = m[5].to_numpy(int)
-    ask, asz, bid, bsz = (o[c].to_numpy(float) for c in range(4))
-    ask = ask / 1e4
-    bid = bid / 1e4
-    mid = 0.5 * (ask + bid)
-    spread = ask - bid
-    secs = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
-    start = 34200.0
-    nb = int(round((57600.0 - start) / secs))
-    k = np.clip(((t - start) // secs).astype(int), 0, nb - 1)
-    ex = (typ == 4) | (typ == 5)
-    aggr = -direction
-    buy = np.bincount(k[ex & (aggr > 0)], weights=size[ex & (aggr > 0)], minlength=nb)
-    sell = np.bincount(k[ex & (aggr < 0)], weights=size[ex & (aggr < 0)], minlength=nb)
-    cnt = np.bincount(k[ex], minlength=nb).astype(float)
-    last = np.full(nb, -1)
-    last[k] = np.arange(len(k))  # last event index per bar (k is sorted)
-    last = pd.Series(np.where(last >= 0, last, np.nan)).ffill().fillna(0).to_numpy(int)
-    bar_mid = mid[last]
-    date = pd.Timestamp(pathlib.Path(msg_path).name.split("_")[1], tz="America/New_York")
-    idx = date + pd.to_timedelta(start + secs * (np.arange(nb) + 1), unit="s")
-    vol = buy + sell
-    df = pd.DataFrame({
-        "mid": bar_mid, "spread": spread[last], "volume": vol, "buy_volume": buy, "sell_volume": sell,
-        "n_trades": cnt, "bid_sz_1": bsz[last], "ask_sz_1": asz[last],
-    }, index=idx)
-    df["mid_ret"] = np.diff(bar_mid, prepend=mid[0])
-    df["ofi_trade"] = np.where(vol > 0, (buy - sell) / np.where(vol > 0, vol, 1.0), 0.0)
-    return df
+    return message_path.with_name(message_path.name.replace("_message_", "_orderbook_"))
 
 
 def split_masks(index: pd.DatetimeIndex, test_hours: float, early_stop_hours: float):
@@ -345,14 +290,14 @@ def _fit(model_days, stats, feats, masks, config: TrainConfig, dev, out_dir, fin
     def window_batch(idx):
         xs = np.stack([feats[j][s:s + L + 1] for j, s in starts_arr[idx]])
         x = torch.as_tensor(xs, device=dev)
-        return x[:, :-1], x[:, 1:, [F_IMB, F_SVOL]], x[:, 1:]
+        return x[:, :-1], x[:, 1:, CONTROL], x[:, 1:]
 
     def day_loss(mask_index: int) -> float:
         """Mean total NLL per bar over the block ``mask_index`` (1: early stop, 2: test) of every day."""
         tot, n = 0.0, 0
         with torch.no_grad():
             for j, x in enumerate(full_x):
-                flow, head, _ = model(x[None, :-1], x[None, 1:, [F_IMB, F_SVOL]])
+                flow, head, _ = model(x[None, :-1], x[None, 1:, CONTROL])
                 ls = model.losses(flow, head, x[None, 1:])
                 m = torch.as_tensor(masks[j][mask_index][1:], device=dev)
                 s = sum(v[0] for v in ls.values())
@@ -459,9 +404,9 @@ def evaluate(ck: Checkpoint, paths=None, days: list[DayBars] | None = None, n_mc
     * ``model_forecast``: the GRU with the bar's flow drawn from its own flow
       head (``n_mc`` Monte-Carlo draws): a genuine one-bar-ahead forecast;
     * ``persistence``: r_t = r_{t-1}, Gaussian residuals (training sd);
-    * ``linear_ofi``: OLS of r_t on the bar's signed aggressive volume and
-      trade imbalance (plus multi-level OFI when the bars have ``ofi``), fitted
-      on the training block (Cont-Kukanov-Stoikov style, contemporaneous);
+    * ``linear_ofi``: OLS of r_t on the bar's multi-level OFI, signed
+      aggressive volume and trade imbalance (the model's control and more),
+      fitted on the training block (Cont-Kukanov-Stoikov, contemporaneous);
     * ``parametric``: N(0, sigma_bar), the Gaussian random walk of
       :class:`lobworld.envs.dynamics.ParametricDynamics`.
     """
@@ -485,7 +430,7 @@ def evaluate(ck: Checkpoint, paths=None, days: list[DayBars] | None = None, n_mc
         tr, es, te = split_masks(d.bars.index, test_hours, es_hours)
         xt = torch.as_tensor(x)
         with torch.no_grad():
-            flow, head, hs = model(xt[None, :-1], xt[None, 1:, [F_IMB, F_SVOL]])
+            flow, head, hs = model(xt[None, :-1], xt[None, 1:, CONTROL])
             r = xt[1:, F_RET]
             lp = model.ret_logpdf(head[0], r).numpy()
             mean, _ = model.ret_mean_var(head[0])
@@ -515,9 +460,7 @@ def evaluate(ck: Checkpoint, paths=None, days: list[DayBars] | None = None, n_mc
         sd_p = float(np.std(r[trm] - prev[trm]))
         rows["persist"].append((r[m], prev[m], _gauss_logpdf(r[m], prev[m], sd_p), None))
         # linear OFI regression (contemporaneous flow)
-        cols = [x[1:, F_SVOL], x[1:, F_IMB]]
-        if "ofi" in d.bars.columns:
-            cols.append(d.bars["ofi"].to_numpy(float)[1:] / st.mean_depth)
+        cols = [x[1:, F_OFI], x[1:, F_SVOL], x[1:, F_IMB]]
         X = np.column_stack([np.ones_like(r)] + cols)
         beta, *_ = np.linalg.lstsq(X[trm], r[trm], rcond=None)
         pred = X @ beta
