@@ -246,50 +246,50 @@ def _build_kernels(step_fn, reset_fn, parallel: bool):
         return (cfg[C_PA] * x + cfg[C_PB]) * x + cfg[C_PC]
 
     @njit(inline="always")
-    def write_obs(cfg, row, e, k, o):
-        s0 = e[ES_ARRIVAL]
-        o[O_REMAINING] = e[ES_REMAINING] / cfg[C_Q]
-        o[O_TIME] = k / cfg[C_T]
-        o[O_RET] = (row[MID] - s0) / s0 * 100.0
-        o[O_SPREAD] = row[SPREAD] / s0 * 1000.0
-        o[O_VOL] = math.sqrt(e[ES_VAR_EWM]) / s0 * 1000.0
-        o[O_VOLUME] = e[ES_VOL_EWM] / e[ES_VOL_REF]
-        o[O_IMPACT] = row[TEMP_IMPACT] / s0 * 100.0
-        o[O_TOD] = (e[ES_TOD0] + k * cfg[C_DT] / 60.0) / SESSION_MINUTES
+    def write_obs(cfg, row, es, i, k, obs):
+        s0 = es[i, ES_ARRIVAL]
+        obs[i, O_REMAINING] = es[i, ES_REMAINING] / cfg[C_Q]
+        obs[i, O_TIME] = k / cfg[C_T]
+        obs[i, O_RET] = (row[MID] - s0) / s0 * 100.0
+        obs[i, O_SPREAD] = row[SPREAD] / s0 * 1000.0
+        obs[i, O_VOL] = math.sqrt(es[i, ES_VAR_EWM]) / s0 * 1000.0
+        obs[i, O_VOLUME] = es[i, ES_VOL_EWM] / es[i, ES_VOL_REF]
+        obs[i, O_IMPACT] = row[TEMP_IMPACT] / s0 * 100.0
+        obs[i, O_TOD] = (es[i, ES_TOD0] + k * cfg[C_DT] / 60.0) / SESSION_MINUTES
 
     @njit(inline="always")
-    def reset_one(i, rng, market, args, cfg, e, t, o):
+    def reset_one(i, rng, market, args, cfg, es, t, obs):
         row = market[i]
         reset_fn(i, row, args, rng[i, _STREAM_MARKET])
         if cfg[C_RANDSTART] != 0.0:
             span = SESSION_MINUTES - cfg[C_T] * cfg[C_DT] / 60.0
-            e[ES_TOD0] = uniform(rng[i, _STREAM_EPISODE]) * span
+            es[i, ES_TOD0] = uniform(rng[i, _STREAM_EPISODE]) * span
         else:
-            e[ES_TOD0] = cfg[C_START]
-        e[ES_ARRIVAL] = row[MID]
-        e[ES_REMAINING] = cfg[C_Q]
-        e[ES_EXECUTED] = 0.0
-        e[ES_PAID] = 0.0
-        e[ES_VAR_EWM] = row[SIGMA] * row[SIGMA] * cfg[C_DT]
+            es[i, ES_TOD0] = cfg[C_START]
+        es[i, ES_ARRIVAL] = row[MID]
+        es[i, ES_REMAINING] = cfg[C_Q]
+        es[i, ES_EXECUTED] = 0.0
+        es[i, ES_PAID] = 0.0
+        es[i, ES_VAR_EWM] = row[SIGMA] * row[SIGMA] * cfg[C_DT]
         ref = row[VOLUME]
         if not ref > 0.0:
             ref = 1.0
-        e[ES_VOL_REF] = ref
-        e[ES_VOL_EWM] = ref
-        e[ES_ACC_NPM] = 0.0
-        e[ES_ACC_VPM] = 0.0
-        e[ES_ACC_V] = 0.0
-        e[ES_ACC_PM] = 0.0
-        e[ES_RETURN] = 0.0
-        e[ES_PENALTY] = 0.0
+        es[i, ES_VOL_REF] = ref
+        es[i, ES_VOL_EWM] = ref
+        es[i, ES_ACC_NPM] = 0.0
+        es[i, ES_ACC_VPM] = 0.0
+        es[i, ES_ACC_V] = 0.0
+        es[i, ES_ACC_PM] = 0.0
+        es[i, ES_RETURN] = 0.0
+        es[i, ES_PENALTY] = 0.0
         t[i] = 0
-        write_obs(cfg, row, e, 0, o)
+        write_obs(cfg, row, es, i, 0, obs)
 
     @njit(parallel=parallel)
     def reset_kernel(mask, rng, market, args, cfg, es, t, obs):
         for i in prange(mask.shape[0]):
             if mask[i]:
-                reset_one(i, rng, market, args, cfg, es[i], t, obs[i])
+                reset_one(i, rng, market, args, cfg, es, t, obs)
 
     @njit(parallel=parallel)
     def step_kernel(actions, rng, market, args, cfg, es, t, ep, autoreset,
@@ -303,32 +303,31 @@ def _build_kernels(step_fn, reset_fn, parallel: bool):
         alpha = cfg[C_ALPHA]
         for i in prange(actions.shape[0]):
             row = market[i]
-            e = es[i]
             st = rng[i, _STREAM_MARKET]
             k = t[i]
-            rem = e[ES_REMAINING]
+            rem = es[i, ES_REMAINING]
             if k >= T - 1:
                 n = rem
             else:
                 n = actions[i, 0] * rem
                 if n > rem:
                     n = rem
-            s0 = e[ES_ARRIVAL]
+            s0 = es[i, ES_ARRIVAL]
             norm = 1e4 / (s0 * Q)
             mid_prev = row[MID]
-            price = step_fn(i, row, args, st, s * n, vol_mult(cfg, e[ES_TOD0], k))
+            price = step_fn(i, row, args, st, s * n, vol_mult(cfg, es[i, ES_TOD0], k))
             pm = 0.5 * (mid_prev + row[MID])
             vol = row[VOLUME]
-            e[ES_PAID] += n * price
+            es[i, ES_PAID] += n * price
             rem = rem - n
-            if k >= T - 1 or n == e[ES_REMAINING]:
+            if k >= T - 1 or n == es[i, ES_REMAINING]:
                 rem = 0.0
-            e[ES_REMAINING] = rem
-            e[ES_EXECUTED] = Q - rem
-            e[ES_ACC_NPM] += n * pm
-            e[ES_ACC_VPM] += vol * pm
-            e[ES_ACC_V] += vol
-            e[ES_ACC_PM] += pm
+            es[i, ES_REMAINING] = rem
+            es[i, ES_EXECUTED] = Q - rem
+            es[i, ES_ACC_NPM] += n * pm
+            es[i, ES_ACC_VPM] += vol * pm
+            es[i, ES_ACC_V] += vol
+            es[i, ES_ACC_PM] += pm
             if bench == 0:
                 r = -norm * s * (price - s0) * n
             else:
@@ -337,62 +336,62 @@ def _build_kernels(step_fn, reset_fn, parallel: bool):
             pen = lam * norm * norm * sig * sig * dt * rem * rem
             r -= pen
             ret = row[LAST_RET]
-            e[ES_VAR_EWM] = (1.0 - alpha) * e[ES_VAR_EWM] + alpha * ret * ret
-            e[ES_VOL_EWM] = (1.0 - alpha) * e[ES_VOL_EWM] + alpha * vol
+            es[i, ES_VAR_EWM] = (1.0 - alpha) * es[i, ES_VAR_EWM] + alpha * ret * ret
+            es[i, ES_VOL_EWM] = (1.0 - alpha) * es[i, ES_VOL_EWM] + alpha * vol
             k += 1
             t[i] = k
             done = rem == 0.0
-            e[ES_RETURN] += r
-            e[ES_PENALTY] += pen
+            es[i, ES_RETURN] += r
+            es[i, ES_PENALTY] += pen
             if done:
                 # finish the benchmark window with the market alone (same random draws)
                 n_win = k
                 if bench != 0:
                     for j in range(k, T):
                         mp = row[MID]
-                        step_fn(i, row, args, st, 0.0, vol_mult(cfg, e[ES_TOD0], j))
+                        step_fn(i, row, args, st, 0.0, vol_mult(cfg, es[i, ES_TOD0], j))
                         pmj = 0.5 * (mp + row[MID])
-                        e[ES_ACC_VPM] += row[VOLUME] * pmj
-                        e[ES_ACC_V] += row[VOLUME]
-                        e[ES_ACC_PM] += pmj
+                        es[i, ES_ACC_VPM] += row[VOLUME] * pmj
+                        es[i, ES_ACC_V] += row[VOLUME]
+                        es[i, ES_ACC_PM] += pmj
                     n_win = T
-                twap = e[ES_ACC_PM] / n_win
-                mvwap = e[ES_ACC_VPM] / e[ES_ACC_V] if e[ES_ACC_V] > 0.0 else twap
+                twap = es[i, ES_ACC_PM] / n_win
+                mvwap = es[i, ES_ACC_VPM] / es[i, ES_ACC_V] if es[i, ES_ACC_V] > 0.0 else twap
                 if bench == 1:
-                    corr = -norm * s * (e[ES_ACC_NPM] - Q * mvwap)
+                    corr = -norm * s * (es[i, ES_ACC_NPM] - Q * mvwap)
                     r += corr
-                    e[ES_RETURN] += corr
+                    es[i, ES_RETURN] += corr
                 elif bench == 2:
-                    corr = -norm * s * (e[ES_ACC_NPM] - Q * twap)
+                    corr = -norm * s * (es[i, ES_ACC_NPM] - Q * twap)
                     r += corr
-                    e[ES_RETURN] += corr
-                ex = e[ES_EXECUTED]
-                avg = e[ES_PAID] / ex if ex > 0.0 else 0.0
-                ep[i, EP_SHORTFALL_BPS] = s * (e[ES_PAID] - ex * s0) * norm
+                    es[i, ES_RETURN] += corr
+                ex = es[i, ES_EXECUTED]
+                avg = es[i, ES_PAID] / ex if ex > 0.0 else 0.0
+                ep[i, EP_SHORTFALL_BPS] = s * (es[i, ES_PAID] - ex * s0) * norm
                 if bench == 0:
                     ep[i, EP_BENCH_BPS] = ep[i, EP_SHORTFALL_BPS]
                 elif bench == 1:
-                    ep[i, EP_BENCH_BPS] = s * (e[ES_PAID] - Q * mvwap) * norm
+                    ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * mvwap) * norm
                 else:
-                    ep[i, EP_BENCH_BPS] = s * (e[ES_PAID] - Q * twap) * norm
+                    ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * twap) * norm
                 ep[i, EP_VWAP] = avg
                 ep[i, EP_MKT_VWAP] = mvwap
                 ep[i, EP_TWAP] = twap
                 ep[i, EP_EXECUTED] = ex
                 ep[i, EP_COMPLETION] = ex / Q
-                ep[i, EP_RETURN] = e[ES_RETURN]
+                ep[i, EP_RETURN] = es[i, ES_RETURN]
                 ep[i, EP_LEN] = k
                 ep[i, EP_ARRIVAL] = s0
-                ep[i, EP_PENALTY] = e[ES_PENALTY]
+                ep[i, EP_PENALTY] = es[i, ES_PENALTY]
             reward[i] = r
             term[i] = done
             trunc[i] = False
-            write_obs(cfg, row, e, k, obs[i])
+            write_obs(cfg, row, es, i, k, obs)
             if done:
                 for c in range(obs.shape[1]):
                     final_obs[i, c] = obs[i, c]
                 if autoreset:
-                    reset_one(i, rng, market, args, cfg, e, t, obs[i])
+                    reset_one(i, rng, market, args, cfg, es, t, obs)
 
     return reset_kernel, step_kernel
 
