@@ -325,3 +325,46 @@ def test_training_on_generated_parametric_data_recovers_sigma_and_impact():
     q = (bars["buy_volume"] - bars["sell_volume"]).to_numpy()[1:]
     slope = np.polyfit(q, mean.numpy() * st.sigma_bar, 1)[0]
     assert slope == pytest.approx(gamma, rel=0.25)
+
+
+# ---------------------------------------------------------------------------
+# CLI on the real sample hour shipped in the package (GOOG 10:00-11:00)
+# ---------------------------------------------------------------------------
+def test_cli_train_and_evaluate_on_the_shipped_sample_hour(tmp_path, capsys):
+    from lobworld.cli import main
+    from lobworld.world_models.checkpoint import file_fingerprint
+    from lobworld.world_models.data import sample_lobster_paths
+
+    msg, ob = sample_lobster_paths()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('freq = "10s"\ntest_hours = 0.25\nearly_stop_hours = 0.1\nseq_len = 16\nburn_in = 2\n'
+                   'max_epochs = 2\nhidden = 8\nlatent = 4\nprogress = false\n')
+    out = tmp_path / "run"
+    assert main(["world-model", "train", "--data", str(msg), "--config", str(cfg), "--out", str(out)]) == 0
+    ck = load_checkpoint(out / "model.npz", expect_fingerprint=file_fingerprint([msg, ob]))
+    assert ck.dt == 10.0 and set(ck.assets) == {"GOOG"} and ck.model_config.hidden == 8
+    assert any((out / "tb").iterdir())  # TensorBoard event file
+    png = tmp_path / "paths.png"
+    js = tmp_path / "m.json"
+    assert main(["world-model", "evaluate", "--checkpoint", str(out / "model.npz"), "--data", str(msg),
+                 "--plot", str(png), "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    assert res["per_day"][0]["test_bars"] == 90  # 15 minutes of 10 s bars
+    assert set(res["pooled"]) == {"model_given_flow", "model_forecast", "persistence", "linear_ofi", "parametric"}
+    assert png.stat().st_size > 10_000
+    # bad input: a missing data file is a clear CLI error, not a traceback
+    assert main(["world-model", "train", "--data", str(tmp_path / "nope_message_10.csv.gz"), "--out", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_training_is_reproducible_with_a_seed():
+    bars = generated_bars(600, 10.0, 0.0357, 4e-4, seed=1)
+    day = DayBars("GEN", bars, 0.01, [])
+    cfg = TrainConfig(freq="10s", hidden=4, latent=2, n_mix=1, spread_bins=4, seq_len=16, burn_in=2,
+                      batch_size=16, max_epochs=3, test_hours=0.25, early_stop_hours=0.1,
+                      tensorboard=False, progress=False, seed=5)
+    a = train_on_days([day], cfg, None)
+    b = train_on_days([day], cfg, None)
+    c = train_on_days([day], dataclasses.replace(cfg, seed=6), None)
+    assert all(a.weights[k].tobytes() == b.weights[k].tobytes() for k in a.weights)
+    assert any(a.weights[k].tobytes() != c.weights[k].tobytes() for k in a.weights)
