@@ -278,3 +278,21 @@ def test_parallel_kernel_equals_serial():
         outs.append(np.concatenate(acc))
     np.testing.assert_array_equal(outs[0], outs[1])
     assert math.isfinite(outs[0].sum())
+
+
+def test_learned_dynamics_plug_in():
+    """The shipped learned world model drives the same kernels (extra hidden-state columns)."""
+    try:
+        core = ExecutionCore(n_envs=64, benchmark="vwap", dynamics="learned")
+    except ValueError as exc:  # no learned model in this checkout
+        pytest.skip(str(exc))
+    assert core.market.shape[1] == core.dynamics.n_state > 8
+    core.seed_rows(range(64), list(range(64)))
+    core.reset()
+    for _ in range(30):
+        core.step(np.full((64, 1), 0.1), autoreset=False)
+    assert core.terminated.all()
+    infos = [core.episode_info(i) for i in range(64)]
+    assert all(i["shares_executed"] == 7061.0 and np.isfinite(i["shortfall_bps"]) for i in infos)
+    assert all(i["episode_return"] == pytest.approx(-i["benchmark_slippage_bps"], abs=1e-9) for i in infos)
+    assert np.std([i["shortfall_bps"] for i in infos]) > 0
