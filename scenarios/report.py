@@ -15,7 +15,9 @@ receive the env's mean-variance weight ``lambda`` (1/bps) = ``R / (2 sd_TWAP)``,
 with ``sd_TWAP`` TWAP's shortfall standard deviation on a pilot of the base
 scenario's paths: at the optimum of ``mean + R sd`` the marginal rate between
 mean and variance is ``R / (2 sd)``, so this is the mean-variance weight whose
-solution is (to first order) the ``mean + R sd`` optimum.
+solution is (to first order) the ``mean + R sd`` optimum. Schedules that read market
+parameters (AC, POV) are rebuilt for each regime's parameters (the trader is assumed to
+know the regime); ``lambda`` stays the base scenario's.
 
 Latency: the execution env trades one market order per minute; order-entry
 latency (microseconds to milliseconds) is not part of its model, so latency
@@ -212,10 +214,19 @@ def _plots(out: pathlib.Path, base: CounterfactualResult, results: dict[str, Cou
     # 1. shortfall distributions
     fig, ax = plt.subplots(figsize=(8, 4.5))
     vals = [base.paths[n].infos[base.metric] for n in names]
-    lo, hi = np.quantile(np.concatenate(vals), [0.005, 0.995])
+    spread_out = [v for v in vals if np.ptp(v) > 1e-9]  # deterministic strategies are drawn as lines
+    lo, hi = np.quantile(np.concatenate(spread_out or vals), [0.005, 0.995])
+    if hi <= lo:
+        lo, hi = lo - 1.0, hi + 1.0
     bins = np.linspace(lo, hi, 60)
-    for n, v in zip(names, vals):
-        ax.hist(v, bins=bins, histtype="step", lw=1.5, label=f"{n} (mean {v.mean():.1f})")
+    for j, (n, v) in enumerate(zip(names, vals)):
+        color = f"C{j % 10}"
+        if np.ptp(v) > 1e-9:
+            ax.hist(v, bins=bins, histtype="step", lw=1.5, color=color, label=f"{n} (mean {v.mean():.1f})")
+        elif lo <= v[0] <= hi:
+            ax.axvline(v[0], color=color, lw=1.5, ls="--", label=f"{n} (deterministic, {v[0]:.1f})")
+        else:
+            ax.plot([], [], color=color, ls="--", label=f"{n} (deterministic, {v[0]:.1f}: off scale)")
     ax.set_xlabel(f"{base.metric} (bps of arrival notional; positive = cost)")
     ax.set_ylabel("paths")
     ax.set_title(f"Simulated shortfall per strategy ({base.n_paths:,} common paths, {base.scenario})")
