@@ -98,6 +98,10 @@ class BatchedCore:
     def episode_info(self, i: int) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def episode_infos(self, idx: np.ndarray) -> list[dict[str, Any]]:
+        """Episode infos of the envs ``idx`` (new dicts); override for a vectorised version."""
+        return [self.episode_info(int(i)) for i in idx]
+
     def set_options(self, indices: Sequence[int], options: dict[str, Any]) -> None:
         """Apply reset ``options`` to the given envs before their next reset.
 
@@ -273,9 +277,10 @@ class LOBVectorEnv(VectorEnv):
             idx = np.flatnonzero(done)
             final_obs = np.full(self.num_envs, None, dtype=object)
             final_info = np.full(self.num_envs, None, dtype=object)
-            for i in idx:
-                final_obs[i] = core.final_obs[i].copy()
-                final_info[i] = core.episode_info(int(i))
+            fo = core.final_obs[idx].copy()
+            for j, (i, info) in enumerate(zip(idx, core.episode_infos(idx))):
+                final_obs[i] = fo[j]
+                final_info[i] = info
             infos = {"final_obs": final_obs, "_final_obs": done.copy(),
                      "final_info": final_info, "_final_info": done.copy()}
         return (core.obs.copy(), core.reward.copy(), core.terminated.copy(),
@@ -334,10 +339,12 @@ class LOBSB3VecEnv(VecEnv):
         done = core.terminated | core.truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if done.any():
-            for i in np.flatnonzero(done):
-                info = core.episode_info(int(i))
-                info["terminal_observation"] = core.final_obs[i].copy()
-                info["TimeLimit.truncated"] = bool(core.truncated[i] and not core.terminated[i])
+            idx = np.flatnonzero(done)
+            fo = core.final_obs[idx].copy()
+            time_limit = (core.truncated[idx] & ~core.terminated[idx]).tolist()
+            for j, (i, info) in enumerate(zip(idx.tolist(), core.episode_infos(idx))):
+                info["terminal_observation"] = fo[j]
+                info["TimeLimit.truncated"] = time_limit[j]
                 infos[i] = info
         return core.obs.copy(), core.reward.astype(np.float32), done, infos
 

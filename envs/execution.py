@@ -483,6 +483,25 @@ class ExecutionCore(BatchedCore):
         """Step without validating ``actions`` (float64 ``(n_envs, 1)`` in [0, 1]; benchmarks)."""
         self._step_rows(actions, autoreset)
 
+    _INFO_COLS = (("shortfall_bps", EP_SHORTFALL_BPS), ("benchmark_slippage_bps", EP_BENCH_BPS),
+                  ("vwap", EP_VWAP), ("market_vwap", EP_MKT_VWAP), ("market_twap", EP_TWAP),
+                  ("arrival_price", EP_ARRIVAL), ("shares_executed", EP_EXECUTED),
+                  ("completion", EP_COMPLETION), ("episode_return", EP_RETURN), ("risk_penalty", EP_PENALTY))
+
+    def episode_infos(self, idx) -> list[dict[str, Any]]:
+        """Vectorised :meth:`episode_info` for the envs ``idx`` (same dicts)."""
+        keys = [k for k, _ in self._INFO_COLS]
+        cols = [c for _, c in self._INFO_COLS]
+        idx = np.asarray(idx, dtype=np.int64)
+        vals = self.ep[np.ix_(idx, cols)].tolist()
+        lens = self.ep[idx, EP_LEN].astype(np.int64).tolist()
+        out = []
+        for v, n in zip(vals, lens):
+            d = dict(zip(keys, v))
+            d["episode_length"] = n
+            out.append(d)
+        return out
+
     def episode_info(self, i: int) -> dict[str, float]:
         e = self.ep[i]
         return {

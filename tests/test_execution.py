@@ -296,3 +296,16 @@ def test_learned_dynamics_plug_in():
     assert all(i["shares_executed"] == 7061.0 and np.isfinite(i["shortfall_bps"]) for i in infos)
     assert all(i["episode_return"] == pytest.approx(-i["benchmark_slippage_bps"], abs=1e-9) for i in infos)
     assert np.std([i["shortfall_bps"] for i in infos]) > 0
+
+
+def test_vectorised_episode_infos_equal_per_env_infos():
+    core = ExecutionCore(n_envs=40, horizon=5)
+    core.seed_rows(range(40), list(range(40)))
+    core.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(7):
+        core.step(rng.uniform(0, 1, (40, 1)), autoreset=True)
+    idx = np.arange(40)
+    fast, slow = core.episode_infos(idx), [core.episode_info(i) for i in idx]
+    assert fast == slow
+    assert all(type(d["episode_length"]) is int and type(d["vwap"]) is float for d in fast)
