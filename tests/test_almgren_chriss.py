@@ -36,7 +36,7 @@ def _random_schedules(k, seed=0):
 def _simulate(schedules, lam, m=M, seed=1000):
     """Run every schedule on the same m market paths; returns (cost_bps, -return) arrays (k, m)."""
     k = len(schedules)
-    core = ExecutionCore(n_envs=k * m, risk_aversion=lam, dynamics=ParametricDynamics(P))
+    core = ExecutionCore(n_envs=k * m, risk_aversion=lam, dynamics=ParametricDynamics(P), parallel=False)
     core.seed_rows(range(m), [seed + j for j in range(m)])
     core.rng_state[m:] = np.tile(core.rng_state[:m], (k - 1, 1, 1))  # common random numbers
     core.reset()
