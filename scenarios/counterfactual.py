@@ -374,16 +374,36 @@ class CounterfactualResult:
         }
 
 
-def _scenario_kwargs(scenario: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``env_kwargs`` for ``scenario``: a regime preset applied to the env's parametric market, or a
+    ``latency:NAME`` preset for envs with a ``latency`` setting."""
+    from lobworld.envs.dynamics import ParametricDynamics, ParametricParams
+    from lobworld.scenarios.presets import get_regime
+
+    if not isinstance(scenario, str) or not scenario:
+        raise ValueError(f"scenario must be a non-empty name, got {scenario!r}")
     if scenario.startswith("latency:"):
         from lobworld.scenarios.latency import get_latency_scenario
 
+        probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core
+        if not hasattr(getattr(probe, "config", None), "latency"):
+            raise ValueError(f"scenario {scenario!r}: {env_id} has no latency setting (latency presets apply to "
+                             "the market-making envs)")
         return {**env_kwargs, "latency": get_latency_scenario(scenario.split(":", 1)[1])}
-    from lobworld.scenarios.presets import regime_env_kwargs
-
-    if scenario == "normal" and "dynamics" not in env_kwargs:
+    regime = get_regime(scenario)
+    if scenario == "normal":
         return dict(env_kwargs)
-    return regime_env_kwargs(scenario, env_kwargs)
+    probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core
+    params = getattr(getattr(probe, "dynamics", None), "params", None)
+    if not isinstance(params, ParametricParams):
+        raise ValueError(f"regime scenario {scenario!r} needs parametric dynamics with one parameter set; "
+                         f"{env_id} uses {type(getattr(probe, 'dynamics', None)).__name__}")
+    kw = {**env_kwargs, "dynamics": ParametricDynamics(regime.apply(params))}
+    try:
+        make_sb3_vec_env(env_id, 1, **kw)
+    except TypeError as exc:
+        raise ValueError(f"regime scenario {scenario!r}: {env_id} does not take a dynamics argument ({exc})") from None
+    return kw
 
 
 def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10_000, seed: int = 0,
@@ -417,7 +437,7 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
         kw["dynamics"] = ParametricDynamics(params)
         if "Execution" in env_id or "VWAP" in env_id or "TWAP" in env_id:
             kw.setdefault("start_minute", conditioning["start_minute"])
-    kw = _scenario_kwargs(scenario, kw)
+    kw = _scenario_kwargs(env_id, scenario, kw)
     core = make_sb3_vec_env(env_id, n_paths, **kw).core
     paths: dict[str, PathResults] = {}
     for name in strategies:

@@ -193,3 +193,21 @@ def test_condition_on_history_matches_the_book():
         condition_on_history(msg, "2012-06-21T15:30")
     with pytest.raises(ValueError, match="not an ISO"):
         condition_on_history(msg, "half past ten")
+
+
+def test_market_making_pnl_metric_and_latency_scenario():
+    import gymnasium as gym
+
+    import lobworld  # noqa: F401
+
+    if "LOB-MarketMaking-v0" not in gym.registry:
+        pytest.skip("market-making env not available")
+    base = run_counterfactual("LOB-MarketMaking-v0", ["const:1.0"], n_paths=20, seed=0, n_boot=100)
+    slow = run_counterfactual("LOB-MarketMaking-v0", ["const:1.0"], n_paths=20, seed=0, n_boot=100,
+                              scenario="latency:retail")
+    assert base.metric == "pnl" and not base.lower_is_better
+    s = base.summaries["const:1.0"]
+    assert s.objective == pytest.approx(-s.mean)  # R = 0: the objective of a PnL is minus its mean
+    assert slow.summaries["const:1.0"].mean != s.mean  # the latency preset reached the env
+    with pytest.raises(ValueError, match="has no latency setting"):
+        run_counterfactual(ENV, ["const:0.5"], n_paths=4, env_kwargs=SMALL, scenario="latency:retail")

@@ -154,3 +154,17 @@ def test_sac_needs_box_actions(tmp_path):
                       device="cpu", eval_freq=0, checkpoint_freq=0)
     with pytest.raises(ConfigError, match="SAC needs a continuous"):
         train(cfg, tmp_path)
+
+
+def test_train_cli_end_to_end(tmp_path, capsys):
+    f = tmp_path / "small.toml"
+    f.write_text('n_steps = 16\nbatch_size = 64\nn_epochs = 1\ncheckpoint_freq = 128\neval_freq = 0\n'
+                 'env_kwargs = { quantity = 500.0, horizon = 4 }\n')
+    out = tmp_path / "run"
+    assert main(["train", "--env", ENV, "--algo", "A2C", "--timesteps", "256", "--n-envs", "8", "--seed", "1",
+                 "--device", "cpu", "--config", str(f), "--out", str(out), "--no-progress"]) == 0
+    assert "trained A2C on LOB-Execution-v0" in capsys.readouterr().out
+    model, meta = load_model(out / "model.zip")
+    assert type(model).__name__ == "A2C" and meta["config"]["env_kwargs"] == {"quantity": 500.0, "horizon": 4}
+    assert (out / "checkpoints" / "rl_model_128_steps.zip").is_file()
+    assert (out / "vecnormalize.pkl").is_file()  # the shipped default normalize = true is kept
