@@ -238,6 +238,13 @@ def test_profile_fit_reproduces_defaults_from_shipped_goog(shared_data):
     np.testing.assert_allclose(coef, GOOG_U_PROFILE, rtol=1e-6)
 
 
+def test_profile_fit_from_canonical_event_table(shared_data):
+    data = pytest.importorskip("lobworld.world_models.data")
+    path = shared_data / "lobster" / "GOOG_2012-06-21_34200000_57600000_message_1.csv.gz"
+    events = data.load_lobster(path)
+    np.testing.assert_allclose(fit_volume_profile(events), fit_volume_profile(message_path=path), rtol=1e-12)
+
+
 def test_profile_fit_errors_name_the_problem(tmp_path):
     import pandas as pd
 
