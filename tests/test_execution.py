@@ -316,3 +316,11 @@ def test_vectorised_episode_infos_equal_per_env_infos():
     fast, slow = core.episode_infos(idx), [core.episode_info(i) for i in idx]
     assert fast == slow
     assert all(type(d["episode_length"]) is int and type(d["vwap"]) is float for d in fast)
+
+
+def test_reference_env_passes_gymnasium_checker():
+    from gymnasium.utils.env_checker import check_env
+
+    check_env(ExecutionReferenceEnv(horizon=5), skip_render_check=True)
+    with pytest.raises(ValueError, match="parametric"):
+        ExecutionReferenceEnv(dynamics=ParametricDynamics([ParametricParams()] * 2))
