@@ -66,3 +66,15 @@ def test_market_path_does_not_depend_on_the_agent_before_it_trades():
     venv.reset(seed=[5, 5])
     o1, *_ = venv.step(np.array([[0.0], [0.0]], dtype=np.float32))
     assert np.array_equal(o1[0], o1[1])
+
+
+def test_dark_pool_10s_steps_use_the_10s_model_and_market_making_1s_is_a_clear_error():
+    import gymnasium as gym
+
+    import lobworld  # noqa: F401
+
+    env = gym.make("LOB-DarkPool-v0", dynamics="learned")
+    check_env(env.unwrapped, skip_render_check=True)
+    assert env.unwrapped.core.dynamics.checkpoint.dt == 10.0
+    with pytest.raises(ValueError, match="not a whole multiple of the learned model's bar length"):
+        gym.make("LOB-MarketMaking-v0", dynamics="learned")

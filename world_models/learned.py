@@ -414,7 +414,9 @@ class LearnedDynamics(MarketDynamics):
 
     Arguments
     ---------
-    checkpoint: a :class:`Checkpoint` or the path of one (default: the shipped one).
+    checkpoint: a :class:`Checkpoint`, the path of one, or a sequence of them (models with
+        different bar lengths; ``args(n_envs, dt)`` uses the coarsest bar that divides ``dt``).
+        Default: the shipped 1-minute model; :meth:`load_default` takes every shipped one.
     asset: ticker whose normalisation statistics to use (``"GOOG"``, ``"AMZN"`` for
         the shipped model), or a sequence of ``n_envs`` tickers (one per env).
     s0: starting mid (USD); default the asset's first training mid.
@@ -430,53 +432,74 @@ class LearnedDynamics(MarketDynamics):
     reset_fn = staticmethod(_learned_reset)
     step_fn = staticmethod(_learned_step)
 
-    def __init__(self, checkpoint: Checkpoint | str | pathlib.Path | None = None,
+    def __init__(self, checkpoint: Checkpoint | str | pathlib.Path | Sequence | None = None,
                  asset: str | Sequence[str] | None = None, *, s0: float | None = None, sqrt_y: float = 0.5,
                  impact_exponent: float = 0.5, track_permanent: bool = True, burn_in: int | None = None):
         if checkpoint is None:
             checkpoint = DEFAULT_CHECKPOINT
-        self.checkpoint = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-        ck = self.checkpoint
-        assets = sorted(ck.assets)
+        cands = list(checkpoint) if isinstance(checkpoint, (list, tuple)) else [checkpoint]
+        if not cands:
+            raise ValueError("LearnedDynamics: no checkpoint given")
+        cks = [c if isinstance(c, Checkpoint) else load_checkpoint(c) for c in cands]
+        cks.sort(key=lambda c: -c.dt)  # coarsest bar first: fewest sub-steps per env step
         if asset is None:
-            asset = "GOOG" if "GOOG" in ck.assets else assets[0]
-        for a in [asset] if isinstance(asset, str) else list(asset):
-            if a not in ck.assets:
-                raise ValueError(f"LearnedDynamics: asset {a!r} not in the checkpoint (has {assets})")
+            common = set.intersection(*(set(c.assets) for c in cks))
+            if not common:
+                raise ValueError("LearnedDynamics: the checkpoints share no asset; pass asset=...")
+            asset = "GOOG" if "GOOG" in common else sorted(common)[0]
+        for ck in cks:
+            for a in [asset] if isinstance(asset, str) else list(asset):
+                if a not in ck.assets:
+                    raise ValueError(f"LearnedDynamics: asset {a!r} not in the checkpoint (has {sorted(ck.assets)})")
         self.asset = asset
         for name, v in (("sqrt_y", sqrt_y), ("impact_exponent", impact_exponent)):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"LearnedDynamics.{name} must be a finite number >= 0, got {v!r}")
         if s0 is not None and not (math.isfinite(s0) and s0 > 0):
             raise ValueError(f"LearnedDynamics.s0 must be a positive price, got {s0!r}")
-        if burn_in is None:
-            burn_in = max(1, int(math.ceil(300.0 / self.checkpoint.dt)))  # 5 minutes of model time
-        if not isinstance(burn_in, int) or burn_in < 0:
+        if burn_in is not None and (not isinstance(burn_in, int) or burn_in < 0):
             raise ValueError(f"LearnedDynamics.burn_in must be an int >= 0, got {burn_in!r}")
         self.s0, self.sqrt_y, self.impact_exponent = s0, float(sqrt_y), float(impact_exponent)
-        self.track_permanent, self.burn_in = bool(track_permanent), burn_in
-        self._weights, self._meta, self.n_state = export_args(ck)
+        self.track_permanent, self._burn_in = bool(track_permanent), burn_in
+        self._models = [(ck, *export_args(ck)) for ck in cks]
+        self.n_state = max(m[3] for m in self._models)
+        self._use(0)
+
+    def _use(self, k: int) -> None:
+        ck, self._weights, self._meta, _n = self._models[k]
+        self.checkpoint = ck
         self.model_dt = ck.dt
+        self.burn_in = self._burn_in if self._burn_in is not None else max(1, int(math.ceil(300.0 / ck.dt)))
 
     @classmethod
     def load_default(cls, **kwargs) -> "LearnedDynamics":
-        """The shipped checkpoint (1-minute bars, GOOG and AMZN 2012-06-21)."""
-        if not DEFAULT_CHECKPOINT.is_file():
-            raise CheckpointError(f"the shipped checkpoint {DEFAULT_CHECKPOINT} is missing from the install")
-        return cls(DEFAULT_CHECKPOINT, **kwargs)
+        """Every shipped checkpoint (1-minute and 10-second bars; GOOG and AMZN 2012-06-21).
 
-    def n_substeps(self, dt: float) -> int:
-        """Model bars per env step; raises ``ValueError`` unless ``dt`` is a whole multiple of the model's bar."""
+        ``args(n_envs, dt)`` then uses the coarsest model whose bar divides ``dt``.
+        """
+        paths = sorted(DEFAULT_CHECKPOINT.parent.glob("bar_gru_*.npz"))
+        if not paths:
+            raise CheckpointError(f"no shipped checkpoint in {DEFAULT_CHECKPOINT.parent} (broken install?)")
+        return cls(paths, **kwargs)
+
+    def _select(self, dt: float) -> int:
         if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
-        n = dt / self.model_dt
-        k = int(round(n))
-        if k < 1 or abs(n - k) > 1e-9 * max(1.0, n):
-            raise ValueError(f"env dt={dt}s is not a whole multiple of the learned model's bar length "
-                             f"{self.model_dt}s; use dt = k * {self.model_dt} or train a model at another freq")
-        return k
+        for k, m in enumerate(self._models):
+            n = dt / m[0].dt
+            j = int(round(n))
+            if j >= 1 and abs(n - j) <= 1e-9 * max(1.0, n):
+                return k
+        bars = ", ".join(f"{m[0].dt:g}s" for m in self._models)
+        raise ValueError(f"env dt={dt}s is not a whole multiple of the learned model's bar length ({bars}); "
+                         "use such a dt or train a model at another freq")
+
+    def n_substeps(self, dt: float) -> int:
+        """Model bars per env step; raises ``ValueError`` unless ``dt`` is a whole multiple of a model's bar."""
+        return int(round(dt / self._models[self._select(dt)][0].dt))
 
     def param_rows(self, n_envs: int, dt: float) -> np.ndarray:
+        self._use(self._select(dt))
         nsub = self.n_substeps(dt)
         names = [self.asset] * n_envs if isinstance(self.asset, str) else list(self.asset)
         if len(names) != n_envs:
@@ -490,7 +513,9 @@ class LearnedDynamics(MarketDynamics):
         return P
 
     def args(self, n_envs: int, dt: float) -> tuple:
-        return (*self._weights, self.param_rows(n_envs, dt), self._meta)
+        """Weights of the model chosen for ``dt`` (coarsest bar dividing it), per-env rows, layout."""
+        P = self.param_rows(n_envs, dt)
+        return (*self._weights, P, self._meta)
 
 
 # ---------------------------------------------------------------------------
@@ -544,7 +569,7 @@ def rollout(dyn: LearnedDynamics, n_paths: int, n_steps: int, dt: float, seed: i
     args = dyn.args(n_paths, dt)
     rng = seed_states([seed + i for i in range(n_paths)], 1)
     rows = np.zeros((n_paths, dyn.n_state))
-    meta = dyn._meta
+    meta = args[11]
     for i in range(n_paths):
         _learned_reset(i, rows[i], args, rng[i, 0])
         if init_hidden is not None:
