@@ -46,7 +46,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--model", default=None, help="also evaluate this trained model .zip")
     r.add_argument("--paths", type=int, default=2000)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--scenarios", default="calm,normal,volatile,illiquid,trending")
+    r.add_argument("--scenarios", default=None, help="comma-separated regime presets (default calm,normal,"
+                   "volatile,illiquid and the trend adverse to the side: trending for a sell, trending_up for a buy)")
     r.add_argument("--start", default=None)
     r.add_argument("--data", default=None)
     r.add_argument("--ray", action="store_true")
@@ -101,7 +102,7 @@ def _report(args: argparse.Namespace) -> int:
         from lobworld.scenarios.report import DEFAULT_STRATEGIES
 
         strategies = [*(strategies or DEFAULT_STRATEGIES), args.model]
-    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()] if args.scenarios else None
     doc = pre_trade_report(args.side, args.quantity, args.horizon_min, args.risk_aversion, args.out,
                            strategies=strategies, n_paths=args.paths, seed=args.seed, scenarios=scenarios,
                            start=args.start, data=args.data, use_ray=args.ray)

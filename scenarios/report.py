@@ -75,7 +75,7 @@ def _fmt(x: float | None, nd: int = 2) -> str:
 
 def pre_trade_report(side: str, quantity: float, horizon_min: int, risk_aversion: float, out: str | pathlib.Path,
                      strategies: Sequence[str] | None = None, n_paths: int = 2000, seed: int = 0,
-                     scenarios: Sequence[str] = DEFAULT_SCENARIOS, base_scenario: str = "normal",
+                     scenarios: Sequence[str] | None = None, base_scenario: str = "normal",
                      start: str | None = None, data: str | pathlib.Path | None = None, use_ray: bool = False,
                      n_boot: int = 1000, record: int = 200, plots: bool = True) -> dict[str, Any]:
     """Simulate, recommend, plot; write ``report.md`` / ``report.json`` into ``out``; return the JSON dict."""
@@ -87,6 +87,8 @@ def pre_trade_report(side: str, quantity: float, horizon_min: int, risk_aversion
         raise ValueError(f"horizon must be a positive whole number of minutes, got {horizon_min!r}")
     if not (risk_aversion >= 0 and math.isfinite(risk_aversion)):
         raise ValueError(f"risk aversion R must be a finite number >= 0, got {risk_aversion!r}")
+    if scenarios is None:  # the adverse trend for the order's side
+        scenarios = [("trending_up" if sc == "trending" and side == "buy" else sc) for sc in DEFAULT_SCENARIOS]
     scenarios = list(dict.fromkeys([base_scenario, *scenarios]))
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
