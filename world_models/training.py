@@ -238,12 +238,13 @@ def _stats_and_features(days: list[DayBars], config: TrainConfig):
     return stats, feats, masks
 
 
-def train_on_days(days: list[DayBars], config: TrainConfig, out_dir, fingerprint: dict[str, str] | None = None,
-                  verbose: bool = False) -> Checkpoint:
-    """Train on already-built bars (used by :func:`train` and by tests on generated data)."""
-    import torch
+def train_on_days(days: list[DayBars], config: TrainConfig, out_dir,
+                  fingerprint: dict[str, str] | None = None) -> Checkpoint:
+    """Train on already-built bars (used by :func:`train` and by tests on generated data).
 
-    from lobworld.world_models.dynamics_model import BarWorldModel
+    ``out_dir=None`` writes nothing (no checkpoint file, no TensorBoard).
+    """
+    import torch
 
     out_dir = pathlib.Path(out_dir) if out_dir is not None else None
     stats, feats, masks = _stats_and_features(days, config)
@@ -254,13 +255,13 @@ def train_on_days(days: list[DayBars], config: TrainConfig, out_dir, fingerprint
     if dev.type == "cpu":
         torch.set_num_threads(1)  # a model this small is slower with intra-op threads
     try:
-        return _fit(model_days=days, stats=stats, feats=feats, masks=masks, config=config, dev=dev,
-                    out_dir=out_dir, fingerprint=fingerprint)
+        return _fit(stats=stats, feats=feats, masks=masks, config=config, dev=dev, out_dir=out_dir,
+                    fingerprint=fingerprint)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(model_days, stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint) -> Checkpoint:
+def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint) -> Checkpoint:
     import torch
 
     from lobworld.world_models.dynamics_model import BarWorldModel
