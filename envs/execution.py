@@ -229,9 +229,12 @@ def fit_volume_profile(events=None, *, message_path=None, bin_minutes: float = 1
 # Kernels (one compiled set per dynamics class: a factory closing over its njit functions)
 # ---------------------------------------------------------------------------
 _KERNELS: dict[tuple, tuple] = {}
-#: Batches of at least this many envs use the ``parallel=True`` kernels (prange over envs;
-#: results are identical, each env owning its streams). ``LOBWORLD_PARALLEL=0`` disables,
-#: ``=1`` forces. Closure kernels are not disk-cached by Numba: each process compiles once.
+#: Kernels are serial by default: on the shared 2-core machine ``parallel=True`` (prange over
+#: envs) measured slower than serial at 1,000-100,000 envs, even for the bare market step.
+#: Opt in per core with ``parallel=True`` or per process with ``LOBWORLD_PARALLEL=1``
+#: (results are bit-identical: each env owns its random streams); batches of at least
+#: ``PARALLEL_MIN_ENVS`` envs then use it. Closure kernels are not disk-cached by Numba:
+#: each process compiles once per dynamics class.
 PARALLEL_MIN_ENVS = 2048
 _PAR_ENV = os.environ.get("LOBWORLD_PARALLEL", "")
 
@@ -399,10 +402,10 @@ def _build_kernels(step_fn, reset_fn, parallel: bool):
 def get_kernels(dynamics: MarketDynamics, parallel: bool | None = None, n_envs: int = 1):
     """The compiled ``(reset_kernel, step_kernel)`` for a dynamics class (cached per process).
 
-    ``parallel=None`` chooses: ``LOBWORLD_PARALLEL`` if set, else ``n_envs >= PARALLEL_MIN_ENVS``.
+    ``parallel=None``: serial unless ``LOBWORLD_PARALLEL=1`` and ``n_envs >= PARALLEL_MIN_ENVS``.
     """
     if parallel is None:
-        par = (_PAR_ENV == "1") if _PAR_ENV in ("0", "1") else n_envs >= PARALLEL_MIN_ENVS
+        par = _PAR_ENV == "1" and n_envs >= PARALLEL_MIN_ENVS
     else:
         par = bool(parallel)
     key = (dynamics.step_fn, dynamics.reset_fn, par)
