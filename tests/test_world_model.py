@@ -376,3 +376,19 @@ def test_several_checkpoints_pick_the_coarsest_bar_dividing_dt():
     assert d.n_substeps(30.0) == 3 and d.args(2, 30.0)[10][0, 8] == 3.0 and d.checkpoint.dt == 10.0
     with pytest.raises(ValueError, match=r"not a whole multiple .*\(60s, 10s\)"):
         d.args(2, 5.0)
+
+
+@pytest.mark.slow
+def test_shipped_model_reproduces_the_readme_evaluation(shared_data):
+    """README table (1-minute model, last 2 h of GOOG and AMZN 2012-06-21)."""
+    from lobworld.world_models.training import evaluate, load_day
+
+    ck = load_checkpoint(DEFAULT_CHECKPOINT)
+    lob = shared_data / "lobster"
+    days = [load_day(lob / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz", "60s"),
+            load_day(lob / "AMZN_2012-06-21_34200000_57600000_message_5.csv.gz", "60s")]
+    res = evaluate(ck, days=days, seed=0)["pooled"]
+    assert res["model_given_flow"]["loglik"] == pytest.approx(-0.280, abs=0.002)
+    assert res["linear_ofi"]["loglik"] == pytest.approx(-0.595, abs=0.002)
+    assert res["parametric"]["loglik"] == pytest.approx(-1.231, abs=0.002)
+    assert res["model_given_flow"]["loglik"] > res["linear_ofi"]["loglik"] + 0.25
