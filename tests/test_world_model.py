@@ -307,7 +307,7 @@ def test_training_on_generated_parametric_data_recovers_sigma_and_impact():
     bars = generated_bars(2400, dt, sigma, gamma, seed=0)
     day = DayBars("GEN", bars, 0.01, [])
     cfg = TrainConfig(freq="10s", hidden=8, latent=4, n_mix=1, spread_bins=8, seq_len=24, burn_in=4, batch_size=64,
-                      max_epochs=40, patience=40, lr=1e-2, test_hours=1.0, early_stop_hours=0.5,
+                      max_epochs=60, patience=60, lr=2e-2, test_hours=1.0, early_stop_hours=0.5,
                       tensorboard=False, progress=False, seed=0)
     ck = train_on_days([day], cfg, None)
     model = model_from_checkpoint(ck)

@@ -5,7 +5,7 @@ with the model of :mod:`lobworld.world_models.dynamics_model` exported to
 float64 arrays. One env step of ``dt`` seconds runs ``n_sub = dt / model_dt``
 model bars (``dt`` must be a whole multiple of the model's bar length).
 
-Per model bar (fixed number of random draws -- 18 uniforms -- whatever ``q``):
+Per model bar (the same random draws -- 6 uniforms, 6 normals -- whatever ``q``):
 
 1. encode the last bar's features ``x`` -> ``z``; the flow head on ``(h, z)``
    samples the market's own flow: trade/no trade, volume (log-normal, times
@@ -246,7 +246,7 @@ def _substep(i, row, args, st, qs, vol_mult):
     tick = P[i, Q_TICK]
     mvol = P[i, Q_MVOL]
 
-    # random draws (always the same 18 uniforms, whatever q)
+    # random draws (always the same 6 uniforms and 6 normals, whatever q)
     u_trade = uniform(st)
     n_vol = normal(st)
     u_imb = uniform(st)
@@ -337,7 +337,7 @@ def _substep(i, row, args, st, qs, vol_mult):
     return vol, var, perm, ret
 
 
-@njit(cache=True)
+@njit
 def _learned_reset(i, row, args, st):
     P = args[10]
     meta = args[11]
@@ -365,7 +365,7 @@ def _learned_reset(i, row, args, st):
     row[SIGMA] = math.sqrt(var) * P[i, Q_SIG] * math.sqrt(P[i, Q_NSUB]) / math.sqrt(P[i, Q_DT])
 
 
-@njit(cache=True)
+@njit
 def _learned_step(i, row, args, st, q, vol_mult):
     P = args[10]
     nsub = int(P[i, Q_NSUB])
