@@ -212,7 +212,7 @@ def _write_obs(i, obs, rem, t, cfg, market, ew_var, last_alloc, last_fill, ew_ra
         obs[i, b + OV_MEAN_FILL] = ew_fill[i, k] / slice_
 
 
-@njit(cache=True)
+@njit  # takes the dynamics' functions as arguments: not disk-cacheable
 def _reset_row(i, rng, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market, venue, last_alloc,
                last_fill, ew_rate, ew_fill, ew_var, endo, ep, obs):
     rem[i] = int(cfg[C_Q])
@@ -235,7 +235,7 @@ def _reset_row(i, rng, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market, v
     _write_obs(i, obs, rem, t, cfg, market, ew_var, last_alloc, last_fill, ew_rate, ew_fill)
 
 
-@njit(cache=True)
+@njit  # takes the dynamics' functions as arguments: not disk-cacheable
 def _reset_kernel(mask, rng, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market, venue, last_alloc,
                   last_fill, ew_rate, ew_fill, ew_var, endo, ep, obs):
     for i in range(mask.shape[0]):
@@ -287,7 +287,7 @@ def _allocate(a, R, out):
     return V
 
 
-@njit(cache=True)
+@njit  # takes the dynamics' functions as arguments: not disk-cacheable
 def _step_kernel(actions, autoreset, rng, step_fn, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market,
                  venue, last_alloc, last_fill, ew_rate, ew_fill, ew_var, endo, hidden, ep, ep_done,
                  obs, final_obs, reward, term, trunc):
