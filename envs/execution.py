@@ -229,12 +229,13 @@ def fit_volume_profile(events=None, *, message_path=None, bin_minutes: float = 1
 # Kernels (one compiled set per dynamics class: a factory closing over its njit functions)
 # ---------------------------------------------------------------------------
 _KERNELS: dict[tuple, tuple] = {}
-#: Kernels are serial by default: on the shared 2-core machine ``parallel=True`` (prange over
-#: envs) measured slower than serial at 1,000-100,000 envs, even for the bare market step.
-#: Opt in per core with ``parallel=True`` or per process with ``LOBWORLD_PARALLEL=1``
-#: (results are bit-identical: each env owns its random streams); batches of at least
-#: ``PARALLEL_MIN_ENVS`` envs then use it. Closure kernels are not disk-cached by Numba:
-#: each process compiles once per dynamics class.
+#: Batches of at least ``PARALLEL_MIN_ENVS`` envs use the ``parallel=True`` kernel (prange
+#: over envs): on the quiet 2-core machine it measured 30.7M env-steps/s at 10,000 envs against
+#: 5.4M for the serial kernel (``benchmarks/bench_envs.py --serial-vs-parallel``). Under heavy
+#: load from other processes parallel can lose; ``LOBWORLD_PARALLEL=0`` forces serial per
+#: process, ``parallel=False``/``True`` per core. Results are bit-identical either way (each
+#: env owns its random streams). Closure kernels are not disk-cached by Numba: each process
+#: compiles once per dynamics class.
 PARALLEL_MIN_ENVS = 2048
 _PAR_ENV = os.environ.get("LOBWORLD_PARALLEL", "")
 
@@ -402,10 +403,10 @@ def _build_kernels(step_fn, reset_fn, parallel: bool):
 def get_kernels(dynamics: MarketDynamics, parallel: bool | None = None, n_envs: int = 1):
     """The compiled ``(reset_kernel, step_kernel)`` for a dynamics class (cached per process).
 
-    ``parallel=None``: serial unless ``LOBWORLD_PARALLEL=1`` and ``n_envs >= PARALLEL_MIN_ENVS``.
+    ``parallel=None``: parallel when ``n_envs >= PARALLEL_MIN_ENVS`` unless ``LOBWORLD_PARALLEL=0``.
     """
     if parallel is None:
-        par = _PAR_ENV == "1" and n_envs >= PARALLEL_MIN_ENVS
+        par = _PAR_ENV != "0" and n_envs >= PARALLEL_MIN_ENVS
     else:
         par = bool(parallel)
     key = (dynamics.step_fn, dynamics.reset_fn, par)
