@@ -9,6 +9,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from lobworld.envs.core import ActionError, LOBSB3VecEnv
 from toy_core import ToyCore, ToyEnv, ToyVectorEnv
+from vec_contract import rollout
 
 
 def test_single_env_passes_checkers():
@@ -16,36 +17,12 @@ def test_single_env_passes_checkers():
     sb3_check_env(ToyEnv(), warn=False)
 
 
-def _rollout_dummy(n, seed, actions):
-    venv = DummyVecEnv([lambda: ToyEnv() for _ in range(n)])
-    venv.seed(seed)
-    out = [venv.reset()]
-    rest = []
-    for a in actions:
-        o, r, d, info = venv.step(a)
-        out.append(o)
-        rest.append((r, d, info))
-    return out, rest
-
-
-def _rollout_native(n, seed, actions):
-    venv = LOBSB3VecEnv(ToyCore(n_envs=n))
-    venv.seed(seed)
-    out = [venv.reset()]
-    rest = []
-    for a in actions:
-        o, r, d, info = venv.step(a)
-        out.append(o)
-        rest.append((r, d, info))
-    return out, rest
-
-
 @pytest.mark.parametrize("n", [1, 3, 8])
 def test_sb3_vecenv_matches_dummyvecenv_exactly(n):
     rng = np.random.default_rng(0)
     actions = [rng.uniform(0, 1, (n, 1)).astype(np.float32) for _ in range(40)]
-    obs_d, rest_d = _rollout_dummy(n, 7, actions)
-    obs_n, rest_n = _rollout_native(n, 7, actions)
+    obs_d, rest_d = rollout(DummyVecEnv([lambda: ToyEnv() for _ in range(n)]), 7, actions)
+    obs_n, rest_n = rollout(LOBSB3VecEnv(ToyCore(n_envs=n)), 7, actions)
     for a, b in zip(obs_d, obs_n):
         np.testing.assert_array_equal(a, b)
     n_done = 0

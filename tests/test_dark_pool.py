@@ -32,6 +32,7 @@ from lobworld.envs.dark_pool import (
 )
 from lobworld.envs.dynamics import MID, ParametricDynamics, ParametricParams
 from lobworld.scenarios.dark_pool import SCENARIOS, DarkPoolScenario, VenueSpec, get_scenario
+from vec_contract import rollout
 
 K = 4
 
@@ -260,23 +261,12 @@ def test_determinism_and_batch_row_equals_single_env_seeded_s_plus_i():
         np.testing.assert_array_equal(a, c)
 
 
-def _rollout(venv, seed, actions):
-    venv.seed(seed)
-    out = [venv.reset()]
-    rest = []
-    for a in actions:
-        o, r, d, info = venv.step(a)
-        out.append(o)
-        rest.append((r, d, info))
-    return out, rest
-
-
 @pytest.mark.parametrize("n", [1, 4])
 def test_sb3_face_matches_dummyvecenv(n):
     rng = np.random.default_rng(3)
     actions = [_random_actions(rng, n) for _ in range(80)]
-    obs_d, rest_d = _rollout(DummyVecEnv([lambda: DarkPoolEnv(horizon=10) for _ in range(n)]), 5, actions)
-    obs_n, rest_n = _rollout(make_sb3_vec_env("LOB-DarkPool-v0", n_envs=n, horizon=10), 5, actions)
+    obs_d, rest_d = rollout(DummyVecEnv([lambda: DarkPoolEnv(horizon=10) for _ in range(n)]), 5, actions)
+    obs_n, rest_n = rollout(make_sb3_vec_env("LOB-DarkPool-v0", n_envs=n, horizon=10), 5, actions)
     for a, b in zip(obs_d, obs_n):
         np.testing.assert_array_equal(a, b)
     n_done = 0

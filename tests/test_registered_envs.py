@@ -16,6 +16,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import lobworld
 from lobworld.envs import make_sb3_vec_env
+from vec_contract import rollout
 
 ENV_IDS = list(lobworld.ENV_IDS)
 N = 3
@@ -82,17 +83,6 @@ def test_gymnasium_vector_entry_point_steps(env_id):
     venv.close()
 
 
-def _roll_sb3(venv, actions, seed):
-    venv.seed(seed)
-    obs = [venv.reset()]
-    rest = []
-    for a in actions:
-        o, r, d, infos = venv.step(a)
-        obs.append(o)
-        rest.append((r, d, infos))
-    return obs, rest
-
-
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_sb3_vecenv_matches_dummyvecenv(env_id):
     kw = _short(env_id)
@@ -132,15 +122,15 @@ def test_sb3_seed_semantics_and_determinism(env_id):
     seeds = a.seed(5)
     assert len(seeds) == N
     actions = _actions(a.action_space, N, STEPS, seed=1)
-    obs_a, rest_a = _roll_sb3(a, actions, 5)
-    obs_b, rest_b = _roll_sb3(b, actions, 5)  # seed() again with the same value
+    obs_a, rest_a = rollout(a, 5, actions)
+    obs_b, rest_b = rollout(b, 5, actions)  # seed() again with the same value
     for x, y in zip(obs_a, obs_b):
         np.testing.assert_array_equal(x, y)
     for (ra, da, _), (rb, db, _) in zip(rest_a, rest_b):
         np.testing.assert_array_equal(ra, rb)
         np.testing.assert_array_equal(da, db)
     # a different seed gives a different trajectory
-    obs_c, rest_c = _roll_sb3(make_sb3_vec_env(env_id, n_envs=N), actions, 6)
+    obs_c, rest_c = rollout(make_sb3_vec_env(env_id, n_envs=N), 6, actions)
     assert any(not np.array_equal(ra, rc) for (ra, _, _), (rc, _, _) in zip(rest_a, rest_c))
 
 
