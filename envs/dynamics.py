@@ -55,27 +55,30 @@ N_PARAM = 13
 class ParametricParams:
     """Parameters of the parametric (textbook) market, in physical units.
 
-    Defaults are calibrated from the LOBSTER GOOG day 2012-06-21 (see
-    :func:`lobworld.world_models.calibration.calibrate_parametric`; its
-    full-day, 60 s estimate is sigma 0.0359, spread 0.269 (bar-end mean; 0.273
-    time-weighted), spread_logsd 0.47, volume_rate 30.2, volume_logsd 1.01).
+    Defaults are :func:`lobworld.world_models.calibration.calibrate_parametric`
+    on the full LOBSTER GOOG day 2012-06-21 at ``dt`` = 60 s (rounded; a test
+    checks them against the estimate): sigma 0.03591, spread 0.2689 (bar-end
+    mean; 0.273 time-weighted), spread_logsd 0.466, volume_rate 30.18,
+    volume_logsd 1.014. ``s0`` 570.78 is the day's mean mid over its events.
+    Impact parameters (eta, gamma, sqrt_y) are not estimable from the public
+    tape; see :mod:`lobworld.world_models.impact` for the square-root fit.
     """
 
-    s0: float = 570.66
+    s0: float = 570.78
     """Initial mid price (USD)."""
     mu: float = 0.0
     """Mid drift (USD per second)."""
-    sigma: float = 0.0357
-    """Arithmetic Brownian volatility of the mid (USD per sqrt(second)); 0.277 USD per minute."""
-    spread: float = 0.296
+    sigma: float = 0.03591
+    """Arithmetic Brownian volatility of the mid (USD per sqrt(second)); 0.278 USD per minute."""
+    spread: float = 0.2689
     """Mean quoted spread (USD)."""
-    spread_logsd: float = 0.3
+    spread_logsd: float = 0.466
     """Log-normal dispersion of the spread around its mean (0: constant spread)."""
     tick: float = 0.01
     """Tick size (USD); the spread never goes below one tick."""
-    volume_rate: float = 30.57
-    """Mean market volume (shares per second): 1834 shares per minute."""
-    volume_logsd: float = 1.0
+    volume_rate: float = 30.18
+    """Mean market volume (shares per second): 1811 shares per minute."""
+    volume_logsd: float = 1.014
     """Log-normal dispersion of per-step market volume."""
     eta: float = 0.05
     """Linear temporary impact (USD per share, per share/second traded): cost per share = eta * q / dt."""

@@ -561,7 +561,7 @@ _SPEC = """
     with ``Var[C] = (1e4/N)^2 sigma^2 dt sum_k x_k^2`` (Almgren-Chriss); lambda is in 1/bps.
 
     ## Starting State
-    The dynamics' reset (parametric: mid 570.66 USD, mean spread, expected volume), full
+    The dynamics' reset (parametric: mid 570.78 USD, mean spread, expected volume), full
     inventory, k = 0, start time ``start_minute`` (or uniform with ``randomize_start``).
 
     ## Episode End

@@ -92,3 +92,14 @@ def test_bad_dt(goog):
         calibrate_parametric(goog, dt=0)
     with pytest.raises(ValueError, match="at least 2 bars"):
         calibrate_parametric(goog, dt=7200.0)
+
+
+def test_defaults_are_the_full_day_calibration(shared_data):
+    """ParametricParams defaults = calibrate_parametric on the full GOOG day at 60 s (rounded)."""
+    df = load_lobster(shared_data / "lobster" / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz")
+    est = calibrate_parametric(df, dt=60.0)
+    d = ParametricParams()
+    for name in ("sigma", "spread", "spread_logsd", "volume_rate", "volume_logsd"):
+        assert getattr(d, name) == pytest.approx(getattr(est, name), rel=2e-3), name
+    mids = 0.5 * (df["bid_px_1"] + df["ask_px_1"])
+    assert d.s0 == pytest.approx(mids.mean(), abs=0.01)

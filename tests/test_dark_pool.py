@@ -86,7 +86,7 @@ def _det_core(**kw):
 
 def test_reward_hand_computed_dark_then_lit():
     core = _det_core()
-    S0, Q = 570.66, 1000
+    S0, Q = ParametricParams().s0, 1000
     assert core.s0[0] == S0
     core.step(np.array([[0.0, 1.0, 0.1]]), autoreset=False)  # 100 shares to the pool, fills 50
     assert core.last_alloc[0].tolist() == [0, 100] and core.last_fill[0].tolist() == [0, 50]
@@ -104,7 +104,7 @@ def test_reward_hand_computed_dark_then_lit():
 
 def test_forced_lit_execution_at_horizon_and_penalty():
     core = _det_core(horizon=2, unfilled_penalty_bps=5.0)
-    S0, Q = 570.66, 1000
+    S0, Q = ParametricParams().s0, 1000
     core.step(np.zeros((1, 3)), autoreset=False)
     assert core.reward[0] == 0.0 and not core.terminated[0]
     core.step(np.zeros((1, 3)), autoreset=False)  # nothing sent: all 1000 shares forced lit
