@@ -10,10 +10,17 @@ from __future__ import annotations
 import gymnasium as gym
 
 # id -> (module, single-env class, vector-env class, default kwargs)
+# The execution ids run on the learned market (the shipped GRU world model) by default; pass
+# ``dynamics="parametric"`` for the calibrated Almgren-Chriss market (the classes' own default,
+# used by the closed-form tests). Market making (1 s steps) and the dark pool keep their
+# class defaults.
+_LEARNED = {"dynamics": "learned"}
 _SPECS: dict[str, tuple[str, str, str, dict]] = {
-    "LOB-Execution-v0": ("lobworld.envs.execution", "ExecutionEnv", "ExecutionVectorEnv", {}),
-    "LOB-VWAP-v0": ("lobworld.envs.execution", "ExecutionEnv", "ExecutionVectorEnv", {"benchmark": "vwap"}),
-    "LOB-TWAP-v0": ("lobworld.envs.execution", "ExecutionEnv", "ExecutionVectorEnv", {"benchmark": "twap"}),
+    "LOB-Execution-v0": ("lobworld.envs.execution", "ExecutionEnv", "ExecutionVectorEnv", {**_LEARNED}),
+    "LOB-VWAP-v0": ("lobworld.envs.execution", "ExecutionEnv", "ExecutionVectorEnv",
+                    {"benchmark": "vwap", **_LEARNED}),
+    "LOB-TWAP-v0": ("lobworld.envs.execution", "ExecutionEnv", "ExecutionVectorEnv",
+                    {"benchmark": "twap", **_LEARNED}),
     "LOB-MarketMaking-v0": ("lobworld.envs.market_making", "MarketMakingEnv", "MarketMakingVectorEnv", {}),
     "LOB-MarketMaking-Discrete-v0": (
         "lobworld.envs.market_making",

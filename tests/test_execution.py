@@ -224,6 +224,18 @@ def test_registered_variants_have_their_benchmark():
     assert core.config.uses_profile and not ExecutionConfig().uses_profile
 
 
+@pytest.mark.parametrize("env_id", ["LOB-Execution-v0", "LOB-VWAP-v0", "LOB-TWAP-v0"])
+def test_registered_execution_ids_default_to_the_learned_market(env_id):
+    from lobworld.envs import make_sb3_vec_env
+    from lobworld.envs.dynamics import ParametricDynamics
+    from lobworld.world_models.learned import LearnedDynamics
+
+    assert isinstance(gym.make(env_id).unwrapped.core.dynamics, LearnedDynamics)
+    assert isinstance(make_sb3_vec_env(env_id, n_envs=2).core.dynamics, LearnedDynamics)
+    assert isinstance(gym.make(env_id, dynamics="parametric").unwrapped.core.dynamics, ParametricDynamics)
+    assert isinstance(ExecutionCore(n_envs=1).dynamics, ParametricDynamics)  # the class default
+
+
 def test_default_profile_is_u_shaped_with_unit_mean():
     x = np.linspace(0, 1, 100001)
     m = volume_profile(x)

@@ -10,7 +10,7 @@ from lobworld.envs import make_sb3_vec_env
 
 def test_ppo_smoke_on_execution_vecenv():
     torch.set_num_threads(1)
-    venv = VecNormalize(VecMonitor(make_sb3_vec_env("LOB-Execution-v0", n_envs=16, seed=0)),
+    venv = VecNormalize(VecMonitor(make_sb3_vec_env("LOB-Execution-v0", n_envs=16, seed=0, dynamics="parametric")),
                         norm_obs=True, norm_reward=True, gamma=1.0)
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=256, n_epochs=2, gamma=1.0, seed=0,
                 device="cpu", verbose=0)
