@@ -42,8 +42,12 @@ def _auto_steps(n_envs: int) -> int:
     return int(min(2000, max(20, 20_000_000 // n_envs)))
 
 
-def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, seed: int = 0) -> list[dict[str, Any]]:
-    """Time ``steps`` batched steps of ``env_id`` with ``n_envs`` envs on each face."""
+def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, seed: int = 0,
+              **env_kwargs: Any) -> list[dict[str, Any]]:
+    """Time ``steps`` batched steps of ``env_id`` with ``n_envs`` envs on each face.
+
+    ``env_kwargs`` override the id's registered arguments (e.g. ``dynamics="parametric"``).
+    """
     import gymnasium as gym
 
     import lobworld  # noqa: F401
@@ -55,7 +59,7 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
     rows = []
     for face in faces:
         if face == "raw":
-            venv = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed)
+            venv = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, **env_kwargs)
             core = venv.core
             core.reset()
             pool = [core.check_actions(a) for a in _action_pool(core.single_action_space, n_envs, 8, seed)]
@@ -66,7 +70,7 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
             def step(a, core=core):
                 core._step_rows(a, True)
         elif face == "gym":
-            venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point")
+            venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
             venv.reset(seed=seed)
             pool = _action_pool(venv.single_action_space, n_envs, 8, seed)
             t0 = time.perf_counter()
@@ -74,7 +78,7 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
             compile_s = time.perf_counter() - t0
             step = venv.step
         elif face == "sb3":
-            venv = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed)
+            venv = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, **env_kwargs)
             venv.reset()
             pool = _action_pool(venv.action_space, n_envs, 8, seed)
             t0 = time.perf_counter()
@@ -87,7 +91,9 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
         for k in range(steps):
             step(pool[k & 7])
         dt = time.perf_counter() - t0
-        rows.append({"env": env_id, "face": face, "n_envs": n_envs, "steps": steps, "seconds": dt,
+        core = getattr(venv, "core", None) or venv.unwrapped.core
+        rows.append({"env": env_id, "dynamics": getattr(core.dynamics, "name", type(core.dynamics).__name__)
+                     if hasattr(core, "dynamics") else "n/a", "face": face, "n_envs": n_envs, "steps": steps, "seconds": dt,
                      "env_steps_per_s": n_envs * steps / dt, "warmup_s": compile_s})
     return rows
 
@@ -100,21 +106,22 @@ def machine_info() -> dict[str, Any]:
             "processor": platform.processor() or platform.machine()}
 
 
-def run_bench(env_ids=None, n_envs=(1, 1000, 10000), steps=None, faces=FACES) -> list[dict[str, Any]]:
+def run_bench(env_ids=None, n_envs=(1, 1000, 10000), steps=None, faces=FACES, **env_kwargs: Any) -> list[dict[str, Any]]:
     import lobworld
 
     ids = list(env_ids) if env_ids else list(lobworld.ENV_IDS)
     rows = []
     for env_id in ids:
         for n in n_envs:
-            rows.extend(bench_env(env_id, int(n), steps, faces))
+            rows.extend(bench_env(env_id, int(n), steps, faces, **env_kwargs))
     return rows
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'env':30s} {'face':4s} {'n_envs':>7s} {'steps':>6s} {'env-steps/s':>14s}"]
+    lines = [f"{'env':30s} {'dynamics':10s} {'face':4s} {'n_envs':>7s} {'steps':>6s} {'env-steps/s':>14s}"]
     for r in rows:
-        lines.append(f"{r['env']:30s} {r['face']:4s} {r['n_envs']:7d} {r['steps']:6d} {r['env_steps_per_s']:14,.0f}")
+        lines.append(f"{r['env']:30s} {r['dynamics']:10s} {r['face']:4s} {r['n_envs']:7d} {r['steps']:6d} "
+                     f"{r['env_steps_per_s']:14,.0f}")
     return "\n".join(lines)
 
 
@@ -137,7 +144,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     faces = tuple(args.face) if args.face else FACES
-    rows = run_bench(args.env, args.n_envs, args.steps, faces)
+    kw = {"dynamics": args.dynamics} if args.dynamics else {}
+    rows = run_bench(args.env, args.n_envs, args.steps, faces, **kw)
     if args.json:
         print(json.dumps({"machine": machine_info(), "results": rows}, indent=2))
     else:
@@ -154,5 +162,8 @@ def add_commands(sub) -> None:
                    help="batch sizes (default 1,1000,10000)")
     p.add_argument("--steps", type=int, default=None, help="batched steps per measurement (default: 2,000, fewer above 10k envs)")
     p.add_argument("--face", action="append", choices=FACES, help="faces to time (repeatable; default all)")
+    p.add_argument("--dynamics", choices=("parametric", "learned"), default=None,
+                   help="market dynamics for every id (default: each id's registered default: learned for "
+                        "the execution ids, parametric for market making and the dark pool)")
     p.add_argument("--json", action="store_true", help="print JSON with machine info")
     p.set_defaults(func=_cmd_bench)

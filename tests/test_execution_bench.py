@@ -14,6 +14,15 @@ def test_bench_json_rows(capsys):
         ("raw", 2), ("gym", 2), ("sb3", 2), ("raw", 3), ("gym", 3), ("sb3", 3)]
     assert all(r["steps"] == 5 and r["env_steps_per_s"] > 0 for r in rows)
     assert out["machine"]["cpus"] >= 1
+    assert {r["dynamics"] for r in rows} == {"learned"}  # the id's registered default
+
+
+def test_bench_dynamics_override(capsys):
+    rc = main(["bench", "--env", "LOB-Execution-v0", "--n-envs", "2", "--steps", "3", "--dynamics", "parametric",
+               "--face", "raw", "--face", "gym"])
+    assert rc == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all("parametric" in ln for ln in lines[1:])
 
 
 def test_bench_unknown_env_is_a_clear_error(capsys):
