@@ -121,7 +121,7 @@ class POVPolicy:
     as a fraction of the remaining quantity; the remainder is forced at the horizon.
     """
 
-    def __init__(self, rate: float = 0.1, quantity: float = 7061.0, volume_per_step: float = 30.57 * 60.0):
+    def __init__(self, rate: float = 0.1, quantity: float = 7061.0, volume_per_step: float = 30.18 * 60.0):
         if not (0 < rate <= 1):
             raise ValueError(f"POV rate must be in (0, 1], got {rate}")
         self.rate, self.quantity, self.volume_per_step = float(rate), float(quantity), float(volume_per_step)
