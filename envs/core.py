@@ -21,7 +21,9 @@ so it replays exactly the single env reset with ``seed=s + i``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -60,6 +62,40 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@functools.lru_cache(maxsize=64)
+def record_maker(keys: tuple[str, ...]):
+    """A function ``make(v0, ..., vk) -> {keys[0]: v0, ...}`` built once per key tuple.
+
+    A dict display with constant keys is about twice as fast to build as
+    ``dict(zip(keys, values))``; the faces build one info dict per finished episode, tens of
+    thousands per step at large batch sizes. ``keys`` are identifiers from the cores'
+    own code (never user input).
+    """
+    if not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):
+        raise ValueError(f"record keys must be distinct strings, got {keys!r}")
+    args = ", ".join(f"v{i}" for i in range(len(keys)))
+    body = ", ".join(f"{k!r}: v{i}" for i, k in enumerate(keys))
+    ns: dict[str, Any] = {}
+    exec(f"def make({args}):\n    return {{{body}}}\n", ns)  # noqa: S102 - keys are our own literals
+    return ns["make"]
+
+
+def _episode_dicts(core: "BatchedCore", idx: np.ndarray, extra_keys: tuple[str, ...] = (),
+                   extra_cols: tuple[list, ...] = ()) -> list[dict[str, Any]]:
+    """Info dicts of the envs ``idx``, with ``extra_keys`` columns appended (fast path when
+    the core implements :meth:`BatchedCore.episode_columns`)."""
+    cols = core.episode_columns(idx)
+    if cols is None:
+        out = core.episode_infos(idx)
+        for k, col in zip(extra_keys, extra_cols):
+            for d, v in zip(out, col):
+                d[k] = v
+        return out
+    keys, values = cols
+    make = record_maker(tuple(keys) + tuple(extra_keys))
+    return list(itertools.starmap(make, zip(*values, *extra_cols)))
 
 
 class ActionError(ValueError):
@@ -121,6 +157,13 @@ class BatchedCore:
     def episode_infos(self, idx: np.ndarray) -> list[dict[str, Any]]:
         """Episode infos of the envs ``idx`` (new dicts); override for a vectorised version."""
         return [self.episode_info(int(i)) for i in idx]
+
+    def episode_columns(self, idx: np.ndarray) -> tuple[tuple[str, ...], list[list]] | None:
+        """Optional fast path: ``(keys, columns)`` with ``columns[k][j]`` the value of
+        ``keys[k]`` for env ``idx[j]`` (plain Python numbers), equal to what
+        :meth:`episode_infos` returns. ``None`` (the default) makes the faces use
+        :meth:`episode_infos`."""
+        return None
 
     def set_options(self, indices: Sequence[int], options: dict[str, Any]) -> None:
         """Apply reset ``options`` to the given envs before their next reset.
@@ -299,7 +342,7 @@ class LOBVectorEnv(VectorEnv):
             final_info = np.full(self.num_envs, None, dtype=object)
             fo = core.final_obs[idx].copy()
             with _gc_paused():
-                for j, (i, info) in enumerate(zip(idx, core.episode_infos(idx))):
+                for j, (i, info) in enumerate(zip(idx.tolist(), _episode_dicts(core, idx))):
                     final_obs[i] = fo[j]
                     final_info[i] = info
             infos = {"final_obs": final_obs, "_final_obs": done.copy(),
@@ -364,9 +407,9 @@ class LOBSB3VecEnv(VecEnv):
                 idx = np.flatnonzero(done)
                 fo = core.final_obs[idx].copy()
                 time_limit = (core.truncated[idx] & ~core.terminated[idx]).tolist()
-                for j, (i, info) in enumerate(zip(idx.tolist(), core.episode_infos(idx))):
-                    info["terminal_observation"] = fo[j]
-                    info["TimeLimit.truncated"] = time_limit[j]
+                dicts = _episode_dicts(core, idx, ("terminal_observation", "TimeLimit.truncated"),
+                                       (list(fo), time_limit))
+                for i, info in zip(idx.tolist(), dicts):
                     infos[i] = info
         return core.obs.copy(), core.reward.astype(np.float32), done, infos
 

@@ -137,3 +137,34 @@ def test_single_env_refuses_step_after_episode_end():
     env.step(np.zeros(1, np.float32))
     with pytest.raises(RuntimeError, match="reset"):
         env.step(np.zeros(1, np.float32))
+
+
+def test_record_maker_builds_plain_dicts_and_rejects_bad_keys():
+    from lobworld.envs.core import record_maker
+
+    make = record_maker(("a", "b c", "TimeLimit.truncated"))
+    d1, d2 = make(1, 2.5, False), make(3, 4.5, True)
+    assert d1 == {"a": 1, "b c": 2.5, "TimeLimit.truncated": False} and d2["a"] == 3
+    d1["a"] = 9  # independent dicts
+    assert d2["a"] == 3 and make(0, 0, 0)["a"] == 0
+    with pytest.raises(ValueError, match="distinct"):
+        record_maker(("a", "a"))
+
+
+@pytest.mark.parametrize("env_id", ["LOB-Execution-v0", "LOB-VWAP-v0"])
+def test_episode_columns_equal_episode_infos(env_id):
+    """The faces' fast path (column form) gives exactly the dicts of episode_info."""
+    from lobworld.envs import make_sb3_vec_env
+
+    venv = make_sb3_vec_env(env_id, n_envs=6, seed=3, dynamics="parametric", horizon=4)
+    venv.reset()
+    rng = np.random.default_rng(0)
+    seen = 0
+    for _ in range(12):
+        _, _, done, infos = venv.step(rng.uniform(0, 1, (6, 1)).astype(np.float32))
+        for i in np.flatnonzero(done):
+            ref = venv.core.episode_info(int(i))
+            got = {k: v for k, v in infos[i].items() if k not in ("terminal_observation", "TimeLimit.truncated")}
+            assert got == ref and type(got["episode_length"]) is int
+            seen += 1
+    assert seen >= 6
