@@ -24,6 +24,7 @@ def add_commands(sub) -> None:
     data_cli = _optional("lobworld.world_models.data.cli")
     if data_cli is not None:
         data_cli.add_commands(sub)
+    [m.add_commands(sub) for m in [_optional("lobworld.world_models.cli_fidelity")] if m]  # lobworld fidelity
     modules = [m for m in (_optional("lobworld.world_models.cli_train"), _optional("lobworld.world_models.cli_fit")) if m]
     if modules:
         wm = sub.add_parser("world-model", help="train and fit world models")
