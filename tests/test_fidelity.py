@@ -146,7 +146,13 @@ def test_score_ci_contains_estimate_and_conditional_bins_average():
     B = (rng.normal(1.0, 1.0, size=400), None, np.repeat(np.arange(20), 20))
     sc = fd.score(A, 20, B, 20, n_boot=100, rng=rng)
     assert 0.8 < sc["w1"] < 1.2  # a shift of one sd
-    assert sc["w1_ci"][0] <= sc["w1"] <= sc["w1_ci"][1]
+    assert 0.6 < sc["w1_ci"][0] < sc["w1"] + 0.05 and 1.0 < sc["w1_ci"][1] < 1.6
+    # paired difference: a shifted sample vs an identical-in-law one -> clearly positive, every replicate
+    C = (rng.normal(size=400), None, np.repeat(np.arange(20), 20))
+    res = fd.score_many(A, 20, {"shifted": (B, 20), "same": (C, 20)}, n_boot=100, rng=rng, paired=("shifted", "same"))
+    d = res["diff"]
+    assert d["w1"] == pytest.approx(res["shifted"]["w1"] - res["same"]["w1"])
+    assert d["w1_ci"][0] > 0.3 and d["p_lower_w1"] == 0.0
     # conditional: condition 0 identical, condition 1 shifted by 2 sd -> average of 0-ish and 2-ish
     ca = np.repeat([0, 1], 200)
     va = rng.normal(size=400)

@@ -37,7 +37,9 @@ Protocol:
    (quantiles of the pooled real+simulated values; range [0, 2]) and the
    Wasserstein-1 distance of the values standardised by the real sample's mean
    and sd; conditional statistics average the score over condition bins.
-   Bootstrap CIs resample whole paths (real and simulated independently).
+   Bootstrap ranges resample whole paths (real and simulated independently);
+   a paired bootstrap of learned minus parametric (same real resample) says
+   whether a difference exceeds sampling noise (:func:`score_many`).
    Noise floor: the same scores between two halves of the real paths (even vs
    odd windows). The floor uses half the real paths per side, so it is an
    *upper* estimate of pure sampling noise.
@@ -460,24 +462,7 @@ def _pair_scores(va, ca, vb, cb, edges_by_cond, ref_by_cond) -> tuple[float, flo
     return float(np.mean(l1s)), float(np.mean(w1s))
 
 
-def score(real: StatOut, n_real: int, sim: StatOut, n_sim: int, *, n_boot: int = 200, level: float = 0.9,
-          rng: np.random.Generator | None = None) -> dict[str, Any]:
-    """L1 (histograms) and W1 (standardised) between two statistic samples, with path-bootstrap CIs.
-
-    Conditional samples are scored per condition bin present in ``real`` (with
-    at least 2 values on both sides) and averaged. Bins and the
-    standardisation (real mean/sd) are fixed from the full samples
-    (:func:`n_bins_for` bins at pooled quantiles); the bootstrap resamples the
-    paths of each side with replacement (``n_boot`` times). Both distances are
-    biased upwards in small samples and resampling with replacement (fewer
-    distinct paths) inflates them further, so the interval is the *basic*
-    bootstrap ``[2 s - q_hi, 2 s - q_lo]`` (``q`` the bootstrap quantiles at
-    ``level``, ``s`` the estimate), clipped at 0, which corrects that shift
-    instead of reproducing it as the percentile interval would.
-    """
-    rng = rng if rng is not None else np.random.default_rng(0)
-    A = _Grouped(real, n_real)
-    B = _Grouped(sim, n_sim)
+def _prepare(A: _Grouped, B: _Grouped):
     edges, ref = {}, {}
     if A.c is None:
         edges[None] = _edges(np.concatenate([A.v, B.v]), n_bins_for(A.v.size, B.v.size))
@@ -490,21 +475,73 @@ def score(real: StatOut, n_real: int, sim: StatOut, n_sim: int, *, n_boot: int =
                 continue
             edges[k] = _edges(np.concatenate([xa, xb]), n_bins_for(xa.size, xb.size))
             ref[k] = (float(xa.mean()), float(xa.std()))
-    l1, w1 = _pair_scores(A.v, A.c, B.v, B.c, edges, ref)
-    boots = []
+    return edges, ref
+
+
+def _q(bt: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    a = (1 - level) / 2
+    if bt.shape[0] == 0:
+        return np.full(bt.shape[1], np.nan), np.full(bt.shape[1], np.nan)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanquantile(bt, a, axis=0), np.nanquantile(bt, 1 - a, axis=0)
+
+
+def score_many(real: StatOut, n_real: int, sims: dict[str, tuple[StatOut, int]], *, n_boot: int = 200,
+               level: float = 0.9, rng: np.random.Generator | None = None, paired: tuple[str, str] | None = None
+               ) -> dict[str, Any]:
+    """L1 (histograms) and W1 (standardised) of each simulator's statistic sample vs ``real``, with bootstrap ranges.
+
+    Conditional samples are scored per condition bin present in ``real`` (with
+    at least 2 values on both sides) and averaged. Bins (:func:`n_bins_for`,
+    at quantiles of the pooled values) and the standardisation (real mean/sd)
+    are fixed from the full samples. Each of ``n_boot`` replicates resamples
+    the real paths once and every simulator's paths independently (whole
+    paths, with replacement); ``l1_ci`` / ``w1_ci`` are the ``level``
+    percentile ranges of the replicated scores. Resampling duplicates paths,
+    and both distances grow as the effective sample shrinks, so in small
+    samples that range sits *above* the point estimate: read it as the
+    score's sampling spread. ``paired=(a, b)`` adds ``diff``: the percentile
+    range of ``score_a - score_b`` over the same replicates (same real
+    resample, so the shared upward shift largely cancels) and the share of
+    replicates in which ``a`` is lower, per score.
+    """
+    rng = rng if rng is not None else np.random.default_rng(0)
+    A = _Grouped(real, n_real)
+    Bs = {k: _Grouped(o, n) for k, (o, n) in sims.items()}
+    prep = {k: _prepare(A, B) for k, B in Bs.items()}
+    est = {k: _pair_scores(A.v, A.c, B.v, B.c, *prep[k]) for k, B in Bs.items()}
+    boots: dict[str, list] = {k: [] for k in Bs}
     for _ in range(n_boot):
         va, ca = A.take(rng.integers(0, n_real, n_real))
-        vb, cb = B.take(rng.integers(0, n_sim, n_sim))
-        boots.append(_pair_scores(va, ca, vb, cb, edges, ref))
-    bt = np.array(boots, dtype=float).reshape(-1, 2)
-    a = (1 - level) / 2
-    with np.errstate(all="ignore"):
-        lo = np.nanquantile(bt, a, axis=0) if n_boot else [np.nan, np.nan]
-        hi = np.nanquantile(bt, 1 - a, axis=0) if n_boot else [np.nan, np.nan]
-    ci_l1 = [max(0.0, float(2 * l1 - hi[0])), max(0.0, float(2 * l1 - lo[0]))]
-    ci_w1 = [max(0.0, float(2 * w1 - hi[1])), max(0.0, float(2 * w1 - lo[1]))]
-    return {"l1": l1, "l1_ci": ci_l1, "w1": w1, "w1_ci": ci_w1,
-            "n_real_values": int(A.v.size), "n_sim_values": int(B.v.size)}
+        for k, B in Bs.items():
+            vb, cb = B.take(rng.integers(0, B.n_paths, B.n_paths))
+            boots[k].append(_pair_scores(va, ca, vb, cb, *prep[k]))
+    out: dict[str, Any] = {}
+    for k, B in Bs.items():
+        lo, hi = _q(np.array(boots[k], dtype=float).reshape(-1, 2), level)
+        l1, w1 = est[k]
+        out[k] = {"l1": l1, "l1_ci": [float(lo[0]), float(hi[0])], "w1": w1, "w1_ci": [float(lo[1]), float(hi[1])],
+                  "n_real_values": int(A.v.size), "n_sim_values": int(B.v.size)}
+    if paired is not None:
+        a, b = paired
+        d = np.array(boots[a], dtype=float).reshape(-1, 2) - np.array(boots[b], dtype=float).reshape(-1, 2)
+        lo, hi = _q(d, level)
+        with np.errstate(invalid="ignore"):
+            share = np.mean(d < 0, axis=0) if d.shape[0] else np.full(2, np.nan)
+        out["diff"] = {"pair": [a, b], "l1": est[a][0] - est[b][0], "l1_ci": [float(lo[0]), float(hi[0])],
+                       "w1": est[a][1] - est[b][1], "w1_ci": [float(lo[1]), float(hi[1])],
+                       "p_lower_l1": float(share[0]), "p_lower_w1": float(share[1])}
+    return out
+
+
+def score(real: StatOut, n_real: int, sim: StatOut, n_sim: int, *, n_boot: int = 200, level: float = 0.9,
+          rng: np.random.Generator | None = None) -> dict[str, Any]:
+    """:func:`score_many` for one simulator: ``{l1, l1_ci, w1, w1_ci, n_real_values, n_sim_values}``."""
+    return score_many(real, n_real, {"sim": (sim, n_sim)}, n_boot=n_boot, level=level, rng=rng)["sim"]
 
 
 # ---------------------------------------------------------------------------
@@ -770,8 +807,10 @@ def compare(real: PathSample, sims: dict[str, PathSample], *, n_boot: int = 200,
     """Score every statistic for every simulator against ``real``, plus the real-vs-real floor.
 
     Returns one dict per statistic: ``name``, ``description``, ``scores``
-    (``{source: score dict or None}``; ``None`` = the source cannot produce it)
-    and ``floor`` (even vs odd real paths; ``None`` with fewer than 2 paths per half).
+    (``{source: score dict or None}``; ``None`` = the source cannot produce it),
+    ``diff`` (paired bootstrap of the first two simulators that produce it,
+    see :func:`score_many`; else ``None``) and ``floor`` (even vs odd real
+    paths; ``None`` with fewer than 2 paths per half).
     """
     rng = np.random.default_rng(seed)
     even = np.arange(0, real.n_paths, 2)
@@ -783,10 +822,12 @@ def compare(real: PathSample, sims: dict[str, PathSample], *, n_boot: int = 200,
         if r is None:
             raise FidelityError(f"statistic {s.name}: the real sample lacks the data it needs")
         entry = {"name": s.name, "description": s.description, "conditional": s.conditional, "scores": {}}
-        for name, sim in sims.items():
-            o = s.fn(sim)
-            entry["scores"][name] = None if o is None else score(r, real.n_paths, o, sim.n_paths, n_boot=n_boot,
-                                                                 rng=rng)
+        outs = {name: s.fn(sim) for name, sim in sims.items()}
+        have = {name: (o, sims[name].n_paths) for name, o in outs.items() if o is not None}
+        pair = tuple(have)[:2] if len(have) >= 2 else None
+        res = score_many(r, real.n_paths, have, n_boot=n_boot, rng=rng, paired=pair)
+        entry["scores"] = {name: res.get(name) for name in sims}
+        entry["diff"] = res.get("diff")
         if len(even) >= 2 and len(odd) >= 2:
             entry["floor"] = score(s.fn(ra), ra.n_paths, s.fn(rb), rb.n_paths, n_boot=n_boot, rng=rng)
         else:
@@ -951,7 +992,9 @@ def fidelity_report(ck, paths, *, window: int | None = None, draws: int = 4, n_b
     summary.update(n_statistics=len(rows), n_common=len(both),
                    wins=sum(v == "win" for v in verdicts.values()), losses=sum(v == "loss" for v in verdicts.values()),
                    mixed=sum(v == "mixed" for v in verdicts.values()),
-                   parametric_na=sum(v == "n/a" for v in verdicts.values()))
+                   parametric_na=sum(v == "n/a" for v in verdicts.values()),
+                   w1_lower_significant=sum(1 for r in rows if r.get("diff") and r["diff"]["w1_ci"][1] < 0),
+                   w1_higher_significant=sum(1 for r in rows if r.get("diff") and r["diff"]["w1_ci"][0] > 0))
     rep = {
         "meta": {"checkpoint_dt": float(ck.dt), "window_bars": window, "draws_per_path": draws, "n_boot": n_boot,
                  "seed": seed, "n_real_paths": real.n_paths, "n_sim_paths": sims["learned"].n_paths,
@@ -984,6 +1027,14 @@ def _fmt(sc: dict | None, key: str) -> str:
     return f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+def _fmt_diff(d: dict | None) -> str:
+    if d is None:
+        return "n/a"
+    lo, hi = d["w1_ci"]
+    sig = "*" if (lo > 0 or hi < 0) else ""
+    return f"{d['w1']:+.3f} [{lo:+.3f}, {hi:+.3f}]{sig}"
+
+
 def format_markdown(rep: dict) -> str:
     """The Markdown report: settings, the statistic x model table, summary, kurtosis and impact exponent."""
     m = rep["meta"]
@@ -991,21 +1042,25 @@ def format_markdown(rep: dict) -> str:
     lines = ["# Fidelity report: real vs simulated markets", ""]
     lines.append(f"Bars of {m['checkpoint_dt']:g} s; {m['n_real_paths']} real held-out paths of {m['window_bars']} "
                  f"bars; {m['draws_per_path']} simulated draws per real path ({m['n_sim_paths']} per simulator), "
-                 f"each started from the real state at the window start. CIs: 90% basic path bootstrap "
-                 f"({m['n_boot']} resamples).")
+                 f"each started from the real state at the window start. Brackets: 5-95% range over "
+                 f"{m['n_boot']} path-bootstrap replicates (resampling duplicates paths, which inflates both "
+                 "distances, so in small samples the range sits above the point estimate).")
     for d in m["days"]:
         lines.append(f"- {d['source']} ({d['asset']}): {d['windows']} windows from {d['first_window_start']}"
                      + ("" if d["held_out"] else " -- NOT the checkpoint's held-out block (may overlap training)"))
     lines += ["", "L1 = histogram L1 distance (0..2), W1 = Wasserstein-1 on values standardised by the real sample. "
               "Lower is better; `floor` = real vs real (even vs odd windows, half the data per side). "
-              "Verdict: win = learned lower than parametric on both scores, loss = higher on both.", "",
-              "| statistic | learned L1 | parametric L1 | floor L1 | learned W1 | parametric W1 | floor W1 | verdict |",
-              "|---|---|---|---|---|---|---|---|"]
+              "Verdict: win = learned lower than parametric on both scores, loss = higher on both. "
+              "dW1 = learned W1 - parametric W1 with its paired-bootstrap 5-95% range (same real resample); "
+              "* = the range excludes 0.", "",
+              "| statistic | learned L1 | parametric L1 | floor L1 | learned W1 | parametric W1 | floor W1 | dW1 | "
+              "verdict |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in rep["statistics"]:
         sc = r["scores"]
         lines.append(f"| {r['name']} | {_fmt(sc['learned'], 'l1')} | {_fmt(sc['parametric'], 'l1')} | "
                      f"{_fmt(r['floor'], 'l1')} | {_fmt(sc['learned'], 'w1')} | {_fmt(sc['parametric'], 'w1')} | "
-                     f"{_fmt(r['floor'], 'w1')} | {r['verdict']} |")
+                     f"{_fmt(r['floor'], 'w1')} | {_fmt_diff(r.get('diff'))} | {r['verdict']} |")
 
     def g(k):
         v = s.get(k)
@@ -1025,7 +1080,8 @@ def format_markdown(rep: dict) -> str:
               f"**Learned vs parametric:** wins {s['wins']}, losses {s['losses']}, mixed {s['mixed']} of the "
               f"{s['n_common']} statistics both produce; on {s['parametric_na']} more the parametric market has no "
               f"such quantity (n/a). Learned better on {s['wins'] + s['parametric_na']} of {s['n_statistics']} "
-              "counting n/a as a learned win.", "",
+              f"counting n/a as a learned win. Paired bootstrap on W1: learned significantly lower on "
+              f"{s['w1_lower_significant']}, significantly higher on {s['w1_higher_significant']}.", "",
               "Excess kurtosis of h-bar returns (90% CI):", "", "| source | " +
               " | ".join(rep["kurtosis"]["real"].keys()) + " |", "|---" * (1 + len(rep["kurtosis"]["real"])) + "|"]
     for src, ks in rep["kurtosis"].items():
