@@ -336,3 +336,10 @@ def test_too_few_windows_for_the_floor_is_an_error():
     ck = load_checkpoint(CK10)
     with pytest.raises(fd.FidelityError, match="need at least 4"):
         fd.fidelity_report(ck, [SAMPLE_MSG], window=60, test_hours=0.5, early_stop_hours=0.0, impact=False)
+
+
+def test_flow_correlations_hand_made():
+    s = _sample([[1.0, -1.0, 2.0, -2.0]], svol=[[1.0, -1.0, 2.0, -2.0]], ofi=[[-1.0, 1.0, -2.0, 2.0]])
+    c = fd.flow_correlations({"x": s, "bare": _sample([[1.0, 2.0, 0.0]])})
+    assert c["x"]["ret_svol"] == pytest.approx(1.0) and c["x"]["ret_ofi"] == pytest.approx(-1.0)
+    assert c["bare"] == {"ret_svol": None, "ret_ofi": None, "svol_ofi": None}

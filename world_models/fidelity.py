@@ -871,6 +871,23 @@ def kurtosis_table(samples: dict[str, PathSample], horizons=HORIZONS, n_boot: in
     return out
 
 
+def flow_correlations(samples: dict[str, PathSample]) -> dict[str, dict[str, float | None]]:
+    """Descriptive (not scored): Pearson correlation of the 1-bar mid change with the same bar's signed
+    aggressive volume (``ret_svol``), with its OFI (``ret_ofi``), and of signed volume with OFI (``svol_ofi``)."""
+    out = {}
+    for name, s in samples.items():
+        r = s.ret.ravel()
+
+        def c(a, b):
+            if a is None or b is None:
+                return None
+            a, b = np.ravel(a), np.ravel(b)
+            return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else None
+
+        out[name] = {"ret_svol": c(r, s.svol), "ret_ofi": c(r, s.ofi), "svol_ofi": c(s.svol, s.ofi)}
+    return out
+
+
 def _exkurt(v: np.ndarray) -> float:
     v = np.asarray(v, float)
     if v.size < 4:
@@ -1006,6 +1023,7 @@ def fidelity_report(ck, paths, *, window: int | None = None, draws: int = 4, n_b
         "statistics": [{k: v for k, v in r.items() if k != "plot"} | {"verdict": verdicts[r["name"]]} for r in rows],
         "summary": summary,
         "kurtosis": kurtosis_table({"real": real, **sims}, n_boot=n_boot, seed=seed),
+        "flow_correlations": flow_correlations({"real": real, **sims}),
         "_plot": {r["name"]: r["plot"] for r in rows},
     }
     rep["impact"] = simulated_impact_exponent(ck, days, draws=impact_draws, seed=seed) if impact else None
@@ -1090,6 +1108,16 @@ def format_markdown(rep: dict) -> str:
             ci = v["ci"]
             cells.append(f"{v['kurtosis']:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""))
         lines.append(f"| {src} | " + " | ".join(cells) + " |")
+    fc = rep.get("flow_correlations")
+    if fc:
+        def cf(v):
+            return "n/a" if v is None else f"{v:+.2f}"
+
+        lines += ["", "Flow diagnostics (descriptive, not scored): correlation of the 1-bar mid change with the bar's "
+                  "signed aggressive volume and with its OFI, and of the two flows with each other.", "",
+                  "| source | corr(ret, signed volume) | corr(ret, OFI) | corr(signed volume, OFI) |", "|---|---|---|---|"]
+        for src, v in fc.items():
+            lines.append(f"| {src} | {cf(v['ret_svol'])} | {cf(v['ret_ofi'])} | {cf(v['svol_ofi'])} |")
     imp = rep.get("impact")
     if imp:
         lines.append("")
