@@ -1179,4 +1179,24 @@ def plot_statistics(rep: dict, out_dir, prefix: str = "fidelity_") -> list[pathl
         fig.savefig(p, dpi=90)
         plt.close(fig)
         written.append(p)
+    imp = rep.get("impact")
+    if imp and imp.get("delta") is not None:
+        x = np.asarray(imp["sizes_q_over_v"])
+        y = np.asarray(imp["mean_impact_over_sigma"])
+        ok = y > 0
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.loglog(x[ok], y[ok], "o", color="tab:blue", label="learned: mean peak impact (CRN)")
+        xx = np.geomspace(x.min(), x.max(), 50)
+        ax.loglog(xx, imp["Y"] * xx ** imp["delta"], color="tab:blue",
+                  label=f"fit delta = {imp['delta']:.2f} [{imp['delta_ci'][0]:.2f}, {imp['delta_ci'][1]:.2f}]")
+        ax.loglog(xx, y[ok][0] * (xx / x[ok][0]) ** 0.5, "--", color="gray", label="slope 1/2 (square-root law)")
+        ax.set_xlabel("Q / V_day")
+        ax.set_ylabel("I / sigma_day")
+        ax.set_title("Simulated metaorders through the learned market")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        p = out_dir / f"{prefix}impact_exponent.png"
+        fig.savefig(p, dpi=90)
+        plt.close(fig)
+        written.append(p)
     return written
