@@ -27,6 +27,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/train", help="run folder (default runs/train)")
     p.add_argument("--resume", default=None, help="checkpoint or model .zip to continue from")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dynamics", choices=["parametric", "learned"], default=None,
+                   help="market dynamics (default: the config's env_kwargs, else the id's registered market -- "
+                        "learned for the execution ids, parametric for market making and the dark pool); "
+                        "recorded in lobworld_run.json")
     p.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a trained model or a baseline strategy",
@@ -35,11 +39,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--env", required=True)
     g = e.add_mutually_exclusive_group(required=True)
     g.add_argument("--model", help="trained model .zip")
-    g.add_argument("--strategy", help="baseline name (e.g. twap) or const:X")
+    g.add_argument("--strategy", help="baseline name of the env (execution: twap, vwap, pov, ac, aggressive; market "
+                   "making: avellaneda-stoikov, cartea-jaimungal, fixed-spread, random; dark pool: uniform, lit-only, "
+                   "ganchev-km, oracle) or const:X")
     e.add_argument("--episodes", type=int, default=1000)
     e.add_argument("--seed", type=int, default=10_000_000, help="first path seed (default 10000000: "
                    "disjoint from training seeds)")
     e.add_argument("--json", action="store_true", help="print JSON")
+    from lobworld.scenarios.cli import add_market_args
+
+    add_market_args(e, "default: for --model the market it was trained on (lobworld_run.json), else the id's "
+                       "registered market -- learned for the execution ids, parametric for the others")
     e.set_defaults(func=_evaluate)
 
 
@@ -50,9 +60,11 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args.env, args.config, algo=args.algo, timesteps=args.timesteps, n_envs=args.n_envs,
                       seed=args.seed, device=args.device, normalize=args.normalize,
                       progress_bar=False if args.no_progress else None)
+    if args.dynamics:
+        cfg = cfg.replace(env_kwargs={**cfg.env_kwargs, "dynamics": args.dynamics})
     res = train(cfg, args.out, resume=args.resume)
-    print(f"trained {cfg.algo} on {cfg.env_id} for {res.num_timesteps} steps in {res.wall_s:.1f} s on "
-          f"{res.device}")
+    print(f"trained {cfg.algo} on {cfg.env_id} ({_market_of(cfg.env_id, cfg.env_kwargs)} market) for "
+          f"{res.num_timesteps} steps in {res.wall_s:.1f} s on {res.device}")
     print(f"model: {res.model_path}")
     if res.vecnormalize_path:
         print(f"VecNormalize stats: {res.vecnormalize_path}")
@@ -60,6 +72,18 @@ def _train(args: argparse.Namespace) -> int:
         print(f"best model (eval seeds from {cfg.eval_seed}): {res.best_model_path} "
               f"(last eval mean reward {res.last_eval_mean_reward:.4g})")
     return 0
+
+
+def _market_of(env_id: str, env_kwargs: dict[str, Any]) -> str:
+    """The dynamics name an env id runs on with ``env_kwargs`` (registered default otherwise)."""
+    import gymnasium as gym
+
+    import lobworld  # noqa: F401
+
+    dyn = env_kwargs.get("dynamics")
+    if dyn is None and env_id in gym.registry:
+        dyn = gym.registry[env_id].kwargs.get("dynamics", "parametric")
+    return dyn if isinstance(dyn, str) else getattr(dyn, "name", type(dyn).__name__)
 
 
 def _env_kwargs_of_model(model: str, env_id: str) -> dict[str, Any]:
@@ -71,7 +95,11 @@ def _env_kwargs_of_model(model: str, env_id: str) -> dict[str, Any]:
             except json.JSONDecodeError:
                 return {}
             if cfg.get("env_id") == env_id:
-                return dict(cfg.get("env_kwargs") or {})
+                kw = dict(cfg.get("env_kwargs") or {})
+                dyn = json.loads(f.read_text()).get("dynamics")
+                if "dynamics" not in kw and dyn in ("parametric", "learned"):
+                    kw["dynamics"] = dyn  # the market it was trained on, even if the id's default changed
+                return kw
             return {}
     return {}
 
@@ -82,7 +110,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     name = args.model if args.model else args.strategy
     if args.model and not pathlib.Path(args.model).is_file():
         raise FileNotFoundError(f"model file {args.model} does not exist")
-    kw = _env_kwargs_of_model(args.model, args.env) if args.model else {}
+    from lobworld.scenarios.cli import env_kwargs_from_args
+
+    kw = env_kwargs_from_args(args, _env_kwargs_of_model(args.model, args.env) if args.model else {})
     t0 = time.perf_counter()
     res = run_counterfactual(args.env, [name], n_paths=args.episodes, seed=args.seed, env_kwargs=kw)
     wall = time.perf_counter() - t0
@@ -93,9 +123,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         json.dump(d, sys.stdout, indent=2)
         print()
         return 0
-    print(f"{name} on {args.env}: {s.n_paths} episodes, seeds {args.seed}..{args.seed + s.n_paths - 1}")
+    print(f"{name} on {args.env} ({res.market} market): {s.n_paths} episodes, seeds {args.seed}.."
+          f"{args.seed + s.n_paths - 1}")
     print(f"  {res.metric}: mean {s.mean:.3f} (95% CI {s.ci95[0]:.3f} .. {s.ci95[1]:.3f}), std {s.std:.3f}, "
           f"q05/q50/q95 {s.q05:.3f} / {s.q50:.3f} / {s.q95:.3f}")
     if s.completion_rate is not None:
         print(f"  completion rate: {s.completion_rate:.4f}")
+    for k, v in s.secondary.items():
+        if k != "completion":
+            print(f"  mean {k}: {v:.4g}")
     return 0

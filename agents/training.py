@@ -291,7 +291,10 @@ def train(cfg: TrainConfig, out: str | pathlib.Path, resume: str | pathlib.Path 
                                log_path=str(out / "eval"), deterministic=True, verbose=verbose,
                                callback_on_new_best=SaveVecNormalizeCallback(best_dir / "vecnormalize.pkl"))
         callbacks.append(eval_cb)
-    meta = {"config": cfg.to_dict(), "device": device, "resumed_from": str(resume) if resume else None}
+    core = getattr(train_env.unwrapped, "core", None)
+    dyn = getattr(core, "dynamics", None)
+    meta = {"config": cfg.to_dict(), "device": device, "resumed_from": str(resume) if resume else None,
+            "dynamics": getattr(dyn, "name", None)}
     (out / RUN_META).write_text(json.dumps(meta, indent=2))
     t0 = time.perf_counter()
     if remaining > 0:

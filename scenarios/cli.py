@@ -7,8 +7,40 @@ import json
 import pathlib
 import sys
 import time
+from typing import Any
 
-__all__ = ["add_commands"]
+__all__ = ["add_commands", "env_kwargs_from_args", "add_market_args"]
+
+_STRATEGY_HELP = ("comma-separated: baselines of the env -- execution ids: twap, vwap, pov[:RATE], ac[:LAMBDA], "
+                  "aggressive; market making: avellaneda-stoikov[:GAMMA] (as), as-symmetric, cartea-jaimungal[:PHI] "
+                  "(cj), fixed-spread[:TICKS], random[:SEED]; dark pool: uniform, lit-only, ganchev-km, oracle -- "
+                  "or const:X, or a trained MODEL.zip")
+
+
+def add_market_args(p: argparse.ArgumentParser, default_note: str) -> None:
+    """``--dynamics`` and ``--env-kwargs`` (shared by counterfactual, evaluate and train)."""
+    p.add_argument("--dynamics", choices=["parametric", "learned"], default=None,
+                   help=f"market dynamics ({default_note})")
+    p.add_argument("--env-kwargs", default=None, metavar="JSON",
+                   help='env arguments as a JSON object, e.g. \'{"quantity": 1000, "horizon": 10}\' '
+                        "(override the id's registered ones; --dynamics wins over a dynamics key here)")
+
+
+def env_kwargs_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``base``, then ``--env-kwargs``, then ``--dynamics``; a clear error for malformed JSON."""
+    kw = dict(base or {})
+    raw = getattr(args, "env_kwargs", None)
+    if raw:
+        try:
+            extra = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--env-kwargs is not valid JSON: {exc}") from None
+        if not isinstance(extra, dict):
+            raise ValueError(f"--env-kwargs must be a JSON object, got {type(extra).__name__}")
+        kw.update(extra)
+    if getattr(args, "dynamics", None):
+        kw["dynamics"] = args.dynamics
+    return kw
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -18,11 +50,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                    "completion rate and paired differences against --benchmark with paired "
                                    "bootstrap CIs. All numbers are simulated.")
     c.add_argument("--env", default="LOB-Execution-v0")
-    c.add_argument("--strategies", required=True,
-                   help="comma-separated: baseline names (twap,vwap,ac,pov,aggressive), const:X, MODEL.zip")
+    c.add_argument("--strategies", required=True, help=_STRATEGY_HELP)
     c.add_argument("--paths", type=int, default=10_000)
     c.add_argument("--scenario", default="normal",
-                   help="regime preset (calm, normal, volatile, illiquid, trending, trending_up) or latency:NAME")
+                   help="regime preset (calm, normal, volatile, illiquid, trending, trending_up; parametric market "
+                        "only) or latency:NAME (none, colocated, proximity, cloud, retail, or 500us / 12.5ms)")
+    add_market_args(c, "default: the id's registered market -- learned for the execution ids, parametric for "
+                       "market making and the dark pool")
+    c.add_argument("--adverse-bps-per-s", type=float, default=0.0,
+                   help="latency scenarios of the execution ids: adverse mid drift while an order is in flight "
+                        "(bps per second of latency, default 0)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--benchmark", default=None, help="strategy the others are compared with (default: the first)")
     c.add_argument("--start", default=None, help="condition the market on the book at this time, e.g. "
@@ -38,11 +75,26 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Simulate an order under every baseline and regime scenario, recommend the "
                                    "strategy minimising mean + R * std of shortfall; writes report.md, "
                                    "report.json and PNG plots into --out.")
-    r.add_argument("--side", choices=["buy", "sell"], required=True)
-    r.add_argument("--quantity", type=float, required=True, help="shares")
-    r.add_argument("--horizon-min", type=int, required=True, help="minutes (one decision per minute)")
+    r.add_argument("--env", default="LOB-Execution-v0",
+                   help="LOB-Execution-v0 (default), LOB-VWAP-v0, LOB-TWAP-v0, LOB-DarkPool-v0, or a market-making id "
+                        "(no --side/--quantity)")
+    r.add_argument("--side", choices=["buy", "sell"], default=None, help="order side (execution, dark pool)")
+    r.add_argument("--quantity", type=float, default=None, help="order size, shares (execution, dark pool)")
+    r.add_argument("--horizon-min", type=int, required=True,
+                   help="minutes (execution: one decision per minute; dark pool: 10 s steps; market making: 1 s)")
     r.add_argument("--risk-aversion", type=float, default=0.0, help="R in mean + R * std (dimensionless)")
-    r.add_argument("--strategies", default=None, help="comma-separated (default twap,vwap,pov,ac,aggressive)")
+    r.add_argument("--strategies", default=None,
+                   help="comma-separated (default per env: twap,vwap,pov,ac,aggressive for execution; "
+                        "lit-only,uniform,ganchev-km,oracle for the dark pool; fixed-spread,avellaneda-stoikov,"
+                        "cartea-jaimungal,random for market making)")
+    r.add_argument("--dynamics", choices=["parametric", "learned"], default="parametric",
+                   help="market (default parametric: the regime scenarios transform its parameters; learned skips "
+                        "the regimes)")
+    r.add_argument("--latencies", default=None,
+                   help="comma-separated latency scenarios (default none,colocated,proximity,cloud,retail; also "
+                        "500us, 12.5ms; 'off' for none)")
+    r.add_argument("--adverse-bps-per-s", type=float, default=0.0,
+                   help="execution latency model: adverse mid drift while an order is in flight (bps/s, default 0)")
     r.add_argument("--model", default=None, help="also evaluate this trained model .zip")
     r.add_argument("--paths", type=int, default=2000)
     r.add_argument("--seed", type=int, default=0)
@@ -60,10 +112,12 @@ def _counterfactual(args: argparse.Namespace) -> int:
     from lobworld.scenarios.counterfactual import run_scenarios
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    kw = env_kwargs_from_args(args)
     t0 = time.perf_counter()
     res = run_scenarios([args.scenario], use_ray=args.ray, env_id=args.env, strategies=strategies,
                         n_paths=args.paths, seed=args.seed, benchmark=args.benchmark, start=args.start,
-                        data=args.data, n_boot=args.boot)[args.scenario]
+                        data=args.data, n_boot=args.boot, env_kwargs=kw,
+                        adverse_bps_per_s=args.adverse_bps_per_s)[args.scenario]
     wall = time.perf_counter() - t0
     d = res.to_dict()
     d["wall_s"] = wall
@@ -76,8 +130,8 @@ def _counterfactual(args: argparse.Namespace) -> int:
         print()
         return 0
     better = "lower" if res.lower_is_better else "higher"
-    print(f"{res.env_id}, scenario {res.scenario}: {res.n_paths:,} common paths (seeds {res.seed}.."
-          f"{res.seed + res.n_paths - 1}); {res.metric} ({better} is better); simulated")
+    print(f"{res.env_id}, scenario {res.scenario}, market {res.market}: {res.n_paths:,} common paths (seeds "
+          f"{res.seed}..{res.seed + res.n_paths - 1}); {res.metric} ({better} is better); simulated")
     if res.conditioning:
         c = res.conditioning
         print(f"conditioned on {c['start']}: mid {c['s0']:.4f}, spread {c['spread']:.4f}, "
@@ -90,6 +144,8 @@ def _counterfactual(args: argparse.Namespace) -> int:
         ci = f"{s.ci95[0]:.2f}..{s.ci95[1]:.2f}"
         print(f"{s.strategy[:23]:<24}{s.mean:9.3f}{ci:>20}{s.std:9.3f}{s.q05:9.3f}{s.q50:9.3f}{s.q95:9.3f}"
               f"{comp:>8}{diff}")
+        if s.secondary:
+            print(" " * 24 + ", ".join(f"{k} {v:.4g}" for k, v in s.secondary.items()))
     print(f"wall time {wall:.1f} s")
     return 0
 
@@ -99,18 +155,25 @@ def _report(args: argparse.Namespace) -> int:
 
     strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
     if args.model:
-        from lobworld.scenarios.report import DEFAULT_STRATEGIES
+        from lobworld.agents.baselines import env_family
+        from lobworld.scenarios.report import FAMILY_STRATEGIES
 
-        strategies = [*(strategies or DEFAULT_STRATEGIES), args.model]
+        strategies = [*(strategies or FAMILY_STRATEGIES.get(env_family(args.env) or "execution", ())), args.model]
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()] if args.scenarios else None
+    latencies = None
+    if args.latencies:
+        latencies = [] if args.latencies.strip() == "off" else \
+            [s.strip() for s in args.latencies.split(",") if s.strip()]
     doc = pre_trade_report(args.side, args.quantity, args.horizon_min, args.risk_aversion, args.out,
                            strategies=strategies, n_paths=args.paths, seed=args.seed, scenarios=scenarios,
-                           start=args.start, data=args.data, use_ray=args.ray)
+                           start=args.start, data=args.data, use_ray=args.ray, env_id=args.env,
+                           dynamics=args.dynamics, latencies=latencies, adverse_bps_per_s=args.adverse_bps_per_s)
     if args.json:
         json.dump(doc, sys.stdout, indent=2, default=str)
         print()
         return 0
     rec = doc["recommendation"]
-    print(f"recommended: {rec['strategy']} (mean {rec['mean']:.2f} bps, std {rec['std']:.2f} bps, "
-          f"objective {rec['objective']:.2f}); report: {pathlib.Path(args.out) / 'report.md'}")
+    print(f"recommended: {rec['strategy']} ({doc['metric']} mean {rec['mean']:.2f}, std {rec['std']:.2f}, "
+          f"objective {rec['objective']:.2f}; {doc['metric_units']}; market {doc['market']}); "
+          f"report: {pathlib.Path(args.out) / 'report.md'}")
     return 0

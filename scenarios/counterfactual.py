@@ -29,7 +29,6 @@ profile) is set to ``start`` too.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import pathlib
 from collections.abc import Callable, Sequence
@@ -44,12 +43,20 @@ from lobworld.envs.core import BatchedCore
 __all__ = [
     "Policy", "StrategyError", "PathResults", "StrategySummary", "CounterfactualResult",
     "resolve_strategy", "simulate", "mean_ci", "paired_bootstrap_ci", "summarize",
-    "run_counterfactual", "run_scenarios", "condition_on_history", "metric_for",
+    "run_counterfactual", "run_scenarios", "condition_on_history", "metric_for", "FAMILY_METRICS",
+    "describe_market", "parse_latency",
 ]
 
 Policy = Callable[[np.ndarray], np.ndarray]
 #: metric per env family: (info key, lower is better)
 _METRICS = (("shortfall_bps", True), ("pnl", False))
+#: per env family: (metric, lower is better, secondary info keys whose means are reported too)
+FAMILY_METRICS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
+    "execution": ("shortfall_bps", True, ("completion",)),
+    "market_making": ("pnl", False, ("inventory_terminal", "inventory_max_abs", "adverse_selection_cost",
+                                     "filled_shares_bid", "filled_shares_ask")),
+    "dark_pool": ("cost_bps", True, ("dark_fill_rate", "dark_fraction", "forced_fraction", "shortfall_bps")),
+}
 
 
 class StrategyError(ValueError):
@@ -59,16 +66,6 @@ class StrategyError(ValueError):
 # ---------------------------------------------------------------------------
 # strategies
 # ---------------------------------------------------------------------------
-def _family_module(env_id: str) -> str | None:
-    if "Execution" in env_id or "VWAP" in env_id or "TWAP" in env_id:
-        return "lobworld.agents.execution"
-    if "MarketMaking" in env_id:
-        return "lobworld.agents.market_making"
-    if "DarkPool" in env_id:
-        return "lobworld.agents.dark_pool"
-    return None
-
-
 class _Constant:
     def __init__(self, value: float, shape: tuple[int, ...]):
         self.value = value
@@ -78,14 +75,18 @@ class _Constant:
         return np.full((obs.shape[0], *self.shape), self.value, dtype=np.float64)
 
 
-def resolve_strategy(name: str, env_id: str, core: BatchedCore, device: str = "cpu") -> Policy:
+def resolve_strategy(name: str, env_id: str, core: BatchedCore, device: str = "cpu", seed: int = 0) -> Policy:
     """Turn a strategy name into a batched policy ``policy(obs (n, d)) -> actions``.
 
     * ``PATH.zip``: a trained SB3 model (with its VecNormalize statistics when saved next to it);
     * ``const:X``: the constant action X (every action dimension);
-    * any other name: a baseline from the env family's agents module
-      (``lobworld.agents.execution`` for the execution ids, ...), built for ``core.config``.
+    * any other name: a baseline of :mod:`lobworld.agents.baselines` for the env id (execution,
+      market-making and dark-pool baselines), built for ``core``; ``seed`` seeds the random one.
+
+    An unknown name raises :class:`StrategyError` listing the valid names for ``env_id``.
     """
+    from lobworld.agents.baselines import BaselineError, make_baseline
+
     if not isinstance(name, str) or not name.strip():
         raise StrategyError(f"empty strategy name {name!r}")
     name = name.strip()
@@ -99,76 +100,10 @@ def resolve_strategy(name: str, env_id: str, core: BatchedCore, device: str = "c
         except ValueError:
             raise StrategyError(f"strategy {name!r}: const:X needs a number X") from None
         return _Constant(v, core.single_action_space.shape)
-    mod_name = _family_module(env_id)
-    if mod_name == "lobworld.agents.execution" and hasattr(core, "config"):
-        return _execution_strategy(name, env_id, core)
-    known: list[str] = []
-    if mod_name is not None:
-        try:
-            mod = importlib.import_module(mod_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != mod_name:
-                raise
-            mod = None
-        if mod is not None:
-            factory = getattr(mod, "make_policy", None) or getattr(mod, "make_strategy", None)
-            registry = getattr(mod, "STRATEGIES", None) or getattr(mod, "BASELINES", None)
-            if registry is not None:
-                known = sorted(registry)
-            if factory is not None:
-                try:
-                    return factory(name, getattr(core, "config", None))
-                except (KeyError, ValueError) as exc:
-                    raise StrategyError(f"unknown strategy {name!r} for {env_id}: {exc}") from None
-            if registry is not None and name in registry:
-                return registry[name](getattr(core, "config", None))
-    hint = f"; baselines: {', '.join(known)}" if known else ""
-    raise StrategyError(
-        f"unknown strategy {name!r} for {env_id}: use a baseline name, const:X, or a trained MODEL.zip{hint}"
-    )
-
-
-EXECUTION_STRATEGIES = ("twap", "vwap", "pov", "pov:RATE", "ac", "ac:LAMBDA", "aggressive")
-
-
-def _execution_strategy(name: str, env_id: str, core: BatchedCore) -> Policy:
-    """Execution baselines of :mod:`lobworld.agents.execution`, built for the core's config and market.
-
-    ``ac`` uses the env's ``risk_aversion`` (1/bps), ``ac:LAMBDA`` an explicit one; ``pov`` a 10%
-    participation rate, ``pov:RATE`` another; market parameters come from the core's parametric
-    dynamics (calibrated defaults for other dynamics).
-    """
-    from lobworld.agents import execution as ex
-    from lobworld.envs.dynamics import ParametricParams
-
-    cfg = core.config
-    dyn_params = getattr(getattr(core, "dynamics", None), "params", None)
-    params = dyn_params if isinstance(dyn_params, ParametricParams) else ParametricParams()
-    base, _, arg = name.partition(":")
     try:
-        x = float(arg) if arg else None
-    except ValueError:
-        raise StrategyError(f"strategy {name!r}: {base}:X needs a number X") from None
-    if base == "twap" and not arg:
-        return ex.twap_policy(cfg.horizon)
-    if base == "vwap" and not arg:
-        return ex.VWAPPolicy(cfg.horizon, cfg.dt, cfg.profile_coef)
-    if base == "aggressive" and not arg:
-        return ex.AggressivePolicy()
-    if base == "pov":
-        try:
-            return ex.POVPolicy(rate=0.1 if x is None else x, quantity=cfg.quantity,
-                                volume_per_step=params.volume_rate * cfg.dt)
-        except ValueError as exc:
-            raise StrategyError(f"strategy {name!r}: {exc}") from None
-    if base == "ac":
-        lam = cfg.risk_aversion if x is None else x
-        try:
-            return ex.almgren_chriss_policy(lam, cfg, params)
-        except ValueError as exc:
-            raise StrategyError(f"strategy {name!r}: {exc}") from None
-    raise StrategyError(f"unknown strategy {name!r} for {env_id}: use one of {', '.join(EXECUTION_STRATEGIES)}, "
-                        "const:X, or a trained MODEL.zip")
+        return make_baseline(name, env_id, core, seed=seed)
+    except BaselineError as exc:
+        raise StrategyError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------
@@ -197,6 +132,7 @@ def simulate(env_id: str, policy: Policy, n_paths: int, seed: int, env_kwargs: d
     """Run ``policy`` for one episode on each of ``n_paths`` paths seeded ``seed + i``."""
     if n_paths < 1:
         raise ValueError(f"n_paths must be >= 1, got {n_paths}")
+    after_step = getattr(policy, "after_step", None)
     if core is None:
         core = make_sb3_vec_env(env_id, n_paths, **(env_kwargs or {})).core
     n = core.n_envs
@@ -217,6 +153,8 @@ def simulate(env_id: str, policy: Policy, n_paths: int, seed: int, env_kwargs: d
             raise RuntimeError(f"{env_id}: {int((~finished).sum())} paths did not finish in {max_steps} steps")
         actions = np.asarray(policy(core.obs.copy()))
         core.step(actions, autoreset=True)
+        if after_step is not None:
+            after_step(core)
         steps += 1
         live = ~finished
         ret[live] += core.reward[live]
@@ -253,8 +191,19 @@ def simulate(env_id: str, policy: Policy, n_paths: int, seed: int, env_kwargs: d
     return PathResults(strategy, infos, ret, terminated, traj)
 
 
-def metric_for(infos: dict[str, np.ndarray], metric: str | None = None) -> tuple[str, bool]:
-    """The metric key and whether lower is better (``shortfall_bps``, ``pnl``, else the episode return)."""
+def metric_for(infos: dict[str, np.ndarray], metric: str | None = None,
+               env_id: str | None = None) -> tuple[str, bool]:
+    """The metric key and whether lower is better.
+
+    Per env family (:data:`FAMILY_METRICS`): implementation shortfall ``shortfall_bps`` (execution),
+    ``pnl`` (market making), ``cost_bps`` (dark pool); otherwise the first of ``shortfall_bps`` /
+    ``pnl`` found in the infos, else the episode return.
+    """
+    from lobworld.agents.baselines import env_family
+
+    fam = env_family(env_id) if env_id else None
+    if metric is None and fam in FAMILY_METRICS and FAMILY_METRICS[fam][0] in infos:
+        return FAMILY_METRICS[fam][0], FAMILY_METRICS[fam][1]
     if metric is not None:
         if metric == "episode_return":
             return metric, False
@@ -326,11 +275,14 @@ class StrategySummary:
     """Mean paired difference strategy - benchmark (metric units)."""
     diff_ci95: tuple[float, float] | None = None
     """Paired-bootstrap 95% CI of ``diff_mean``."""
+    secondary: dict[str, float] = field(default_factory=dict)
+    """Means over paths of the family's secondary info keys (e.g. ``dark_fill_rate``: the mean over
+    paths that sent shares to dark pools; ``completion``), in the info's units."""
 
 
 def summarize(pr: PathResults, key: str, bench: PathResults | None = None, n_boot: int = 2000,
               rng: np.random.Generator | int | None = 0, risk_aversion: float = 0.0,
-              lower_is_better: bool = True) -> StrategySummary:
+              lower_is_better: bool = True, secondary: Sequence[str] = ()) -> StrategySummary:
     x = _values(pr, key)
     if np.isnan(x).any():
         raise ValueError(f"{pr.strategy}: {int(np.isnan(x).sum())} paths have no {key!r}")
@@ -343,6 +295,10 @@ def summarize(pr: PathResults, key: str, bench: PathResults | None = None, n_boo
     if bench is not None:
         m, lo, hi = paired_bootstrap_ci(x, _values(bench, key), n_boot=n_boot, rng=rng)
         s.diff_mean, s.diff_ci95 = m, (lo, hi)
+    for k in secondary:
+        v = pr.infos.get(k)
+        if v is not None and np.isfinite(v).any():
+            s.secondary[k] = float(np.nanmean(v))
     return s
 
 
@@ -364,40 +320,81 @@ class CounterfactualResult:
     paths: dict[str, PathResults]
     conditioning: dict[str, Any] | None = None
     """The history-conditioned parameters and their source, when ``start`` was given."""
+    market: str = ""
+    """The simulated market in words: dynamics (``parametric``, ``learned``), latency wrapper or setting."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "env_id": self.env_id, "scenario": self.scenario, "n_paths": self.n_paths, "seed": self.seed,
+            "env_id": self.env_id, "scenario": self.scenario, "market": self.market, "n_paths": self.n_paths,
+            "seed": self.seed,
             "metric": self.metric, "lower_is_better": self.lower_is_better, "benchmark": self.benchmark,
             "conditioning": self.conditioning,
             "strategies": {k: dataclasses.asdict(v) for k, v in self.summaries.items()},
         }
 
 
-def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any]) -> dict[str, Any]:
+def parse_latency(name: str):
+    """A latency scenario from a name: a preset or registered name (``cloud``), or a user-defined
+    one-way latency ``<number>us`` / ``<number>ms`` (no jitter), e.g. ``500us``, ``12.5ms``."""
+    from lobworld.scenarios.latency import LatencyScenario, get_latency_scenario
+
+    low = name.strip().lower()
+    for unit, mult in (("us", 1.0), ("ms", 1000.0)):
+        if low.endswith(unit):
+            try:
+                x = float(low[: -len(unit)])
+            except ValueError:
+                break
+            return LatencyScenario(low, x * mult, 0.0)
+    try:
+        return get_latency_scenario(name)
+    except KeyError as exc:
+        raise ValueError(f"{exc.args[0]}; or a user-defined one-way latency such as 500us or 12.5ms") from None
+
+
+def describe_market(core: BatchedCore) -> str:
+    """Which market a core simulates, in words (dynamics name, latency wrapper, env latency)."""
+    dyn = getattr(core, "dynamics", None)
+    if dyn is None:
+        return type(core).__name__
+    text = dyn.describe() if hasattr(dyn, "describe") else getattr(dyn, "name", type(dyn).__name__)
+    lat = getattr(getattr(core, "config", None), "latency", None)
+    if lat is not None:
+        lat = lat.name if hasattr(lat, "name") else (lat if isinstance(lat, str) else "per-env")
+        text += f", latency {lat}"
+    return text
+
+
+def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any],
+                     adverse_bps_per_s: float = 0.0) -> dict[str, Any]:
     """``env_kwargs`` for ``scenario``: a regime preset applied to the env's parametric market, or a
-    ``latency:NAME`` preset for envs with a ``latency`` setting."""
+    ``latency:NAME`` scenario -- the env's own ``latency`` setting (market making) or a
+    :class:`~lobworld.scenarios.latency.LatencyDynamics` around the env's market (execution ids)."""
     from lobworld.envs.dynamics import ParametricDynamics, ParametricParams
     from lobworld.scenarios.presets import get_regime
 
     if not isinstance(scenario, str) or not scenario:
         raise ValueError(f"scenario must be a non-empty name, got {scenario!r}")
     if scenario.startswith("latency:"):
-        from lobworld.scenarios.latency import get_latency_scenario
+        from lobworld.agents.baselines import env_family
+        from lobworld.scenarios.latency import LatencyDynamics
 
+        lat = parse_latency(scenario.split(":", 1)[1])
         probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core
-        if not hasattr(getattr(probe, "config", None), "latency"):
-            raise ValueError(f"scenario {scenario!r}: {env_id} has no latency setting (latency presets apply to "
-                             "the market-making envs)")
-        return {**env_kwargs, "latency": get_latency_scenario(scenario.split(":", 1)[1])}
+        if hasattr(getattr(probe, "config", None), "latency"):
+            return {**env_kwargs, "latency": lat}
+        if env_family(env_id) == "execution":
+            return {**env_kwargs, "dynamics": LatencyDynamics(probe.dynamics, lat, adverse_bps_per_s)}
+        raise ValueError(f"scenario {scenario!r}: {env_id} has no latency setting (latency scenarios apply to "
+                         "the market-making and execution envs)")
     regime = get_regime(scenario)
     if scenario == "normal":
         return dict(env_kwargs)
     probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core
     params = getattr(getattr(probe, "dynamics", None), "params", None)
     if not isinstance(params, ParametricParams):
-        raise ValueError(f"regime scenario {scenario!r} needs parametric dynamics with one parameter set; "
-                         f"{env_id} uses {type(getattr(probe, 'dynamics', None)).__name__}")
+        raise ValueError(f"regime scenario {scenario!r} transforms the parametric market; {env_id} runs on "
+                         f"{describe_market(probe)} here (pass dynamics='parametric', --dynamics parametric)")
     kw = {**env_kwargs, "dynamics": ParametricDynamics(regime.apply(params))}
     try:
         make_sb3_vec_env(env_id, 1, **kw)
@@ -411,11 +408,15 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
                        env_kwargs: dict[str, Any] | None = None, start: str | None = None,
                        data: str | pathlib.Path | None = None, n_boot: int = 2000, record: int = 0,
                        risk_aversion: float = 0.0, metric: str | None = None,
-                       device: str = "cpu") -> CounterfactualResult:
+                       device: str = "cpu", adverse_bps_per_s: float = 0.0) -> CounterfactualResult:
     """Run every strategy on the same ``n_paths`` market paths (seeds ``seed + i``) and summarise.
 
     ``benchmark`` (default: the first strategy) must be one of ``strategies``.
     ``start`` + ``data`` condition the market on the book at ``start`` (see module docstring).
+    ``env_kwargs`` override the id's registered arguments, e.g. ``{"dynamics": "parametric"}``
+    (the registered execution ids run on the learned market). ``scenario``: a regime preset or
+    ``latency:NAME`` (``adverse_bps_per_s``: the latency wrapper's adverse drift, execution ids).
+    The market actually simulated is recorded in the result's ``market``.
     """
     strategies = [s.strip() for s in strategies if s.strip()]
     if not strategies:
@@ -434,34 +435,46 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
         params, conditioning = condition_on_history(data, start)
         from lobworld.envs.dynamics import ParametricDynamics
 
+        if kw.get("dynamics", "parametric") != "parametric":
+            raise ValueError(f"--start conditions the parametric market; it cannot be combined with "
+                             f"dynamics={kw['dynamics']!r}")
         kw["dynamics"] = ParametricDynamics(params)
         if "Execution" in env_id or "VWAP" in env_id or "TWAP" in env_id:
             kw.setdefault("start_minute", conditioning["start_minute"])
-    kw = _scenario_kwargs(env_id, scenario, kw)
+    kw = _scenario_kwargs(env_id, scenario, kw, adverse_bps_per_s)
     core = make_sb3_vec_env(env_id, n_paths, **kw).core
     paths: dict[str, PathResults] = {}
     for name in strategies:
-        policy = resolve_strategy(name, env_id, core, device=device)
+        policy = resolve_strategy(name, env_id, core, device=device, seed=seed)
         paths[name] = simulate(env_id, policy, n_paths, seed, record=record, strategy=name, core=core)
-    key, lower = metric_for(paths[strategies[0]].infos, metric)
+    key, lower = metric_for(paths[strategies[0]].infos, metric, env_id)
+    from lobworld.agents.baselines import env_family
+
+    fam = env_family(env_id)
+    secondary = FAMILY_METRICS[fam][2] if fam in FAMILY_METRICS else ()
     bname = benchmark if benchmark is not None else strategies[0]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB007]))
     summaries = {name: summarize(pr, key, paths[bname] if name != bname else None, n_boot=n_boot, rng=rng,
-                                 risk_aversion=risk_aversion, lower_is_better=lower)
+                                 risk_aversion=risk_aversion, lower_is_better=lower, secondary=secondary)
                  for name, pr in paths.items()}
-    return CounterfactualResult(env_id, scenario, n_paths, seed, key, lower, bname, summaries, paths, conditioning)
+    return CounterfactualResult(env_id, scenario, n_paths, seed, key, lower, bname, summaries, paths, conditioning,
+                                market=describe_market(core))
 
 
 def _run_one(kwargs: dict[str, Any]) -> CounterfactualResult:
     return run_counterfactual(**kwargs)
 
 
-def run_scenarios(scenarios: Sequence[str], use_ray: bool = False, **kwargs: Any) -> dict[str, CounterfactualResult]:
+def run_scenarios(scenarios: Sequence[str], use_ray: bool = False, ray_num_cpus: int | None = None,
+                  **kwargs: Any) -> dict[str, CounterfactualResult]:
     """:func:`run_counterfactual` for each scenario (same seeds); in-process, or through Ray.
 
-    With ``use_ray`` every scenario is a Ray task running the same function with
-    the same arguments, so results are identical to the in-process run. Ray is
-    optional: a clear error is raised when it is not installed.
+    With ``use_ray`` every scenario is a Ray task (one CPU each) running the same function with
+    the same arguments, so results are identical to the in-process run (tested). Ray is optional
+    (``pip install lobworld[ray]``); a clear error is raised when it is not installed. When Ray is
+    not already running it is started with ``ray_num_cpus`` CPUs (default: the number of
+    scenarios, at most the machine's CPU count) and shut down afterwards; a running Ray instance
+    (``ray.init`` by the caller, e.g. a cluster) is used as is and left running.
     """
     jobs = [{**kwargs, "scenario": s} for s in scenarios]
     if not use_ray:
@@ -471,10 +484,19 @@ def run_scenarios(scenarios: Sequence[str], use_ray: bool = False, **kwargs: Any
     except ImportError:
         raise ValueError("--ray needs the 'ray' package, which is not installed (pip install ray); "
                          "without --ray scenarios run in-process") from None
+    import os
+
+    started = False
     if not ray.is_initialized():
-        ray.init(ignore_reinit_error=True, include_dashboard=False)
-    remote = ray.remote(_run_one)
-    results = ray.get([remote.remote(j) for j in jobs])
+        n_cpu = ray_num_cpus if ray_num_cpus is not None else max(1, min(len(jobs), os.cpu_count() or 1))
+        ray.init(num_cpus=int(n_cpu), include_dashboard=False, log_to_driver=False, configure_logging=False)
+        started = True
+    try:
+        remote = ray.remote(num_cpus=1)(_run_one)
+        results = ray.get([remote.remote(j) for j in jobs])
+    finally:
+        if started:
+            ray.shutdown()
     return dict(zip(scenarios, results))
 
 

@@ -1,5 +1,6 @@
 """Counterfactual evaluation: pairing, closed forms, bootstrap coverage, errors, history conditioning."""
 
+import json
 import math
 
 import numpy as np
@@ -17,7 +18,7 @@ from lobworld.scenarios.counterfactual import (
 from lobworld.scenarios.presets import REGIMES, get_regime, regime_env_kwargs
 
 ENV = "LOB-Execution-v0"
-SMALL = dict(quantity=1000.0, horizon=10)
+SMALL = dict(quantity=1000.0, horizon=10, dynamics="parametric")  # the registered id defaults to learned
 
 
 def _kw(**params):
@@ -158,6 +159,23 @@ def test_ray_path_needs_ray():
         pytest.skip("ray installed")
 
 
+@pytest.mark.slow  # starts Ray and two workers that each compile the execution kernels (~1 min on 2 cores)
+def test_ray_gives_identical_results():
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    kw = dict(env_id=ENV, strategies=["const:0.3", "twap"], n_paths=40, seed=2, env_kwargs=SMALL, n_boot=100,
+              record=5)
+    local = run_scenarios(["normal", "illiquid"], **kw)
+    remote = run_scenarios(["normal", "illiquid"], use_ray=True, ray_num_cpus=2, **kw)
+    for sc in ("normal", "illiquid"):
+        assert remote[sc].to_dict() == local[sc].to_dict()
+        for name in kw["strategies"]:
+            np.testing.assert_array_equal(remote[sc].paths[name].infos["shortfall_bps"],
+                                          local[sc].paths[name].infos["shortfall_bps"])
+    assert remote["illiquid"].summaries["twap"].mean != remote["normal"].summaries["twap"].mean
+    assert not ray.is_initialized()  # started for the call, shut down after it
+
+
 def test_toy_env_one_episode_per_path():
     import gymnasium as gym
 
@@ -209,5 +227,129 @@ def test_market_making_pnl_metric_and_latency_scenario():
     s = base.summaries["const:1.0"]
     assert s.objective == pytest.approx(-s.mean)  # R = 0: the objective of a PnL is minus its mean
     assert slow.summaries["const:1.0"].mean != s.mean  # the latency preset reached the env
+    assert slow.market == "parametric, latency retail" and base.market == "parametric, latency colocated"
     with pytest.raises(ValueError, match="has no latency setting"):
-        run_counterfactual(ENV, ["const:0.5"], n_paths=4, env_kwargs=SMALL, scenario="latency:retail")
+        run_counterfactual("LOB-DarkPool-v0", ["uniform"], n_paths=4, scenario="latency:retail")
+
+
+# ---------------------------------------------------------------------------
+# baselines of every env id (lobworld.agents.baselines)
+# ---------------------------------------------------------------------------
+MM = "LOB-MarketMaking-v0"
+MMD = "LOB-MarketMaking-Discrete-v0"
+DP = "LOB-DarkPool-v0"
+MM_KW = dict(horizon=120)
+
+
+def _common_mid(res, a, b):
+    m1 = res.paths[a].trajectories["mid"]
+    m2 = res.paths[b].trajectories["mid"]
+    both = ~np.isnan(m1) & ~np.isnan(m2)
+    return m1, m2, both
+
+
+def test_market_making_baselines_resolve_and_share_the_market_path():
+    names = ["fixed-spread", "avellaneda-stoikov", "as-symmetric", "cartea-jaimungal", "random"]
+    res = run_counterfactual(MM, names, n_paths=24, seed=5, env_kwargs=MM_KW, n_boot=100, record=24)
+    assert res.metric == "pnl" and not res.lower_is_better and res.market == "parametric, latency colocated"
+    for n in names:
+        s = res.summaries[n]
+        assert np.isfinite(s.mean) and s.std > 0
+        assert s.secondary["filled_shares_bid"] > 0  # they quote and get filled
+    # quotes do not move the mid (the dynamics are called with q = 0): the same mid path for every strategy
+    m1, m2, both = _common_mid(res, "fixed-spread", "avellaneda-stoikov")
+    assert both[:, 1:].sum() > 24 * 100
+    np.testing.assert_array_equal(m1[both], m2[both])
+    assert not np.allclose(m1[0, 1:20], m1[1, 1:20])  # and paths differ across seeds
+    # the inventory-aware quotes hold less inventory than the symmetric ones on the same paths
+    assert res.summaries["avellaneda-stoikov"].secondary["inventory_max_abs"] < \
+        res.summaries["as-symmetric"].secondary["inventory_max_abs"]
+    # parameters: a larger gamma widens the quotes, so fewer shares fill
+    wide = run_counterfactual(MM, ["as:0.01", "as:1.0"], n_paths=8, seed=5, env_kwargs=MM_KW, n_boot=50)
+    assert wide.summaries["as:1.0"].secondary["filled_shares_bid"] < wide.summaries["as:0.01"].secondary[
+        "filled_shares_bid"]
+
+
+def test_discrete_market_making_maps_quotes_to_the_grid():
+    from lobworld.agents.baselines import DiscreteQuotes
+    from lobworld.agents.market_making import FixedSpreadAgent
+
+    grid = np.array([(b, a) for b in (5.0, 15.0, 30.0) for a in (5.0, 15.0, 30.0)])
+    obs = np.zeros((1, 10), np.float32)
+    assert DiscreteQuotes(FixedSpreadAgent(14.0, 29.0, 100.0), grid)(obs).tolist() == [1 * 3 + 2]
+    assert DiscreteQuotes(FixedSpreadAgent(4.0, 6.0, 100.0), grid)(obs).tolist() == [0]
+    assert DiscreteQuotes(FixedSpreadAgent(5.0, 5.0, 0.0), grid)(obs).tolist() == [9]  # size 0: cancel
+    res = run_counterfactual(MMD, ["fixed-spread", "cartea-jaimungal", "random"], n_paths=16, seed=1,
+                             env_kwargs=MM_KW, n_boot=50, record=16)
+    assert res.metric == "pnl"
+    m1, m2, both = _common_mid(res, "fixed-spread", "cartea-jaimungal")
+    np.testing.assert_array_equal(m1[both], m2[both])
+
+
+def test_random_baseline_is_seeded_by_the_run():
+    a = run_counterfactual(MM, ["random"], n_paths=6, seed=3, env_kwargs=MM_KW, n_boot=50)
+    b = run_counterfactual(MM, ["random"], n_paths=6, seed=3, env_kwargs=MM_KW, n_boot=50)
+    c = run_counterfactual(MM, ["random:99"], n_paths=6, seed=3, env_kwargs=MM_KW, n_boot=50)
+    np.testing.assert_array_equal(a.paths["random"].infos["pnl"], b.paths["random"].infos["pnl"])
+    assert not np.array_equal(a.paths["random"].infos["pnl"], c.paths["random:99"].infos["pnl"])
+
+
+def test_dark_pool_baselines_cost_metric_and_paired_paths():
+    from lobworld.scenarios.dark_pool import get_scenario
+
+    benign = get_scenario("stationary").replace(name="benign", toxic_prob=0.0)
+    kw = dict(scenario=benign, dynamics=ParametricDynamics(ParametricParams(gamma=0.0)))
+    names = ["lit-only", "uniform", "ganchev-km", "oracle"]
+    res = run_counterfactual(DP, names, n_paths=200, seed=0, env_kwargs=kw, n_boot=200, record=50)
+    assert res.metric == "cost_bps" and res.lower_is_better
+    # no permanent impact, no toxic pool: routing does not move the mid, every strategy sees the same path
+    m1, m2, both = _common_mid(res, "lit-only", "uniform")
+    assert both[:, 1:].sum() > 50 * 10
+    np.testing.assert_array_equal(m1[both], m2[both])
+    s = res.summaries
+    assert s["lit-only"].secondary["dark_fraction"] == 0.0 and "dark_fill_rate" not in s["lit-only"].secondary
+    assert 0.0 < s["uniform"].secondary["dark_fill_rate"] <= 1.0
+    # dark liquidity at the mid is cheaper than crossing the spread; the oracle routes best
+    assert s["uniform"].mean < s["lit-only"].mean
+    assert s["oracle"].mean < s["uniform"].mean
+    assert s["oracle"].diff_ci95[1] < 0  # paired CI vs lit-only (the first strategy) excludes zero
+    # the learner was fed its fills (it sends more to dark pools than the uniform split)
+    assert s["ganchev-km"].secondary["dark_fraction"] > s["uniform"].secondary["dark_fraction"]
+
+
+def test_unknown_baseline_lists_the_valid_names_for_the_env():
+    with pytest.raises(StrategyError, match=r"unknown strategy 'twap' for LOB-MarketMaking-v0; valid names "
+                                            r"for LOB-MarketMaking-v0: avellaneda-stoikov.*cartea-jaimungal"):
+        run_counterfactual(MM, ["twap"], n_paths=2, env_kwargs=MM_KW)
+    with pytest.raises(StrategyError, match=r"valid names for LOB-DarkPool-v0: uniform, lit-only, ganchev-km"):
+        run_counterfactual(DP, ["avellaneda-stoikov"], n_paths=2)
+    with pytest.raises(StrategyError, match=r"valid names for LOB-Execution-v0: twap, vwap"):
+        run_counterfactual(ENV, ["oracle"], n_paths=2, env_kwargs=SMALL)
+    with pytest.raises(StrategyError, match="as:X needs a number"):
+        run_counterfactual(MM, ["as:wide"], n_paths=2, env_kwargs=MM_KW)
+    with pytest.raises(StrategyError, match="fixed-spread.*max_offset"):
+        run_counterfactual(MM, ["fixed-spread:500"], n_paths=2, env_kwargs=MM_KW)
+
+
+def test_regime_on_the_learned_market_is_a_clear_error():
+    with pytest.raises(ValueError, match="transforms the parametric market.*learned.*--dynamics parametric"):
+        run_counterfactual(ENV, ["twap"], n_paths=2, env_kwargs={**SMALL, "dynamics": "learned"},
+                           scenario="volatile")
+
+
+def test_cli_dynamics_and_env_kwargs(capsys):
+    from lobworld.cli import main
+
+    assert main(["counterfactual", "--env", MM, "--strategies", "fixed-spread,cartea-jaimungal", "--paths", "8",
+                 "--boot", "50", "--env-kwargs", '{"horizon": 60}', "--dynamics", "parametric", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["market"] == "parametric, latency colocated" and d["metric"] == "pnl"
+    assert set(d["strategies"]) == {"fixed-spread", "cartea-jaimungal"}
+    assert main(["evaluate", "--env", DP, "--strategy", "oracle", "--episodes", "20", "--dynamics", "parametric"]) == 0
+    out = capsys.readouterr().out
+    assert "oracle on LOB-DarkPool-v0 (parametric market)" in out and "cost_bps: mean" in out
+    assert "mean dark_fill_rate" in out
+    assert main(["counterfactual", "--strategies", "twap", "--paths", "4", "--env-kwargs", "{bad"]) == 2
+    assert "--env-kwargs is not valid JSON" in capsys.readouterr().err
+    assert main(["evaluate", "--env", MM, "--strategy", "vwap", "--episodes", "4"]) == 2
+    assert "valid names for LOB-MarketMaking-v0" in capsys.readouterr().err
