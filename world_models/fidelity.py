@@ -119,6 +119,8 @@ __all__ = [
     "HORIZONS", "STATISTICS", "PathSample", "FidelityDay", "Statistic", "score", "load_fidelity_day",
     "real_paths", "simulate_learned", "simulate_parametric", "compare", "kurtosis_table",
     "simulated_impact_exponent", "fidelity_report", "format_markdown", "plot_statistics", "FidelityError",
+    "score_many", "hist_l1", "w1_standardised", "n_bins_for", "verdict", "flow_correlations", "to_json",
+    "teacher_forced_hidden",
 ]
 
 HORIZONS = (1, 5, 15)  #: return horizons (bars)
@@ -552,15 +554,21 @@ class FidelityDay:
     """One asset-day: bars, features, held-out windows and the training-block calibration."""
 
     asset: str
+    """Ticker."""
     bars: Any
+    """The day's bars (``make_bars`` columns, pandas DataFrame indexed by bar end)."""
     x: np.ndarray
+    """Normalised model features of every bar, ``(n_bars, N_FEATURES)`` float64."""
     stats: AssetStats
+    """The checkpoint's normalisation constants for ``asset``."""
     starts: np.ndarray
     """Bar index of the last bar *before* each held-out window."""
     window: int
+    """Bars per held-out window (real path)."""
     params: ParametricParams
     """Parametric market calibrated on the training block of this day."""
     source: str = ""
+    """Data file name."""
     held_out: bool = True
     """False when the test block differs from the checkpoint's held-out block (then it may overlap training)."""
     hidden: np.ndarray | None = field(default=None, repr=False)
@@ -574,8 +582,6 @@ def load_fidelity_day(path, ck, window: int, test_hours: float | None = None,
     Raises :class:`FidelityError` for a missing file, an asset the checkpoint
     does not know, or a test block too short for one window.
     """
-    import pandas as pd
-
     from lobworld.world_models import data as data_mod
     from lobworld.world_models.calibration import calibrate_parametric
     from lobworld.world_models.training import split_masks
@@ -619,7 +625,6 @@ def load_fidelity_day(path, ck, window: int, test_hours: float | None = None,
     x = bar_features(bars, st).astype(np.float64)
     starts = idx[0] - 1 + np.arange(n_win) * window
     held = abs(test_hours - ck_test) < 1e-9 and abs(early_stop_hours - ck_es) < 1e-9
-    _ = pd  # pandas is needed by the loaders
     return FidelityDay(ticker, bars, x, st, starts, window, params, source=path.name, held_out=held)
 
 
