@@ -305,11 +305,14 @@ def test_cli_end_to_end_writes_report_pngs_and_json(tmp_path, capsys):
     assert js["impact"] is None
 
 
-@pytest.mark.parametrize("case", ["missing_data", "missing_model", "corrupt_model", "unknown_asset", "too_little"])
+@pytest.mark.parametrize("case", ["missing_data", "missing_model", "corrupt_model", "unknown_asset", "too_little",
+                                  "malformed_data", "bad_window"])
 def test_cli_bad_inputs_give_a_clear_error(tmp_path, capsys, case):
     data, model, extra = str(SAMPLE_MSG), str(CK10), ["--test-hours", "0.5", "--early-stop-hours", "0"]
     want = {"missing_data": "does not exist", "missing_model": "does not exist", "corrupt_model": "cannot read",
-            "unknown_asset": "no statistics for asset 'MSFT'", "too_little": "fewer than one window"}[case]
+            "unknown_asset": "no statistics for asset 'MSFT'", "too_little": "fewer than one window",
+            "malformed_data": "cannot load", "bad_window": "window must be an int >= 16"}[case]
+    window = "20"
     if case == "missing_data":
         data = str(tmp_path / "GOOG_2012-06-21_36000000_39600000_message_10.csv.gz")
     elif case == "missing_model":
@@ -324,7 +327,19 @@ def test_cli_bad_inputs_give_a_clear_error(tmp_path, capsys, case):
         data = str(tmp_path / "MSFT_2012-06-21_36000000_39600000_message_10.csv.gz")
     elif case == "too_little":
         extra = ["--test-hours", "0.02", "--early-stop-hours", "0"]  # 72 s: 7 bars < a 20-bar window
-    rc = _cli(["fidelity", "--data", data, "--model", model, "--out", str(tmp_path / "o"), "--window", "20",
+    elif case == "malformed_data":
+        import gzip
+
+        lines = gzip.open(SAMPLE_MSG, "rt").read().splitlines()[:50]
+        lines[10] = "36000.5,1,abc,100,5800000,1"  # non-numeric order id
+        data = str(tmp_path / SAMPLE_MSG.name)
+        with gzip.open(data, "wt") as fh:
+            fh.write("\n".join(lines) + "\n")
+        shutil.copy(SAMPLE_DIR / SAMPLE_MSG.name.replace("_message_", "_orderbook_"),
+                    tmp_path / SAMPLE_MSG.name.replace("_message_", "_orderbook_"))
+    elif case == "bad_window":
+        window = "5"
+    rc = _cli(["fidelity", "--data", data, "--model", model, "--out", str(tmp_path / "o"), "--window", window,
                "--no-impact", *extra])
     err = capsys.readouterr().err
     assert rc == 2 and want in err and "Traceback" not in err, err

@@ -594,19 +594,19 @@ def load_fidelity_day(path, ck, window: int, test_hours: float | None = None,
     ck_es = float(tc.get("early_stop_hours", 0.5))
     test_hours = ck_test if test_hours is None else float(test_hours)
     early_stop_hours = ck_es if early_stop_hours is None else float(early_stop_hours)
-    if "_message_" in path.name:
-        try:
-            ev = data_mod.load_lobster(path)
-        except FileNotFoundError as exc:
-            raise FidelityError(f"{path}: {exc}") from exc
-    else:
-        ev = data_mod.load_databento(path)
+    try:
+        ev = data_mod.load_lobster(path) if "_message_" in path.name else data_mod.load_databento(path)
+    except (FileNotFoundError, ValueError) as exc:  # DataValidationError is a ValueError naming file and row
+        raise FidelityError(f"{path.name}: cannot load: {exc}") from exc
     ticker = str(ev.attrs.get("ticker") or path.name.split("_")[0])
     if ticker not in ck.assets:
         raise FidelityError(f"{path.name}: the checkpoint has no statistics for asset {ticker!r} "
                             f"(it was trained on {sorted(ck.assets)}); train a model on this asset first")
     freq = tc.get("freq", f"{int(ck.dt)}s")
-    bars = data_mod.make_bars(ev, freq=freq)
+    try:
+        bars = data_mod.make_bars(ev, freq=freq)
+    except ValueError as exc:
+        raise FidelityError(f"{path.name}: cannot make {freq} bars: {exc}") from exc
     tr, es, te = split_masks(bars.index, test_hours, early_stop_hours)
     idx = np.flatnonzero(te)
     n_win = len(idx) // window
@@ -620,9 +620,12 @@ def load_fidelity_day(path, ck, window: int, test_hours: float | None = None,
     train_end = bars.index[np.flatnonzero(tr)[-1]]
     ev_train = ev[ev["ts"] <= train_end]
     ev_train.attrs.update(ev.attrs)
-    params = calibrate_parametric(ev_train, dt=float(ck.dt))
+    try:
+        params = calibrate_parametric(ev_train, dt=float(ck.dt))
+        x = bar_features(bars, ck.assets[ticker]).astype(np.float64)
+    except ValueError as exc:
+        raise FidelityError(f"{path.name}: {exc}") from exc
     st = ck.assets[ticker]
-    x = bar_features(bars, st).astype(np.float64)
     starts = idx[0] - 1 + np.arange(n_win) * window
     held = abs(test_hours - ck_test) < 1e-9 and abs(early_stop_hours - ck_es) < 1e-9
     return FidelityDay(ticker, bars, x, st, starts, window, params, source=path.name, held_out=held)
@@ -989,6 +992,8 @@ def fidelity_report(ck, paths, *, window: int | None = None, draws: int = 4, n_b
                             f"got {window!r}")
     if not isinstance(draws, int) or draws < 1:
         raise FidelityError(f"draws must be a positive int, got {draws!r}")
+    if not isinstance(n_boot, int) or n_boot < 0:
+        raise FidelityError(f"n_boot must be an int >= 0, got {n_boot!r}")
     days = [load_fidelity_day(p, ck, window, test_hours, early_stop_hours) for p in paths]
     real = PathSample.concat([real_paths(d) for d in days])
     if real.n_paths < 4:
