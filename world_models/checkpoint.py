@@ -5,7 +5,9 @@ A checkpoint is one ``.npz`` file (``allow_pickle=False``) holding
 * ``w/<name>``: every model parameter as stored by torch (float32), so a
   save/load round trip is bit-exact;
 * ``meta``: a UTF-8 JSON document with ``format_version``, ``model_config``
-  (:class:`~lobworld.world_models.dynamics_model.ModelConfig` fields),
+  (:class:`~lobworld.world_models.dynamics_model.ModelConfig` fields; ``mid_head`` and
+  ``mid_half_ticks`` only for a categorical mid head, ``ofi_zero`` only when true, so mixture checkpoints written
+  before those fields existed load unchanged),
   ``train_config`` (the training config as a dict), ``assets`` (per-asset
   :class:`~lobworld.world_models.dynamics_model.AssetStats`), ``dt`` (model
   bar length in seconds), ``fingerprint`` (sha256 of each input data file)
@@ -55,9 +57,7 @@ class Checkpoint:
 
 def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     """Parameter names and shapes of a :class:`BarWorldModel` with config ``cfg``."""
-    from lobworld.world_models.dynamics_model import IMB_BINS
-
-    n_flow = 7 + IMB_BINS
+    n_flow = cfg.n_flow_out
     H, E = cfg.hidden, cfg.latent
     return {
         "enc.weight": (E, N_FEATURES), "enc.bias": (E,),
@@ -86,7 +86,7 @@ def save_checkpoint(ck: Checkpoint, path) -> pathlib.Path:
     _check_weights(ck.weights, ck.model_config, "<in memory>")
     meta = {
         "format_version": FORMAT_VERSION,
-        "model_config": {k: getattr(ck.model_config, k) for k in ck.model_config.__dataclass_fields__},
+        "model_config": ck.model_config.to_dict(),
         "assets": {k: v.to_dict() for k, v in ck.assets.items()},
         "dt": float(ck.dt),
         "fingerprint": dict(ck.fingerprint),

@@ -65,6 +65,8 @@ __all__ = [
     "SPREAD_HI",
     "bar_features",
     "asset_stats",
+    "MID_HEADS",
+    "half_tick_changes",
 ]
 
 #: feature columns of ``x_t`` (the encoder input), all dimensionless
@@ -96,6 +98,11 @@ TIMB_CLIP = 0.995
 O_NOTRADE, O_LVOL_MU, O_LVOL_LS, O_LCNT_MU, O_LCNT_LS, O_OFI_MU, O_OFI_LS = range(7)
 O_IMB = 7  # IMB_BINS logits
 N_FLOW_OUT = O_IMB + IMB_BINS
+O_OFI_ZERO = N_FLOW_OUT  # logit of P(OFI == 0), only with ModelConfig.ofi_zero
+
+
+#: values of ``ModelConfig.mid_head``
+MID_HEADS = ("mixture", "categorical")
 
 
 @dataclass(frozen=True)
@@ -107,22 +114,75 @@ class ModelConfig:
     latent: int = 8
     """Size of the encoder output ``z``."""
     n_mix: int = 3
-    """Gaussian mixture components of the mid-change head."""
+    """Gaussian mixture components of the mid-change head (``mid_head="mixture"`` only)."""
     spread_bins: int = 20
     """Categories of the spread head (bins of log(spread / median) on [-2.5, 2.5])."""
+    mid_head: str = "mixture"
+    """Mid-change head. ``"mixture"``: ``n_mix`` Gaussians on the mid change in units of the
+    asset's per-bar sd (a density; simulation rounds to half ticks); the 60 s and 10 s models.
+    ``"categorical"``: a probability mass function over the mid change in half ticks ``j``
+    (integer): one category per ``j`` in ``-K..K`` (``K = mid_half_ticks``) and one tail
+    category per side for ``|j| > K``, within which the excess ``|j| - K - 1`` is geometric
+    with conditional mean ``exp(g)`` (``g`` an output per side, clamped to [-7, 5]). A proper
+    discrete likelihood, for short bars where most mid changes are exactly 0 (the 1 s model).
+    Checkpoints written before this field existed are mixtures."""
+    mid_half_ticks: int = 12
+    """``K`` of the categorical head (half ticks covered one by one); unused by the mixture head."""
+    ofi_zero: bool = False
+    """Zero-inflated OFI in the flow head: one more output, the logit of P(OFI == 0) (a bar with no
+    event at the touch; 35% of 1-second bars, and the mid then stays put 99% of the time). When
+    simulating, the OFI is 0 when the no-trade uniform ``u`` is below P(OFI == 0): the same uniform
+    as the trade indicator, so a zero-OFI bar is a no-trade bar when P(OFI == 0) <= P(no trade)
+    (as in the data: 39% of 1-second bars without a trade have zero OFI, 35% / 87.5% = 40% under
+    this coupling). Off for the 60 s / 10 s models."""
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            v = getattr(self, f.name)
+        for name in ("hidden", "latent", "n_mix", "spread_bins", "mid_half_ticks"):
+            v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"ModelConfig.{f.name} must be a positive int, got {v!r}")
+                raise ValueError(f"ModelConfig.{name} must be a positive int, got {v!r}")
         if self.spread_bins < 2:
             raise ValueError(f"ModelConfig.spread_bins must be >= 2, got {self.spread_bins}")
+        if self.mid_head not in MID_HEADS:
+            raise ValueError(f"ModelConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
+        if not isinstance(self.ofi_zero, bool):
+            raise ValueError(f"ModelConfig.ofi_zero must be a bool, got {self.ofi_zero!r}")
+
+    @property
+    def categorical(self) -> bool:
+        """True for the categorical half-tick mid head."""
+        return self.mid_head == "categorical"
+
+    @property
+    def n_mid_cat(self) -> int:
+        """Categories of the categorical mid head: ``2 K + 1`` half-tick values and two tails."""
+        return 2 * self.mid_half_ticks + 3
+
+    @property
+    def n_mid_out(self) -> int:
+        """Mid-head outputs: 3 per mixture component, or ``n_mid_cat`` logits + 2 tail log-means."""
+        return self.n_mid_cat + 2 if self.categorical else 3 * self.n_mix
+
+    @property
+    def n_flow_out(self) -> int:
+        """Flow-head outputs: 7 + IMB_BINS, plus the P(OFI == 0) logit with ``ofi_zero``."""
+        return N_FLOW_OUT + (1 if self.ofi_zero else 0)
 
     @property
     def n_head_out(self) -> int:
-        """State-head outputs: 3 per mixture component, spread logits, 2 depth, 2 imbalance."""
-        return 3 * self.n_mix + self.spread_bins + 4
+        """State-head outputs: the mid head, spread logits, 2 depth, 2 imbalance."""
+        return self.n_mid_out + self.spread_bins + 4
+
+    def to_dict(self) -> dict:
+        """Fields as stored in a checkpoint (a mixture config omits the categorical fields, so
+        its metadata is the same as before they existed)."""
+        d = asdict(self)
+        if not self.categorical:
+            d.pop("mid_head")
+            d.pop("mid_half_ticks")
+        if not self.ofi_zero:
+            d.pop("ofi_zero")
+        return d
 
 
 @dataclass(frozen=True)
@@ -212,6 +272,18 @@ def bar_features(bars, stats: AssetStats) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def half_tick_changes(bars, tick: float) -> np.ndarray:
+    """Mid change of every bar in half ticks (int64), the target of the categorical mid head.
+
+    Raises ``ValueError`` when a change is not on the half-tick lattice (wrong tick size).
+    """
+    r = bars["mid_ret"].to_numpy(float) / (0.5 * tick)
+    j = np.round(r)
+    if r.size and np.max(np.abs(r - j)) > 1e-6:
+        raise ValueError(f"mid changes are not multiples of half a tick ({tick}); wrong tick size?")
+    return j.astype(np.int64)
+
+
 def imb_bin(imb: torch.Tensor) -> torch.Tensor:
     """Category of a trade imbalance in [-1, 1] (see :data:`IMB_BINS`)."""
     inner = torch.clamp(((imb + 1.0) / 2.0 * (IMB_BINS - 2)).floor().long() + 1, 1, IMB_BINS - 2)
@@ -229,7 +301,7 @@ class BarWorldModel(nn.Module):
 
     ``forward(x, a)`` with ``x`` (B, T, F) the features of bars ``0..T-1`` and
     ``a`` (B, T, 2) the controls of bars ``1..T`` returns ``flow`` (B, T,
-    N_FLOW_OUT), the flow-head outputs predicting bar ``t+1``'s flow from
+    n_flow_out), the flow-head outputs predicting bar ``t+1``'s flow from
     ``(h_t, z_t)``, and ``head`` (B, T, n_head_out), the state heads predicting
     bar ``t+1`` from ``h_{t+1}``. ``h_0`` is zero (or ``h0``).
     """
@@ -238,7 +310,7 @@ class BarWorldModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.enc = nn.Linear(N_FEATURES, cfg.latent)
-        self.flow = nn.Linear(cfg.hidden + cfg.latent, N_FLOW_OUT)
+        self.flow = nn.Linear(cfg.hidden + cfg.latent, cfg.n_flow_out)
         self.gru = nn.GRU(cfg.latent + 2, cfg.hidden, batch_first=True)
         self.head = nn.Linear(cfg.hidden, cfg.n_head_out)
 
@@ -263,12 +335,22 @@ class BarWorldModel(nn.Module):
         return flow, self.head(hs), hs
 
     # ------------------------------------------------------------- heads
+    def split_state(self, head: torch.Tensor):
+        """Mid-head outputs, spread logits, depth (mu, logsd), top-imb (mu, logsd)."""
+        m = self.cfg.n_mid_out
+        s = self.cfg.spread_bins
+        return head[..., :m], head[..., m:m + s], head[..., m + s:m + s + 2], head[..., m + s + 2:]
+
     def split_head(self, head: torch.Tensor):
         """Mixture (logits, means, log-sds), spread logits, depth (mu, logsd), top-imb (mu, logsd)."""
+        self._need("mixture")
         k = self.cfg.n_mix
-        s = self.cfg.spread_bins
-        return (head[..., :k], head[..., k:2 * k], head[..., 2 * k:3 * k],
-                head[..., 3 * k:3 * k + s], head[..., 3 * k + s:3 * k + s + 2], head[..., 3 * k + s + 2:])
+        mid, sl, dep, timb = self.split_state(head)
+        return mid[..., :k], mid[..., k:2 * k], mid[..., 2 * k:3 * k], sl, dep, timb
+
+    def _need(self, kind: str) -> None:
+        if self.cfg.mid_head != kind:
+            raise ValueError(f"this model has a {self.cfg.mid_head!r} mid head; the method needs {kind!r}")
 
     def ret_logpdf(self, head: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """Log density of the normalised mid change ``r`` under the mixture head."""
@@ -292,15 +374,79 @@ class BarWorldModel(nn.Module):
         z = (r.unsqueeze(-1) - mu) * torch.exp(-ls.clamp(-7.0, 5.0))
         return (w * 0.5 * (1 + torch.erf(z / math.sqrt(2)))).sum(-1)
 
-    def losses(self, flow: torch.Tensor, head: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    # ---------------------------------------------- categorical mid head
+    def _mid_cat(self, head: torch.Tensor):
+        """(log category probabilities (..., 2K+3), tail log-means g_down, g_up (clamped))."""
+        self._need("categorical")
+        n = self.cfg.n_mid_cat
+        mid = self.split_state(head)[0]
+        return (torch.log_softmax(mid[..., :n], -1), mid[..., n].clamp(-7.0, 5.0),
+                mid[..., n + 1].clamp(-7.0, 5.0))
+
+    def mid_logpmf(self, head: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Log probability (nats) of the mid change of ``j`` half ticks (integer tensor) under the categorical head.
+
+        ``P(j) = p[j + K + 1]`` for ``|j| <= K``; ``P(j) = p_tail (1 - q) q^e`` with ``e = |j| - K - 1``,
+        ``q = m / (1 + m)``, ``m = exp(g)`` (the tail's mean excess) beyond.
+        """
+        logp, g_dn, g_up = self._mid_cat(head)
+        K = self.cfg.mid_half_ticks
+        j = j.long()
+        c = torch.clamp(j, -K - 1, K + 1) + K + 1
+        lp = torch.gather(logp, -1, c.unsqueeze(-1)).squeeze(-1)
+        e = (j.abs() - K - 1).clamp(min=0).to(logp.dtype)
+        g = torch.where(j > 0, g_up, g_dn)
+        sp = nn.functional.softplus(g)
+        geo = e * (g - sp) - sp  # log[(1-q) q^e]
+        return lp + torch.where(j.abs() > K, geo, torch.zeros_like(geo))
+
+    def mid_mean_var(self, head: torch.Tensor):
+        """Mean and variance (half ticks, half ticks^2) of the categorical mid change."""
+        logp, g_dn, g_up = self._mid_cat(head)
+        K = self.cfg.mid_half_ticks
+        p = torch.exp(logp)
+        v = torch.arange(-K, K + 1, dtype=p.dtype, device=p.device)
+        core = p[..., 1:-1]
+        m_dn, m_up = torch.exp(g_dn), torch.exp(g_up)
+        k1 = K + 1.0
+        mean = (core * v).sum(-1) - p[..., 0] * (k1 + m_dn) + p[..., -1] * (k1 + m_up)
+        sq = lambda m: k1 * k1 + 2 * k1 * m + m + 2 * m * m  # noqa: E731  E[(K+1+e)^2], e geometric of mean m
+        ex2 = (core * v * v).sum(-1) + p[..., 0] * sq(m_dn) + p[..., -1] * sq(m_up)
+        return mean, ex2 - mean * mean
+
+    def mid_cdf(self, head: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """``P(J <= j)`` for integer half-tick changes ``j`` under the categorical head."""
+        logp, g_dn, g_up = self._mid_cat(head)
+        K = self.cfg.mid_half_ticks
+        p = torch.exp(logp)
+        cum = torch.cumsum(p, -1)
+        j = j.long()
+        c = torch.clamp(j, -K - 1, K + 1) + K + 1
+        core = torch.gather(cum, -1, c.unsqueeze(-1)).squeeze(-1)
+        lq_dn = g_dn - nn.functional.softplus(g_dn)
+        lq_up = g_up - nn.functional.softplus(g_up)
+        jf = j.to(p.dtype)
+        down = p[..., 0] * torch.exp(lq_dn * (-jf - K - 1).clamp(min=0))
+        up = 1.0 - p[..., -1] * torch.exp(lq_up * (jf - K).clamp(min=0))
+        return torch.where(j < -K, down, torch.where(j > K, up, core))
+
+    def losses(self, flow: torch.Tensor, head: torch.Tensor, y: torch.Tensor,
+               half_ticks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-element negative log-likelihoods (nats) of the next bar's features ``y`` (B, T, F).
 
-        Keys: ``ret`` (mid change, density of ``y_ret``), ``spread`` (categorical),
-        ``depth``, ``top_imb``, ``traded`` (Bernoulli), and, masked to bars
-        with trades (zero elsewhere), ``volume``, ``count``, ``imb``.
+        Keys: ``ret`` (mid change: density of ``y_ret`` for the mixture head; for the
+        categorical head the probability of ``half_ticks`` (B, T), the next bar's mid change
+        in half ticks, required then), ``spread`` (categorical), ``depth``, ``top_imb``,
+        ``traded`` (Bernoulli), ``ofi``, and, masked to bars with trades (zero elsewhere),
+        ``volume``, ``count``, ``imb``.
         """
-        _, _, _, sl, dep, timb = self.split_head(head)
-        out = {"ret": -self.ret_logpdf(head, y[..., F_RET])}
+        _, sl, dep, timb = self.split_state(head)
+        if self.cfg.categorical:
+            if half_ticks is None:
+                raise ValueError("the categorical mid head needs the half-tick mid changes (half_ticks=...)")
+            out = {"ret": -self.mid_logpmf(head, half_ticks)}
+        else:
+            out = {"ret": -self.ret_logpdf(head, y[..., F_RET])}
         out["spread"] = nn.functional.cross_entropy(
             sl.reshape(-1, sl.shape[-1]), spread_bin(y[..., F_LSPR], sl.shape[-1]).reshape(-1), reduction="none"
         ).reshape(y.shape[:-1])
@@ -310,7 +456,13 @@ class BarWorldModel(nn.Module):
         out["traded"] = nn.functional.binary_cross_entropy_with_logits(
             -flow[..., O_NOTRADE], traded, reduction="none")
         out["volume"] = traded * _gauss_nll(y[..., F_LVOL], flow[..., O_LVOL_MU], flow[..., O_LVOL_LS])
-        out["ofi"] = _gauss_nll(y[..., F_OFI], flow[..., O_OFI_MU], flow[..., O_OFI_LS])
+        if self.cfg.ofi_zero:
+            zero = (y[..., F_OFI] == 0).to(y.dtype)
+            out["ofi"] = nn.functional.binary_cross_entropy_with_logits(
+                flow[..., O_OFI_ZERO], zero, reduction="none") + (1 - zero) * _gauss_nll(
+                y[..., F_OFI], flow[..., O_OFI_MU], flow[..., O_OFI_LS])
+        else:
+            out["ofi"] = _gauss_nll(y[..., F_OFI], flow[..., O_OFI_MU], flow[..., O_OFI_LS])
         out["count"] = traded * _gauss_nll(y[..., F_LCNT], flow[..., O_LCNT_MU], flow[..., O_LCNT_LS])
         il = flow[..., O_IMB:O_IMB + IMB_BINS]
         out["imb"] = traded * nn.functional.cross_entropy(
@@ -333,6 +485,8 @@ class BarWorldModel(nn.Module):
         sv = torch.where(traded, imb * torch.exp(lv) * stats_mean_volume_ratio, torch.zeros_like(imb))
         ofi = flow[..., O_OFI_MU] + torch.exp(flow[..., O_OFI_LS].clamp(-7, 5)) * torch.randn(
             shape, generator=generator, dtype=flow.dtype)
+        if self.cfg.ofi_zero:  # zero OFI on the low end of the trade uniform (see ModelConfig.ofi_zero)
+            ofi = torch.where(u[..., 0] < torch.sigmoid(flow[..., O_OFI_ZERO]), torch.zeros_like(ofi), ofi)
         return torch.stack([ofi.clamp(-RET_CLIP, RET_CLIP), sv], -1)
 
 

@@ -32,14 +32,16 @@ from lobworld.world_models.dynamics_model import (
     F_OFI,
     F_RET,
     F_SVOL,
+    MID_HEADS,
     AssetStats,
     ModelConfig,
     asset_stats,
     bar_features,
+    half_tick_changes,
 )
 
 __all__ = ["TrainConfig", "load_config", "DayBars", "load_day", "train", "train_on_days", "evaluate",
-           "split_masks"]
+           "evaluate_discrete", "split_masks"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,12 @@ class TrainConfig:
     """Mixture components of the mid-change head."""
     spread_bins: int = 20
     """Categories of the spread head."""
+    mid_head: str = "mixture"
+    """Mid-change head, "mixture" or "categorical" (half ticks; see ``ModelConfig.mid_head``)."""
+    mid_half_ticks: int = 12
+    """``K`` of the categorical mid head: half-tick changes -K..K get a category each, beyond are two geometric tails."""
+    ofi_zero: bool = False
+    """Zero-inflated OFI in the flow head (see ``ModelConfig.ofi_zero``; for 1-second bars)."""
     seq_len: int = 64
     """Length (bars) of a training window for truncated BPTT."""
     burn_in: int = 8
@@ -92,7 +100,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.freq {self.freq!r} is not a pandas offset: {exc}") from exc
         if not 1.0 <= secs <= 60.0:
             raise ValueError(f"TrainConfig.freq must be between 1s and 1min, got {self.freq!r}")
-        for name in ("hidden", "latent", "n_mix", "spread_bins", "seq_len", "batch_size", "max_epochs", "patience"):
+        for name in ("hidden", "latent", "n_mix", "spread_bins", "mid_half_ticks", "seq_len", "batch_size",
+                     "max_epochs", "patience"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive int, got {v!r}")
@@ -106,6 +115,10 @@ class TrainConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise ValueError(f"TrainConfig.{name} must be a non-negative number, got {v!r}")
+        if self.mid_head not in MID_HEADS:
+            raise ValueError(f"TrainConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
+        if not isinstance(self.ofi_zero, bool):
+            raise ValueError(f"TrainConfig.ofi_zero must be true or false, got {self.ofi_zero!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"TrainConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -118,7 +131,8 @@ class TrainConfig:
 
     @property
     def model_config(self) -> ModelConfig:
-        return ModelConfig(hidden=self.hidden, latent=self.latent, n_mix=self.n_mix, spread_bins=self.spread_bins)
+        return ModelConfig(hidden=self.hidden, latent=self.latent, n_mix=self.n_mix, spread_bins=self.spread_bins,
+                           mid_head=self.mid_head, mid_half_ticks=self.mid_half_ticks, ofi_zero=self.ofi_zero)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -238,6 +252,13 @@ def _stats_and_features(days: list[DayBars], config: TrainConfig):
     return stats, feats, masks
 
 
+def _half_ticks(days: list[DayBars], config: TrainConfig) -> list[np.ndarray]:
+    """Targets of the categorical mid head (zeros, unused, for the mixture head: its data need not be on the lattice)."""
+    if config.mid_head != "categorical":
+        return [np.zeros(len(d.bars), np.int64) for d in days]
+    return [half_tick_changes(d.bars, d.tick) for d in days]
+
+
 def train_on_days(days: list[DayBars], config: TrainConfig, out_dir,
                   fingerprint: dict[str, str] | None = None) -> Checkpoint:
     """Train on already-built bars (used by :func:`train` and by tests on generated data).
@@ -256,12 +277,12 @@ def train_on_days(days: list[DayBars], config: TrainConfig, out_dir,
         torch.set_num_threads(1)  # a model this small is slower with intra-op threads
     try:
         return _fit(stats=stats, feats=feats, masks=masks, config=config, dev=dev, out_dir=out_dir,
-                    fingerprint=fingerprint)
+                    fingerprint=fingerprint, hts=_half_ticks(days, config))
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint) -> Checkpoint:
+def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, hts) -> Checkpoint:
     import torch
 
     from lobworld.world_models.dynamics_model import BarWorldModel
@@ -281,6 +302,7 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint) ->
     n_eff = sum(int(tr.sum()) for tr, _, _ in masks)
     steps_per_epoch = max(1, math.ceil(n_eff / ((L - config.burn_in) * config.batch_size)))
     full_x = [torch.as_tensor(f, device=dev) for f in feats]
+    full_j = [torch.as_tensor(j, device=dev) for j in hts]  # half-tick mid changes (categorical head's target)
 
     writer = None
     if config.tensorboard and out_dir is not None:
@@ -291,7 +313,8 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint) ->
     def window_batch(idx):
         xs = np.stack([feats[j][s:s + L + 1] for j, s in starts_arr[idx]])
         x = torch.as_tensor(xs, device=dev)
-        return x[:, :-1], x[:, 1:, CONTROL], x[:, 1:]
+        js = torch.as_tensor(np.stack([hts[j][s + 1:s + L + 1] for j, s in starts_arr[idx]]), device=dev)
+        return x[:, :-1], x[:, 1:, CONTROL], x[:, 1:], js
 
     def day_loss(mask_index: int) -> float:
         """Mean total NLL per bar over the block ``mask_index`` (1: early stop, 2: test) of every day."""
@@ -299,7 +322,7 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint) ->
         with torch.no_grad():
             for j, x in enumerate(full_x):
                 flow, head, _ = model(x[None, :-1], x[None, 1:, CONTROL])
-                ls = model.losses(flow, head, x[None, 1:])
+                ls = model.losses(flow, head, x[None, 1:], full_j[j][None, 1:])
                 m = torch.as_tensor(masks[j][mask_index][1:], device=dev)
                 s = sum(v[0] for v in ls.values())
                 tot += float(s[m].sum())
@@ -322,9 +345,9 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint) ->
         tr_loss = 0.0
         for _ in range(steps_per_epoch):
             idx = rng.integers(0, len(starts_arr), size=config.batch_size)
-            x, a, y = window_batch(idx)
+            x, a, y, js = window_batch(idx)
             flow, head, _ = model(x, a)
-            ls = model.losses(flow, head, y)
+            ls = model.losses(flow, head, y, js)
             loss = sum(v[:, config.burn_in:].mean() for v in ls.values())
             opt.zero_grad()
             loss.backward()
@@ -419,6 +442,8 @@ def evaluate(ck: Checkpoint, paths=None, days: list[DayBars] | None = None, n_mc
     freq = tc.get("freq", f"{int(ck.dt)}s")
     if days is None:
         days = [load_day(p, freq) for p in paths]
+    if ck.model_config.categorical:
+        return evaluate_discrete(ck, days, n_mc=n_mc, seed=seed)
     model = model_from_checkpoint(ck)
     gen = torch.Generator().manual_seed(seed)
     rows: dict[str, list] = {k: [] for k in ("given", "fc", "persist", "ofi", "param")}
@@ -488,3 +513,182 @@ def evaluate(ck: Checkpoint, paths=None, days: list[DayBars] | None = None, n_mc
         pit = None if parts[0][3] is None else np.concatenate([p[3] for p in parts])
         pooled[names[k]] = _scores(rr, mm, ll, pit)
     return {"pooled": pooled, "per_day": per_day, "dt": ck.dt, "test_hours": test_hours}
+
+
+# ---------------------------------------------------------------------------
+# evaluation of the categorical (half-tick) mid head
+# ---------------------------------------------------------------------------
+# A discrete model of the mid change j (integer half ticks) in the head's own parametrisation:
+# log category probabilities lp (n, 2K+3) for (j < -K, -K, ..., K, j > K) and the log mean excess
+# g_dn, g_up (n,) of the geometric tails.
+def _cat_logpmf(lp, g_dn, g_up, j, K):
+    c = np.clip(j, -K - 1, K + 1) + K + 1
+    out = lp[np.arange(len(j)), c]
+    e = np.maximum(np.abs(j) - K - 1, 0)
+    g = np.where(j > 0, g_up, g_dn)
+    sp = np.logaddexp(0.0, g)
+    return out + np.where(np.abs(j) > K, e * (g - sp) - sp, 0.0)
+
+
+def _cat_cdf(lp, g_dn, g_up, j, K):
+    """P(J <= j)."""
+    p = np.exp(lp)
+    cum = np.cumsum(p, -1)
+    c = np.clip(j, -K - 1, K + 1) + K + 1
+    core = cum[np.arange(len(j)), c]
+    lq_dn = g_dn - np.logaddexp(0.0, g_dn)
+    lq_up = g_up - np.logaddexp(0.0, g_up)
+    down = p[:, 0] * np.exp(lq_dn * np.maximum(-j - K - 1, 0))
+    up = 1.0 - p[:, -1] * np.exp(lq_up * np.maximum(j - K, 0))
+    return np.where(j < -K, down, np.where(j > K, up, core))
+
+
+def _cat_mean(lp, g_dn, g_up, K):
+    p = np.exp(lp)
+    v = np.arange(-K, K + 1)
+    return (p[:, 1:-1] * v).sum(-1) - p[:, 0] * (K + 1 + np.exp(g_dn)) + p[:, -1] * (K + 1 + np.exp(g_up))
+
+
+def _fit_empirical(j: np.ndarray, K: int, smooth: float = 0.5):
+    """Empirical pmf of half-tick changes in the categorical parametrisation (add-``smooth`` counts;
+    geometric tails with the maximum-likelihood mean excess)."""
+    c = np.clip(j, -K - 1, K + 1) + K + 1
+    cnt = np.bincount(c, minlength=2 * K + 3).astype(float) + smooth
+    lp = np.log(cnt / cnt.sum())
+    g = []
+    for tail in (j < -K, j > K):
+        e = np.abs(j[tail]) - K - 1
+        g.append(float(np.clip(math.log(max(e.mean(), 1e-3)) if e.size else -7.0, -7.0, 5.0)))
+    return lp, g[0], g[1]
+
+
+def _disc_scores(j, mean_ht, cdf_hi, cdf_lo, logp, unit, rng) -> dict[str, float]:
+    """Scores of a discrete forecast: log-lik (nats per bar), R^2 / direction of the mean, randomised-PIT coverage."""
+    u = rng.uniform(size=len(j))
+    pit = cdf_lo + u * (cdf_hi - cdf_lo)  # randomised PIT: U(0,1) under a calibrated discrete forecast
+    out = _scores(j * unit, mean_ht * unit, logp, pit)
+    return out
+
+
+def evaluate_discrete(ck: Checkpoint, days: list[DayBars], n_mc: int = 64, seed: int = 0) -> dict[str, Any]:
+    """Score a categorical-head checkpoint on the test block: discrete mid changes in half ticks.
+
+    Every model gives a probability mass function over the integer mid change ``j`` (half
+    ticks) of each test bar; log-likelihoods are in nats per bar of ``j`` (comparable across
+    rows; not comparable with the densities of the mixture evaluation). Coverage uses the
+    randomised PIT ``F(j-1) + U (F(j) - F(j-1))``. R^2 and direction accuracy use the mean,
+    in units of each asset's per-bar sd. Models, all fitted on the training block only:
+
+    * ``model_given_flow`` / ``model_forecast``: the GRU given the bar's realised flow, or
+      with the flow drawn from its flow head (``n_mc`` draws; the pmf is their average);
+    * ``empirical``: the asset's unconditional pmf of ``j`` (counts for ``|j| <= K`` plus
+      geometric tails), the discrete i.i.d. random walk;
+    * ``markov``: the empirical pmf given the sign of the previous bar's change (persistence
+      of the direction, a discrete first-order Markov chain);
+    * ``linear_ofi_binned``: the OLS prediction of the mid change from the bar's OFI, signed
+      volume and trade imbalance (as in :func:`evaluate`), cut into ``n_bins = 10``
+      training-quantile bins, each with its own empirical pmf;
+    * ``parametric``: ``N(0, sigma_bar)`` discretised to half ticks (the Gaussian random walk
+      of :class:`lobworld.envs.dynamics.ParametricDynamics` on the half-tick lattice).
+
+    Also returns, per model, ``p_zero`` (mean predicted probability of no mid change) beside
+    the realised share of zero changes.
+    """
+    import torch
+    from scipy.stats import norm
+
+    tc = ck.train_config
+    test_hours = float(tc.get("test_hours", 2.0))
+    es_hours = float(tc.get("early_stop_hours", 0.5))
+    K = ck.model_config.mid_half_ticks
+    model = model_from_checkpoint(ck)
+    gen = torch.Generator().manual_seed(seed)
+    names = ("model_given_flow", "model_forecast", "empirical", "markov", "linear_ofi_binned", "parametric")
+    parts: dict[str, list] = {k: [] for k in names}
+    per_day = []
+    for d in days:
+        if d.asset not in ck.assets:
+            raise ValueError(f"checkpoint has no statistics for asset {d.asset!r} (has {sorted(ck.assets)})")
+        st = ck.assets[d.asset]
+        x = bar_features(d.bars, st)
+        jall = half_tick_changes(d.bars, d.tick)
+        tr, es, te = split_masks(d.bars.index, test_hours, es_hours)
+        m, trm = te[1:], tr[1:]
+        j = jall[1:]
+        jt = j[m]
+        xt = torch.as_tensor(x)
+        models: dict[str, tuple] = {}  # name -> (mean (n,), cdf(j) (n,), cdf(j-1) (n,), logp (n,), p0 (n,))
+        with torch.no_grad():
+            flow, head, hs = model(xt[None, :-1], xt[None, 1:, CONTROL])
+            hd = head[0][torch.as_tensor(m)]
+            jj = torch.as_tensor(jt)
+            mean, _ = model.mid_mean_var(hd)
+            models["model_given_flow"] = (mean.numpy(), model.mid_cdf(hd, jj).numpy(),
+                                          model.mid_cdf(hd, jj - 1).numpy(), model.mid_logpmf(hd, jj).numpy(),
+                                          model.mid_logpmf(hd, torch.zeros_like(jj)).exp().numpy())
+            h_prev = torch.cat([torch.zeros(1, ck.model_config.hidden), hs[0, :-1]], 0)[torch.as_tensor(m)]
+            z = torch.tanh(model.enc(xt[:-1]))[torch.as_tensor(m)]
+            fl = flow[0][torch.as_tensor(m)].unsqueeze(0).expand(n_mc, -1, -1)
+            a = model.sample_flow(fl, generator=gen)
+            zz = z.unsqueeze(0).expand(n_mc, -1, -1)
+            hh = h_prev.unsqueeze(0).expand(n_mc, -1, -1)
+            hn = model.gru_step(torch.cat([zz, a], -1).reshape(-1, zz.shape[-1] + 2),
+                                hh.reshape(-1, hh.shape[-1])).reshape(n_mc, -1, hh.shape[-1])
+            hm = model.head(hn)
+            jm = jj.unsqueeze(0).expand(n_mc, -1)
+            lp_mc = model.mid_logpmf(hm, jm)
+            models["model_forecast"] = (model.mid_mean_var(hm)[0].mean(0).numpy(), model.mid_cdf(hm, jm).mean(0).numpy(),
+                                        model.mid_cdf(hm, jm - 1).mean(0).numpy(),
+                                        (torch.logsumexp(lp_mc, 0) - math.log(n_mc)).numpy(),
+                                        model.mid_logpmf(hm, torch.zeros_like(jm)).exp().mean(0).numpy())
+
+        def table(lp, gd, gu, rows):
+            n = len(rows)
+            LP, GD, GU = lp[rows], gd[rows], gu[rows]
+            return (_cat_mean(LP, GD, GU, K), _cat_cdf(LP, GD, GU, jt, K), _cat_cdf(LP, GD, GU, jt - 1, K),
+                    _cat_logpmf(LP, GD, GU, jt, K), np.exp(_cat_logpmf(LP, GD, GU, np.zeros(n, np.int64), K)))
+
+        nt = int(m.sum())
+        lp0, gd0, gu0 = _fit_empirical(j[trm], K)
+        models["empirical"] = table(lp0[None], np.array([gd0]), np.array([gu0]), np.zeros(nt, np.int64))
+        # markov: state = sign of the previous bar's change
+        prev = np.sign(jall[:-1])
+        fits = [_fit_empirical(j[trm & (prev == s)], K) for s in (-1, 0, 1)]
+        LPs = np.stack([f[0] for f in fits])
+        models["markov"] = table(LPs, np.array([f[1] for f in fits]), np.array([f[2] for f in fits]),
+                                 (prev[m] + 1).astype(np.int64))
+        # linear OFI regression, binned
+        X = np.column_stack([np.ones(len(j)), x[1:, F_OFI], x[1:, F_SVOL], x[1:, F_IMB]]).astype(np.float64)
+        beta, *_ = np.linalg.lstsq(X[trm], j[trm].astype(np.float64), rcond=None)
+        pred = X @ beta
+        edges = np.quantile(pred[trm], np.linspace(0, 1, 11)[1:-1])
+        b = np.searchsorted(edges, pred)
+        fits = [_fit_empirical(j[trm & (b == k)], K) for k in range(10)]
+        models["linear_ofi_binned"] = table(np.stack([f[0] for f in fits]), np.array([f[1] for f in fits]),
+                                            np.array([f[2] for f in fits]), b[m])
+        # parametric Gaussian random walk on the half-tick lattice
+        c = 0.5 * st.tick / st.sigma_bar
+        hi, lo = (jt + 0.5) * c, (jt - 0.5) * c
+        pj = np.where(jt >= 0, norm.sf(lo) - norm.sf(hi), norm.cdf(hi) - norm.cdf(lo))
+        models["parametric"] = (np.zeros(nt), norm.cdf(hi), norm.cdf(lo), np.log(np.maximum(pj, 1e-300)),
+                                np.full(nt, norm.cdf(0.5 * c) - norm.cdf(-0.5 * c)))
+        unit = 0.5 * st.tick / st.sigma_bar
+        day = {"asset": d.asset, "test_bars": nt, "zero_share": float(np.mean(jt == 0)),
+               "sd_half_ticks": float(np.std(jt))}
+        for k, (mean_, chi, clo, lp, p0) in models.items():
+            parts[k].append((jt, mean_, chi, clo, lp, p0, unit))
+            day[k] = _disc_scores(jt, mean_, chi, clo, lp, unit, np.random.default_rng(seed))
+            day[k]["p_zero"] = float(np.mean(p0))
+        per_day.append(day)
+    pooled = {}
+    for k, ps in parts.items():
+        cat = [np.concatenate([p[i] for p in ps]) for i in range(6)]
+        unit = np.concatenate([np.full(len(p[0]), p[6]) for p in ps])
+        jt, mean_, chi, clo, lp, p0 = cat
+        u = np.random.default_rng(seed).uniform(size=len(jt))
+        pit = clo + u * (chi - clo)
+        pooled[k] = _scores(jt * unit, mean_ * unit, lp, pit)
+        pooled[k]["p_zero"] = float(np.mean(p0))
+    jall_t = np.concatenate([p[0] for p in parts["empirical"]])
+    return {"pooled": pooled, "per_day": per_day, "dt": ck.dt, "test_hours": test_hours, "discrete": True,
+            "half_ticks": K, "zero_share": float(np.mean(jall_t == 0))}
