@@ -358,3 +358,21 @@ def test_flow_correlations_hand_made():
     c = fd.flow_correlations({"x": s, "bare": _sample([[1.0, 2.0, 0.0]])})
     assert c["x"]["ret_svol"] == pytest.approx(1.0) and c["x"]["ret_ofi"] == pytest.approx(-1.0)
     assert c["bare"] == {"ret_svol": None, "ret_ofi": None, "svol_ofi": None}
+
+
+def test_learned_model_against_its_own_draws_is_at_the_floor(sample_report):
+    """End to end on real starting states: the learned market's paths treated as 'real' are matched by fresh
+    learned draws (at or below the real-vs-real floor) but not by the parametric market."""
+    from lobworld.world_models.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(CK10)
+    day = fd.load_fidelity_day(SAMPLE_MSG, ck, 20, test_hours=0.5, early_stop_hours=0.0)
+    pseudo_real = fd.simulate_learned(ck, [day], 4, seed=1)
+    rows = fd.compare(pseudo_real, {"own": fd.simulate_learned(ck, [day], 4, seed=2),
+                                    "parametric": fd.simulate_parametric([day], 4, seed=3)}, n_boot=10)
+    own = np.array([r["scores"]["own"]["w1"] for r in rows])
+    floor = np.array([r["floor"]["w1"] for r in rows])
+    assert own.mean() <= floor.mean()
+    common = [r for r in rows if r["scores"]["parametric"] is not None]
+    assert np.mean([r["scores"]["parametric"]["w1"] for r in common]) > \
+        2 * np.mean([r["scores"]["own"]["w1"] for r in common])
