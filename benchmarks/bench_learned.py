@@ -2,14 +2,19 @@
 
 Run: ``.venv/bin/python benchmarks/bench_learned.py [--n-envs 8192] [--steps 200]``
 
-* ``raw``: one ``prange`` kernel calling ``LearnedDynamics.step_fn`` for every env
+* ``raw per-env``: one ``prange`` kernel calling ``LearnedDynamics.step_fn`` for every env
   (env dt = 60 s; the 10-second model runs 6 sub-steps per env step);
+* ``raw batched``: the batch-level ``LearnedDynamics.batch_step_fn`` over chunks of
+  ``BATCH_CHUNK`` envs (``prange`` over chunks) -- what the execution env uses;
 * ``env``: ``ExecutionVectorEnv`` (``LOB-Execution-v0``) with ``dynamics=LearnedDynamics``
-  and a TWAP-like constant action (episodes reset inside the loop);
-* ``torch``: the same model step (encoder, flow head, sampling, GRU, heads, sampling) as
-  batched ``torch.no_grad`` tensor ops over the same envs, for comparison.
+  and a TWAP-like constant action (episodes of 30 steps reset inside the loop, burn-in
+  included), batched (default) and per-env (the batch functions switched off on the instance);
+* ``parametric``: the same env on the parametric market, for the ratio;
+* ``torch`` (``--torch``): the model step (encoder, flow head, sampling, GRU, heads, sampling)
+  as batched ``torch.no_grad`` tensor ops over the same envs, for comparison.
 
-Figures are env-steps per second (one env advanced by one 60 s step).
+Figures are env-steps per second (one env advanced by one 60 s step), best of ``--repeat``
+timed runs after a compile run.
 """
 
 from __future__ import annotations
@@ -27,6 +32,16 @@ from lobworld.world_models.learned import DEFAULT_CHECKPOINT, LearnedDynamics
 WEIGHTS = pathlib.Path(DEFAULT_CHECKPOINT).parent
 
 
+#: clock of the timed runs: wall clock, or (``--cpu-time``) this process's CPU time (with
+#: ``NUMBA_NUM_THREADS=1``: per-core throughput, robust to other processes on a shared machine)
+_clock = time.perf_counter
+
+
+def _best(fn, repeat: int) -> float:
+    """Best (largest) of ``repeat`` calls of ``fn() -> env-steps/s``."""
+    return max(fn() for _ in range(repeat))
+
+
 def _make_raw(step_fn):
     @njit(parallel=True)
     def run(rows, args, rng, q, n_steps):
@@ -38,7 +53,7 @@ def _make_raw(step_fn):
     return run
 
 
-def bench_raw(dyn: LearnedDynamics, n_envs: int, n_steps: int, dt: float = 60.0) -> float:
+def bench_raw(dyn: LearnedDynamics, n_envs: int, n_steps: int, dt: float = 60.0, repeat: int = 3) -> float:
     args = dyn.args(n_envs, dt)
     rng = seed_states(list(range(n_envs)), 1)
     rows = np.zeros((n_envs, dyn.n_state))
@@ -47,12 +62,50 @@ def bench_raw(dyn: LearnedDynamics, n_envs: int, n_steps: int, dt: float = 60.0)
     q = np.where(np.arange(n_envs) % 2 == 0, -200.0, 0.0)
     run = _make_raw(dyn.step_fn)
     run(rows, args, rng, q, 1)  # compile
-    t0 = time.perf_counter()
-    run(rows, args, rng, q, n_steps)
-    return n_envs * n_steps / (time.perf_counter() - t0)
+
+    def once():
+        t0 = _clock()
+        run(rows, args, rng, q, n_steps)
+        return n_envs * n_steps / (_clock() - t0)
+
+    return _best(once, repeat)
 
 
-def bench_env(dyn: LearnedDynamics, n_envs: int, n_steps: int) -> float | None:
+def _make_raw_batched(batch_step_fn):
+    @njit(parallel=True)
+    def run(idx, ws, rows, args, rng, q, vm, price, n_steps):
+        n = idx.shape[0]
+        ch = ws.shape[2]
+        for t in range(n_steps):
+            for c in prange((n + ch - 1) // ch):
+                batch_step_fn(idx, c * ch, min(n, (c + 1) * ch), ws[c], rows, args, rng, 0, q, vm, price)
+
+    return run
+
+
+def bench_raw_batched(dyn: LearnedDynamics, n_envs: int, n_steps: int, dt: float = 60.0, repeat: int = 3) -> float:
+    args = dyn.args(n_envs, dt)
+    rng = seed_states(list(range(n_envs)), 1)
+    rows = np.zeros((n_envs, dyn.n_state))
+    for i in range(n_envs):
+        dyn.reset_fn(i, rows[i], args, rng[i, 0])
+    q = np.where(np.arange(n_envs) % 2 == 0, -200.0, 0.0)
+    vm = np.ones(n_envs)
+    price = np.zeros(n_envs)
+    idx = np.arange(n_envs, dtype=np.int64)
+    ws = dyn.workspace(n_envs)
+    run = _make_raw_batched(dyn.batch_step_fn)
+    run(idx, ws, rows, args, rng, q, vm, price, 1)  # compile
+
+    def once():
+        t0 = _clock()
+        run(idx, ws, rows, args, rng, q, vm, price, n_steps)
+        return n_envs * n_steps / (_clock() - t0)
+
+    return _best(once, repeat)
+
+
+def bench_env(dyn, n_envs: int, n_steps: int, repeat: int = 3) -> float | None:
     try:
         from lobworld.envs.execution import ExecutionVectorEnv
     except ImportError:
@@ -61,10 +114,21 @@ def bench_env(dyn: LearnedDynamics, n_envs: int, n_steps: int) -> float | None:
     env.reset(seed=0)
     a = np.full((n_envs, 1), 1.0 / 30.0, dtype=np.float32)
     env.step(a)  # compile
-    t0 = time.perf_counter()
-    for _ in range(n_steps):
-        env.step(a)
-    return n_envs * n_steps / (time.perf_counter() - t0)
+
+    def once():
+        t0 = _clock()
+        for _ in range(n_steps):
+            env.step(a)
+        return n_envs * n_steps / (_clock() - t0)
+
+    return _best(once, repeat)
+
+
+def per_env(dyn: LearnedDynamics) -> LearnedDynamics:
+    """``dyn`` with its batch-level functions switched off: the env calls ``step_fn`` per env."""
+    dyn.batch_step_fn = None
+    dyn.batch_reset_fn = None
+    return dyn
 
 
 def bench_torch(dyn: LearnedDynamics, n_envs: int, n_steps: int, nsub: int) -> float:
@@ -103,30 +167,53 @@ def bench_torch(dyn: LearnedDynamics, n_envs: int, n_steps: int, nsub: int) -> f
             return K
 
         one()
-        t0 = time.perf_counter()
+        t0 = _clock()
         for _ in range(n_steps * nsub):
             one()
-    return n_envs * n_steps / (time.perf_counter() - t0)
+    return n_envs * n_steps / (_clock() - t0)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-envs", type=int, default=8192)
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=60, help="env steps per timed run")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
+    ap.add_argument("--models", default="60s,10s", help="shipped models to run (60s, 10s)")
+    ap.add_argument("--no-track", action="store_true", help="also run with track_permanent=False")
+    ap.add_argument("--per-env", action="store_true", help="also time the per-env (pre-batch) paths")
+    ap.add_argument("--torch", action="store_true", help="also time batched torch inference")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time by process CPU time (run with NUMBA_NUM_THREADS=1 for per-core figures)")
     args = ap.parse_args()
-    n, T = args.n_envs, args.steps
-    for path in sorted(WEIGHTS.glob("bar_gru_*.npz")):
-        for track in (True, False):
+    n, T, R = args.n_envs, args.steps, args.repeat
+    global _clock
+    if args.cpu_time:
+        _clock = time.process_time
+    from lobworld.envs.dynamics import ParametricDynamics
+
+    import numba
+
+    clock = "process CPU time" if args.cpu_time else "wall clock"
+    print(f"{n:,} envs, {T} env steps of 60 s per timed run, best of {R}, {clock}, "
+          f"{numba.get_num_threads()} Numba thread(s); env-steps/s")
+    par = bench_env(ParametricDynamics(), n, max(T, 200), R)
+    print(f"parametric market, LOB-Execution-v0 : {par:>12,.0f}")
+    for stem in args.models.split(","):
+        path = WEIGHTS / f"bar_gru_{stem}.npz"
+        for track in (True, False) if args.no_track else (True,):
             dyn = LearnedDynamics(path, track_permanent=track)
             nsub = dyn.n_substeps(60.0)
-            tag = f"{path.stem} (model dt {dyn.model_dt:g} s, {nsub} sub-step(s)/env step, track_permanent={track})"
-            print(f"{tag}")
-            print(f"  raw Numba step     : {bench_raw(dyn, n, T):>12,.0f} env-steps/s")
-            e = bench_env(dyn, n, T)
-            if e is not None:
-                print(f"  LOB-Execution-v0   : {e:>12,.0f} env-steps/s")
-            if track:
-                print(f"  batched torch      : {bench_torch(dyn, n, max(T // 10, 5), nsub):>12,.0f} env-steps/s")
+            steps = max(T // nsub, 5)
+            print(f"{path.stem} (model dt {dyn.model_dt:g} s, {nsub} sub-step(s)/env step, track_permanent={track})")
+            print(f"  raw batched step   : {bench_raw_batched(dyn, n, steps, repeat=R):>12,.0f}")
+            e = bench_env(dyn, n, steps, R)
+            print(f"  LOB-Execution-v0   : {e:>12,.0f}   ({e / par:.3f} of parametric)")
+            if args.per_env:
+                print(f"  raw per-env step   : {bench_raw(dyn, n, steps, repeat=R):>12,.0f}")
+                e1 = bench_env(per_env(LearnedDynamics(path, track_permanent=track)), n, steps, R)
+                print(f"  env, per-env step  : {e1:>12,.0f}")
+            if args.torch and track:
+                print(f"  batched torch      : {bench_torch(dyn, n, max(steps // 4, 3), nsub):>12,.0f}")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,19 @@ class ParametricParams:
 
 
 class MarketDynamics:
-    """Interface: ``reset_fn``/``step_fn`` (``@njit``) plus their argument tuple."""
+    """Interface: ``reset_fn``/``step_fn`` (``@njit``) plus their argument tuple.
+
+    Optional batch-level form (used by the execution env when both are set; other envs keep
+    calling ``reset_fn``/``step_fn`` per env): ``@njit`` functions over a chunk of envs::
+
+        batch_reset_fn(idx, lo, hi, ws, market, args, rng, stream) -> None
+        batch_step_fn(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, price) -> None
+
+    for the envs ``i = idx[lo:hi]`` (at most ``ws.shape[1]`` of them), row ``market[i]``, stream
+    ``rng[i, stream]``, quantity ``q[i]``, multiplier ``vol_mult[i]``, writing the execution price
+    to ``price[i]``; ``ws`` is one chunk ``workspace(n_envs)[c]`` of scratch. They must give
+    every env the market that ``reset_fn``/``step_fn`` give it (same draws, same formulas).
+    """
 
     name: ClassVar[str]
     n_state: int = N_MARKET
@@ -118,6 +130,12 @@ class MarketDynamics:
 
     reset_fn: Any
     step_fn: Any
+    batch_reset_fn: Any = None
+    batch_step_fn: Any = None
+
+    def workspace(self, n_envs: int) -> np.ndarray:  # pragma: no cover - only with batch functions
+        """Scratch of the batch functions, ``(n_chunks, rows, chunk)`` float64."""
+        raise NotImplementedError
 
 
 @njit(inline="always")

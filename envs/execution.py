@@ -240,7 +240,19 @@ PARALLEL_MIN_ENVS = 2048
 _PAR_ENV = os.environ.get("LOBWORLD_PARALLEL", "")
 
 
-def _build_kernels(step_fn, reset_fn, parallel: bool):
+def _build_kernels(step_fn, reset_fn, parallel: bool, batch_step_fn=None, batch_reset_fn=None):
+    """Reset and step kernels for one dynamics.
+
+    With the dynamics' batch-level functions (``batch_step_fn``/``batch_reset_fn``, see
+    :class:`lobworld.envs.dynamics.MarketDynamics`) a step runs in phases: the agent's child
+    orders of every env, then one batched market step over chunks of envs, then the execution
+    bookkeeping; autoresets and ``reset`` run the dynamics' batched reset over the envs to
+    reset. Otherwise one loop over envs calls ``step_fn`` per env. Per env, both compute the
+    same episode from the same random draws.
+    """
+    batched = batch_step_fn is not None and batch_reset_fn is not None
+    par_opts = {"fusion": False} if parallel else False
+
     @njit(inline="always")
     def vol_mult(cfg, tod0, k):
         if cfg[C_PROFILE] == 0.0:
@@ -262,9 +274,9 @@ def _build_kernels(step_fn, reset_fn, parallel: bool):
         obs[i, O_TOD] = (es[i, ES_TOD0] + k * cfg[C_DT] / 60.0) / SESSION_MINUTES
 
     @njit(inline="always")
-    def reset_one(i, rng, market, args, cfg, es, t, obs):
+    def reset_rest(i, rng, market, cfg, es, t, obs):
+        """Everything of an env reset after the dynamics' reset of its market row."""
         row = market[i]
-        reset_fn(i, row, args, rng[i, _STREAM_MARKET])
         if cfg[C_RANDSTART] != 0.0:
             span = SESSION_MINUTES - cfg[C_T] * cfg[C_DT] / 60.0
             es[i, ES_TOD0] = uniform(rng[i, _STREAM_EPISODE]) * span
@@ -289,15 +301,23 @@ def _build_kernels(step_fn, reset_fn, parallel: bool):
         t[i] = 0
         write_obs(cfg, row, es, i, 0, obs)
 
-    @njit(parallel=parallel)
-    def reset_kernel(mask, rng, market, args, cfg, es, t, obs):
-        for i in prange(mask.shape[0]):
-            if mask[i]:
-                reset_one(i, rng, market, args, cfg, es, t, obs)
+    @njit(inline="always")
+    def reset_one(i, rng, market, args, cfg, es, t, obs):
+        reset_fn(i, market[i], args, rng[i, _STREAM_MARKET])
+        reset_rest(i, rng, market, cfg, es, t, obs)
 
-    @njit(parallel=parallel)
-    def step_kernel(actions, rng, market, args, cfg, es, t, ep, autoreset,
-                    obs, final_obs, reward, term, trunc):
+    @njit(inline="always")
+    def child_order(i, actions, cfg, es, t):
+        """Shares n traded by env i this step (the whole remainder at the last step)."""
+        rem = es[i, ES_REMAINING]
+        if t[i] >= int(cfg[C_T]) - 1:
+            return rem
+        n = actions[i, 0] * rem
+        return rem if n > rem else n
+
+    @njit(inline="always")
+    def finish_step(i, n, price, mid_prev, rng, market, args, cfg, es, t, ep, obs, final_obs, reward, term, trunc):
+        """Bookkeeping of env i after its market step (``n`` shares filled at ``price``); returns done."""
         Q = cfg[C_Q]
         T = int(cfg[C_T])
         dt = cfg[C_DT]
@@ -305,99 +325,166 @@ def _build_kernels(step_fn, reset_fn, parallel: bool):
         bench = int(cfg[C_BENCH])
         lam = cfg[C_LAM]
         alpha = cfg[C_ALPHA]
-        for i in prange(actions.shape[0]):
-            row = market[i]
-            st = rng[i, _STREAM_MARKET]
-            k = t[i]
-            rem = es[i, ES_REMAINING]
-            if k >= T - 1:
-                n = rem
-            else:
-                n = actions[i, 0] * rem
-                if n > rem:
-                    n = rem
-            s0 = es[i, ES_ARRIVAL]
-            norm = 1e4 / (s0 * Q)
-            mid_prev = row[MID]
-            price = step_fn(i, row, args, st, s * n, vol_mult(cfg, es[i, ES_TOD0], k))
-            pm = 0.5 * (mid_prev + row[MID])
-            vol = row[VOLUME]
-            es[i, ES_PAID] += n * price
-            rem = rem - n
-            if k >= T - 1 or n == es[i, ES_REMAINING]:
-                rem = 0.0
-            es[i, ES_REMAINING] = rem
-            es[i, ES_EXECUTED] = Q - rem
-            es[i, ES_ACC_NPM] += n * pm
-            es[i, ES_ACC_VPM] += vol * pm
-            es[i, ES_ACC_V] += vol
-            es[i, ES_ACC_PM] += pm
+        row = market[i]
+        st = rng[i, _STREAM_MARKET]
+        k = t[i]
+        s0 = es[i, ES_ARRIVAL]
+        norm = 1e4 / (s0 * Q)
+        pm = 0.5 * (mid_prev + row[MID])
+        vol = row[VOLUME]
+        es[i, ES_PAID] += n * price
+        rem = es[i, ES_REMAINING] - n
+        if k >= T - 1 or n == es[i, ES_REMAINING]:
+            rem = 0.0
+        es[i, ES_REMAINING] = rem
+        es[i, ES_EXECUTED] = Q - rem
+        es[i, ES_ACC_NPM] += n * pm
+        es[i, ES_ACC_VPM] += vol * pm
+        es[i, ES_ACC_V] += vol
+        es[i, ES_ACC_PM] += pm
+        if bench == 0:
+            r = -norm * s * (price - s0) * n
+        else:
+            r = -norm * s * (price - pm) * n
+        sig = row[SIGMA]
+        pen = lam * norm * norm * sig * sig * dt * rem * rem
+        r -= pen
+        ret = row[LAST_RET]
+        es[i, ES_VAR_EWM] = (1.0 - alpha) * es[i, ES_VAR_EWM] + alpha * ret * ret
+        es[i, ES_VOL_EWM] = (1.0 - alpha) * es[i, ES_VOL_EWM] + alpha * vol
+        k += 1
+        t[i] = k
+        done = rem == 0.0
+        es[i, ES_RETURN] += r
+        es[i, ES_PENALTY] += pen
+        if done:
+            # finish the benchmark window with the market alone (same random draws)
+            n_win = k
+            if bench != 0:
+                for j in range(k, T):
+                    mp = row[MID]
+                    step_fn(i, row, args, st, 0.0, vol_mult(cfg, es[i, ES_TOD0], j))
+                    pmj = 0.5 * (mp + row[MID])
+                    es[i, ES_ACC_VPM] += row[VOLUME] * pmj
+                    es[i, ES_ACC_V] += row[VOLUME]
+                    es[i, ES_ACC_PM] += pmj
+                n_win = T
+            twap = es[i, ES_ACC_PM] / n_win
+            mvwap = es[i, ES_ACC_VPM] / es[i, ES_ACC_V] if es[i, ES_ACC_V] > 0.0 else twap
+            if bench == 1:
+                corr = -norm * s * (es[i, ES_ACC_NPM] - Q * mvwap)
+                r += corr
+                es[i, ES_RETURN] += corr
+            elif bench == 2:
+                corr = -norm * s * (es[i, ES_ACC_NPM] - Q * twap)
+                r += corr
+                es[i, ES_RETURN] += corr
+            ex = es[i, ES_EXECUTED]
+            avg = es[i, ES_PAID] / ex if ex > 0.0 else 0.0
+            ep[i, EP_SHORTFALL_BPS] = s * (es[i, ES_PAID] - ex * s0) * norm
             if bench == 0:
-                r = -norm * s * (price - s0) * n
+                ep[i, EP_BENCH_BPS] = ep[i, EP_SHORTFALL_BPS]
+            elif bench == 1:
+                ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * mvwap) * norm
             else:
-                r = -norm * s * (price - pm) * n
-            sig = row[SIGMA]
-            pen = lam * norm * norm * sig * sig * dt * rem * rem
-            r -= pen
-            ret = row[LAST_RET]
-            es[i, ES_VAR_EWM] = (1.0 - alpha) * es[i, ES_VAR_EWM] + alpha * ret * ret
-            es[i, ES_VOL_EWM] = (1.0 - alpha) * es[i, ES_VOL_EWM] + alpha * vol
-            k += 1
-            t[i] = k
-            done = rem == 0.0
-            es[i, ES_RETURN] += r
-            es[i, ES_PENALTY] += pen
-            if done:
-                # finish the benchmark window with the market alone (same random draws)
-                n_win = k
-                if bench != 0:
-                    for j in range(k, T):
-                        mp = row[MID]
-                        step_fn(i, row, args, st, 0.0, vol_mult(cfg, es[i, ES_TOD0], j))
-                        pmj = 0.5 * (mp + row[MID])
-                        es[i, ES_ACC_VPM] += row[VOLUME] * pmj
-                        es[i, ES_ACC_V] += row[VOLUME]
-                        es[i, ES_ACC_PM] += pmj
-                    n_win = T
-                twap = es[i, ES_ACC_PM] / n_win
-                mvwap = es[i, ES_ACC_VPM] / es[i, ES_ACC_V] if es[i, ES_ACC_V] > 0.0 else twap
-                if bench == 1:
-                    corr = -norm * s * (es[i, ES_ACC_NPM] - Q * mvwap)
-                    r += corr
-                    es[i, ES_RETURN] += corr
-                elif bench == 2:
-                    corr = -norm * s * (es[i, ES_ACC_NPM] - Q * twap)
-                    r += corr
-                    es[i, ES_RETURN] += corr
-                ex = es[i, ES_EXECUTED]
-                avg = es[i, ES_PAID] / ex if ex > 0.0 else 0.0
-                ep[i, EP_SHORTFALL_BPS] = s * (es[i, ES_PAID] - ex * s0) * norm
-                if bench == 0:
-                    ep[i, EP_BENCH_BPS] = ep[i, EP_SHORTFALL_BPS]
-                elif bench == 1:
-                    ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * mvwap) * norm
-                else:
-                    ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * twap) * norm
-                ep[i, EP_VWAP] = avg
-                ep[i, EP_MKT_VWAP] = mvwap
-                ep[i, EP_TWAP] = twap
-                ep[i, EP_EXECUTED] = ex
-                ep[i, EP_COMPLETION] = ex / Q
-                ep[i, EP_RETURN] = es[i, ES_RETURN]
-                ep[i, EP_LEN] = k
-                ep[i, EP_ARRIVAL] = s0
-                ep[i, EP_PENALTY] = es[i, ES_PENALTY]
-            reward[i] = r
-            term[i] = done
-            trunc[i] = False
-            write_obs(cfg, row, es, i, k, obs)
-            if done:
-                for c in range(obs.shape[1]):
-                    final_obs[i, c] = obs[i, c]
-                if autoreset:
+                ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * twap) * norm
+            ep[i, EP_VWAP] = avg
+            ep[i, EP_MKT_VWAP] = mvwap
+            ep[i, EP_TWAP] = twap
+            ep[i, EP_EXECUTED] = ex
+            ep[i, EP_COMPLETION] = ex / Q
+            ep[i, EP_RETURN] = es[i, ES_RETURN]
+            ep[i, EP_LEN] = k
+            ep[i, EP_ARRIVAL] = s0
+            ep[i, EP_PENALTY] = es[i, ES_PENALTY]
+        reward[i] = r
+        term[i] = done
+        trunc[i] = False
+        write_obs(cfg, row, es, i, k, obs)
+        if done:
+            for c in range(obs.shape[1]):
+                final_obs[i, c] = obs[i, c]
+        return done
+
+    if not batched:
+        @njit(parallel=parallel)
+        def reset_kernel(mask, rng, market, args, cfg, es, t, obs):
+            for i in prange(mask.shape[0]):
+                if mask[i]:
                     reset_one(i, rng, market, args, cfg, es, t, obs)
 
-    return reset_kernel, step_kernel
+        @njit(parallel=parallel)
+        def step_kernel(actions, rng, market, args, cfg, es, t, ep, autoreset,
+                        obs, final_obs, reward, term, trunc):
+            for i in prange(actions.shape[0]):
+                row = market[i]
+                n = child_order(i, actions, cfg, es, t)
+                mid_prev = row[MID]
+                price = step_fn(i, row, args, rng[i, _STREAM_MARKET], cfg[C_SIDE] * n,
+                                vol_mult(cfg, es[i, ES_TOD0], t[i]))
+                done = finish_step(i, n, price, mid_prev, rng, market, args, cfg, es, t, ep, obs, final_obs,
+                                   reward, term, trunc)
+                if done and autoreset:
+                    reset_one(i, rng, market, args, cfg, es, t, obs)
+
+        return reset_kernel, step_kernel
+
+    @njit(parallel=par_opts)
+    def batch_reset(m, ridx, ws, rng, market, args, cfg, es, t, obs):
+        """Reset envs ridx[:m]: the dynamics' batched reset over chunks, then the rest per env."""
+        ch = ws.shape[2]
+        for c in prange((m + ch - 1) // ch):
+            lo = c * ch
+            batch_reset_fn(ridx, lo, min(m, lo + ch), ws[c], market, args, rng, _STREAM_MARKET)
+        for j in prange(m):
+            reset_rest(ridx[j], rng, market, cfg, es, t, obs)
+
+    @njit
+    def reset_kernel_batched(mask, rng, market, args, cfg, es, t, obs, ws, scr, idx, ridx):
+        m = 0
+        for i in range(mask.shape[0]):
+            if mask[i]:
+                ridx[m] = i
+                m += 1
+        if m > 0:
+            batch_reset(m, ridx, ws, rng, market, args, cfg, es, t, obs)
+
+    @njit(parallel=par_opts)
+    def step_phases(actions, rng, market, args, cfg, es, t, ep, obs, final_obs, reward, term, trunc,
+                    ws, scr, idx):
+        # scr rows: 0 shares n, 1 signed quantity q, 2 volume multiplier, 3 mid before, 4 price
+        n_envs = actions.shape[0]
+        for i in prange(n_envs):
+            n = child_order(i, actions, cfg, es, t)
+            scr[0, i] = n
+            scr[1, i] = cfg[C_SIDE] * n
+            scr[2, i] = vol_mult(cfg, es[i, ES_TOD0], t[i])
+            scr[3, i] = market[i, MID]
+        ch = ws.shape[2]
+        q = scr[1]
+        vm = scr[2]
+        price = scr[4]
+        for c in prange((n_envs + ch - 1) // ch):
+            lo = c * ch
+            batch_step_fn(idx, lo, min(n_envs, lo + ch), ws[c], market, args, rng, _STREAM_MARKET, q, vm, price)
+        for i in prange(n_envs):
+            finish_step(i, scr[0, i], scr[4, i], scr[3, i], rng, market, args, cfg, es, t, ep, obs, final_obs,
+                        reward, term, trunc)
+
+    @njit
+    def step_kernel_batched(actions, rng, market, args, cfg, es, t, ep, autoreset,
+                            obs, final_obs, reward, term, trunc, ws, scr, idx, ridx):
+        step_phases(actions, rng, market, args, cfg, es, t, ep, obs, final_obs, reward, term, trunc, ws, scr, idx)
+        if autoreset:
+            m = 0
+            for i in range(term.shape[0]):
+                if term[i]:
+                    ridx[m] = i
+                    m += 1
+            if m > 0:
+                batch_reset(m, ridx, ws, rng, market, args, cfg, es, t, obs)
+
+    return reset_kernel_batched, step_kernel_batched
 
 
 def get_kernels(dynamics: MarketDynamics, parallel: bool | None = None, n_envs: int = 1):
@@ -409,10 +496,19 @@ def get_kernels(dynamics: MarketDynamics, parallel: bool | None = None, n_envs: 
         par = _PAR_ENV != "0" and n_envs >= PARALLEL_MIN_ENVS
     else:
         par = bool(parallel)
-    key = (dynamics.step_fn, dynamics.reset_fn, par)
+    bstep = breset = None
+    if uses_batch_kernels(dynamics):
+        bstep, breset = dynamics.batch_step_fn, dynamics.batch_reset_fn
+    key = (dynamics.step_fn, dynamics.reset_fn, par, bstep, breset)
     if key not in _KERNELS:
-        _KERNELS[key] = _build_kernels(dynamics.step_fn, dynamics.reset_fn, par)
+        _KERNELS[key] = _build_kernels(dynamics.step_fn, dynamics.reset_fn, par, bstep, breset)
     return _KERNELS[key]
+
+
+def uses_batch_kernels(dynamics: MarketDynamics) -> bool:
+    """True when the execution kernels step ``dynamics`` through its batch-level functions."""
+    return (getattr(dynamics, "batch_step_fn", None) is not None
+            and getattr(dynamics, "batch_reset_fn", None) is not None)
 
 
 # ---------------------------------------------------------------------------
@@ -458,6 +554,12 @@ class ExecutionCore(BatchedCore):
         self.ep = np.zeros((n, N_EP), dtype=np.float64)
         self.cfg = self._cfg_vector()
         self._reset_kernel, self._step_kernel = get_kernels(self.dynamics, self._parallel, n)
+        self._batched = uses_batch_kernels(self.dynamics)
+        if self._batched:  # scratch of the batched market step (allocated once, reused every step)
+            self._ws = self.dynamics.workspace(n)
+            self._scr = np.zeros((5, n), dtype=np.float64)
+            self._idx = np.arange(n, dtype=np.int64)
+            self._ridx = np.zeros(n, dtype=np.int64)
 
     def _cfg_vector(self) -> np.ndarray:
         c = self.config
@@ -476,12 +578,21 @@ class ExecutionCore(BatchedCore):
         return cfg
 
     def _reset_rows(self, mask: np.ndarray) -> None:
-        self._reset_kernel(mask, self.rng_state, self.market, self.args, self.cfg, self.es, self.t, self.obs)
+        if self._batched:
+            self._reset_kernel(mask, self.rng_state, self.market, self.args, self.cfg, self.es, self.t, self.obs,
+                               self._ws, self._scr, self._idx, self._ridx)
+        else:
+            self._reset_kernel(mask, self.rng_state, self.market, self.args, self.cfg, self.es, self.t, self.obs)
 
     def _step_rows(self, actions: np.ndarray, autoreset: bool) -> None:
-        self._step_kernel(actions, self.rng_state, self.market, self.args, self.cfg, self.es, self.t,
-                          self.ep, bool(autoreset), self.obs, self.final_obs, self.reward,
-                          self.terminated, self.truncated)
+        if self._batched:
+            self._step_kernel(actions, self.rng_state, self.market, self.args, self.cfg, self.es, self.t,
+                              self.ep, bool(autoreset), self.obs, self.final_obs, self.reward,
+                              self.terminated, self.truncated, self._ws, self._scr, self._idx, self._ridx)
+        else:
+            self._step_kernel(actions, self.rng_state, self.market, self.args, self.cfg, self.es, self.t,
+                              self.ep, bool(autoreset), self.obs, self.final_obs, self.reward,
+                              self.terminated, self.truncated)
 
     def step_unchecked(self, actions: np.ndarray, autoreset: bool = True) -> None:
         """Step without validating ``actions`` (float64 ``(n_envs, 1)`` in [0, 1]; benchmarks)."""
