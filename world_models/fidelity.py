@@ -678,7 +678,7 @@ def teacher_forced_hidden(ck, day: FidelityDay) -> np.ndarray:
 # ---------------------------------------------------------------------------
 # simulation
 # ---------------------------------------------------------------------------
-@njit(cache=True)
+@njit  # not disk-cached: a cached kernel taking jitted functions as arguments can go stale (ReferenceError)
 def _sim_kernel(rows, args, rng, step_fn, q, ox, out_pub, out_feat):
     """Step every row ``n_steps`` times (q[i, t] agent shares); record public columns and (ox >= 0) features."""
     n, T = q.shape
