@@ -238,9 +238,9 @@ _WRAPPERS: dict[tuple, tuple] = {}
 def _build_wrapper(inner_reset, inner_step):
     @njit
     def reset_fn(i, row, args, st):
-        inner_args = args[0]
-        L = args[1]
-        S = args[2]
+        L = args[0]
+        S = args[1]
+        inner_args = args[2:]
         acc = _U64(0)
         for j in range(4):  # seed from the market stream's state without advancing it
             S[i, j] = _splitmix64(st[j] ^ _SALT[j])
@@ -254,9 +254,9 @@ def _build_wrapper(inner_reset, inner_step):
 
     @njit
     def step_fn(i, row, args, st, q, vol_mult):
-        inner_args = args[0]
-        L = args[1]
-        ls = args[2][i]
+        L = args[0]
+        ls = args[1][i]
+        inner_args = args[2:]
         z = normal(ls)  # always two draws: common random numbers whatever q is
         z_l = normal(ls)
         sigma = row[SIGMA]
@@ -286,6 +286,11 @@ class LatencyDynamics(MarketDynamics):
     scenario name, a :class:`LatencyScenario`, one per env, or ``f(i) -> scenario``
     (:func:`resolve_latency`); ``adverse_bps_per_s``: drift of the mid against the order
     while it is in flight (bps of the mid per second of latency, >= 0).
+
+    ``args(n_envs, dt)`` = ``(L, S, *inner.args(n_envs, dt))``: ``L`` ``(n_envs, 4)`` float64
+    (one-way latency s, jitter s, adverse bps/s, first wrapper state column), ``S``
+    ``(n_envs, 4)`` uint64 (the wrapper's xoshiro stream per env), then the inner arguments
+    unchanged (a flat tuple, as the parallel kernels need).
 
     ``params`` is the inner dynamics' ``params`` (so baselines that read market parameters
     see the wrapped market).
@@ -335,4 +340,4 @@ class LatencyDynamics(MarketDynamics):
         L[:, L_ADVERSE] = self.adverse_bps_per_s
         L[:, L_COL] = self.col
         S = np.zeros((n_envs, 4), dtype=np.uint64)
-        return (self.inner.args(n_envs, dt), L, S)
+        return (L, S, *self.inner.args(n_envs, dt))
