@@ -392,3 +392,116 @@ def test_shipped_model_reproduces_the_readme_evaluation(shared_data):
     assert res["linear_ofi"]["loglik"] == pytest.approx(-0.595, abs=0.002)
     assert res["parametric"]["loglik"] == pytest.approx(-1.231, abs=0.002)
     assert res["model_given_flow"]["loglik"] > res["linear_ofi"]["loglik"] + 0.25
+
+
+# ---------------------------------------------------------------------------
+# fast math and the batch-level kernels
+# ---------------------------------------------------------------------------
+def test_fast_exp_tanh_sigmoid_are_accurate():
+    from numba import njit
+
+    from lobworld.world_models.learned import _exp, _sigmoid, _tanh
+
+    @njit
+    def apply(x, e, t, s):
+        for i in range(x.shape[0]):
+            e[i] = _exp(x[i])
+            t[i] = _tanh(x[i])
+            s[i] = _sigmoid(x[i])
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-700.0, 700.0, 20000), rng.normal(0.0, 3.0, 20000),
+                        [0.0, -0.0, 1e-300, -1e-12, 0.5 * math.log(2.0), 708.0, -707.0]])
+    e, t, s = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    apply(x, e, t, s)
+    assert np.max(np.abs(e / np.exp(x) - 1.0)) < 1e-15
+    assert np.max(np.abs(t - np.tanh(x))) < 1e-15
+    assert np.max(np.abs(s - 1.0 / (1.0 + np.exp(-x)))) < 1e-15
+    assert _exp(0.0) == 1.0 and _tanh(0.0) == 0.0 and _sigmoid(0.0) == 0.5
+    # outside [-708, 709] the argument is clamped (finite results); NaN propagates
+    assert _exp(-1000.0) == pytest.approx(math.exp(-708.0), rel=1e-15) and math.isfinite(_exp(1000.0))
+    assert math.isnan(_exp(float("nan"))) and _tanh(50.0) == 1.0 and _tanh(-50.0) == -1.0
+
+
+def _batch_vs_per_env(dyn, dt, n, n_steps, seed0=100):
+    """Run envs 0..n-1 by step_fn (A) and by the batch kernels (B) on the same seeds."""
+    from lobworld.envs.rng import seed_states
+    from lobworld.world_models.learned import BATCH_CHUNK, learned_batch_reset, learned_batch_step
+
+    args = dyn.args(n, dt)
+    rng_a = seed_states([seed0 + i for i in range(n)], 1)
+    rng_b = rng_a.copy()
+    A = np.zeros((n, dyn.n_state))
+    B = np.zeros((n, dyn.n_state))
+    ws = dyn.workspace(n)
+    idx = np.arange(n, dtype=np.int64)
+    for i in range(n):
+        dyn.reset_fn(i, A[i], args, rng_a[i, 0])
+    for c in range(ws.shape[0]):
+        learned_batch_reset(idx, c * BATCH_CHUNK, min(n, (c + 1) * BATCH_CHUNK), ws[c], B, args, rng_b, 0)
+    meta = args[11]
+    oh, ox, H = int(meta[4]), int(meta[5]), int(meta[2])
+    cols = list(range(N_MARKET)) + list(range(oh, oh + H)) + list(range(ox, ox + N_FEATURES))
+    # q: sells, buys and zeros; a volume profile multiplier != 1
+    q = np.where(np.arange(n) % 3 == 0, 0.0, np.where(np.arange(n) % 3 == 1, -800.0, 350.0))
+    vm = np.linspace(0.5, 2.0, n)
+    out = []
+    for _ in range(n_steps):
+        mid0 = B[:, MID].copy()
+        pa = np.array([dyn.step_fn(i, A[i], args, rng_a[i, 0], q[i], vm[i]) for i in range(n)])
+        pb = np.zeros(n)
+        for c in range(ws.shape[0]):
+            learned_batch_step(idx, c * BATCH_CHUNK, min(n, (c + 1) * BATCH_CHUNK), ws[c], B, args, rng_b, 0,
+                               q, vm, pb)
+        out.append((pa, pb, A[:, cols].copy(), B[:, cols].copy(), rng_a.copy(), rng_b.copy(), mid0))
+    return out, q
+
+
+@pytest.mark.parametrize("cfg,model_dt,env_dt", [(ModelConfig(hidden=16, latent=8), 60.0, 60.0),
+                                                 (ModelConfig(hidden=24, latent=6, n_mix=2, spread_bins=12),
+                                                  10.0, 30.0)])
+def test_batch_kernels_match_the_per_env_step(cfg, model_dt, env_dt):
+    """The batch-level kernels compute the per-env market: same draws, same values up to rounding."""
+    dyn = LearnedDynamics(random_checkpoint(7, cfg, dt=model_dt), burn_in=3)
+    n = 70  # more than one chunk; lanes in the vector body and the remainder
+    out, q = _batch_vs_per_env(dyn, env_dt, n, 6)
+    for pa, pb, ra, rb, sa, sb, mid0 in out:
+        assert np.array_equal(sa, sb)  # exactly the same random draws
+        assert np.allclose(pa, pb, rtol=1e-12, atol=0)
+        assert np.array_equal(pb[q == 0], mid0[q == 0])  # no order: priced at the pre-step mid
+        assert np.all(pb[q > 0] > mid0[q > 0]) and np.all(pb[q < 0] < mid0[q < 0])
+        assert np.allclose(ra, rb, rtol=1e-9, atol=1e-9)
+        assert np.all(rb[q == 0, PERM_IMPACT] == 0.0) and np.all(rb[q != 0, TEMP_IMPACT] > 0.0)
+        assert np.all(rb[q != 0, PERM_IMPACT] != 0.0)  # the counterfactual ran for every trading env
+    mids = np.array([o[3][:, MID] for o in out])
+    assert np.allclose(np.round(mids * 200) / 200, mids, atol=1e-9) and len(np.unique(mids[-1])) > n // 2
+
+
+def test_batch_kernel_lanes_are_independent():
+    """An env's batch result does not depend on its lane or on the other envs: bit-identical."""
+    from lobworld.envs.rng import seed_states
+    from lobworld.world_models.learned import learned_batch_reset, learned_batch_step
+
+    dyn = LearnedDynamics(random_checkpoint(8), burn_in=2)
+    n = 70
+    args = dyn.args(n, 60.0)
+    rng = seed_states(list(range(n)), 1)
+    full = np.zeros((n, dyn.n_state))
+    ws = dyn.workspace(n)
+    q = np.full(n, -500.0)
+    vm = np.ones(n)
+    price = np.zeros(n)
+    idx = np.arange(n, dtype=np.int64)
+    one = np.array([66], dtype=np.int64)  # lane 2 of chunk 1 alone, lane 0 of a one-env chunk
+    rng1 = rng.copy()
+    solo = np.zeros((n, dyn.n_state))
+    for c in range(2):
+        learned_batch_reset(idx, 64 * c, min(n, 64 * c + 64), ws[c], full, args, rng, 0)
+    learned_batch_reset(one, 0, 1, ws[0], solo, args, rng1, 0)
+    for _ in range(5):
+        for c in range(2):
+            learned_batch_step(idx, 64 * c, min(n, 64 * c + 64), ws[c], full, args, rng, 0, q, vm, price)
+        p66 = price[66]
+        learned_batch_step(one, 0, 1, ws[0], solo, args, rng1, 0, q, vm, price)
+        assert price[66] == p66
+    assert np.array_equal(full[66], solo[66]) and np.array_equal(rng[66], rng1[66])

@@ -78,3 +78,57 @@ def test_dark_pool_10s_steps_use_the_10s_model_and_market_making_1s_is_a_clear_e
     assert env.unwrapped.core.dynamics.checkpoint.dt == 10.0
     with pytest.raises(ValueError, match="not a whole multiple of the learned model's bar length"):
         gym.make("LOB-MarketMaking-v0", dynamics="learned")
+
+
+def test_batched_env_matches_single_envs_bit_for_bit_across_chunks_and_autoresets():
+    """70 envs (two chunks of the batch kernels): env i == the single env seeded 20 + i, exactly,
+    through an autoreset (the batched burn-in of the next episode)."""
+    from lobworld.envs.execution import ExecutionCore, uses_batch_kernels
+
+    n, T = 70, 3
+    dyn = LearnedDynamics.load_default()
+    core = ExecutionCore(n, dynamics=dyn, horizon=T)
+    assert uses_batch_kernels(core.dynamics) and core._batched
+    core.seed_rows(range(n), [20 + i for i in range(n)])
+    core.reset()
+    acts = np.tile(np.array([[0.5]]), (n, 1))
+    obs = [core.obs.copy()]
+    for _ in range(T + 2):  # the episode ends at step T, then two steps of the next one
+        core.step(acts, autoreset=True)
+        obs.append(core.obs.copy())
+    for i in (0, 63, 64, 69):
+        one = ExecutionCore(1, dynamics=dyn, horizon=T)
+        one.seed_rows([0], [20 + i])
+        one.reset()
+        got = [one.obs[0].copy()]
+        for _ in range(T + 2):
+            one.step(acts[:1], autoreset=True)
+            got.append(one.obs[0].copy())
+        assert np.array_equal(np.array(got), np.array(obs)[:, i])
+
+
+@pytest.mark.parametrize("benchmark", ["is", "vwap"])
+def test_batched_env_equals_the_per_env_env(benchmark):
+    """The phased (batched) kernels and the per-env kernels give the same episodes (VWAP: orders
+    completed early, so the window is finished by the per-env step_fn)."""
+    from lobworld.envs.execution import ExecutionCore
+
+    n, T = 8, 4
+    per_env = LearnedDynamics.load_default()
+    per_env.batch_step_fn = per_env.batch_reset_fn = None
+    res = []
+    for dyn in (LearnedDynamics.load_default(), per_env):
+        core = ExecutionCore(n, dynamics=dyn, horizon=T, benchmark=benchmark)
+        core.seed_rows(range(n), list(range(n)))
+        core.reset()
+        acts = np.linspace(0.1, 1.0, n)[:, None]  # env 7 completes at the first step
+        rows = []
+        for _ in range(T):
+            core.step(acts, autoreset=False)
+            rows.append(np.concatenate([core.obs.ravel(), core.reward, core.market[:, :8].ravel()]))
+        res.append((np.array(rows), core.ep.copy()))
+    assert np.allclose(res[0][0], res[1][0], rtol=1e-9, atol=1e-12)
+    assert np.allclose(res[0][1], res[1][1], rtol=1e-9, atol=1e-12)
+    from lobworld.envs.execution import EP_COMPLETION
+
+    assert np.all(res[0][1][:, EP_COMPLETION] == 1.0)  # every order completed
