@@ -16,6 +16,7 @@ from lobworld.world_models.dynamics_model import (
     AssetStats,
     BarWorldModel,
     ModelConfig,
+    asset_scale,
     bar_features,
     half_tick_changes,
 )
@@ -45,7 +46,7 @@ def as_checkpoint(model: BarWorldModel, dt: float = 1.0) -> Checkpoint:
 def random_heads(model: BarWorldModel, n: int, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     h = torch.tanh(2.0 * torch.randn(n, model.cfg.hidden, generator=g, dtype=torch.float64))
-    return model.head.double()(h).detach()
+    return model.double().state_head(h, asset_scale(STATS)).detach()
 
 
 # ---------------------------------------------------------------------------
@@ -131,8 +132,10 @@ def test_categorical_checkpoint_round_trip_and_config_errors(tmp_path):
     model = random_model(3)
     with pytest.raises(ValueError, match="needs the half-tick mid changes"):
         x = torch.zeros(1, 4, 10)
-        flow, head, _ = model(x, x[..., CONTROL])
+        flow, head, _ = model(x, x[..., CONTROL], c=1.0)
         model.losses(flow, head, x)
+    with pytest.raises(ValueError, match="needs the asset scale"):
+        model(x, x[..., CONTROL])
 
 
 def test_half_tick_changes_checks_the_lattice():
@@ -186,7 +189,7 @@ def test_training_on_generated_discrete_data_recovers_the_law():
     x = torch.as_tensor(bar_features(fresh, ck.assets["GEN"]))
     j = torch.as_tensor(half_tick_changes(fresh, 0.01))
     with torch.no_grad():
-        _, head, _ = model(x[None, :-1], x[None, 1:, CONTROL])
+        _, head, _ = model(x[None, :-1], x[None, 1:, CONTROL], c=asset_scale(ck.assets["GEN"]))
         lp = model.mid_logpmf(head[0], j[1:]).numpy()
         p0 = model.mid_logpmf(head[0], torch.zeros_like(j[1:])).exp().numpy()
         mean, _ = model.mid_mean_var(head[0])
@@ -200,3 +203,192 @@ def test_training_on_generated_discrete_data_recovers_the_law():
     ofi = fresh["ofi"].to_numpy()[1:]
     assert float(mean[torch.as_tensor(ofi > 100)].mean()) == pytest.approx(0.6, abs=0.1)
     assert float(mean[torch.as_tensor(ofi < -100)].mean()) == pytest.approx(-0.6, abs=0.1)
+
+
+# ---------------------------------------------------------------------------
+# Numba kernels of the categorical head
+# ---------------------------------------------------------------------------
+CAT_SL = ModelConfig(hidden=16, latent=8, spread_bins=6, mid_head="categorical", mid_half_ticks=K,
+                     ofi_head="zero_signed_lognormal")
+
+
+@pytest.mark.parametrize("cfg", [CAT, CAT_SL, ModelConfig(hidden=8, latent=4, mid_head="categorical",
+                                                          mid_half_ticks=12)])
+def test_numba_forward_matches_torch_for_the_categorical_model(cfg):
+    from lobworld.world_models.learned import numba_forward
+
+    model = random_model(4, cfg)
+    ck = as_checkpoint(model)
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for _ in range(20):
+        x = rng.normal(size=10).astype(np.float32)
+        a = rng.normal(size=2).astype(np.float32)
+        h = np.tanh(rng.normal(size=cfg.hidden)).astype(np.float32)
+        with torch.no_grad():
+            f, o, hn = model.step(torch.tensor(x)[None], torch.tensor(a)[None], torch.tensor(h)[None],
+                                  c=asset_scale(STATS))
+        nf, no, nh = numba_forward(ck, x.astype(np.float64), a.astype(np.float64), h.astype(np.float64))
+        assert nf.shape == (cfg.n_flow_out,) and no.shape == (cfg.n_head_out,)
+        worst = max(worst, np.abs(nf - f[0].numpy()).max(), np.abs(no - o[0].numpy()).max(),
+                    np.abs(nh - hn[0].numpy()).max())
+    assert worst < 1e-5
+
+
+def test_numba_categorical_moments_and_sampler_follow_the_torch_pmf():
+    from scipy.stats import norm
+
+    from lobworld.world_models.learned import _cat_mean_var, _cat_sample
+
+    model = random_model(5).double()
+    head = random_heads(model, 3, seed=7)
+    n = CAT.n_mid_cat
+    for row in head:
+        mean, var = model.mid_mean_var(row[None])
+        m, v = _cat_mean_var(row.numpy().copy(), 0, K, 1.0)
+        assert m == pytest.approx(float(mean), abs=1e-12) and v == pytest.approx(float(var), rel=1e-12)
+        assert _cat_mean_var(row.numpy().copy(), 0, K, 0.25)[1] == pytest.approx(float(var) / 16, rel=1e-12)
+    # sampler: 200k draws on a grid of (u, z) from one head; frequencies vs the pmf (chi-square)
+    row = head[0].clone()
+    row[n + 1] = 1.0  # up tail of mean excess e: both tails in play
+    row[:n] = torch.log(torch.tensor([0.1, 0.05, 0.05, 0.1, 0.3, 0.1, 0.05, 0.05, 0.2], dtype=torch.float64))
+    g = np.random.default_rng(3)
+    N = 200_000
+    us, zs = g.uniform(size=N), g.normal(size=N)
+    base = row.numpy()
+    draws = np.empty(N)
+    buf = base.copy()
+    for t in range(N):
+        buf[:] = base
+        draws[t] = _cat_sample(buf, 0, K, us[t], zs[t])
+    assert np.all(draws == np.round(draws))
+    jv = np.arange(-30, 31)
+    p = model.mid_logpmf(row[None].expand(len(jv), -1), torch.as_tensor(jv)).exp().numpy()
+    obs = np.array([(draws == j).sum() for j in jv])
+    exp_ = N * p
+    keep = exp_ > 20
+    chi2 = float((((obs - exp_) ** 2) / exp_)[keep].sum())
+    from scipy.stats import chi2 as chi2_dist
+
+    assert chi2 < chi2_dist.ppf(0.999, keep.sum() - 1), chi2
+    # the tail draw is the inverse of the geometric law in Phi(z): z = 0 (v = 1/2) gives floor(log 0.5 / log q)
+    buf[:] = base
+    q = math.exp(1.0) / (1 + math.exp(1.0))
+    assert _cat_sample(buf, 0, K, 0.999, 0.0) == K + 1 + math.floor(math.log(0.5) / math.log(q))
+    buf[:] = base
+    assert _cat_sample(buf, 0, K, 0.5, 3.0) == 0.0  # category of u = 0.5 is j = 0 (cdf .3 -> .6)
+    assert norm.cdf(0.0) == 0.5
+
+
+@pytest.fixture(scope="module")
+def dyn_cat():
+    from lobworld.world_models.learned import LearnedDynamics
+
+    return LearnedDynamics(as_checkpoint(random_model(6, CAT_SL, scale=1.0)))
+
+
+def test_categorical_rollouts_are_seeded_on_the_lattice_and_draw_the_same_whatever_q(dyn_cat):
+    from lobworld.envs.dynamics import MID, PERM_IMPACT
+    from lobworld.envs.rng import seed_state
+    from lobworld.world_models.learned import rollout
+
+    m1, v1 = rollout(dyn_cat, 4, 300, 1.0, seed=7)
+    m2, v2 = rollout(dyn_cat, 4, 300, 1.0, seed=7)
+    m3, _ = rollout(dyn_cat, 4, 300, 1.0, seed=8)
+    assert np.array_equal(m1, m2) and np.array_equal(v1, v2) and not np.array_equal(m1, m3)
+    assert np.allclose(np.round(m1 * 200) / 200, m1, atol=1e-9)
+    d = np.diff(m1, axis=1)
+    assert 0.0 < np.mean(d == 0) < 1.0  # some seconds move, some do not
+    args = dyn_cat.args(1, 1.0)
+    row_a = np.zeros(dyn_cat.n_state)
+    st_a = seed_state(3, 1)[0]
+    dyn_cat.reset_fn(0, row_a, args, st_a)
+    row_b, st_b = row_a.copy(), st_a.copy()
+    for q in (0.0, 500.0, -40.0, 0.0, 3.0):
+        dyn_cat.step_fn(0, row_a, args, st_a, 0.0, 1.0)
+        dyn_cat.step_fn(0, row_b, args, st_b, q, 1.0)
+        assert np.array_equal(st_a, st_b)
+    assert row_a[PERM_IMPACT] == 0.0 and row_b[PERM_IMPACT] != 0.0
+    assert math.isfinite(row_b[MID])
+
+
+def test_batch_kernels_refuse_the_categorical_model(dyn_cat):
+    from lobworld.envs.rng import seed_states
+    from lobworld.world_models.learned import learned_batch_reset
+
+    args = dyn_cat.args(2, 1.0)
+    market = np.zeros((2, dyn_cat.n_state))
+    with pytest.raises(ValueError, match="categorical-head"):
+        learned_batch_reset(np.arange(2), 0, 2, dyn_cat.workspace(2)[0], market, args, seed_states([0, 1], 1), 0)
+
+
+# ---------------------------------------------------------------------------
+# the shipped 1-second model and LOB-MarketMaking-v0 on it
+# ---------------------------------------------------------------------------
+def _shipped_1s():
+    from lobworld.world_models.learned import DEFAULT_CHECKPOINT
+
+    p = DEFAULT_CHECKPOINT.parent / "bar_gru_1s.npz"
+    if not p.is_file():
+        pytest.skip("no shipped 1-second checkpoint")
+    return p
+
+
+def test_default_learned_market_picks_the_1s_model_for_dt_1():
+    from lobworld.world_models.learned import LearnedDynamics
+
+    p = _shipped_1s()
+    assert p.stat().st_size < 40_000
+    d = LearnedDynamics.load_default()
+    assert d.n_substeps(1.0) == 1 and d.n_substeps(60.0) == 1 and d.n_substeps(10.0) == 1
+    d.args(2, 1.0)
+    assert d.checkpoint.dt == 1.0 and d.checkpoint.model_config.categorical
+    d.args(2, 60.0)
+    assert d.checkpoint.dt == 60.0 and not d.checkpoint.model_config.categorical
+
+
+def test_market_making_runs_on_the_learned_1s_market_and_is_seeded():
+    import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
+
+    _shipped_1s()
+    env = gym.make("LOB-MarketMaking-v0", dynamics="learned", horizon=50)
+    check_env(env.unwrapped, skip_render_check=True)
+
+    def run(seed):
+        e = gym.make("LOB-MarketMaking-v0", dynamics="learned", horizon=200)
+        obs, _ = e.reset(seed=seed)
+        e.action_space.seed(seed)
+        out = [obs]
+        rews = []
+        for _ in range(200):
+            obs, r, term, trunc, _ = e.step(e.action_space.sample())
+            out.append(obs)
+            rews.append(r)
+            if term or trunc:
+                break
+        return np.array(out), np.array(rews), e.unwrapped
+
+    a, ra, ea = run(5)
+    b, rb, _ = run(5)
+    c, _, _ = run(6)
+    assert np.array_equal(a, b) and np.array_equal(ra, rb)
+    assert not np.array_equal(a, c)
+    assert np.all(np.isfinite(a)) and np.all(np.isfinite(ra))
+
+
+@pytest.mark.slow
+def test_shipped_1s_model_reproduces_the_readme_evaluation(shared_data):
+    """README table (1-second model, last 2 h of GOOG and AMZN 2012-06-21, discrete mid changes)."""
+    from lobworld.world_models.training import evaluate, load_day
+
+    ck = load_checkpoint(_shipped_1s())
+    lob = shared_data / "lobster"
+    days = [load_day(lob / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz", "1s"),
+            load_day(lob / "AMZN_2012-06-21_34200000_57600000_message_5.csv.gz", "1s")]
+    res = evaluate(ck, days=days, seed=0)["pooled"]
+    for name, want in README_1S.items():
+        assert res[name]["loglik"] == pytest.approx(want, abs=0.002), name
+    assert res["model_given_flow"]["loglik"] > res["linear_ofi_binned"]["loglik"] + 0.01
+    assert res["model_given_flow"]["loglik"] > res["parametric"]["loglik"] + 1.0
+    assert res["model_forecast"]["p_zero"] == pytest.approx(0.709, abs=0.02)  # realised share of no-change seconds

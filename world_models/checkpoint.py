@@ -6,7 +6,7 @@ A checkpoint is one ``.npz`` file (``allow_pickle=False``) holding
   save/load round trip is bit-exact;
 * ``meta``: a UTF-8 JSON document with ``format_version``, ``model_config``
   (:class:`~lobworld.world_models.dynamics_model.ModelConfig` fields; ``mid_head`` and
-  ``mid_half_ticks`` only for a categorical mid head, ``ofi_zero`` only when true, so mixture checkpoints written
+  ``mid_half_ticks`` only for a categorical mid head, ``ofi_head`` only when not Gaussian, so mixture checkpoints written
   before those fields existed load unchanged),
   ``train_config`` (the training config as a dict), ``assets`` (per-asset
   :class:`~lobworld.world_models.dynamics_model.AssetStats`), ``dt`` (model
@@ -64,7 +64,7 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         "flow.weight": (n_flow, H + E), "flow.bias": (n_flow,),
         "gru.weight_ih_l0": (3 * H, E + 2), "gru.weight_hh_l0": (3 * H, H),
         "gru.bias_ih_l0": (3 * H,), "gru.bias_hh_l0": (3 * H,),
-        "head.weight": (cfg.n_head_out, H), "head.bias": (cfg.n_head_out,),
+        "head.weight": (cfg.n_head_out, H + (1 if cfg.categorical else 0)), "head.bias": (cfg.n_head_out,),
     }
 
 

@@ -47,13 +47,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def format_table(res: dict) -> str:
     """Markdown table of the pooled scores of :func:`lobworld.world_models.training.evaluate`."""
-    lines = ["| model | log-lik (nats/bar) | R^2 | direction acc. | 50% cover | 90% cover |",
-             "|---|---|---|---|---|---|"]
+    discrete = bool(res.get("discrete"))
+    head = "| model | log-lik (nats/bar) | R^2 | direction acc. | 50% cover | 90% cover |"
+    lines = [head + (" P(no change) |" if discrete else ""), "|---|---|---|---|---|---|" + ("---|" if discrete else "")]
     for name, s in res["pooled"].items():
         def f(k, fmt="{:.3f}"):
             v = s.get(k)
             return "n/a" if v is None or v != v else fmt.format(v)
-        lines.append(f"| {name} | {f('loglik')} | {f('r2')} | {f('direction_acc')} | {f('cover50')} | {f('cover90')} |")
+        row = f"| {name} | {f('loglik')} | {f('r2')} | {f('direction_acc')} | {f('cover50')} | {f('cover90')} |"
+        lines.append(row + (f" {f('p_zero')} |" if discrete else ""))
+    if discrete:
+        lines.append(f"| (realised) | | | | | | {res['zero_share']:.3f} |")
     return "\n".join(lines)
 
 
@@ -80,7 +84,8 @@ def plot_paths(ck, days, png, n_paths: int = 20, seed: int = 0) -> dict:
 
     The hidden state is the teacher-forced GRU state at the start of the test
     block; simulation runs with the model's own flow (no agent). Returns, per
-    asset, the real and mean simulated sd of bar mid changes (USD).
+    asset, the real and mean simulated sd of bar mid changes (USD), the share of
+    bars without a mid change, and the real range / median simulated range.
     """
     import matplotlib
 
@@ -89,7 +94,7 @@ def plot_paths(ck, days, png, n_paths: int = 20, seed: int = 0) -> dict:
     import numpy as np
     import torch
 
-    from lobworld.world_models.dynamics_model import CONTROL, bar_features
+    from lobworld.world_models.dynamics_model import CONTROL, asset_scale, bar_features
     from lobworld.world_models.learned import LearnedDynamics, rollout
     from lobworld.world_models.training import model_from_checkpoint, split_masks
 
@@ -104,7 +109,7 @@ def plot_paths(ck, days, png, n_paths: int = 20, seed: int = 0) -> dict:
         s0 = int(np.flatnonzero(te)[0]) - 1
         xt = torch.as_tensor(x)
         with torch.no_grad():
-            _, _, hs = model(xt[None, :s0], xt[None, 1:s0 + 1, CONTROL])
+            _, _, hs = model(xt[None, :s0], xt[None, 1:s0 + 1, CONTROL], c=asset_scale(st))
         h = hs[0, -1].numpy().astype(np.float64)
         real = d.bars["mid"].to_numpy(float)[s0:]
         n = len(real) - 1
@@ -120,8 +125,11 @@ def plot_paths(ck, days, png, n_paths: int = 20, seed: int = 0) -> dict:
         ax.set_xlabel("minutes")
         ax.set_ylabel("mid (USD)")
         ax.legend(loc="upper left", fontsize=8)
+        half = 0.5 * st.tick
         out[d.asset] = {"real_ret_sd": float(np.std(np.diff(real))),
                         "sim_ret_sd": float(np.mean(np.std(np.diff(mids, axis=1), axis=1))),
+                        "real_zero_share": float(np.mean(np.abs(np.diff(real)) < 0.5 * half)),
+                        "sim_zero_share": float(np.mean(np.abs(np.diff(mids, axis=1)) < 0.5 * half)),
                         "real_range": float(real.max() - real.min()),
                         "sim_range_median": float(np.median(mids.max(1) - mids.min(1)))}
     fig.suptitle("Learned GRU bar dynamics: real vs simulated mid paths on held-out hours")

@@ -20,7 +20,9 @@ One model step is one bar of ``dt`` seconds (1 s to 1 min). With ``x_t`` the
   market order of ``q`` shares depletes the ask by ``q``: OFI += q) before
   this update.
 * **state heads** on ``h_{t+1}``: mid change (a 3-component Gaussian mixture,
-  in units of the asset's own per-bar volatility), spread (categorical over 20
+  in units of the asset's own per-bar volatility; or, ``mid_head="categorical"``,
+  a probability mass function over the change in half ticks, whose head also
+  gets the asset's scale ``log(sigma_bar / half tick)`` as an input), spread (categorical over 20
   bins of log(spread / the asset's median spread), rounded to ticks),
   log top-of-book depth (Gaussian) and top-of-book imbalance (Gaussian on
   ``atanh``).
@@ -66,7 +68,9 @@ __all__ = [
     "bar_features",
     "asset_stats",
     "MID_HEADS",
+    "OFI_HEADS",
     "half_tick_changes",
+    "asset_scale",
 ]
 
 #: feature columns of ``x_t`` (the encoder input), all dimensionless
@@ -98,7 +102,11 @@ TIMB_CLIP = 0.995
 O_NOTRADE, O_LVOL_MU, O_LVOL_LS, O_LCNT_MU, O_LCNT_LS, O_OFI_MU, O_OFI_LS = range(7)
 O_IMB = 7  # IMB_BINS logits
 N_FLOW_OUT = O_IMB + IMB_BINS
-O_OFI_ZERO = N_FLOW_OUT  # logit of P(OFI == 0), only with ModelConfig.ofi_zero
+# with ModelConfig.ofi_head == "zero_signed_lognormal": logits of P(OFI == 0) and P(OFI > 0 | OFI != 0);
+# O_OFI_MU / O_OFI_LS are then the mean and log-sd of log|OFI / OFI sd| given OFI != 0
+O_OFI_ZERO, O_OFI_SIGN = N_FLOW_OUT, N_FLOW_OUT + 1
+#: values of ``ModelConfig.ofi_head``
+OFI_HEADS = ("gaussian", "zero_signed_lognormal")
 
 
 #: values of ``ModelConfig.mid_head``
@@ -128,13 +136,18 @@ class ModelConfig:
     Checkpoints written before this field existed are mixtures."""
     mid_half_ticks: int = 12
     """``K`` of the categorical head (half ticks covered one by one); unused by the mixture head."""
-    ofi_zero: bool = False
-    """Zero-inflated OFI in the flow head: one more output, the logit of P(OFI == 0) (a bar with no
-    event at the touch; 35% of 1-second bars, and the mid then stays put 99% of the time). When
-    simulating, the OFI is 0 when the no-trade uniform ``u`` is below P(OFI == 0): the same uniform
-    as the trade indicator, so a zero-OFI bar is a no-trade bar when P(OFI == 0) <= P(no trade)
-    (as in the data: 39% of 1-second bars without a trade have zero OFI, 35% / 87.5% = 40% under
-    this coupling). Off for the 60 s / 10 s models."""
+    ofi_head: str = "gaussian"
+    """Law of the market's OFI (in units of the asset's OFI sd) in the flow head. ``"gaussian"``
+    (the 60 s / 10 s models). ``"zero_signed_lognormal"`` (1-second bars, where 35% of bars have
+    no event at the touch, and then the mid stays put 99% of the time, and the non-zero OFI is
+    very heavy-tailed: kurtosis 18 (GOOG) and 280 (AMZN), median |OFI| / sd 0.36 and 0.22):
+    P(OFI == 0), P(OFI > 0 | OFI != 0) and a Gaussian for log|OFI| given OFI != 0 (two more
+    outputs). Simulation draws no extra random numbers: OFI = 0 when the trade uniform is below
+    P(OFI == 0) (so a zero-OFI bar is a no-trade bar while P(OFI == 0) <= P(no trade), as in the
+    data: 39% of 1-second bars without a trade have zero OFI, 35% / 87.5% = 40% under this
+    coupling); the sign is positive when the trade-imbalance uniform is above P(OFI < 0) (OFI
+    and trade imbalance agree in sign in 78-81% of traded 1-second bars); the magnitude uses the
+    OFI normal draw."""
 
     def __post_init__(self) -> None:
         for name in ("hidden", "latent", "n_mix", "spread_bins", "mid_half_ticks"):
@@ -145,8 +158,8 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.spread_bins must be >= 2, got {self.spread_bins}")
         if self.mid_head not in MID_HEADS:
             raise ValueError(f"ModelConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
-        if not isinstance(self.ofi_zero, bool):
-            raise ValueError(f"ModelConfig.ofi_zero must be a bool, got {self.ofi_zero!r}")
+        if self.ofi_head not in OFI_HEADS:
+            raise ValueError(f"ModelConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
 
     @property
     def categorical(self) -> bool:
@@ -165,8 +178,8 @@ class ModelConfig:
 
     @property
     def n_flow_out(self) -> int:
-        """Flow-head outputs: 7 + IMB_BINS, plus the P(OFI == 0) logit with ``ofi_zero``."""
-        return N_FLOW_OUT + (1 if self.ofi_zero else 0)
+        """Flow-head outputs: 7 + IMB_BINS, plus the zero and sign logits of a zero-signed-lognormal OFI."""
+        return N_FLOW_OUT + (2 if self.ofi_head == "zero_signed_lognormal" else 0)
 
     @property
     def n_head_out(self) -> int:
@@ -180,8 +193,8 @@ class ModelConfig:
         if not self.categorical:
             d.pop("mid_head")
             d.pop("mid_half_ticks")
-        if not self.ofi_zero:
-            d.pop("ofi_zero")
+        if self.ofi_head == "gaussian":
+            d.pop("ofi_head")
         return d
 
 
@@ -233,6 +246,12 @@ def asset_stats(bars, tick: float) -> AssetStats:
         s0=float(bars["mid"].iloc[0]),
         ofi_scale=max(float(np.std(bars["ofi"].to_numpy(float))), 1.0),
     )
+
+
+def asset_scale(stats: AssetStats) -> float:
+    """``log(sigma_bar / half tick)``: the asset's per-bar volatility in half ticks (log), the extra
+    state-head input of a categorical-mid-head model (GOOG 1 s: 2.1, AMZN: 1.4)."""
+    return math.log(stats.sigma_bar / (0.5 * stats.tick))
 
 
 def bar_features(bars, stats: AssetStats) -> np.ndarray:
@@ -312,27 +331,40 @@ class BarWorldModel(nn.Module):
         self.enc = nn.Linear(N_FEATURES, cfg.latent)
         self.flow = nn.Linear(cfg.hidden + cfg.latent, cfg.n_flow_out)
         self.gru = nn.GRU(cfg.latent + 2, cfg.hidden, batch_first=True)
-        self.head = nn.Linear(cfg.hidden, cfg.n_head_out)
+        # the categorical mid head is in absolute half ticks, so the state heads also see the asset's
+        # scale c = log(sigma_bar / half tick) (asset_scale); the mixture head is in sigma_bar units
+        self.head = nn.Linear(cfg.hidden + (1 if cfg.categorical else 0), cfg.n_head_out)
 
     def gru_step(self, inp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """``torch.nn.GRUCell`` semantics on the ``nn.GRU`` weights: (B, E+2), (B, H) -> (B, H)."""
         return self.gru(inp.unsqueeze(1), h.unsqueeze(0))[0][:, 0]
 
-    def step(self, x: torch.Tensor, a: torch.Tensor, h: torch.Tensor):
+    def state_head(self, hs: torch.Tensor, c=None) -> torch.Tensor:
+        """State-head outputs on hidden states ``hs`` (..., H); ``c`` (scalar or leading dims of ``hs``) is
+        the asset scale :func:`asset_scale`, required by (and only used with) the categorical mid head."""
+        if not self.cfg.categorical:
+            return self.head(hs)
+        if c is None:
+            raise ValueError("the categorical mid head needs the asset scale c = log(sigma_bar / half tick) (c=...)")
+        c = torch.as_tensor(c, dtype=hs.dtype, device=hs.device)
+        c = c.reshape(c.shape + (1,) * (hs.dim() - c.dim())).expand(hs.shape[:-1] + (1,))
+        return self.head(torch.cat([hs, c], -1))
+
+    def step(self, x: torch.Tensor, a: torch.Tensor, h: torch.Tensor, c=None):
         """One step: ``(flow_out, head_out, h_next)`` for features ``x`` (B, F), control ``a`` (B, 2)."""
         z = torch.tanh(self.enc(x))
         flow = self.flow(torch.cat([h, z], dim=-1))
         h_next = self.gru_step(torch.cat([z, a], dim=-1), h)
-        return flow, self.head(h_next), h_next
+        return flow, self.state_head(h_next, c), h_next
 
-    def forward(self, x: torch.Tensor, a: torch.Tensor, h0: torch.Tensor | None = None):
+    def forward(self, x: torch.Tensor, a: torch.Tensor, h0: torch.Tensor | None = None, c=None):
         B, T, _ = x.shape
         h = x.new_zeros(B, self.cfg.hidden) if h0 is None else h0
         z = torch.tanh(self.enc(x))
         hs, _ = self.gru(torch.cat([z, a], dim=-1), h.unsqueeze(0))
         h_prev = torch.cat([h.unsqueeze(1), hs[:, :-1]], 1)
         flow = self.flow(torch.cat([h_prev, z], dim=-1))
-        return flow, self.head(hs), hs
+        return flow, self.state_head(hs, c), hs
 
     # ------------------------------------------------------------- heads
     def split_state(self, head: torch.Tensor):
@@ -456,11 +488,14 @@ class BarWorldModel(nn.Module):
         out["traded"] = nn.functional.binary_cross_entropy_with_logits(
             -flow[..., O_NOTRADE], traded, reduction="none")
         out["volume"] = traded * _gauss_nll(y[..., F_LVOL], flow[..., O_LVOL_MU], flow[..., O_LVOL_LS])
-        if self.cfg.ofi_zero:
-            zero = (y[..., F_OFI] == 0).to(y.dtype)
-            out["ofi"] = nn.functional.binary_cross_entropy_with_logits(
-                flow[..., O_OFI_ZERO], zero, reduction="none") + (1 - zero) * _gauss_nll(
-                y[..., F_OFI], flow[..., O_OFI_MU], flow[..., O_OFI_LS])
+        if self.cfg.ofi_head == "zero_signed_lognormal":
+            o = y[..., F_OFI]
+            zero = (o == 0).to(y.dtype)
+            bce = nn.functional.binary_cross_entropy_with_logits
+            lmag = torch.log(torch.where(o == 0, torch.ones_like(o), o.abs()))
+            out["ofi"] = bce(flow[..., O_OFI_ZERO], zero, reduction="none") + (1 - zero) * (
+                bce(flow[..., O_OFI_SIGN], (o > 0).to(y.dtype), reduction="none")
+                + _gauss_nll(lmag, flow[..., O_OFI_MU], flow[..., O_OFI_LS]))
         else:
             out["ofi"] = _gauss_nll(y[..., F_OFI], flow[..., O_OFI_MU], flow[..., O_OFI_LS])
         out["count"] = traded * _gauss_nll(y[..., F_LCNT], flow[..., O_LCNT_MU], flow[..., O_LCNT_LS])
@@ -485,7 +520,10 @@ class BarWorldModel(nn.Module):
         sv = torch.where(traded, imb * torch.exp(lv) * stats_mean_volume_ratio, torch.zeros_like(imb))
         ofi = flow[..., O_OFI_MU] + torch.exp(flow[..., O_OFI_LS].clamp(-7, 5)) * torch.randn(
             shape, generator=generator, dtype=flow.dtype)
-        if self.cfg.ofi_zero:  # zero OFI on the low end of the trade uniform (see ModelConfig.ofi_zero)
+        if self.cfg.ofi_head == "zero_signed_lognormal":  # coupled uniforms: see ModelConfig.ofi_head
+            mag = torch.exp(ofi)  # ofi above is mu + sd * n: log|OFI| here
+            neg = u[..., 1] < 1.0 - torch.sigmoid(flow[..., O_OFI_SIGN])
+            ofi = torch.where(neg, -mag, mag)
             ofi = torch.where(u[..., 0] < torch.sigmoid(flow[..., O_OFI_ZERO]), torch.zeros_like(ofi), ofi)
         return torch.stack([ofi.clamp(-RET_CLIP, RET_CLIP), sv], -1)
 

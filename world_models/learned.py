@@ -14,7 +14,10 @@ Per model bar (the same random draws -- 6 uniforms, 6 normals -- whatever ``q``)
    market's buy or sell volume and to its OFI, giving the control
    ``a = (OFI / OFI sd, signed volume / mean volume)``; ``h <- GRU([z, a], h)``;
 3. the state heads on ``h`` sample the mid change (Gaussian mixture, in units
-   of the asset's ``sigma_bar``; rounded to half ticks), the spread
+   of the asset's ``sigma_bar``, rounded to half ticks; or, for a categorical-head
+   model (the 1 s one), a category of the half-tick change drawn with the same
+   uniform and, in a tail, a geometric excess from ``Phi`` of the same normal, so
+   the draws per bar are the same for both heads), the spread
    (categorical, rounded to ticks, >= 1 tick), top-of-book depth and
    imbalance, which become the next ``x``.
 
@@ -77,6 +80,7 @@ from lobworld.world_models.dynamics_model import (
     SPREAD_HI,
     SPREAD_LO,
     TIMB_CLIP,
+    asset_scale,
 )
 
 __all__ = ["LearnedDynamics", "DEFAULT_CHECKPOINT", "BATCH_CHUNK", "export_args", "learned_batch_reset",
@@ -87,16 +91,20 @@ DEFAULT_CHECKPOINT = pathlib.Path(__file__).parent / "assets" / "weights" / "bar
 
 # ---- per-env parameter columns ---------------------------------------------
 (Q_S0, Q_TICK, Q_SIG, Q_MSPR, Q_MVOL, Q_MCNT, Q_MDEP, Q_DT, Q_NSUB, Q_Y, Q_DELTA,
- Q_TRACK, Q_NBURN, Q_OFIS) = range(14)
-N_Q = 14
+ Q_TRACK, Q_NBURN, Q_OFIS, Q_CSCALE) = range(15)
+N_Q = 15  # Q_CSCALE: log(sigma_bar / half tick), the extra state-head input of the categorical (1 s) model
 # ---- layout vector (float64, cast to int in the kernels) ---------------------
 (M_NMIX, M_NSPR, M_H, M_E, M_OH, M_OX, M_OZ, M_OGI, M_OGH, M_OHN, M_OFO, M_OHO, M_OHC, M_OHCO) = range(14)
+# categorical (1 s) model only: mid-head width, K of the categorical mid head (0: mixture head),
+# 1.0 when the OFI is zero-inflated signed log-normal (ModelConfig.ofi_head), else 0.0
+M_NMID, M_KCAT, M_OFISL = 14, 15, 16
 N_FLOW = 7 + IMB_BINS
 _LS_LO, _LS_HI = -7.0, 5.0
 
 
-def _layout(H: int, E: int, n_mix: int, n_spr: int) -> tuple[np.ndarray, int]:
-    n_head = 3 * n_mix + n_spr + 4
+def _layout(H: int, E: int, n_mix: int, n_spr: int, kcat: int = 0, ofi_sl: bool = False) -> tuple[np.ndarray, int]:
+    n_mid = 2 * kcat + 5 if kcat > 0 else 3 * n_mix
+    n_head = n_mid + n_spr + 4
     off = N_MARKET
     oh = off
     off += H
@@ -111,14 +119,15 @@ def _layout(H: int, E: int, n_mix: int, n_spr: int) -> tuple[np.ndarray, int]:
     ohn = off
     off += H
     ofo = off
-    off += N_FLOW
+    off += N_FLOW + (2 if ofi_sl else 0)
     oho = off
     off += n_head
     ohc = off
     off += H
     ohco = off
-    off += 3 * n_mix
-    meta = np.array([n_mix, n_spr, H, E, oh, ox, oz, ogi, ogh, ohn, ofo, oho, ohc, ohco], dtype=np.float64)
+    off += n_mid
+    meta = np.array([n_mix, n_spr, H, E, oh, ox, oz, ogi, ogh, ohn, ofo, oho, ohc, ohco, n_mid, kcat,
+                     1.0 if ofi_sl else 0.0], dtype=np.float64)
     return meta, off
 
 
@@ -282,6 +291,64 @@ def _categorical(row, o, n, u):
     return n - 1
 
 
+@njit(inline="always")
+def _cat_mean_var(row, o, KC, unit):
+    """Mean and variance of the categorical mid head at row[o:] (half ticks times ``unit``; see
+    ``BarWorldModel.mid_mean_var``); does not modify the row."""
+    n = 2 * KC + 3
+    mx = row[o]
+    for k in range(1, n):
+        if row[o + k] > mx:
+            mx = row[o + k]
+    tot = 0.0
+    m1 = 0.0
+    m2 = 0.0
+    for k in range(1, n - 1):
+        w = math.exp(row[o + k] - mx)
+        v = k - KC - 1.0
+        tot += w
+        m1 += w * v
+        m2 += w * v * v
+    k1 = KC + 1.0
+    w_dn = math.exp(row[o] - mx)
+    w_up = math.exp(row[o + n - 1] - mx)
+    m_dn = math.exp(_clamp(row[o + n], _LS_LO, _LS_HI))
+    m_up = math.exp(_clamp(row[o + n + 1], _LS_LO, _LS_HI))
+    tot += w_dn + w_up
+    m1 += w_up * (k1 + m_up) - w_dn * (k1 + m_dn)
+    m2 += w_dn * (k1 * k1 + 2.0 * k1 * m_dn + m_dn + 2.0 * m_dn * m_dn)
+    m2 += w_up * (k1 * k1 + 2.0 * k1 * m_up + m_up + 2.0 * m_up * m_up)
+    m1 /= tot
+    return m1 * unit, (m2 / tot - m1 * m1) * unit * unit
+
+
+@njit(inline="always")
+def _cat_sample(row, o, KC, u, z):
+    """Half-tick mid change drawn from the categorical head at row[o:]: the category by inverse CDF
+    with ``u``; in a tail, the geometric excess by inversion of ``Phi(z)`` (the bar's normal draw
+    of the mixture head, unused otherwise, so the draws per bar stay the same). Overwrites the logits."""
+    n = 2 * KC + 3
+    g_dn = _clamp(row[o + n], _LS_LO, _LS_HI)
+    g_up = _clamp(row[o + n + 1], _LS_LO, _LS_HI)
+    c = _categorical(row, o, n, u)
+    if c > 0 and c < n - 1:
+        return c - KC - 1.0
+    g = g_up if c == n - 1 else g_dn
+    v = 0.5 * math.erfc(-z / math.sqrt(2.0))  # U(0, 1)
+    if v < 1e-300:
+        v = 1e-300
+    lq = -math.log1p(math.exp(-g))  # log(m / (1 + m)), m = exp(g) the mean excess
+    e = math.floor(math.log(v) / lq)
+    return (KC + 1.0 + e) if c == n - 1 else -(KC + 1.0 + e)
+
+
+@njit(inline="always")
+def _head_scale(Wo, row, oout, n_out, H, cs):
+    """Adds the asset-scale input's term (column H of the state-head weights) of the categorical model."""
+    for o in range(n_out):
+        row[oout + o] += Wo[o, H] * cs
+
+
 @njit(cache=True, fastmath=True)
 def _substep(i, row, args, st, qs, vol_mult):
     """One model bar for env ``i``; returns (market volume, mixture variance, expected perm. impact USD)."""
@@ -325,6 +392,11 @@ def _substep(i, row, args, st, qs, vol_mult):
     lv = row[ofo + 1] + _exp(_clamp(row[ofo + 2], _LS_LO, _LS_HI)) * n_vol
     lc = row[ofo + 3] + _exp(_clamp(row[ofo + 4], _LS_LO, _LS_HI)) * n_cnt
     ofi0 = row[ofo + 5] + _exp(_clamp(row[ofo + 6], _LS_LO, _LS_HI)) * n_ofi
+    if meta[M_OFISL] > 0.0:  # zero-inflated signed log-normal OFI (1 s model): coupled uniforms, no extra draw
+        mag = _exp(_clamp(ofi0, -50.0, 50.0))
+        ofi0 = -mag if u_imb < 1.0 - _sigmoid(row[ofo + N_FLOW + 1]) else mag
+        if u_trade < _sigmoid(row[ofo + N_FLOW]):
+            ofi0 = 0.0
     kb = _categorical(row, ofo + 7, IMB_BINS, u_imb)
     if kb == 0:
         imb = -1.0
@@ -347,27 +419,40 @@ def _substep(i, row, args, st, qs, vol_mult):
 
     # M: GRU update with the control (agent included)
     _gru(Wih, Whh, bih, bhh, row, oz, a_ofi, a_sv, oh, ogi, ogh, ohn, H, E)
-    n_head = 3 * K + S + 4
+    NM = int(meta[M_NMID])  # mid-head outputs
+    KC = int(meta[M_KCAT])  # > 0: categorical half-tick mid head (1 s model)
+    half = 0.5 * tick
+    n_head = NM + S + 4
     _head(Wo, bo, row, ohn, oho, n_head, H)
-    m_q, var = _mix_mean_var(row, oho, K)
+    if KC > 0:
+        _head_scale(Wo, row, oho, n_head, H, P[i, Q_CSCALE])
+        m_q, var = _cat_mean_var(row, oho, KC, half / sig)
+    else:
+        m_q, var = _mix_mean_var(row, oho, K)
     perm = 0.0
     if qs != 0.0 and P[i, Q_TRACK] > 0.0:
         _gru(Wih, Whh, bih, bhh, row, oz, ofi0, (buy0 - sell0) / mvol, oh, ogi, ogh, ohc, H, E)
-        _head(Wo, bo, row, ohc, ohco, 3 * K, H)
-        m_0, _v0 = _mix_mean_var(row, ohco, K)
+        _head(Wo, bo, row, ohc, ohco, NM, H)
+        if KC > 0:
+            _head_scale(Wo, row, ohco, NM, H, P[i, Q_CSCALE])
+            m_0, _v0 = _cat_mean_var(row, ohco, KC, half / sig)
+        else:
+            m_0, _v0 = _mix_mean_var(row, ohco, K)
         perm = (m_q - m_0) * sig
 
     # heads: sample the next bar
-    kc = _categorical(row, oho, K, u_comp)
-    r = row[oho + K + kc] + _exp(_clamp(row[oho + 2 * K + kc], _LS_LO, _LS_HI)) * n_ret
-    half = 0.5 * tick
-    ret = half * math.floor(r * sig / half + 0.5)
-    ks = _categorical(row, oho + 3 * K, S, u_spr)
+    if KC > 0:  # categorical: category with u_comp, a tail's geometric excess from n_ret
+        ret = half * _cat_sample(row, oho, KC, u_comp, n_ret)
+    else:
+        kc = _categorical(row, oho, K, u_comp)
+        r = row[oho + K + kc] + _exp(_clamp(row[oho + 2 * K + kc], _LS_LO, _LS_HI)) * n_ret
+        ret = half * math.floor(r * sig / half + 0.5)
+    ks = _categorical(row, oho + NM, S, u_spr)
     ls = SPREAD_LO + (ks + u_spr_in) * ((SPREAD_HI - SPREAD_LO) / S)
     spread = tick * math.floor(P[i, Q_MSPR] * _exp(ls) / tick + 0.5)
     if spread < tick:
         spread = tick
-    od = oho + 3 * K + S
+    od = oho + NM + S
     ldep = row[od] + _exp(_clamp(row[od + 1], _LS_LO, _LS_HI)) * n_dep
     timb = _tanh(row[od + 2] + _exp(_clamp(row[od + 3], _LS_LO, _LS_HI)) * n_timb)
 
@@ -821,6 +906,9 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
     """
     P = args[10]
     meta = args[11]
+    if meta[M_KCAT] > 0.0:
+        raise ValueError("the batch kernels support only the mixture mid head; the categorical-head (1 s) "
+                         "model runs through the per-env step_fn/reset_fn")
     m = hi - lo
     if m <= 0:
         return
@@ -870,6 +958,9 @@ def learned_batch_reset(idx, lo, hi, ws, market, args, rng, stream):
     """Batch-level ``reset_fn`` for envs ``idx[lo:hi]``: as ``_learned_reset`` (burn-in included)."""
     P = args[10]
     meta = args[11]
+    if meta[M_KCAT] > 0.0:
+        raise ValueError("the batch kernels support only the mixture mid head; the categorical-head (1 s) "
+                         "model runs through the per-env step_fn/reset_fn")
     m = hi - lo
     if m <= 0:
         return
@@ -914,7 +1005,9 @@ def export_args(ck: Checkpoint) -> tuple:
     """The float64 weight arrays of the kernels (without ``P``) and the layout vector."""
     w = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in ck.weights.items()}
     c = ck.model_config
-    meta, n_state = _layout(c.hidden, c.latent, c.n_mix, c.spread_bins)
+    meta, n_state = _layout(c.hidden, c.latent, c.n_mix, c.spread_bins,
+                            kcat=c.mid_half_ticks if c.categorical else 0,
+                            ofi_sl=c.ofi_head == "zero_signed_lognormal")
     return (w["enc.weight"], w["enc.bias"], w["flow.weight"], w["flow.bias"], w["gru.weight_ih_l0"],
             w["gru.weight_hh_l0"], w["gru.bias_ih_l0"], w["gru.bias_hh_l0"], w["head.weight"], w["head.bias"]), meta, n_state
 
@@ -1021,7 +1114,7 @@ class LearnedDynamics(MarketDynamics):
             s = self.checkpoint.assets[a]
             P[i] = (self.s0 if self.s0 is not None else s.s0, s.tick, s.sigma_bar, s.median_spread, s.mean_volume,
                     s.mean_count, s.mean_depth, dt, nsub, self.sqrt_y, self.impact_exponent,
-                    1.0 if self.track_permanent else 0.0, self.burn_in, s.ofi_scale)
+                    1.0 if self.track_permanent else 0.0, self.burn_in, s.ofi_scale, asset_scale(s))
         return P
 
     def workspace(self, n_envs: int) -> np.ndarray:
@@ -1041,10 +1134,11 @@ class LearnedDynamics(MarketDynamics):
 # ---------------------------------------------------------------------------
 # helpers for tests, evaluation and plots
 # ---------------------------------------------------------------------------
-def numba_forward(ck: Checkpoint, x: np.ndarray, a: np.ndarray, h: np.ndarray):
+def numba_forward(ck: Checkpoint, x: np.ndarray, a: np.ndarray, h: np.ndarray, asset: str | None = None):
     """Deterministic part of one model step in the Numba kernels (for parity tests).
 
     ``x`` (F,), ``a`` (2,), ``h`` (H,) -> (flow outputs, head outputs, next hidden), float64.
+    ``asset`` (default: the first stored) gives the asset-scale input of a categorical-head model.
     """
     weights, meta, n_state = export_args(ck)
     We, be, Wf, bf, Wih, Whh, bih, bhh, Wo, bo = weights
@@ -1059,10 +1153,13 @@ def numba_forward(ck: Checkpoint, x: np.ndarray, a: np.ndarray, h: np.ndarray):
          int(meta[M_OHN]), c.hidden, c.latent)
     n_head = c.n_head_out
     _head(Wo, bo, row, int(meta[M_OHN]), int(meta[M_OHO]), n_head, c.hidden)
+    if c.categorical:
+        cs = asset_scale(ck.assets[asset if asset is not None else next(iter(ck.assets))])
+        _head_scale(Wo, row, int(meta[M_OHO]), n_head, c.hidden, cs)
     fo = int(meta[M_OFO])
     ho = int(meta[M_OHO])
     hn = int(meta[M_OHN])
-    return row[fo:fo + N_FLOW].copy(), row[ho:ho + n_head].copy(), row[hn:hn + c.hidden].copy()
+    return row[fo:fo + c.n_flow_out].copy(), row[ho:ho + n_head].copy(), row[hn:hn + c.hidden].copy()
 
 
 @njit(cache=True)

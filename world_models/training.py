@@ -33,9 +33,11 @@ from lobworld.world_models.dynamics_model import (
     F_RET,
     F_SVOL,
     MID_HEADS,
+    OFI_HEADS,
     AssetStats,
     ModelConfig,
     asset_stats,
+    asset_scale,
     bar_features,
     half_tick_changes,
 )
@@ -66,8 +68,8 @@ class TrainConfig:
     """Mid-change head, "mixture" or "categorical" (half ticks; see ``ModelConfig.mid_head``)."""
     mid_half_ticks: int = 12
     """``K`` of the categorical mid head: half-tick changes -K..K get a category each, beyond are two geometric tails."""
-    ofi_zero: bool = False
-    """Zero-inflated OFI in the flow head (see ``ModelConfig.ofi_zero``; for 1-second bars)."""
+    ofi_head: str = "gaussian"
+    """Law of the OFI in the flow head, "gaussian" or "zero_signed_lognormal" (1-second bars; see ``ModelConfig.ofi_head``)."""
     seq_len: int = 64
     """Length (bars) of a training window for truncated BPTT."""
     burn_in: int = 8
@@ -117,8 +119,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a non-negative number, got {v!r}")
         if self.mid_head not in MID_HEADS:
             raise ValueError(f"TrainConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
-        if not isinstance(self.ofi_zero, bool):
-            raise ValueError(f"TrainConfig.ofi_zero must be true or false, got {self.ofi_zero!r}")
+        if self.ofi_head not in OFI_HEADS:
+            raise ValueError(f"TrainConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"TrainConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -132,7 +134,8 @@ class TrainConfig:
     @property
     def model_config(self) -> ModelConfig:
         return ModelConfig(hidden=self.hidden, latent=self.latent, n_mix=self.n_mix, spread_bins=self.spread_bins,
-                           mid_head=self.mid_head, mid_half_ticks=self.mid_half_ticks, ofi_zero=self.ofi_zero)
+                           mid_head=self.mid_head, mid_half_ticks=self.mid_half_ticks,
+                           ofi_head=self.ofi_head)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -277,12 +280,12 @@ def train_on_days(days: list[DayBars], config: TrainConfig, out_dir,
         torch.set_num_threads(1)  # a model this small is slower with intra-op threads
     try:
         return _fit(stats=stats, feats=feats, masks=masks, config=config, dev=dev, out_dir=out_dir,
-                    fingerprint=fingerprint, hts=_half_ticks(days, config))
+                    fingerprint=fingerprint, hts=_half_ticks(days, config), day_assets=[d.asset for d in days])
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, hts) -> Checkpoint:
+def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, hts, day_assets) -> Checkpoint:
     import torch
 
     from lobworld.world_models.dynamics_model import BarWorldModel
@@ -303,6 +306,7 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
     steps_per_epoch = max(1, math.ceil(n_eff / ((L - config.burn_in) * config.batch_size)))
     full_x = [torch.as_tensor(f, device=dev) for f in feats]
     full_j = [torch.as_tensor(j, device=dev) for j in hts]  # half-tick mid changes (categorical head's target)
+    scales = np.array([asset_scale(stats[a]) for a in day_assets], dtype=np.float32)  # categorical head input
 
     writer = None
     if config.tensorboard and out_dir is not None:
@@ -314,14 +318,14 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
         xs = np.stack([feats[j][s:s + L + 1] for j, s in starts_arr[idx]])
         x = torch.as_tensor(xs, device=dev)
         js = torch.as_tensor(np.stack([hts[j][s + 1:s + L + 1] for j, s in starts_arr[idx]]), device=dev)
-        return x[:, :-1], x[:, 1:, CONTROL], x[:, 1:], js
+        return x[:, :-1], x[:, 1:, CONTROL], x[:, 1:], js, torch.as_tensor(scales[starts_arr[idx, 0]], device=dev)
 
     def day_loss(mask_index: int) -> float:
         """Mean total NLL per bar over the block ``mask_index`` (1: early stop, 2: test) of every day."""
         tot, n = 0.0, 0
         with torch.no_grad():
             for j, x in enumerate(full_x):
-                flow, head, _ = model(x[None, :-1], x[None, 1:, CONTROL])
+                flow, head, _ = model(x[None, :-1], x[None, 1:, CONTROL], c=float(scales[j]))
                 ls = model.losses(flow, head, x[None, 1:], full_j[j][None, 1:])
                 m = torch.as_tensor(masks[j][mask_index][1:], device=dev)
                 s = sum(v[0] for v in ls.values())
@@ -345,8 +349,8 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
         tr_loss = 0.0
         for _ in range(steps_per_epoch):
             idx = rng.integers(0, len(starts_arr), size=config.batch_size)
-            x, a, y, js = window_batch(idx)
-            flow, head, _ = model(x, a)
+            x, a, y, js, cs = window_batch(idx)
+            flow, head, _ = model(x, a, c=cs)
             ls = model.losses(flow, head, y, js)
             loss = sum(v[:, config.burn_in:].mean() for v in ls.values())
             opt.zero_grad()
@@ -618,8 +622,9 @@ def evaluate_discrete(ck: Checkpoint, days: list[DayBars], n_mc: int = 64, seed:
         jt = j[m]
         xt = torch.as_tensor(x)
         models: dict[str, tuple] = {}  # name -> (mean (n,), cdf(j) (n,), cdf(j-1) (n,), logp (n,), p0 (n,))
+        cs = asset_scale(st)
         with torch.no_grad():
-            flow, head, hs = model(xt[None, :-1], xt[None, 1:, CONTROL])
+            flow, head, hs = model(xt[None, :-1], xt[None, 1:, CONTROL], c=cs)
             hd = head[0][torch.as_tensor(m)]
             jj = torch.as_tensor(jt)
             mean, _ = model.mid_mean_var(hd)
@@ -634,7 +639,7 @@ def evaluate_discrete(ck: Checkpoint, days: list[DayBars], n_mc: int = 64, seed:
             hh = h_prev.unsqueeze(0).expand(n_mc, -1, -1)
             hn = model.gru_step(torch.cat([zz, a], -1).reshape(-1, zz.shape[-1] + 2),
                                 hh.reshape(-1, hh.shape[-1])).reshape(n_mc, -1, hh.shape[-1])
-            hm = model.head(hn)
+            hm = model.state_head(hn, cs)
             jm = jj.unsqueeze(0).expand(n_mc, -1)
             lp_mc = model.mid_logpmf(hm, jm)
             models["model_forecast"] = (model.mid_mean_var(hm)[0].mean(0).numpy(), model.mid_cdf(hm, jm).mean(0).numpy(),
