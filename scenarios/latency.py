@@ -49,9 +49,9 @@ extra cost per share (USD, signed by side: positive = worse) and its latency (se
 One compiled wrapper exists per inner dynamics class.
 
 Orders of magnitude (GOOG calibration, sigma 0.0359 USD/sqrt(s), mid 570.78 USD, no
-adverse drift): the extra cost per share has sd ``sigma sqrt(L)`` = 0.0003 bps (colocated),
-0.0009 bps (proximity), 0.003 bps (cloud) and 0.014 bps (retail, 50 ms): negligible
-against a shortfall of several bps for 1-minute child orders. Latency matters for an
+adverse drift): the extra cost per share of a child order has sd ``sigma sqrt(L)`` =
+0.003 bps (colocated), 0.009 bps (proximity), 0.028 bps (cloud) and 0.14 bps (retail,
+50 ms): negligible against a shortfall of several bps for 1-minute child orders. Latency matters for an
 execution strategy only through adverse selection (``adverse_bps_per_s``) or for much
 faster strategies (market making, where it is modelled in the env).
 """

@@ -220,9 +220,10 @@ def test_market_making_pnl_metric_and_latency_scenario():
 
     if "LOB-MarketMaking-v0" not in gym.registry:
         pytest.skip("market-making env not available")
-    base = run_counterfactual("LOB-MarketMaking-v0", ["const:1.0"], n_paths=20, seed=0, n_boot=100)
+    base = run_counterfactual("LOB-MarketMaking-v0", ["const:1.0"], n_paths=20, seed=0, n_boot=100,
+                              env_kwargs=dict(horizon=300))
     slow = run_counterfactual("LOB-MarketMaking-v0", ["const:1.0"], n_paths=20, seed=0, n_boot=100,
-                              scenario="latency:retail")
+                              scenario="latency:retail", env_kwargs=dict(horizon=300))
     assert base.metric == "pnl" and not base.lower_is_better
     s = base.summaries["const:1.0"]
     assert s.objective == pytest.approx(-s.mean)  # R = 0: the objective of a PnL is minus its mean
@@ -353,3 +354,21 @@ def test_cli_dynamics_and_env_kwargs(capsys):
     assert "--env-kwargs is not valid JSON" in capsys.readouterr().err
     assert main(["evaluate", "--env", MM, "--strategy", "vwap", "--episodes", "4"]) == 2
     assert "valid names for LOB-MarketMaking-v0" in capsys.readouterr().err
+
+
+def test_train_and_evaluate_cli_record_the_market(tmp_path, capsys):
+    from lobworld.cli import main
+
+    f = tmp_path / "tiny.toml"
+    f.write_text("n_steps = 8\nbatch_size = 32\nn_epochs = 1\ncheckpoint_freq = 0\neval_freq = 0\n"
+                 "env_kwargs = { quantity = 500.0, horizon = 4 }\n")
+    out = tmp_path / "run"
+    assert main(["train", "--env", ENV, "--algo", "A2C", "--timesteps", "64", "--n-envs", "4", "--device", "cpu",
+                 "--config", str(f), "--out", str(out), "--no-progress", "--dynamics", "parametric"]) == 0
+    assert "(parametric market)" in capsys.readouterr().out
+    meta = json.loads((out / "lobworld_run.json").read_text())
+    assert meta["dynamics"] == "parametric"
+    assert meta["config"]["env_kwargs"] == {"quantity": 500.0, "horizon": 4, "dynamics": "parametric"}
+    # evaluate --model runs on the market the model was trained on (not the id's learned default)
+    assert main(["evaluate", "--env", ENV, "--model", str(out / "model.zip"), "--episodes", "8"]) == 0
+    assert f"model.zip on {ENV} (parametric market)" in capsys.readouterr().out
