@@ -462,8 +462,10 @@ def _batch_vs_per_env(dyn, dt, n, n_steps, seed0=100):
                                                   10.0, 30.0)])
 def test_batch_kernels_match_the_per_env_step(cfg, model_dt, env_dt):
     """The batch-level kernels compute the per-env market: same draws, same values up to rounding."""
+    from lobworld.world_models.learned import BATCH_CHUNK
+
     dyn = LearnedDynamics(random_checkpoint(7, cfg, dt=model_dt), burn_in=3)
-    n = 70  # more than one chunk; lanes in the vector body and the remainder
+    n = BATCH_CHUNK + 6  # more than one chunk; lanes in the vector body and the remainder
     out, q = _batch_vs_per_env(dyn, env_dt, n, 6)
     for pa, pb, ra, rb, sa, sb, mid0 in out:
         assert np.array_equal(sa, sb)  # exactly the same random draws
@@ -480,10 +482,11 @@ def test_batch_kernels_match_the_per_env_step(cfg, model_dt, env_dt):
 def test_batch_kernel_lanes_are_independent():
     """An env's batch result does not depend on its lane or on the other envs: bit-identical."""
     from lobworld.envs.rng import seed_states
+    from lobworld.world_models.learned import BATCH_CHUNK as CH
     from lobworld.world_models.learned import learned_batch_reset, learned_batch_step
 
     dyn = LearnedDynamics(random_checkpoint(8), burn_in=2)
-    n = 70
+    n = CH + 6
     args = dyn.args(n, 60.0)
     rng = seed_states(list(range(n)), 1)
     full = np.zeros((n, dyn.n_state))
@@ -492,16 +495,17 @@ def test_batch_kernel_lanes_are_independent():
     vm = np.ones(n)
     price = np.zeros(n)
     idx = np.arange(n, dtype=np.int64)
-    one = np.array([66], dtype=np.int64)  # lane 2 of chunk 1 alone, lane 0 of a one-env chunk
+    e = CH + 2
+    one = np.array([e], dtype=np.int64)  # lane 2 of chunk 1, alone: lane 0 of a one-env chunk
     rng1 = rng.copy()
     solo = np.zeros((n, dyn.n_state))
     for c in range(2):
-        learned_batch_reset(idx, 64 * c, min(n, 64 * c + 64), ws[c], full, args, rng, 0)
+        learned_batch_reset(idx, CH * c, min(n, CH * c + CH), ws[c], full, args, rng, 0)
     learned_batch_reset(one, 0, 1, ws[0], solo, args, rng1, 0)
     for _ in range(5):
         for c in range(2):
-            learned_batch_step(idx, 64 * c, min(n, 64 * c + 64), ws[c], full, args, rng, 0, q, vm, price)
-        p66 = price[66]
+            learned_batch_step(idx, CH * c, min(n, CH * c + CH), ws[c], full, args, rng, 0, q, vm, price)
+        p_full = price[e]
         learned_batch_step(one, 0, 1, ws[0], solo, args, rng1, 0, q, vm, price)
-        assert price[66] == p66
-    assert np.array_equal(full[66], solo[66]) and np.array_equal(rng[66], rng1[66])
+        assert price[e] == p_full
+    assert np.array_equal(full[e], solo[e]) and np.array_equal(rng[e], rng1[e])

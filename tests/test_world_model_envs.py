@@ -81,11 +81,12 @@ def test_dark_pool_10s_steps_use_the_10s_model_and_market_making_1s_is_a_clear_e
 
 
 def test_batched_env_matches_single_envs_bit_for_bit_across_chunks_and_autoresets():
-    """70 envs (two chunks of the batch kernels): env i == the single env seeded 20 + i, exactly,
-    through an autoreset (the batched burn-in of the next episode)."""
+    """Two chunks of the batch kernels: env i == the single env seeded 20 + i, exactly, through an
+    autoreset (the batched burn-in of the next episode)."""
     from lobworld.envs.execution import ExecutionCore, uses_batch_kernels
+    from lobworld.world_models.learned import BATCH_CHUNK
 
-    n, T = 70, 3
+    n, T = BATCH_CHUNK + 6, 3
     dyn = LearnedDynamics.load_default()
     core = ExecutionCore(n, dynamics=dyn, horizon=T)
     assert uses_batch_kernels(core.dynamics) and core._batched
@@ -96,7 +97,7 @@ def test_batched_env_matches_single_envs_bit_for_bit_across_chunks_and_autoreset
     for _ in range(T + 2):  # the episode ends at step T, then two steps of the next one
         core.step(acts, autoreset=True)
         obs.append(core.obs.copy())
-    for i in (0, 63, 64, 69):
+    for i in (0, BATCH_CHUNK - 1, BATCH_CHUNK, n - 1):
         one = ExecutionCore(1, dynamics=dyn, horizon=T)
         one.seed_rows([0], [20 + i])
         one.reset()

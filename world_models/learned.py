@@ -554,7 +554,7 @@ def _learned_step(i, row, args, st, q, vol_mult):
 # reassociate (fastmath only allows contraction), so an env's result does not depend on its
 # lane or the batch size: env i of a batch is bit-identical to a single env seeded alike.
 #: envs per chunk of the batch kernels (lanes of the workspace)
-BATCH_CHUNK = 64
+BATCH_CHUNK = 128  # 64, 128, 256 measured: 128 fastest (the workspace, ~270 KB, stays in L2)
 _N_DRAWS = 12
 (V_QS, V_VM, V_SIG, V_TICK, V_MVOL, V_MSPR, V_MCNT, V_OFIS, V_TRACK, V_MID, V_SPREAD, V_IMB,
  V_VOL, V_VAR, V_PERM, V_RET, V_AVOL, V_AVAR, V_APERM, V_ARET, V_TRADED, V_LC, V_OFI0, V_D0,
@@ -601,11 +601,28 @@ def _b_matvec(W, b, nout, nin, ws, r_in, r_out, m):
         bo = b[o]
         for j in range(m):
             acc[j] = bo
-        for k in range(nin):
+        k = 0
+        while k + 8 <= nin:  # eight inputs per pass over acc
+            w0, w1, w2, w3 = W[o, k], W[o, k + 1], W[o, k + 2], W[o, k + 3]
+            w4, w5, w6, w7 = W[o, k + 4], W[o, k + 5], W[o, k + 6], W[o, k + 7]
+            x0, x1, x2, x3 = ws[r_in + k], ws[r_in + k + 1], ws[r_in + k + 2], ws[r_in + k + 3]
+            x4, x5, x6, x7 = ws[r_in + k + 4], ws[r_in + k + 5], ws[r_in + k + 6], ws[r_in + k + 7]
+            for j in range(m):
+                acc[j] = (acc[j] + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
+                          + w4 * x4[j] + w5 * x5[j] + w6 * x6[j] + w7 * x7[j])
+            k += 8
+        while k + 4 <= nin:  # four inputs per pass over acc (same left-to-right sum as one by one)
+            w0, w1, w2, w3 = W[o, k], W[o, k + 1], W[o, k + 2], W[o, k + 3]
+            x0, x1, x2, x3 = ws[r_in + k], ws[r_in + k + 1], ws[r_in + k + 2], ws[r_in + k + 3]
+            for j in range(m):
+                acc[j] = acc[j] + w0 * x0[j] + w1 * x1[j] + w2 * x2[j] + w3 * x3[j]
+            k += 4
+        while k < nin:
             w = W[o, k]
             x = ws[r_in + k]
             for j in range(m):
                 acc[j] += w * x[j]
+            k += 1
 
 
 @njit(**_VEC)
