@@ -96,9 +96,14 @@ def _env_kwargs_of_model(model: str, env_id: str) -> dict[str, Any]:
                 return {}
             if cfg.get("env_id") == env_id:
                 kw = dict(cfg.get("env_kwargs") or {})
-                dyn = json.loads(f.read_text()).get("dynamics")
+                meta = json.loads(f.read_text())
+                dyn = meta.get("dynamics")
                 if "dynamics" not in kw and dyn in ("parametric", "learned"):
                     kw["dynamics"] = dyn  # the market it was trained on, even if the id's default changed
+                elif "dynamics" not in kw and "dynamics" not in meta:
+                    print(f"note: {f} does not record the market the model was trained on (runs before "
+                          "2026-11-22 used the parametric market for every id); evaluating on the id's registered "
+                          "market unless --dynamics is given", file=sys.stderr)
                 return kw
             return {}
     return {}

@@ -138,3 +138,18 @@ def test_bad_latency_inputs_are_clear_errors():
     assert parse_latency("12.5ms").one_way_us == 12_500.0 and parse_latency("cloud").one_way_us == 2000.0
     with pytest.raises(ValueError, match="one_way_us must be a finite number >= 0"):
         parse_latency("-3us")
+
+
+@pytest.mark.slow  # compiles the learned market's kernels (~1 min on the shared 2-core machine)
+def test_wrapper_works_around_the_learned_market():
+    kw = dict(n_paths=200, seed=1, env_kwargs=dict(quantity=Q, horizon=T, dynamics="learned"), n_boot=100)
+    base = run_counterfactual("LOB-Execution-v0", ["twap", "aggressive"], **kw)
+    zero = run_counterfactual("LOB-Execution-v0", ["twap", "aggressive"], scenario="latency:none", **kw)
+    slow = run_counterfactual("LOB-Execution-v0", ["twap", "aggressive"], scenario="latency:250ms",
+                              adverse_bps_per_s=2.0, **kw)
+    assert base.market == "learned" and slow.market == "learned + latency 250ms, adverse 2 bps/s"
+    for s in ("twap", "aggressive"):
+        x = base.paths[s].infos["shortfall_bps"]
+        np.testing.assert_array_equal(x, zero.paths[s].infos["shortfall_bps"])
+        d = slow.paths[s].infos["shortfall_bps"] - x
+        assert d.mean() == pytest.approx(2.0 * 0.25, abs=4 * d.std() / math.sqrt(d.size) + 0.02)
