@@ -7,11 +7,14 @@ Ids: ``LOB-MarketMaking-v0`` (continuous quotes) and
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 from gymnasium import spaces
 
@@ -28,7 +31,15 @@ __all__ = [
     "MarketMakingVectorEnv",
     "avellaneda_stoikov_config",
     "OBS_NAMES",
+    "PARALLEL_MIN_ENVS",
 ]
+
+#: Batches of at least ``PARALLEL_MIN_ENVS`` envs run the kernels on all Numba threads (``prange``
+#: over envs), smaller ones on one thread (waking the other threads costs more than a few
+#: hundred envs' steps). ``LOBWORLD_PARALLEL=0`` forces serial, ``=1`` parallel, per process;
+#: ``MarketMakingCore(parallel=...)`` per core. Results are bit-identical either way: each env
+#: owns its rows and random streams (``tests/test_market_making_speed.py``).
+PARALLEL_MIN_ENVS = 512
 
 OBS_NAMES = ("inventory", "time", "spread", "imbalance", "volatility", "queue_bid", "queue_ask",
              "dist_bid", "dist_ask", "latency")
@@ -171,13 +182,30 @@ def avellaneda_stoikov_config(**overrides: Any) -> MarketMakingConfig:
     return MarketMakingConfig(**base)
 
 
+@contextlib.contextmanager
+def _threads(parallel: bool) -> Iterator[None]:
+    """Run the enclosed kernel call on one Numba thread unless ``parallel`` (thread-local setting)."""
+    if parallel:
+        yield
+        return
+    prev = numba.get_num_threads()
+    if prev == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(prev)
+
+
 class MarketMakingCore(BatchedCore):
     """Batched market-making simulation (the spec is :class:`MarketMakingEnv`'s docstring)."""
 
     n_streams = K.N_STREAMS
 
     def __init__(self, n_envs: int = 1, config: MarketMakingConfig | None = None, discrete: bool = False,
-                 **overrides: Any):
+                 parallel: bool | None = None, **overrides: Any):
         if config is None:
             config = MarketMakingConfig()
         if not isinstance(config, MarketMakingConfig):
@@ -209,13 +237,21 @@ class MarketMakingCore(BatchedCore):
             dyn = ParametricDynamics(list(dyn) if isinstance(dyn, (list, tuple)) else dyn)
         self.dynamics: MarketDynamics = make_dynamics(dyn)
         self.latency: list[LatencyScenario] = resolve_latency(c.latency, int(n_envs))
+        if parallel is None:
+            flag = os.environ.get("LOBWORLD_PARALLEL", "")
+            parallel = flag == "1" or (flag != "0" and int(n_envs) >= PARALLEL_MIN_ENVS)
+        self.parallel = bool(parallel)
         super().__init__(n_envs)
 
     # ------------------------------------------------------------------ state
     def _alloc_state(self) -> None:
         n = self.n_envs
         c = self.config
-        self.dyn_args = self.dynamics.args(n, c.dt)
+        try:
+            self.dyn_args = self.dynamics.args(n, c.dt)
+        except ValueError as exc:
+            raise ValueError(f"MarketMakingEnv: dynamics {getattr(self.dynamics, 'name', type(self.dynamics).__name__)!r} "
+                             f"cannot run at dt={c.dt} s: {exc}") from exc
         self.market = np.zeros((n, self.dynamics.n_state), np.float64)
         self.sv = np.zeros((n, K.N_SV), np.float64)
         self.qs = np.zeros((n, 2, K.N_QS), np.float64)
@@ -257,10 +293,16 @@ class MarketMakingCore(BatchedCore):
         cfg[K.C_QSCALE] = max(c.queue_init, 1.0)
         cfg[K.C_MAXOFF] = c.max_offset
         cfg[K.C_IMPACT] = c.mo_impact
+        cfg[K.C_P0] = math.exp(-(mu[0] + mu[1]) * c.dt) if c.arrival == "poisson" else 0.0
+        cfg[K.C_QDECAY_DT] = math.exp(-c.queue_cancel_rate * c.dt)
         self._parametric = type(self.dynamics) is ParametricDynamics
         self.cfg = cfg
 
     def _reset_rows(self, mask: np.ndarray) -> None:
+        with _threads(self.parallel):
+            self._reset_rows_kernel(mask)
+
+    def _reset_rows_kernel(self, mask: np.ndarray) -> None:
         if self._parametric:
             K.mm_reset_parametric(mask, self.market, self.sv, self.qs, self.ep, self.t, self.cfg, self.lat_obs,
                                   self.rng_state, self.dyn_args, self.obs)
@@ -279,6 +321,10 @@ class MarketMakingCore(BatchedCore):
             act = self._act
         else:
             act = actions
+        with _threads(self.parallel):
+            self._step_kernel(act, autoreset)
+
+    def _step_kernel(self, act: np.ndarray, autoreset: bool) -> None:
         if self._parametric:
             K.mm_step_parametric(act, self._modes, self.rng_state, self.market, self.sv, self.qs, self.ep, self.t,
                                  self.fills, self.cfg, self.lat_ow, self.lat_jit, self.lat_obs, self.dyn_args,
@@ -394,9 +440,10 @@ class MarketMakingEnv(LOBEnv):
 
     ``fill_model="bernoulli"`` replaces 3-4 by the textbook rule of Avellaneda
     and Stoikov (2008): each live quote fills in full with probability
-    ``A exp(-k delta) dt``, ``delta`` its distance from the step's closing mid
-    (this timing reproduces the paper's table; see the README), no queue and no
-    latency. :func:`avellaneda_stoikov_config` builds that setting.
+    ``A exp(-k delta) dt``, ``delta`` its distance from the mid at the step's start,
+    when the quote was set (the paper's section 3.3 procedure, which reproduces its
+    published tables; see the README), no queue and no latency.
+    :func:`avellaneda_stoikov_config` builds that setting.
 
     ## Action Space
 

@@ -14,6 +14,14 @@ Random streams of env ``i`` (``rng[i, c]``):
 The number of draws from each stream does not depend on the agent's actions,
 so two strategies run on the same seed face the same market orders and the
 same mid path (common random numbers).
+
+The kernels are compiled with ``parallel=True`` (``prange`` over envs); small
+batches run them on one Numba thread (see
+:data:`lobworld.envs.market_making.PARALLEL_MIN_ENVS`). Each env reads and writes
+only its own rows and its own random streams, so the thread count does not change
+any result. (A plain serial ``@njit`` build of the same loop measured about 4x
+slower per CPU-second: the parallel build's outlined loop body lets LLVM treat the
+arrays as non-aliasing.)
 """
 
 from __future__ import annotations
@@ -22,7 +30,20 @@ import math
 
 from numba import njit, prange
 
-from lobworld.envs.dynamics import IMBALANCE, MID, SIGMA, SPREAD, _parametric_reset, _parametric_step
+from lobworld.envs.dynamics import (
+    IMBALANCE,
+    LAST_RET,
+    MID,
+    P_DT,
+    P_MU,
+    P_SIGMA,
+    P_SPREAD,
+    P_SPREAD_LOGSD,
+    P_TICK,
+    SIGMA,
+    SPREAD,
+    _parametric_reset,
+)
 from lobworld.envs.rng import exponential, normal, uniform
 
 S_MID, S_ARR, S_FILL, S_LAT = 0, 1, 2, 3
@@ -31,8 +52,11 @@ N_STREAMS = 4
 # ---- cfg vector columns ----------------------------------------------------
 (C_DT, C_TICK, C_HORIZON, C_LIMIT, C_A, C_K, C_QINIT, C_QCANCEL, C_QJOIN, C_MOSIZE, C_MOFIXED,
  C_PENALTY, C_PHI, C_GAMMA, C_LAMBAR0, C_LAMBAR1, C_FILLMODE, C_VOL_ALPHA, C_HMU0, C_HMU1,
- C_HA00, C_HA01, C_HA10, C_HA11, C_HBETA, C_QSCALE, C_MAXOFF, C_IMPACT) = range(28)
-N_CFG = 28
+ C_HA00, C_HA01, C_HA10, C_HA11, C_HBETA, C_QSCALE, C_MAXOFF, C_IMPACT, C_P0, C_QDECAY_DT) = range(30)
+N_CFG = 30
+# C_P0: probability of no market order in a step, exp(-(mu0 + mu1) dt), for Poisson flow (0 for
+# Hawkes): the first inter-arrival uniform is compared with it before any log is taken.
+# C_QDECAY_DT: exp(-queue_cancel_rate * dt), the queue decay over a step without events.
 
 FILL_QUEUE = 0.0  #: event-driven market orders + queue position + latency
 FILL_BERNOULLI = 1.0  #: Avellaneda-Stoikov textbook fills: P(fill) = A exp(-k delta) dt per side per step
@@ -64,6 +88,42 @@ N_EP = 15
 
 # ---- per-step fill record (float64 array ``fr`` of shape (n, 4)): bid qty, bid notional, ask qty, ask notional
 F_BQ, F_BN, F_AQ, F_AN = 0, 1, 2, 3
+
+
+@njit(inline="always")
+def _tanh(x):
+    """tanh through one ``expm1`` (within a few ulp of ``math.tanh``, several times cheaper here)."""
+    e = math.expm1(-2.0 * abs(x))
+    t = -e / (2.0 + e)
+    return t if x >= 0.0 else -t
+
+
+@njit(inline="always")
+def _mm_parametric_step(i, row, args, st, q, vol_mult):
+    """The parametric dynamics' step as the maker sees it (``q = 0``).
+
+    Draws the same three normals as :func:`lobworld.envs.dynamics._parametric_step`
+    (mid, volume, spread, in that order) and gives the same mid and spread bit for bit
+    and the same imbalance to a few ulp; it skips the market-volume and impact columns,
+    which this env does not read (``tests/test_market_making_speed.py`` checks the
+    equivalence).
+    """
+    P = args[0]
+    dt = P[i, P_DT]
+    z_mid = normal(st)
+    normal(st)  # the volume draw: consumed to keep the stream aligned with the shared dynamics
+    z_spr = normal(st)
+    ret = P[i, P_MU] * dt + P[i, P_SIGMA] * math.sqrt(dt) * z_mid + 0.0
+    ssd = P[i, P_SPREAD_LOGSD]
+    new_spread = P[i, P_SPREAD] * math.exp(ssd * z_spr - 0.5 * ssd * ssd)
+    tick = P[i, P_TICK]
+    new_spread = max(tick, tick * math.floor(new_spread / tick + 0.5))
+    row[MID] = row[MID] + ret
+    row[SPREAD] = new_spread
+    row[LAST_RET] = ret
+    row[IMBALANCE] = _tanh(z_mid)
+    row[SIGMA] = P[i, P_SIGMA]
+    return 0.0
 
 
 @njit(inline="always")
@@ -118,12 +178,14 @@ def mm_reset_generic(mask, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, d
             _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
 
 
+
 @njit(cache=True, parallel=True)
 def mm_reset_parametric(mask, market, sv, qs, ep, t, cfg, lat_obs, rng, dyn_args, obs):
     """:func:`mm_reset_generic` specialised to the parametric dynamics (disk-cached)."""
     for i in prange(mask.shape[0]):
         if mask[i]:
             _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, _parametric_reset, dyn_args, obs)
+
 
 
 @njit(inline="always")
@@ -184,6 +246,15 @@ def _activate(i, s, qs, bb, ba, cfg):
 def _advance(i, qs, bb, ba, cfg, t_from, t_to):
     """Move the within-step clock from ``t_from`` to ``t_to``: activate messages due, cancel-deplete queues."""
     c = cfg[C_QCANCEL]
+    if qs[i, 0, P_ACT] == 0.0 and qs[i, 1, P_ACT] == 0.0:  # fast path: nothing in flight
+        if c > 0.0 and t_to > t_from and (qs[i, 0, Q_AHEAD] != 0.0 or qs[i, 1, Q_AHEAD] != 0.0):
+            if t_from == 0.0 and t_to == cfg[C_DT]:
+                f = cfg[C_QDECAY_DT]
+            else:
+                f = math.exp(-c * (t_to - t_from))
+            qs[i, 0, Q_AHEAD] *= f
+            qs[i, 1, Q_AHEAD] *= f
+        return
     now = t_from
     for _ in range(2):  # at most one message per side
         first = -1
@@ -195,13 +266,13 @@ def _advance(i, qs, bb, ba, cfg, t_from, t_to):
                     tf = qs[i, s, P_T]
         if first < 0:
             break
-        if c > 0.0 and tf > now:
+        if c > 0.0 and tf > now and (qs[i, 0, Q_AHEAD] != 0.0 or qs[i, 1, Q_AHEAD] != 0.0):
             f = math.exp(-c * (tf - now))
             qs[i, 0, Q_AHEAD] *= f
             qs[i, 1, Q_AHEAD] *= f
         now = max(now, tf)
         _activate(i, first, qs, bb, ba, cfg)
-    if c > 0.0 and t_to > now:
+    if c > 0.0 and t_to > now and (qs[i, 0, Q_AHEAD] != 0.0 or qs[i, 1, Q_AHEAD] != 0.0):
         f = math.exp(-c * (t_to - now))
         qs[i, 0, Q_AHEAD] *= f
         qs[i, 1, Q_AHEAD] *= f
@@ -263,13 +334,10 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
     fr[i, 1] = 0.0
     fr[i, 2] = 0.0
     fr[i, 3] = 0.0
-    # -- decisions -> messages (two latency draws per step, whatever the action)
+    # -- decisions -> messages (two latency normals per step, whatever the action)
     st_lat = rng[i, S_LAT]
-    # one Box-Muller pair gives both sides' jitter normals
-    r_bm = math.sqrt(-2.0 * math.log(uniform(st_lat)))
-    th = 2.0 * math.pi * uniform(st_lat)
-    z0 = r_bm * math.cos(th)
-    z1 = r_bm * math.sin(th)
+    z0 = normal(st_lat)
+    z1 = normal(st_lat)
     mode = modes[i]
     if queue_mode:
         _decide(i, 0, mode, actions, mid0, bb, ba, max(0.0, lat_ow[i] + lat_jit[i] * z0), qs, cfg, True)
@@ -286,13 +354,13 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
     sigma = row[SIGMA]
     st_fill = rng[i, S_FILL]
     if not queue_mode:
-        # Avellaneda-Stoikov: each live quote fills in full with probability A exp(-k delta) dt,
-        # delta measured from the mid at the end of the step (see the env docstring).
+        # Avellaneda-Stoikov (2008), section 3.3: each live quote fills in full with probability
+        # A exp(-k delta) dt, delta its distance from the mid when it was set (the step's start).
         for s in range(2):
             u = uniform(st_fill)
             if qs[i, s, Q_LIVE] > 0.0 and qs[i, s, Q_SZ] > 0.0:
                 px = qs[i, s, Q_PX] * tick
-                delta = (mid1 - px) if s == 0 else (px - mid1)
+                delta = (mid0 - px) if s == 0 else (px - mid0)
                 p = cfg[C_A] * math.exp(-cfg[C_K] * delta) * dt
                 if u < p:
                     _fill(i, s, qs[i, s, Q_SZ], qs[i, s, Q_PX], mid1, sv, qs, ep, fr, tick)
@@ -313,11 +381,21 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
         m_prev = mid0
         jump = 0.0  # cumulative permanent impact of this step's market orders (USD)
         kappa = cfg[C_IMPACT]
+        first = True
         while True:
             lam_bar = mu0 + mu1 + (a00 + a10) * hx0 + (a01 + a11) * hx1
             if lam_bar <= 0.0:
                 break
-            w = exponential(st_arr) / lam_bar
+            if first:
+                # Poisson flow: no order this step iff the first uniform is <= exp(-lambda dt) (C_P0),
+                # decided without a log; otherwise the same exponential -log(u) as below
+                first = False
+                u0 = uniform(st_arr)
+                if u0 <= cfg[C_P0]:
+                    break
+                w = -math.log(u0) / lam_bar
+            else:
+                w = exponential(st_arr) / lam_bar
             if now + w >= dt:
                 if hawkes:
                     d = math.exp(-beta * (dt - now))
@@ -452,11 +530,12 @@ def mm_step_generic(actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow,
                   reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done)
 
 
+
 @njit(cache=True, parallel=True)
 def mm_step_parametric(actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
                        dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
     """:func:`mm_step_generic` specialised to the parametric dynamics (disk-cached)."""
     for i in prange(actions.shape[0]):
         _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
-                  _parametric_reset, _parametric_step, dyn_args, autoreset, obs, final_obs, reward, term, trunc,
+                  _parametric_reset, _mm_parametric_step, dyn_args, autoreset, obs, final_obs, reward, term, trunc,
                   ep_done)
