@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lobworld.agents.market_making import (
+    AS2006_WORKING_PAPER_TABLE,
     AS2008_TABLE,
     AvellanedaStoikovAgent,
     CarteaJaimungalAgent,
@@ -17,20 +18,29 @@ from lobworld.agents.market_making import (
 from lobworld.envs.market_making import MarketMakingCore, MarketMakingEnv
 
 
-@pytest.mark.parametrize("gamma", [0.1, 0.01])
+@pytest.mark.parametrize("gamma", [0.1, 0.01, 1.0])
 @pytest.mark.parametrize("strategy", ["inventory", "symmetric"])
 def test_reproduces_published_table(gamma, strategy):
-    """1000 paths, as in the paper: profit mean within 3 standard errors + 0.5 USD of the published mean;
-    standard deviations within 15 % (profit) and 20 % (terminal inventory)."""
+    """1000 paths, as in the paper (Tables 1-3 of the published article): profit mean within 3 standard
+    errors + 0.1 USD (the table is rounded to 0.1) of the published mean; standard deviations within
+    15 % (profit) and 20 % (terminal inventory); the average spread within 0.02 of the table."""
     r = avellaneda_stoikov_experiment(gamma, strategy, n_sims=1000, seed=0)
     spread, mean, std, _q_mean, q_std = AS2008_TABLE[(gamma, strategy)]
     se = r["profit_std"] / math.sqrt(r["n_sims"])
-    assert abs(r["profit_mean"] - mean) < 3 * se + 0.5, r
+    assert abs(r["profit_mean"] - mean) < 3 * se + 0.1, r
     assert abs(r["profit_std"] / std - 1) < 0.15, r
     assert abs(r["final_q_std"] / q_std - 1) < 0.20, r
-    # the quoted spread averages the formula's time term over [0, T]: base + gamma sigma^2 T / 2
+    # the spread averages the formula over the decision times t = 0, dt, ..., T - dt: mean(T - t) = 0.5025
     assert r["spread"] == pytest.approx(2 / gamma * math.log1p(gamma / 1.5) + gamma * 4 * 0.5025, rel=1e-3)
-    assert abs(r["spread"] - spread) < 0.21
+    assert abs(r["spread"] - spread) < 0.02
+    # the published spread column is the formula's continuous time-average (the time term included)
+    assert 2 / gamma * math.log1p(gamma / 1.5) + gamma * 4 / 2 == pytest.approx(spread, abs=0.005)
+
+
+def test_working_paper_spread_column_omits_the_time_term():
+    """The 2006 working paper's spreads are (2/gamma) ln(1 + gamma/k) alone; kept for the record, not compared."""
+    for (gamma, _), row in AS2006_WORKING_PAPER_TABLE.items():
+        assert 2 / gamma * math.log1p(gamma / 1.5) == pytest.approx(row[0], abs=0.005)
 
 
 def test_inventory_strategy_cuts_risk():
@@ -51,6 +61,15 @@ def test_as_agent_formula_by_hand():
     assert a[0, 0] == pytest.approx((half + skew) / 1e-4, rel=1e-5)
     assert a[0, 1] == pytest.approx((half - skew) / 1e-4, rel=1e-5)
     assert a[1, 0] == pytest.approx(a[1, 1]) and (a[:, 2:] == 1).all()
+    # the paper's symmetric benchmark: the formula's average spread, centred on the mid
+    assert ag.mean_spread() == pytest.approx(20 * math.log(1 + 0.1 / 1.5) + 0.1 * 4 * 0.5025, rel=1e-12)
+    sym = AvellanedaStoikovAgent(gamma=0.1, sigma=2.0, k=1.5, horizon=200, dt=0.005, inventory_limit=1000.0,
+                                 tick=1e-4, inventory_aware=False, fixed_spread=1.5)
+    b = sym(obs)
+    np.testing.assert_allclose(b[:, :2], 0.75 / 1e-4, rtol=1e-6)
+    with pytest.raises(ValueError, match="fixed_spread"):
+        AvellanedaStoikovAgent(gamma=0.1, sigma=2.0, k=1.5, horizon=200, dt=0.005, inventory_limit=1.0, tick=1e-4,
+                               fixed_spread=-1.0)
 
 
 def test_cartea_jaimungal_terminal_and_time_limits():
