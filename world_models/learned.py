@@ -35,7 +35,20 @@ is *not* a formula: it is the GRU's response to the agent's signed volume in
 the control. ``PERM_IMPACT`` accumulates the expected part of it: per bar, the
 mixture mean with the agent's flow minus the mixture mean of a counterfactual
 GRU update without it (USD), computed only when ``q != 0`` and
-``track_permanent`` (it draws no random numbers).
+``track_permanent`` (it draws no random numbers; it shares the hidden-state part of the
+gates with the real update, so it costs the gate nonlinearities and 3K head rows).
+
+Two implementations of the same bar:
+
+* per env: ``reset_fn``/``step_fn`` (``_learned_reset``/``_learned_step``), the
+  :class:`MarketDynamics` contract every env uses, e.g. the dark pool and market making;
+* batch level: ``batch_reset_fn``/``batch_step_fn`` (``learned_batch_reset``/
+  ``learned_batch_step``) over a chunk of ``BATCH_CHUNK`` envs, struct of arrays with the
+  loop over envs innermost so LLVM vectorises it; the execution env uses it (about 4x
+  faster, ``benchmarks/bench_learned.py``). Same draws per env, values equal up to rounding.
+
+Both use ``_exp``/``_tanh``/``_sigmoid``: polynomial approximations written as plain
+arithmetic (relative error of exp < 1e-15), because libm calls do not vectorise.
 """
 
 from __future__ import annotations
@@ -222,23 +235,35 @@ def _flow_head(Wf, bf, row, oh, oz, ofo, H, E):
 
 
 @njit(cache=True, fastmath=True)
+def _gru_gates(Wih, row, a0, a1, oh, ogi, ogh, out, H, E):
+    """GRU gates given row[ogi:] = W_z z + b_ih (without the control) and row[ogh:] = W_hh h + b_hh."""
+    for k in range(H):
+        gr = row[ogi + k] + (Wih[k, E] * a0 + Wih[k, E + 1] * a1)
+        gu = row[ogi + H + k] + (Wih[H + k, E] * a0 + Wih[H + k, E + 1] * a1)
+        gn = row[ogi + 2 * H + k] + (Wih[2 * H + k, E] * a0 + Wih[2 * H + k, E + 1] * a1)
+        r = _sigmoid(gr + row[ogh + k])
+        u = _sigmoid(gu + row[ogh + H + k])
+        n = _tanh(gn + r * row[ogh + 2 * H + k])
+        row[out + k] = (1.0 - u) * n + u * row[oh + k]
+
+
+@njit(cache=True, fastmath=True)
 def _gru(Wih, Whh, bih, bhh, row, oz, a0, a1, oh, ogi, ogh, out, H, E):
-    """torch.nn.GRUCell on input [z, a0, a1] and hidden row[oh:oh+H]; writes row[out:out+H]."""
+    """torch.nn.GRUCell on input [z, a0, a1] and hidden row[oh:oh+H]; writes row[out:out+H].
+
+    Leaves the input part without the control in row[ogi:] and the hidden part in row[ogh:],
+    so a counterfactual update with another control only needs :func:`_gru_gates`.
+    """
     for g in range(3 * H):
         s = bih[g]
         for e in range(E):
             s += Wih[g, e] * row[oz + e]
-        s += Wih[g, E] * a0 + Wih[g, E + 1] * a1
         row[ogi + g] = s
         t = bhh[g]
         for k in range(H):
             t += Whh[g, k] * row[oh + k]
         row[ogh + g] = t
-    for k in range(H):
-        r = _sigmoid(row[ogi + k] + row[ogh + k])
-        u = _sigmoid(row[ogi + H + k] + row[ogh + H + k])
-        n = _tanh(row[ogi + 2 * H + k] + r * row[ogh + 2 * H + k])
-        row[out + k] = (1.0 - u) * n + u * row[oh + k]
+    _gru_gates(Wih, row, a0, a1, oh, ogi, ogh, out, H, E)
 
 
 @njit(cache=True, fastmath=True)
@@ -431,7 +456,7 @@ def _substep(i, row, args, st, qs, vol_mult):
         m_q, var = _mix_mean_var(row, oho, K)
     perm = 0.0
     if qs != 0.0 and P[i, Q_TRACK] > 0.0:
-        _gru(Wih, Whh, bih, bhh, row, oz, ofi0, (buy0 - sell0) / mvol, oh, ogi, ogh, ohc, H, E)
+        _gru_gates(Wih, row, ofi0, (buy0 - sell0) / mvol, oh, ogi, ogh, ohc, H, E)
         _head(Wo, bo, row, ohc, ohco, NM, H)
         if KC > 0:
             _head_scale(Wo, row, ohco, NM, H, P[i, Q_CSCALE])
