@@ -9,11 +9,18 @@ episode (the batch steps until every env has finished once; later steps of a
 finished env are discarded).
 
 Per strategy: mean, standard deviation, 5/50/95% quantiles of the metric
-(``shortfall_bps`` for execution, lower is better; ``pnl`` for market making,
-higher is better; else the episode return), a 95% CI of the mean (normal
-approximation), the completion rate, and the paired difference against a
-benchmark strategy with a paired bootstrap CI (paths resampled jointly, numpy
-``Generator`` seeded from ``seed``).
+(:data:`FAMILY_METRICS`: ``shortfall_bps`` for execution and ``cost_bps`` for the
+dark pool, lower is better; ``pnl`` for market making, higher is better; else the
+episode return), a 95% CI of the mean (normal approximation), the completion rate,
+means of the family's secondary info keys (e.g. the dark fill rate), and the paired
+difference against a benchmark strategy with a paired bootstrap CI (paths resampled
+jointly, numpy ``Generator`` seeded from ``seed``).
+
+Strategies: baselines of every env id by name (:mod:`lobworld.agents.baselines`),
+``const:X`` or a trained ``MODEL.zip``. Policies with an ``after_step(core)`` method
+(the dark-pool learner) are called after every batched step. The market simulated
+(``dynamics``: the id's registered one unless ``env_kwargs`` says otherwise) is
+recorded in :attr:`CounterfactualResult.market`.
 
 Starting state from history (:func:`condition_on_history`): the parametric
 market is conditioned on the real book at a time ``start`` -- ``s0`` = mid,
