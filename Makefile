@@ -1,6 +1,8 @@
 # The two commands of the README: `make demo` and `make test`.
 # Both create .venv and install everything on a fresh machine; re-running is fast
 # because installation is keyed on a stamp file that depends on pyproject.toml.
+# The ray extra is installed too, so the test of `--ray` (identical results to the
+# in-process path) runs in CI.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +22,7 @@ $(BIN)/python:
 # torch with gigabytes of CUDA packages. A GPU user installs their own torch first.
 $(STAMP): pyproject.toml $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)
