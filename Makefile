@@ -20,7 +20,7 @@ $(BIN)/python:
 
 # torch first: the local CPU wheel. Without it stable-baselines3 pulls the newest
 # torch with gigabytes of CUDA packages. A GPU user installs their own torch first.
-$(STAMP): pyproject.toml $(BIN)/python
+$(STAMP): pyproject.toml Makefile $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION)
 	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
 	touch $(STAMP)
