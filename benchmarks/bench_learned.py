@@ -8,7 +8,7 @@ Run: ``.venv/bin/python benchmarks/bench_learned.py [--n-envs 8192] [--steps 200
   ``BATCH_CHUNK`` envs (``prange`` over chunks) -- what the execution env uses;
 * ``env``: ``ExecutionVectorEnv`` (``LOB-Execution-v0``) with ``dynamics=LearnedDynamics``
   and a TWAP-like constant action (episodes of 30 steps reset inside the loop, burn-in
-  included), batched (default) and per-env (the batch functions switched off on the instance);
+  included), batched (default) and per-env (``LearnedDynamics(batch=False)``);
 * ``parametric``: the same env on the parametric market, for the ratio;
 * ``torch`` (``--torch``): the model step (encoder, flow head, sampling, GRU, heads, sampling)
   as batched ``torch.no_grad`` tensor ops over the same envs, for comparison.
@@ -124,13 +124,6 @@ def bench_env(dyn, n_envs: int, n_steps: int, repeat: int = 3) -> float | None:
     return _best(once, repeat)
 
 
-def per_env(dyn: LearnedDynamics) -> LearnedDynamics:
-    """``dyn`` with its batch-level functions switched off: the env calls ``step_fn`` per env."""
-    dyn.batch_step_fn = None
-    dyn.batch_reset_fn = None
-    return dyn
-
-
 def bench_torch(dyn: LearnedDynamics, n_envs: int, n_steps: int, nsub: int) -> float:
     import torch
 
@@ -210,7 +203,7 @@ def main() -> None:
             print(f"  LOB-Execution-v0   : {e:>12,.0f}   ({e / par:.3f} of parametric)")
             if args.per_env:
                 print(f"  raw per-env step   : {bench_raw(dyn, n, steps, repeat=R):>12,.0f}")
-                e1 = bench_env(per_env(LearnedDynamics(path, track_permanent=track)), n, steps, R)
+                e1 = bench_env(LearnedDynamics(path, track_permanent=track, batch=False), n, steps, R)
                 print(f"  env, per-env step  : {e1:>12,.0f}")
             if args.torch and track:
                 print(f"  batched torch      : {bench_torch(dyn, n, max(steps // 4, 3), nsub):>12,.0f}")

@@ -68,7 +68,7 @@ def test_market_path_does_not_depend_on_the_agent_before_it_trades():
     assert np.array_equal(o1[0], o1[1])
 
 
-def test_dark_pool_10s_steps_use_the_10s_model_and_market_making_1s_is_a_clear_error():
+def test_dark_pool_10s_steps_use_the_10s_model_and_a_fractional_second_is_a_clear_error():
     import gymnasium as gym
 
     import lobworld  # noqa: F401
@@ -76,8 +76,9 @@ def test_dark_pool_10s_steps_use_the_10s_model_and_market_making_1s_is_a_clear_e
     env = gym.make("LOB-DarkPool-v0", dynamics="learned")
     check_env(env.unwrapped, skip_render_check=True)
     assert env.unwrapped.core.dynamics.checkpoint.dt == 10.0
+    # market making (dt = 1 s) runs on the shipped 1-second model: tests/test_world_model_1s.py
     with pytest.raises(ValueError, match="not a whole multiple of the learned model's bar length"):
-        gym.make("LOB-MarketMaking-v0", dynamics="learned")
+        LearnedDynamics.load_default().args(2, 0.5)
 
 
 def test_batched_env_matches_single_envs_bit_for_bit_across_chunks_and_autoresets():
@@ -115,11 +116,10 @@ def test_batched_env_equals_the_per_env_env(benchmark):
     from lobworld.envs.execution import ExecutionCore
 
     n, T = 8, 4
-    per_env = LearnedDynamics.load_default()
-    per_env.batch_step_fn = per_env.batch_reset_fn = None
     res = []
-    for dyn in (LearnedDynamics.load_default(), per_env):
-        core = ExecutionCore(n, dynamics=dyn, horizon=T, benchmark=benchmark)
+    for batch in (True, False):
+        core = ExecutionCore(n, dynamics=LearnedDynamics.load_default(batch=batch), horizon=T, benchmark=benchmark)
+        assert core._batched is batch
         core.seed_rows(range(n), list(range(n)))
         core.reset()
         acts = np.linspace(0.1, 1.0, n)[:, None]  # env 7 completes at the first step
@@ -133,3 +133,28 @@ def test_batched_env_equals_the_per_env_env(benchmark):
     from lobworld.envs.execution import EP_COMPLETION
 
     assert np.all(res[0][1][:, EP_COMPLETION] == 1.0)  # every order completed
+
+
+def test_models_without_batch_kernels_run_per_env():
+    """A model the batch kernels do not implement (signed-OFI flow head) falls back to step_fn."""
+    import torch
+
+    from lobworld.envs.execution import ExecutionCore
+    from lobworld.world_models.checkpoint import Checkpoint
+    from lobworld.world_models.dynamics_model import AssetStats, BarWorldModel, ModelConfig
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(ofi_head="zero_signed_lognormal")
+    model = BarWorldModel(cfg)
+    stats = AssetStats(tick=0.01, sigma_bar=0.28, median_spread=0.28, mean_volume=1800.0, mean_count=30.0,
+                       mean_depth=300.0, s0=570.0)
+    ck = Checkpoint(weights={k: v.detach().numpy().copy() for k, v in model.state_dict().items()},
+                    model_config=cfg, assets={"GOOG": stats}, dt=60.0, fingerprint={"a.csv": "00" * 32},
+                    train_config={"freq": "60s"}, metrics={"x": 1.0})
+    dyn = LearnedDynamics(ck, burn_in=1)
+    core = ExecutionCore(2, dynamics=dyn, horizon=3)
+    assert not core._batched and dyn.batch_step_fn is None
+    core.reset()
+    core.step(np.full((2, 1), 0.5), autoreset=True)
+    assert np.all(np.isfinite(core.obs))
+    assert LearnedDynamics.load_default().batch_step_fn is not None
