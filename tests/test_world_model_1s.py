@@ -318,7 +318,7 @@ def test_batch_kernels_refuse_the_categorical_model(dyn_cat):
 
     args = dyn_cat.args(2, 1.0)
     market = np.zeros((2, dyn_cat.n_state))
-    with pytest.raises(ValueError, match="categorical-head"):
+    with pytest.raises(ValueError, match="1 s model runs through the per-env"):
         learned_batch_reset(np.arange(2), 0, 2, dyn_cat.workspace(2)[0], market, args, seed_states([0, 1], 1), 0)
 
 
@@ -347,6 +347,7 @@ def test_default_learned_market_picks_the_1s_model_for_dt_1():
     assert d.checkpoint.dt == 60.0 and not d.checkpoint.model_config.categorical
 
 
+@pytest.mark.slow  # ~2 CPU-minutes: compiles the market-making kernels around the learned step
 def test_market_making_runs_on_the_learned_1s_market_and_is_seeded():
     import gymnasium as gym
     from gymnasium.utils.env_checker import check_env
@@ -375,6 +376,20 @@ def test_market_making_runs_on_the_learned_1s_market_and_is_seeded():
     assert np.array_equal(a, b) and np.array_equal(ra, rb)
     assert not np.array_equal(a, c)
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(ra))
+
+
+README_1S = {"model_given_flow": -1.130, "linear_ofi_binned": -1.195, "model_forecast": -1.566, "markov": -1.560,
+             "empirical": -1.570, "parametric": -3.026}
+
+
+def test_shipped_1s_checkpoint_fingerprint_matches_shared_data(shared_data):
+    from lobworld.world_models.checkpoint import file_fingerprint
+
+    ck = load_checkpoint(_shipped_1s())
+    lob = shared_data / "lobster"
+    files = [lob / n for n in sorted(ck.fingerprint)]
+    assert len(files) == 4 and ck.fingerprint == file_fingerprint(files)
+    assert ck.train_config["freq"] == "1s" and ck.train_config["mirror"] is True and ck.dt == 1.0
 
 
 @pytest.mark.slow

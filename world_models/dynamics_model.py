@@ -69,6 +69,7 @@ __all__ = [
     "asset_stats",
     "MID_HEADS",
     "OFI_HEADS",
+    "MIRROR_SIGN",
     "half_tick_changes",
     "asset_scale",
 ]
@@ -88,6 +89,9 @@ FEATURES = (
 )
 N_FEATURES = len(FEATURES)
 F_RET, F_LSPR, F_LDEP, F_TIMB, F_TRADED, F_LVOL, F_IMB, F_SVOL, F_LCNT, F_OFI = range(N_FEATURES)
+#: features of the buy/sell mirror image of a bar: ``x * MIRROR_SIGN`` (signed quantities negated)
+MIRROR_SIGN = np.ones(N_FEATURES, dtype=np.float32)
+MIRROR_SIGN[[F_RET, F_TIMB, F_IMB, F_SVOL, F_OFI]] = -1.0
 #: feature columns that form the control ``a`` (order-flow imbalance, signed aggressive volume)
 CONTROL = [F_OFI, F_SVOL]
 

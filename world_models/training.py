@@ -33,6 +33,7 @@ from lobworld.world_models.dynamics_model import (
     F_RET,
     F_SVOL,
     MID_HEADS,
+    MIRROR_SIGN,
     OFI_HEADS,
     AssetStats,
     ModelConfig,
@@ -70,6 +71,11 @@ class TrainConfig:
     """``K`` of the categorical mid head: half-tick changes -K..K get a category each, beyond are two geometric tails."""
     ofi_head: str = "gaussian"
     """Law of the OFI in the flow head, "gaussian" or "zero_signed_lognormal" (1-second bars; see ``ModelConfig.ofi_head``)."""
+    mirror: bool = False
+    """Also fit on the buy/sell mirror image of every training day (mid changes, OFI, trade and
+    top-of-book imbalances and signed volume negated): the law of the market is taken to be
+    symmetric, so a one-day trend is not learned as a drift (the 1 s model: the GOOG training
+    block fell $11 in 4 hours, and without mirroring the simulated mid drifted -$1.7 per hour)."""
     seq_len: int = 64
     """Length (bars) of a training window for truncated BPTT."""
     burn_in: int = 8
@@ -119,6 +125,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a non-negative number, got {v!r}")
         if self.mid_head not in MID_HEADS:
             raise ValueError(f"TrainConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
+        if not isinstance(self.mirror, bool):
+            raise ValueError(f"TrainConfig.mirror must be true or false, got {self.mirror!r}")
         if self.ofi_head not in OFI_HEADS:
             raise ValueError(f"TrainConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -279,8 +287,12 @@ def train_on_days(days: list[DayBars], config: TrainConfig, out_dir,
     if dev.type == "cpu":
         torch.set_num_threads(1)  # a model this small is slower with intra-op threads
     try:
+        hts, day_assets = _half_ticks(days, config), [d.asset for d in days]
+        if config.mirror:  # the buy/sell mirror image of every day, same split
+            feats = feats + [f * MIRROR_SIGN for f in feats]
+            masks, hts, day_assets = masks + masks, hts + [-h for h in hts], day_assets + day_assets
         return _fit(stats=stats, feats=feats, masks=masks, config=config, dev=dev, out_dir=out_dir,
-                    fingerprint=fingerprint, hts=_half_ticks(days, config), day_assets=[d.asset for d in days])
+                    fingerprint=fingerprint, hts=hts, day_assets=day_assets)
     finally:
         torch.set_num_threads(threads)
 
