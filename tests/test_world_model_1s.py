@@ -317,6 +317,7 @@ def test_batch_kernels_refuse_the_categorical_model(dyn_cat):
     from lobworld.world_models.learned import learned_batch_reset
 
     args = dyn_cat.args(2, 1.0)
+    assert dyn_cat.batch_step_fn is None and dyn_cat.batch_reset_fn is None  # envs step it per env
     market = np.zeros((2, dyn_cat.n_state))
     with pytest.raises(ValueError, match="1 s model runs through the per-env"):
         learned_batch_reset(np.arange(2), 0, 2, dyn_cat.workspace(2)[0], market, args, seed_states([0, 1], 1), 0)
