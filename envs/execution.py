@@ -244,14 +244,14 @@ def _build_kernels(step_fn, reset_fn, parallel: bool, batch_step_fn=None, batch_
     """Reset and step kernels for one dynamics.
 
     With the dynamics' batch-level functions (``batch_step_fn``/``batch_reset_fn``, see
-    :class:`lobworld.envs.dynamics.MarketDynamics`) a step runs in phases: the agent's child
-    orders of every env, then one batched market step over chunks of envs, then the execution
-    bookkeeping; autoresets and ``reset`` run the dynamics' batched reset over the envs to
-    reset. Otherwise one loop over envs calls ``step_fn`` per env. Per env, both compute the
-    same episode from the same random draws.
+    :class:`lobworld.envs.dynamics.MarketDynamics`) the envs are processed in chunks (one
+    ``prange`` over chunks, one parallel region per call); a chunk runs in phases: the agent's
+    child orders of its envs, one batched market step, the execution bookkeeping, then the
+    batched reset of its finished envs (autoreset; ``reset`` likewise resets the masked envs
+    chunk by chunk). Otherwise one loop over envs calls ``step_fn`` per env. Per env, both
+    compute the same episode from the same random draws.
     """
     batched = batch_step_fn is not None and batch_reset_fn is not None
-    par_opts = {"fusion": False} if parallel else False
 
     @njit(inline="always")
     def vol_mult(cfg, tod0, k):
@@ -429,60 +429,55 @@ def _build_kernels(step_fn, reset_fn, parallel: bool, batch_step_fn=None, batch_
 
         return reset_kernel, step_kernel
 
-    @njit(parallel=par_opts)
-    def batch_reset(m, ridx, ws, rng, market, args, cfg, es, t, obs):
-        """Reset envs ridx[:m]: the dynamics' batched reset over chunks, then the rest per env."""
-        ch = ws.shape[2]
-        for c in prange((m + ch - 1) // ch):
-            lo = c * ch
-            batch_reset_fn(ridx, lo, min(m, lo + ch), ws[c], market, args, rng, _STREAM_MARKET)
-        for j in prange(m):
-            reset_rest(ridx[j], rng, market, cfg, es, t, obs)
-
-    @njit
+    @njit(parallel=parallel)
     def reset_kernel_batched(mask, rng, market, args, cfg, es, t, obs, ws, scr, idx, ridx):
-        m = 0
-        for i in range(mask.shape[0]):
-            if mask[i]:
-                ridx[m] = i
-                m += 1
-        if m > 0:
-            batch_reset(m, ridx, ws, rng, market, args, cfg, es, t, obs)
+        # one parallel region: chunk c resets its masked envs, listed in ridx[lo:m]
+        n_envs = mask.shape[0]
+        ch = ws.shape[2]
+        for c in prange((n_envs + ch - 1) // ch):
+            lo = c * ch
+            m = lo
+            for i in range(lo, min(n_envs, lo + ch)):
+                if mask[i]:
+                    ridx[m] = i
+                    m += 1
+            if m > lo:
+                batch_reset_fn(ridx, lo, m, ws[c], market, args, rng, _STREAM_MARKET)
+                for j in range(lo, m):
+                    reset_rest(ridx[j], rng, market, cfg, es, t, obs)
 
-    @njit(parallel=par_opts)
-    def step_phases(actions, rng, market, args, cfg, es, t, ep, obs, final_obs, reward, term, trunc,
-                    ws, scr, idx):
+    @njit(parallel=parallel)
+    def step_kernel_batched(actions, rng, market, args, cfg, es, t, ep, autoreset,
+                            obs, final_obs, reward, term, trunc, ws, scr, idx, ridx):
+        # one parallel region: chunk c = envs lo..hi-1 runs the three phases (child orders, one
+        # batched market step, bookkeeping) and the batched autoreset of its finished envs.
         # scr rows: 0 shares n, 1 signed quantity q, 2 volume multiplier, 3 mid before, 4 price
         n_envs = actions.shape[0]
-        for i in prange(n_envs):
-            n = child_order(i, actions, cfg, es, t)
-            scr[0, i] = n
-            scr[1, i] = cfg[C_SIDE] * n
-            scr[2, i] = vol_mult(cfg, es[i, ES_TOD0], t[i])
-            scr[3, i] = market[i, MID]
         ch = ws.shape[2]
         q = scr[1]
         vm = scr[2]
         price = scr[4]
         for c in prange((n_envs + ch - 1) // ch):
             lo = c * ch
-            batch_step_fn(idx, lo, min(n_envs, lo + ch), ws[c], market, args, rng, _STREAM_MARKET, q, vm, price)
-        for i in prange(n_envs):
-            finish_step(i, scr[0, i], scr[4, i], scr[3, i], rng, market, args, cfg, es, t, ep, obs, final_obs,
-                        reward, term, trunc)
-
-    @njit
-    def step_kernel_batched(actions, rng, market, args, cfg, es, t, ep, autoreset,
-                            obs, final_obs, reward, term, trunc, ws, scr, idx, ridx):
-        step_phases(actions, rng, market, args, cfg, es, t, ep, obs, final_obs, reward, term, trunc, ws, scr, idx)
-        if autoreset:
-            m = 0
-            for i in range(term.shape[0]):
-                if term[i]:
+            hi = min(n_envs, lo + ch)
+            for i in range(lo, hi):
+                n = child_order(i, actions, cfg, es, t)
+                scr[0, i] = n
+                scr[1, i] = cfg[C_SIDE] * n
+                scr[2, i] = vol_mult(cfg, es[i, ES_TOD0], t[i])
+                scr[3, i] = market[i, MID]
+            batch_step_fn(idx, lo, hi, ws[c], market, args, rng, _STREAM_MARKET, q, vm, price)
+            m = lo
+            for i in range(lo, hi):
+                done = finish_step(i, scr[0, i], scr[4, i], scr[3, i], rng, market, args, cfg, es, t, ep, obs,
+                                   final_obs, reward, term, trunc)
+                if done and autoreset:
                     ridx[m] = i
                     m += 1
-            if m > 0:
-                batch_reset(m, ridx, ws, rng, market, args, cfg, es, t, obs)
+            if m > lo:
+                batch_reset_fn(ridx, lo, m, ws[c], market, args, rng, _STREAM_MARKET)
+                for j in range(lo, m):
+                    reset_rest(ridx[j], rng, market, cfg, es, t, obs)
 
     return reset_kernel_batched, step_kernel_batched
 
