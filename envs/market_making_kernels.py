@@ -256,6 +256,10 @@ def _advance(i, qs, bb, ba, cfg, t_from, t_to):
             qs[i, 1, Q_AHEAD] *= f
         return
     now = t_from
+    # e_now = exp(-c * now) while known (from the step's start): the step's last segment then
+    # costs a division by it instead of another exp (exp(-c dt) is precomputed)
+    known = t_from == 0.0
+    e_now = 1.0
     for _ in range(2):  # at most one message per side
         first = -1
         tf = t_to
@@ -266,14 +270,21 @@ def _advance(i, qs, bb, ba, cfg, t_from, t_to):
                     tf = qs[i, s, P_T]
         if first < 0:
             break
-        if c > 0.0 and tf > now and (qs[i, 0, Q_AHEAD] != 0.0 or qs[i, 1, Q_AHEAD] != 0.0):
-            f = math.exp(-c * (tf - now))
-            qs[i, 0, Q_AHEAD] *= f
-            qs[i, 1, Q_AHEAD] *= f
+        if c > 0.0 and tf > now:
+            if qs[i, 0, Q_AHEAD] != 0.0 or qs[i, 1, Q_AHEAD] != 0.0:
+                f = math.exp(-c * (tf - now))
+                qs[i, 0, Q_AHEAD] *= f
+                qs[i, 1, Q_AHEAD] *= f
+                e_now *= f
+            else:
+                known = False
         now = max(now, tf)
         _activate(i, first, qs, bb, ba, cfg)
     if c > 0.0 and t_to > now and (qs[i, 0, Q_AHEAD] != 0.0 or qs[i, 1, Q_AHEAD] != 0.0):
-        f = math.exp(-c * (t_to - now))
+        if known and t_to == cfg[C_DT] and e_now > 1e-300:
+            f = cfg[C_QDECAY_DT] / e_now
+        else:
+            f = math.exp(-c * (t_to - now))
         qs[i, 0, Q_AHEAD] *= f
         qs[i, 1, Q_AHEAD] *= f
 
