@@ -376,3 +376,16 @@ def test_learned_model_against_its_own_draws_is_at_the_floor(sample_report):
     common = [r for r in rows if r["scores"]["parametric"] is not None]
     assert np.mean([r["scores"]["parametric"]["w1"] for r in common]) > \
         2 * np.mean([r["scores"]["own"]["w1"] for r in common])
+
+
+@pytest.mark.slow
+def test_cli_runs_the_1s_categorical_model(tmp_path):
+    """The 1 s model (categorical mid head, needs the asset scale input) runs through the report."""
+    ck1 = CK10.parent / "bar_gru_1s.npz"
+    out = tmp_path / "fid1"
+    rc = _cli(["fidelity", "--data", str(SAMPLE_MSG), "--model", str(ck1), "--out", str(out), "--json",
+               "--test-hours", "0.1", "--early-stop-hours", "0", "--window", "60", "--draws", "1", "--n-boot", "5",
+               "--no-impact"])
+    assert rc == 0
+    js = json.loads((out / "fidelity.json").read_text())
+    assert js["summary"]

@@ -666,10 +666,13 @@ def teacher_forced_hidden(ck, day: FidelityDay) -> np.ndarray:
 
     from lobworld.world_models.training import model_from_checkpoint
 
+    from lobworld.world_models.dynamics_model import asset_scale
+
     model = model_from_checkpoint(ck)
     xt = torch.as_tensor(day.x, dtype=torch.float32)
+    c = asset_scale(day.stats) if model.cfg.categorical else None  # input of the categorical mid head only
     with torch.no_grad():
-        _, _, hs = model(xt[None, :-1], xt[None, 1:, CONTROL])
+        _, _, hs = model(xt[None, :-1], xt[None, 1:, CONTROL], c=c)
     hs = hs[0].numpy().astype(np.float64)
     # hs[k] is the state after bar k+1 (inputs x[:k+1], control of bar k+1); start s -> hs[s-1]
     return np.stack([hs[s - 1] if s >= 1 else np.zeros(hs.shape[1]) for s in day.starts])
