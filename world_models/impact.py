@@ -25,7 +25,10 @@ The square-root law ``E[I] = Y * sigma * (Q/V)^delta`` is fitted by weighted
 least squares in log space on binned data (:func:`fit_sqrt_law`), with
 bootstrap (over runs) confidence intervals for ``delta`` and ``Y``.
 
-:class:`ImpactModel` is the learned model used by the environments: the peak
+:class:`ImpactModel` is the learned impact model (a pre-trade estimate of the agent's
+own impact; the environments do not use it yet: the learned market's temporary cost uses
+the same square-root form through ``LearnedDynamics(sqrt_y=, impact_exponent=)``, and
+its permanent impact is the GRU's response to the agent's flow): the peak
 impact is ``Y sigma (Q/V)^delta exp(b_depth log(depth/depth_ref) +
 b_part log(participation/participation_ref))``, fitted per run by nonlinear
 least squares (``Y, delta`` from the binned law, then the corrections ``b``
