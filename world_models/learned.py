@@ -533,6 +533,26 @@ def _learned_reset(i, row, args, st):
     row[SIGMA] = math.sqrt(var) * P[i, Q_SIG] * math.sqrt(P[i, Q_NSUB]) / math.sqrt(P[i, Q_DT])
 
 
+@njit(inline="always")
+def _exec_price(P, i, q, vol, sigma_step, mid0, spread0):
+    """Execution price of the agent's ``q`` over the step and its temporary cost per share (USD):
+    ``mid0 + sign(q) (spread0 / 2 + temp)``, ``temp = Y sigma_step (|q| / max(V_step, 1))^delta``.
+    One definition for the per-env and the batch kernels."""
+    aq = abs(q)
+    temp = 0.0
+    if aq > 0.0:
+        temp = P[i, Q_Y] * sigma_step * (aq / max(vol, 1.0)) ** P[i, Q_DELTA]
+    sgn = 1.0 if q > 0.0 else (-1.0 if q < 0.0 else 0.0)
+    return mid0 + sgn * (0.5 * spread0 + temp), temp
+
+
+@njit(inline="always")
+def _check_batch_model(meta):
+    if meta[M_KCAT] > 0.0 or meta[M_OFISL] > 0.0:
+        raise ValueError("the batch kernels support only the mixture mid head and the Gaussian OFI head; the "
+                         "1 s model runs through the per-env step_fn/reset_fn")
+
+
 @njit
 def _learned_step(i, row, args, st, q, vol_mult):
     P = args[10]
@@ -552,17 +572,13 @@ def _learned_step(i, row, args, st, q, vol_mult):
         perm += p
         ret += r
     sigma_step = math.sqrt(var) * P[i, Q_SIG]
-    aq = abs(q)
-    temp = 0.0
-    if aq > 0.0:
-        temp = P[i, Q_Y] * sigma_step * (aq / max(vol, 1.0)) ** P[i, Q_DELTA]
-    sgn = 1.0 if q > 0.0 else (-1.0 if q < 0.0 else 0.0)
+    price, temp = _exec_price(P, i, q, vol, sigma_step, mid0, spread0)
     row[VOLUME] = vol
     row[LAST_RET] = ret
     row[PERM_IMPACT] += perm
     row[TEMP_IMPACT] = temp
     row[SIGMA] = sigma_step / math.sqrt(dt)
-    return mid0 + sgn * (0.5 * spread0 + temp)
+    return price
 
 
 # ---------------------------------------------------------------------------
@@ -948,9 +964,7 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
     """
     P = args[10]
     meta = args[11]
-    if meta[M_KCAT] > 0.0 or meta[M_OFISL] > 0.0:
-        raise ValueError("the batch kernels support only the mixture mid head and the Gaussian OFI head; the "
-                         "1 s model runs through the per-env step_fn/reset_fn")
+    _check_batch_model(meta)
     m = hi - lo
     if m <= 0:
         return
@@ -976,14 +990,9 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
         row = market[i]
         mid0 = row[MID]
         spread0 = row[SPREAD]
-        qi = q[i]
         vol = ws[r_v + V_AVOL, j]
         sigma_step = math.sqrt(ws[r_v + V_AVAR, j]) * P[i, Q_SIG]
-        aq = abs(qi)
-        temp = 0.0
-        if aq > 0.0:
-            temp = P[i, Q_Y] * sigma_step * (aq / max(vol, 1.0)) ** P[i, Q_DELTA]
-        sgn = 1.0 if qi > 0.0 else (-1.0 if qi < 0.0 else 0.0)
+        price[i], temp = _exec_price(P, i, q[i], vol, sigma_step, mid0, spread0)
         row[MID] = ws[r_v + V_MID, j]
         row[SPREAD] = ws[r_v + V_SPREAD, j]
         row[IMBALANCE] = ws[r_v + V_IMB, j]
@@ -992,7 +1001,6 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
         row[PERM_IMPACT] += ws[r_v + V_APERM, j]
         row[TEMP_IMPACT] = temp
         row[SIGMA] = sigma_step / math.sqrt(P[i, Q_DT])
-        price[i] = mid0 + sgn * (0.5 * spread0 + temp)
 
 
 @njit(cache=True)
@@ -1000,9 +1008,7 @@ def learned_batch_reset(idx, lo, hi, ws, market, args, rng, stream):
     """Batch-level ``reset_fn`` for envs ``idx[lo:hi]``: as ``_learned_reset`` (burn-in included)."""
     P = args[10]
     meta = args[11]
-    if meta[M_KCAT] > 0.0 or meta[M_OFISL] > 0.0:
-        raise ValueError("the batch kernels support only the mixture mid head and the Gaussian OFI head; the "
-                         "1 s model runs through the per-env step_fn/reset_fn")
+    _check_batch_model(meta)
     m = hi - lo
     if m <= 0:
         return
