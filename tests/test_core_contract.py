@@ -9,7 +9,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from lobworld.envs.core import ActionError, LOBSB3VecEnv
 from toy_core import ToyCore, ToyEnv, ToyVectorEnv
-from vec_contract import rollout
+from vec_contract import assert_matches_dummy
 
 
 def test_single_env_passes_checkers():
@@ -21,23 +21,11 @@ def test_single_env_passes_checkers():
 def test_sb3_vecenv_matches_dummyvecenv_exactly(n):
     rng = np.random.default_rng(0)
     actions = [rng.uniform(0, 1, (n, 1)).astype(np.float32) for _ in range(40)]
-    obs_d, rest_d = rollout(DummyVecEnv([lambda: ToyEnv() for _ in range(n)]), 7, actions)
-    obs_n, rest_n = rollout(LOBSB3VecEnv(ToyCore(n_envs=n)), 7, actions)
-    for a, b in zip(obs_d, obs_n):
-        np.testing.assert_array_equal(a, b)
-    n_done = 0
-    for (rd, dd, infd), (rn, dn, infn) in zip(rest_d, rest_n):
-        assert rn.dtype == np.float32 and dn.dtype == np.bool_
-        np.testing.assert_array_equal(rd, rn)
-        np.testing.assert_array_equal(dd, dn)
-        for i in range(n):
-            if dd[i]:
-                n_done += 1
-                np.testing.assert_array_equal(infd[i]["terminal_observation"], infn[i]["terminal_observation"])
-                assert infd[i]["TimeLimit.truncated"] == infn[i]["TimeLimit.truncated"]
-                assert infn[i]["episode_length"] == int(infn[i]["terminal_observation"][0])
-            else:
-                assert "terminal_observation" not in infn[i]
+    def on_end(i, info, obs):
+        assert info["episode_length"] == int(info["terminal_observation"][0])
+
+    n_done = assert_matches_dummy(LOBSB3VecEnv(ToyCore(n_envs=n)), DummyVecEnv([lambda: ToyEnv() for _ in range(n)]),
+                                  7, actions, on_end)
     assert n_done > n  # several episodes ended, both truncated and terminated kinds
 
 

@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import lobworld
 from lobworld.envs import make_sb3_vec_env
-from vec_contract import rollout
+from vec_contract import assert_matches_dummy, rollout
 
 ENV_IDS = list(lobworld.ENV_IDS)
 N = 3
@@ -88,30 +88,8 @@ def test_sb3_vecenv_matches_dummyvecenv(env_id):
     kw = _short(env_id)
     native = make_sb3_vec_env(env_id, n_envs=N, **kw)
     dummy = DummyVecEnv([lambda: gym.make(env_id, **kw) for _ in range(N)])
-    native.seed(17)
-    dummy.seed(17)
-    np.testing.assert_array_equal(native.reset(), dummy.reset())
-    ended = 0
-    for t, a in enumerate(_actions(native.action_space, N, MAX_STEPS)):
-        on, rn, dn, infn = native.step(a)
-        od, rd, dd, infd = dummy.step(a)
-        assert rn.dtype == np.float32 and dn.dtype == np.bool_ and rn.shape == (N,)
-        np.testing.assert_array_equal(on, od)
-        np.testing.assert_array_equal(rn, rd)
-        np.testing.assert_array_equal(dn, dd)
-        for i in range(N):
-            if dd[i]:
-                ended += 1
-                np.testing.assert_array_equal(infn[i]["terminal_observation"], infd[i]["terminal_observation"])
-                assert infn[i]["TimeLimit.truncated"] == infd[i]["TimeLimit.truncated"]
-                for k, v in infd[i].items():
-                    if k not in ("terminal_observation", "episode"):
-                        assert k in infn[i], k
-                        np.testing.assert_array_equal(infn[i][k], v)
-            else:
-                assert "terminal_observation" not in infn[i]
-        if ended >= N + 1 and t >= STEPS:
-            break
+    ended = assert_matches_dummy(native, dummy, 17, _actions(native.action_space, N, MAX_STEPS),
+                                 stop=lambda t, ends: ends >= N + 1 and t >= STEPS)
     assert ended >= 1, f"no episode ended in {MAX_STEPS} steps"
 
 
