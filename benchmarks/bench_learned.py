@@ -53,13 +53,19 @@ def _make_raw(step_fn):
     return run
 
 
-def bench_raw(dyn: LearnedDynamics, n_envs: int, n_steps: int, dt: float = 60.0, repeat: int = 3) -> float:
+def _raw_setup(dyn: LearnedDynamics, n_envs: int, dt: float):
+    """Arguments, streams and reset rows of ``n_envs`` envs; every other env sells 200 shares a step."""
     args = dyn.args(n_envs, dt)
     rng = seed_states(list(range(n_envs)), 1)
     rows = np.zeros((n_envs, dyn.n_state))
     for i in range(n_envs):
         dyn.reset_fn(i, rows[i], args, rng[i, 0])
     q = np.where(np.arange(n_envs) % 2 == 0, -200.0, 0.0)
+    return args, rng, rows, q
+
+
+def bench_raw(dyn: LearnedDynamics, n_envs: int, n_steps: int, dt: float = 60.0, repeat: int = 3) -> float:
+    args, rng, rows, q = _raw_setup(dyn, n_envs, dt)
     run = _make_raw(dyn.step_fn)
     run(rows, args, rng, q, 1)  # compile
 
@@ -84,12 +90,7 @@ def _make_raw_batched(batch_step_fn):
 
 
 def bench_raw_batched(dyn: LearnedDynamics, n_envs: int, n_steps: int, dt: float = 60.0, repeat: int = 3) -> float:
-    args = dyn.args(n_envs, dt)
-    rng = seed_states(list(range(n_envs)), 1)
-    rows = np.zeros((n_envs, dyn.n_state))
-    for i in range(n_envs):
-        dyn.reset_fn(i, rows[i], args, rng[i, 0])
-    q = np.where(np.arange(n_envs) % 2 == 0, -200.0, 0.0)
+    args, rng, rows, q = _raw_setup(dyn, n_envs, dt)
     vm = np.ones(n_envs)
     price = np.zeros(n_envs)
     idx = np.arange(n_envs, dtype=np.int64)
