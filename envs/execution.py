@@ -429,6 +429,14 @@ def _build_kernels(step_fn, reset_fn, parallel: bool, batch_step_fn=None, batch_
 
         return reset_kernel, step_kernel
 
+    @njit(inline="always")
+    def reset_listed(ridx, lo, m, wsc, rng, market, args, cfg, es, t, obs):
+        """Reset the envs ridx[lo:m] of one chunk: one batched market reset, then the rest."""
+        if m > lo:
+            batch_reset_fn(ridx, lo, m, wsc, market, args, rng, _STREAM_MARKET)
+            for j in range(lo, m):
+                reset_rest(ridx[j], rng, market, cfg, es, t, obs)
+
     @njit(parallel=parallel)
     def reset_kernel_batched(mask, rng, market, args, cfg, es, t, obs, ws, scr, idx, ridx):
         # one parallel region: chunk c resets its masked envs, listed in ridx[lo:m]
@@ -441,10 +449,7 @@ def _build_kernels(step_fn, reset_fn, parallel: bool, batch_step_fn=None, batch_
                 if mask[i]:
                     ridx[m] = i
                     m += 1
-            if m > lo:
-                batch_reset_fn(ridx, lo, m, ws[c], market, args, rng, _STREAM_MARKET)
-                for j in range(lo, m):
-                    reset_rest(ridx[j], rng, market, cfg, es, t, obs)
+            reset_listed(ridx, lo, m, ws[c], rng, market, args, cfg, es, t, obs)
 
     @njit(parallel=parallel)
     def step_kernel_batched(actions, rng, market, args, cfg, es, t, ep, autoreset,
@@ -474,10 +479,7 @@ def _build_kernels(step_fn, reset_fn, parallel: bool, batch_step_fn=None, batch_
                 if done and autoreset:
                     ridx[m] = i
                     m += 1
-            if m > lo:
-                batch_reset_fn(ridx, lo, m, ws[c], market, args, rng, _STREAM_MARKET)
-                for j in range(lo, m):
-                    reset_rest(ridx[j], rng, market, cfg, es, t, obs)
+            reset_listed(ridx, lo, m, ws[c], rng, market, args, cfg, es, t, obs)
 
     return reset_kernel_batched, step_kernel_batched
 

@@ -276,11 +276,18 @@ def _head(Wo, bo, row, ohid, oout, n_out, H):
 
 
 @njit(inline="always")
-def _mix_mean_var(row, o, K):
+def _rowmax(row, o, n):
+    """max(row[o:o+n]) (n >= 1): the softmax shift of the mixture and categorical heads."""
     mx = row[o]
-    for k in range(1, K):
+    for k in range(1, n):
         if row[o + k] > mx:
             mx = row[o + k]
+    return mx
+
+
+@njit(inline="always")
+def _mix_mean_var(row, o, K):
+    mx = _rowmax(row, o, K)
     tot = 0.0
     m1 = 0.0
     m2 = 0.0
@@ -298,10 +305,7 @@ def _mix_mean_var(row, o, K):
 @njit(inline="always")
 def _categorical(row, o, n, u):
     """Inverse-CDF draw from the softmax of row[o:o+n] with uniform u (overwrites the logits)."""
-    mx = row[o]
-    for k in range(1, n):
-        if row[o + k] > mx:
-            mx = row[o + k]
+    mx = _rowmax(row, o, n)
     tot = 0.0
     for k in range(n):
         w = _exp(row[o + k] - mx)
@@ -321,10 +325,7 @@ def _cat_mean_var(row, o, KC, unit):
     """Mean and variance of the categorical mid head at row[o:] (half ticks times ``unit``; see
     ``BarWorldModel.mid_mean_var``); does not modify the row."""
     n = 2 * KC + 3
-    mx = row[o]
-    for k in range(1, n):
-        if row[o + k] > mx:
-            mx = row[o + k]
+    mx = _rowmax(row, o, n)
     tot = 0.0
     m1 = 0.0
     m2 = 0.0
