@@ -26,7 +26,12 @@ Protocol:
    * ``parametric``: :class:`~lobworld.envs.dynamics.ParametricDynamics`
      calibrated (:func:`~lobworld.world_models.calibration.calibrate_parametric`)
      on the **training block** of the same day, started at the real mid and
-     spread.
+     spread, for mid, spread and volume; completed by textbook laws
+     (:class:`ParametricTape`, fitted by :func:`calibrate_tape` on the same
+     training block) for what it lacks: Poisson trade counts per bar,
+     Gaussian OFI, log-normal top-of-book depth and a Beta top-of-book
+     imbalance, each i.i.d. over bars and independent of the mid, so it
+     produces every statistic below.
 
 3. **Statistics** (:data:`STATISTICS`): each maps a :class:`PathSample` to a
    1-D sample of values (optionally with a condition label per value, and the
@@ -55,14 +60,18 @@ statistic              definition (per bar of ``dt`` seconds unless stated)
 ``volume_per_min``     traded shares per minute / mean per minute (bars summed to minutes)
 ``trades_per_min``     trades per minute / mean per minute; a LOBSTER "trade" is one execution
                        message (one per resting order hit); the learned model's count is its
-                       log-normal count head (continuous)
+                       log-normal count head (continuous); parametric: Poisson count per bar
 ``inter_arrival``      proxy: bar seconds / trade count, over bars with a trade (s). A bar model
                        has no individual arrivals; this is the mean inter-trade time of the bar
 ``trade_imbalance``    (buy - sell) / (buy + sell) aggressive volume, bars with a trade
-                       (parametric: its ``IMBALANCE`` column, the only flow imbalance it exposes)
+                       (parametric: its ``IMBALANCE`` column, the only flow imbalance it exposes,
+                       in bars whose Poisson count is > 0)
 ``ofi``                multi-level Cont-Kukanov-Stoikov order-flow imbalance / the asset's OFI sd
+                       (parametric: i.i.d. Gaussian)
 ``book_imbalance``     top-of-book (bid size - ask size) / (bid size + ask size) at bar end
+                       (parametric: i.i.d. Beta on (imbalance + 1) / 2)
 ``depth``              top-of-book depth (bid size + ask size) / its training mean
+                       (parametric: i.i.d. log-normal)
 ``spread_by_vol``      spread / median spread, by tercile of realised volatility (RMS of the last
                        5 1-bar mid changes, terciles of each sample's own values); cond = tercile
 ``spread_by_tod``      spread / median spread, by half hour of the day; cond = half hour
@@ -74,9 +83,9 @@ statistic              definition (per bar of ``dt`` seconds unless stated)
 Not produced (the bar model cannot): per-order inter-arrival times, order
 sizes and levels, cancellation rates, depth beyond the top of book, and the
 event-level impact curves split by whether the mid moved (at 1-minute bars the
-mid almost always moves). ``n/a`` marks a statistic a simulator has no such
-quantity for (the parametric market has no depth, book imbalance, OFI or
-trade counts).
+mid almost always moves). ``n/a`` marks a statistic a simulator returns no
+value for (its :class:`PathSample` field is ``None``); both simulators of the
+report produce all of them.
 
 Impact exponent (:func:`simulated_impact_exponent`): simulated buy metaorders
 of several sizes ``Q`` executed evenly over ``exec_seconds`` through the
@@ -93,7 +102,7 @@ from __future__ import annotations
 
 import math
 import pathlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 import numpy as np
@@ -120,7 +129,7 @@ __all__ = [
     "real_paths", "simulate_learned", "simulate_parametric", "compare", "kurtosis_table",
     "simulated_impact_exponent", "fidelity_report", "format_markdown", "plot_statistics", "FidelityError",
     "score_many", "hist_l1", "w1_standardised", "n_bins_for", "verdict", "flow_correlations", "to_json",
-    "teacher_forced_hidden",
+    "teacher_forced_hidden", "ParametricTape", "calibrate_tape", "sample_tape",
 ]
 
 HORIZONS = (1, 5, 15)  #: return horizons (bars)
@@ -132,7 +141,8 @@ N_HIST_BINS = 20
 
 
 class FidelityError(ValueError):
-    """Bad input to the fidelity report (missing file, checkpoint mismatch, too little held-out data)."""
+    """Bad input to the fidelity report (missing file, checkpoint mismatch, too little held-out data, a training
+    block the parametric laws cannot be fitted on)."""
 
 
 # ---------------------------------------------------------------------------
@@ -547,6 +557,148 @@ def score(real: StatOut, n_real: int, sim: StatOut, n_sim: int, *, n_boot: int =
 
 
 # ---------------------------------------------------------------------------
+# the parametric market's tape: textbook laws for the quantities ParametricDynamics lacks
+# ---------------------------------------------------------------------------
+_TAPE_STREAM = 0x7A9E  #: last SeedSequence entropy word of the tape draws (a non-zero tag: see simulate_parametric)
+
+
+@dataclass(frozen=True)
+class ParametricTape:
+    """Textbook per-bar laws of the parametric market's trade count, OFI and top of book (physical units).
+
+    :class:`~lobworld.envs.dynamics.ParametricDynamics` produces mid, spread,
+    volume and a trade-sign imbalance only; the fidelity report completes it
+    with these laws, fitted by :func:`calibrate_tape` on the same training
+    block as its :class:`~lobworld.envs.dynamics.ParametricParams` and drawn by
+    :func:`sample_tape`. Every law is i.i.d. across bars and independent of the
+    others and of the mid (no clustering, no cross-correlation): the baseline
+    a learned market has to beat.
+
+    * trade count per bar ~ Poisson(``trades_per_bar``) (Poisson arrivals);
+    * OFI per bar ~ Normal(``ofi_mean``, ``ofi_sd``);
+    * top-of-book depth ``bid_sz_1 + ask_sz_1`` ~ LogNormal(``log_depth_mean``, ``log_depth_sd``);
+    * top-of-book imbalance ``(bid_sz_1 - ask_sz_1) / (bid_sz_1 + ask_sz_1)`` = ``2 u - 1``,
+      ``u`` ~ Beta(``imb_alpha``, ``imb_beta``).
+    """
+
+    dt: float
+    """Bar length (seconds) the per-bar laws refer to."""
+    trades_per_bar: float
+    """Poisson mean: executions per bar (LOBSTER: one per resting order hit), over every bar, > 0."""
+    ofi_mean: float
+    """Mean of the per-bar multi-level OFI (shares)."""
+    ofi_sd: float
+    """Standard deviation of the per-bar multi-level OFI (shares), > 0."""
+    log_depth_mean: float
+    """Mean of log top-of-book depth at bar end (log shares; depth floored at 1 share)."""
+    log_depth_sd: float
+    """Standard deviation of log top-of-book depth at bar end (log shares), > 0."""
+    imb_alpha: float
+    """Beta shape alpha of ``(imbalance + 1) / 2`` (dimensionless), > 0."""
+    imb_beta: float
+    """Beta shape beta of ``(imbalance + 1) / 2`` (dimensionless), > 0."""
+    n_bars: int = 0
+    """Training bars the laws were fitted on (information only)."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)):
+                raise FidelityError(f"ParametricTape.{f.name} must be a finite number, got {v!r}")
+            if f.name in ("dt", "trades_per_bar", "ofi_sd", "log_depth_sd", "imb_alpha", "imb_beta") and v <= 0:
+                raise FidelityError(f"ParametricTape.{f.name} must be > 0, got {v!r}")
+        if self.n_bars < 0:
+            raise FidelityError(f"ParametricTape.n_bars must be >= 0, got {self.n_bars!r}")
+
+    def to_dict(self) -> dict[str, float]:
+        """The fields as plain numbers (JSON-able)."""
+        return {f.name: (int if f.name == "n_bars" else float)(getattr(self, f.name)) for f in fields(self)}
+
+
+def _degenerate(sd: float, centre: float) -> bool:
+    return not sd > 1e-12 * max(1.0, abs(centre))
+
+
+def calibrate_tape(bars, dt: float | None = None) -> ParametricTape:
+    """Fit :class:`ParametricTape` on ``bars`` (a ``make_bars`` frame: the day's **training block** only).
+
+    Moments over every bar (population moments, ``ddof=0``):
+
+    * ``trades_per_bar`` = mean of ``n_trades`` (bars without a trade count as 0);
+    * ``ofi_mean``, ``ofi_sd`` = mean and sd of ``ofi``;
+    * ``log_depth_mean``, ``log_depth_sd`` = mean and sd of ``log(max(bid_sz_1 + ask_sz_1, 1))``
+      (the floor of :func:`real_paths`);
+    * ``imb_alpha``, ``imb_beta``: method of moments on ``u = (imb + 1) / 2`` with
+      ``imb = (bid_sz_1 - ask_sz_1) / max(bid_sz_1 + ask_sz_1, 1)``: with ``m``, ``v`` the mean and
+      variance of ``u`` and ``c = m (1 - m) / v - 1``, ``alpha = m c``, ``beta = (1 - m) c``.
+
+    ``dt`` defaults to the median ``bar_seconds``. Raises :class:`FidelityError`
+    naming the problem for a missing column, NaN/inf values, fewer than 2 bars,
+    a block without trades, without top-of-book depth, or with a constant OFI,
+    depth or book imbalance (or one only ever at +-1), where a law cannot be fitted.
+    """
+    need = ("n_trades", "ofi", "bid_sz_1", "ask_sz_1") + (("bar_seconds",) if dt is None else ())
+    for c in need:
+        if c not in bars.columns:
+            raise FidelityError(f"training block: bar frame lacks column {c!r}")
+        if not np.all(np.isfinite(bars[c].to_numpy(float))):
+            raise FidelityError(f"training block: bar column {c!r} has NaN or inf values")
+    n = len(bars)
+    if n < 2:
+        raise FidelityError(f"training block: {n} bar(s); the parametric tape laws need at least 2")
+    dt = float(np.median(bars["bar_seconds"].to_numpy(float))) if dt is None else float(dt)
+    cnt = bars["n_trades"].to_numpy(float)
+    lam = float(cnt.mean())
+    if not lam > 0:
+        raise FidelityError(f"training block: no trade in its {n} bars; the Poisson trade-count law needs a "
+                            "positive mean")
+    ofi = bars["ofi"].to_numpy(float)
+    ofi_mean, ofi_sd = float(ofi.mean()), float(ofi.std())
+    if _degenerate(ofi_sd, ofi_mean):
+        raise FidelityError(f"training block: the OFI is constant ({ofi_mean:g} shares in all {n} bars); "
+                            "the Gaussian OFI law needs variation")
+    bs = bars["bid_sz_1"].to_numpy(float)
+    as_ = bars["ask_sz_1"].to_numpy(float)
+    raw = bs + as_
+    if not np.any(raw > 0):
+        raise FidelityError(f"training block: no top-of-book depth (bid_sz_1 + ask_sz_1 = 0 in all {n} bars); "
+                            "the log-normal depth law cannot be fitted")
+    depth = np.maximum(raw, 1.0)
+    ld = np.log(depth)
+    ld_mean, ld_sd = float(ld.mean()), float(ld.std())
+    if _degenerate(ld_sd, ld_mean):
+        raise FidelityError(f"training block: the top-of-book depth is constant ({depth[0]:g} shares in all {n} "
+                            "bars); the log-normal depth law needs variation")
+    u = 0.5 * ((bs - as_) / depth + 1.0)
+    m, v = float(u.mean()), float(u.var())
+    if _degenerate(v, 1.0):
+        raise FidelityError(f"training block: the top-of-book imbalance is constant ({2 * m - 1:g} in all {n} "
+                            "bars); the Beta imbalance law needs variation")
+    c = m * (1.0 - m) / v - 1.0
+    if not c > 1e-6:
+        raise FidelityError(f"training block: the top-of-book imbalance is only ever at -1 or +1 (one side of the "
+                            f"book empty; mean {2 * m - 1:g}, variance of (imb + 1) / 2 {v:g} >= m (1 - m)); "
+                            "the Beta imbalance law cannot be fitted")
+    return ParametricTape(dt=dt, trades_per_bar=lam, ofi_mean=ofi_mean, ofi_sd=ofi_sd, log_depth_mean=ld_mean,
+                          log_depth_sd=ld_sd, imb_alpha=m * c, imb_beta=(1.0 - m) * c, n_bars=n)
+
+
+def sample_tape(tape: ParametricTape, rng: np.random.Generator, shape: tuple[int, ...]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Independent draws of ``shape`` bars: ``(n_trades, ofi, book_imb, depth)``.
+
+    Units: trades (int-valued float64), shares, dimensionless in [-1, 1], shares.
+    The draw order is fixed (count, OFI, imbalance, depth), so the same ``rng``
+    state gives the same arrays.
+    """
+    n_tr = rng.poisson(tape.trades_per_bar, size=shape).astype(np.float64)
+    ofi = rng.normal(tape.ofi_mean, tape.ofi_sd, size=shape)
+    imb = 2.0 * rng.beta(tape.imb_alpha, tape.imb_beta, size=shape) - 1.0
+    depth = np.exp(rng.normal(tape.log_depth_mean, tape.log_depth_sd, size=shape))
+    return n_tr, ofi, imb, depth
+
+
+# ---------------------------------------------------------------------------
 # real data
 # ---------------------------------------------------------------------------
 @dataclass
@@ -567,6 +719,8 @@ class FidelityDay:
     """Bars per held-out window (real path)."""
     params: ParametricParams
     """Parametric market calibrated on the training block of this day."""
+    tape: ParametricTape
+    """The parametric market's trade-count, OFI and top-of-book laws, fitted on the same training block."""
     source: str = ""
     """Data file name."""
     held_out: bool = True
@@ -579,8 +733,11 @@ def load_fidelity_day(path, ck, window: int, test_hours: float | None = None,
                       early_stop_hours: float | None = None) -> FidelityDay:
     """Load one data file, cut its test block into windows, calibrate the parametric market on its training block.
 
-    Raises :class:`FidelityError` for a missing file, an asset the checkpoint
-    does not know, or a test block too short for one window.
+    The parametric market is :func:`~lobworld.world_models.calibration.calibrate_parametric`
+    on the training block's events plus :func:`calibrate_tape` on its bars
+    (never the early-stopping or test block). Raises :class:`FidelityError`
+    for a missing file, an asset the checkpoint does not know, a test block
+    too short for one window, or a training block the laws cannot be fitted on.
     """
     from lobworld.world_models import data as data_mod
     from lobworld.world_models.calibration import calibrate_parametric
@@ -622,13 +779,14 @@ def load_fidelity_day(path, ck, window: int, test_hours: float | None = None,
     ev_train.attrs.update(ev.attrs)
     try:
         params = calibrate_parametric(ev_train, dt=float(ck.dt))
+        tape = calibrate_tape(bars[tr])
         x = bar_features(bars, ck.assets[ticker]).astype(np.float64)
     except ValueError as exc:
         raise FidelityError(f"{path.name}: {exc}") from exc
     st = ck.assets[ticker]
     starts = idx[0] - 1 + np.arange(n_win) * window
     held = abs(test_hours - ck_test) < 1e-9 and abs(early_stop_hours - ck_es) < 1e-9
-    return FidelityDay(ticker, bars, x, st, starts, window, params, source=path.name, held_out=held)
+    return FidelityDay(ticker, bars, x, st, starts, window, params, tape, source=path.name, held_out=held)
 
 
 def real_paths(day: FidelityDay) -> PathSample:
@@ -774,16 +932,34 @@ def _window_tod(day: FidelityDay) -> np.ndarray:
 
 
 def simulate_parametric(days: list[FidelityDay], draws: int, seed: int = 0,
-                        params: list[ParametricParams] | None = None) -> PathSample:
+                        params: list[ParametricParams] | None = None,
+                        tapes: list[ParametricTape] | None = None) -> PathSample:
     """``draws`` parametric paths per held-out window from the real mid and spread (training-block calibration).
 
-    The parametric market has no depth, book imbalance, OFI or trade count:
-    those fields are ``None``; its signed volume is ``IMBALANCE x VOLUME``.
+    Mid, spread and volume come from :class:`~lobworld.envs.dynamics.ParametricDynamics`
+    (``params``, default each day's ``params``); its signed volume is
+    ``IMBALANCE x VOLUME``. Trade count, OFI, top-of-book imbalance and depth
+    are i.i.d. draws of the day's :class:`ParametricTape` (``tapes``, default
+    each day's ``tape``; :func:`sample_tape`), normalised like :func:`real_paths`
+    by the checkpoint's asset constants; ``mean_count`` is the asset's. A bar
+    is traded when its Poisson count is > 0: ``trade_imb`` (the ``IMBALANCE``
+    column) is NaN in the other bars, as for real data.
+
+    Randomness: per path, ParametricDynamics streams from the seeds
+    ``seed * 1_000_003 + d_i * 10_007 + k + 555``; per day ``d_i``, the tape
+    draws from ``Generator(PCG64(SeedSequence([seed, d_i, _TAPE_STREAM])))``, a
+    separate stream (the non-zero last entropy word keeps it apart from any
+    integer seed), so the same ``seed`` gives identical paths and changing the
+    tape leaves mid, spread and volume unchanged.
     """
     parts = []
     for d_i, day in enumerate(days):
         p = day.params if params is None else params[d_i]
+        tape = day.tape if tapes is None else tapes[d_i]
         dt = _dt(day)
+        if abs(tape.dt - dt) > 1e-9 * dt:
+            raise FidelityError(f"{day.source or day.asset}: the parametric tape was fitted on {tape.dt:g} s bars "
+                                f"but the day's bars are {dt:g} s")
         nw = len(day.starts)
         rep = np.repeat(np.arange(nw), draws)
         n = rep.size
@@ -800,13 +976,17 @@ def simulate_parametric(days: list[FidelityDay], draws: int, seed: int = 0,
         W = day.window
         pub = np.zeros((n, W, 4))
         _sim_kernel(rows, args, rng, dyn.step_fn, np.zeros((n, W)), -1, pub, np.zeros((1, 1, 1)))
+        tape_rng = np.random.default_rng(np.random.SeedSequence([seed, d_i, _TAPE_STREAM]))
+        n_tr, ofi, book_imb, depth = sample_tape(tape, tape_rng, (n, W))
         st = day.stats
         mids = np.concatenate([mid[:, None], pub[:, :, 0]], 1)
         vol = pub[:, :, 2] / st.mean_volume
+        traded = n_tr > 0
         parts.append(PathSample(ret=np.diff(mids, axis=1) / st.sigma_bar, spread=pub[:, :, 1] / st.median_spread,
-                                volume=vol, svol=pub[:, :, 3] * vol, trade_imb=pub[:, :, 3].copy(), count=None,
-                                ofi=None, book_imb=None, depth=None, tod=_window_tod(day)[rep], dt=dt,
-                                mean_count=None, label="parametric"))
+                                volume=vol, svol=pub[:, :, 3] * vol, trade_imb=np.where(traded, pub[:, :, 3], np.nan),
+                                count=n_tr / st.mean_count, ofi=ofi / st.ofi_scale, book_imb=book_imb,
+                                depth=depth / st.mean_depth, tod=_window_tod(day)[rep], dt=dt,
+                                mean_count=np.full(n, st.mean_count), label="parametric"))
     return PathSample.concat(parts)
 
 
@@ -1013,16 +1193,17 @@ def fidelity_report(ck, paths, *, window: int | None = None, draws: int = 4, n_b
             summary[f"{src}_{key}_mean"] = float(v.mean()) if v.size else None
             summary[f"{src}_{key}_median"] = float(np.median(v)) if v.size else None
         summary[f"{src}_n_statistics"] = int(sum(x is not None for x in vals))
-    # summary over the statistics both simulators produce (like for like)
-    both = [r for r in rows if r["scores"]["parametric"] is not None]
+    # summary over the statistics both simulators produce (like for like; all of them unless one returns None)
+    both = [r for r in rows if r["scores"]["learned"] is not None and r["scores"]["parametric"] is not None]
     for src in ("learned", "parametric"):
         for key in ("l1", "w1"):
-            v = np.array([r["scores"][src][key] for r in both])
-            summary[f"{src}_{key}_mean_common"] = float(v.mean())
+            v = np.array([r["scores"][src][key] for r in both
+                          if np.isfinite(r["scores"]["learned"][key]) and np.isfinite(r["scores"]["parametric"][key])])
+            summary[f"{src}_{key}_mean_common"] = float(v.mean()) if v.size else None
     summary.update(n_statistics=len(rows), n_common=len(both),
                    wins=sum(v == "win" for v in verdicts.values()), losses=sum(v == "loss" for v in verdicts.values()),
                    mixed=sum(v == "mixed" for v in verdicts.values()),
-                   parametric_na=sum(v == "n/a" for v in verdicts.values()),
+                   n_na=sum(v == "n/a" for v in verdicts.values()),
                    w1_lower_significant=sum(1 for r in rows if r.get("diff") and r["diff"]["w1_ci"][1] < 0),
                    w1_higher_significant=sum(1 for r in rows if r.get("diff") and r["diff"]["w1_ci"][0] > 0))
     rep = {
@@ -1030,7 +1211,8 @@ def fidelity_report(ck, paths, *, window: int | None = None, draws: int = 4, n_b
                  "seed": seed, "n_real_paths": real.n_paths, "n_sim_paths": sims["learned"].n_paths,
                  "days": [{"source": d.source, "asset": d.asset, "windows": int(len(d.starts)),
                            "held_out": d.held_out, "first_window_start": str(d.bars.index[d.starts[0]]),
-                           "parametric": {k: float(v) for k, v in vars(d.params).items() if k != "impact"}}
+                           "parametric": {k: float(v) for k, v in vars(d.params).items() if k != "impact"},
+                           "tape": d.tape.to_dict()}
                           for d in days],
                  "held_out": all(d.held_out for d in days)},
         "statistics": [{k: v for k, v in r.items() if k != "plot"} | {"verdict": verdicts[r["name"]]} for r in rows],
@@ -1081,7 +1263,8 @@ def format_markdown(rep: dict) -> str:
                      + ("" if d["held_out"] else " -- NOT the checkpoint's held-out block (may overlap training)"))
     lines += ["", "L1 = histogram L1 distance (0..2), W1 = Wasserstein-1 on values standardised by the real sample. "
               "Lower is better; `floor` = real vs real (even vs odd windows, half the data per side). "
-              "Verdict: win = learned lower than parametric on both scores, loss = higher on both. "
+              "Verdict: win = learned lower than parametric on both scores, loss = higher on both, mixed otherwise "
+              "(n/a: a simulator cannot produce the statistic). "
               "dW1 = learned W1 - parametric W1 with its paired-bootstrap 5-95% range (same real resample); "
               "* = the range excludes 0.", "",
               "| statistic | learned L1 | parametric L1 | floor L1 | learned W1 | parametric W1 | floor W1 | dW1 | "
@@ -1109,10 +1292,10 @@ def format_markdown(rep: dict) -> str:
               f"| statistics produced | {s['learned_n_statistics']} | {s['parametric_n_statistics']} | "
               f"{s['floor_n_statistics']} |", "",
               f"**Learned vs parametric:** wins {s['wins']}, losses {s['losses']}, mixed {s['mixed']} of the "
-              f"{s['n_common']} statistics both produce; on {s['parametric_na']} more the parametric market has no "
-              f"such quantity (n/a). Learned better on {s['wins'] + s['parametric_na']} of {s['n_statistics']} "
-              f"counting n/a as a learned win. Paired bootstrap on W1: learned significantly lower on "
-              f"{s['w1_lower_significant']}, significantly higher on {s['w1_higher_significant']}.", "",
+              f"{s['n_common']} statistics both produce"
+              + (f"; n/a on {s['n_na']} (a simulator cannot produce them)" if s["n_na"] else "")
+              + f". Paired bootstrap on W1: learned significantly lower on {s['w1_lower_significant']}, "
+              f"significantly higher on {s['w1_higher_significant']}.", "",
               "Excess kurtosis of h-bar returns (90% CI):", "", "| source | " +
               " | ".join(rep["kurtosis"]["real"].keys()) + " |", "|---" * (1 + len(rep["kurtosis"]["real"])) + "|"]
     for src, ks in rep["kurtosis"].items():
