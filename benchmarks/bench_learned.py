@@ -140,7 +140,7 @@ def bench_torch(dyn: LearnedDynamics, n_envs: int, n_steps: int, nsub: int) -> f
     with torch.no_grad():
         def one():
             nonlocal h, x
-            z = torch.tanh(model.enc(x))
+            z = model.encode(x)
             flow = model.flow(torch.cat([h, z], -1))
             a = model.sample_flow(flow)
             h = model.gru_step(torch.cat([z, a], -1), h)

@@ -6,12 +6,13 @@ A checkpoint is one ``.npz`` file (``allow_pickle=False``) holding
   save/load round trip is bit-exact;
 * ``meta``: a UTF-8 JSON document with ``format_version``, ``model_config``
   (:class:`~lobworld.world_models.dynamics_model.ModelConfig` fields; ``mid_head`` and
-  ``mid_half_ticks`` only for a categorical mid head, ``ofi_head`` only when not Gaussian, so mixture checkpoints written
-  before those fields existed load unchanged),
-  ``train_config`` (the training config as a dict), ``assets`` (per-asset
-  :class:`~lobworld.world_models.dynamics_model.AssetStats`), ``dt`` (model
-  bar length in seconds), ``fingerprint`` (sha256 of each input data file)
-  and ``metrics`` (validation figures).
+  ``mid_half_ticks`` only for a categorical mid head, ``ofi_head`` only when not
+  Gaussian, ``spread_level`` only when true, so checkpoints written before those
+  fields existed load unchanged), ``train_config`` (the training config as a
+  dict), ``assets`` (per-asset :class:`~lobworld.world_models.dynamics_model.AssetStats`;
+  ``flow_rho`` only when fitted), ``dt`` (model bar length in seconds),
+  ``fingerprint`` (sha256 of each input data file) and ``metrics`` (validation
+  figures).
 
 Reading needs only NumPy, so building an env with ``dynamics="learned"`` does
 not import torch. Every defect raises :class:`CheckpointError` naming it.
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from lobworld.world_models.dynamics_model import N_FEATURES, AssetStats, ModelConfig
+from lobworld.world_models.dynamics_model import AssetStats, ModelConfig
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint",
            "file_fingerprint", "expected_shapes"]
@@ -60,7 +61,7 @@ def expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     n_flow = cfg.n_flow_out
     H, E = cfg.hidden, cfg.latent
     return {
-        "enc.weight": (E, N_FEATURES), "enc.bias": (E,),
+        "enc.weight": (E, cfg.n_inputs), "enc.bias": (E,),
         "flow.weight": (n_flow, H + E), "flow.bias": (n_flow,),
         "gru.weight_ih_l0": (3 * H, E + 2), "gru.weight_hh_l0": (3 * H, H),
         "gru.bias_ih_l0": (3 * H,), "gru.bias_hh_l0": (3 * H,),

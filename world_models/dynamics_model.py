@@ -7,7 +7,9 @@ One model step is one bar of ``dt`` seconds (1 s to 1 min). With ``x_t`` the
 
 * **V** (encoder): ``z_t = tanh(W_e x_t + b_e)`` summarises the microstructure
   at the end of bar ``t`` (mid change, spread, top-of-book depth and
-  imbalance, traded volume, trade count, order-flow imbalance).
+  imbalance, traded volume, trade count, order-flow imbalance; with
+  ``ModelConfig.spread_level`` also a 30-minute exponentially weighted level
+  of the log spread).
 * **flow head** ``p(a_{t+1}, v_{t+1}, c_{t+1} | h_t, z_t)``: the market's own
   order flow of the next bar -- P(no trade), log-normal volume, log-normal
   trade count, the trade-sign imbalance (categorical: exactly -1, seven
@@ -53,6 +55,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -72,6 +75,9 @@ __all__ = [
     "MIRROR_SIGN",
     "half_tick_changes",
     "asset_scale",
+    "spread_level",
+    "spread_level_decay",
+    "SPREAD_LEVEL_HALFLIFE_S",
 ]
 
 #: feature columns of ``x_t`` (the encoder input), all dimensionless
@@ -86,9 +92,14 @@ FEATURES = (
     "svol",  # (buy - sell) / mean volume
     "log_cnt",  # log(n_trades / mean n_trades), 0 if no trade
     "ofi",  # multi-level Cont-Kukanov-Stoikov order-flow imbalance / the asset's OFI sd
+    "spread_level",  # exponentially weighted mean of log_spread (half-life SPREAD_LEVEL_HALFLIFE_S), incl. this bar
 )
 N_FEATURES = len(FEATURES)
-F_RET, F_LSPR, F_LDEP, F_TIMB, F_TRADED, F_LVOL, F_IMB, F_SVOL, F_LCNT, F_OFI = range(N_FEATURES)
+F_RET, F_LSPR, F_LDEP, F_TIMB, F_TRADED, F_LVOL, F_IMB, F_SVOL, F_LCNT, F_OFI, F_SLVL = range(N_FEATURES)
+#: half-life (seconds of bar time) of the ``spread_level`` feature: the slow intraday level of the spread
+#: (wide after the open, narrow into the close), which the bar-end spread alone hardly shows (its lag-1
+#: autocorrelation at 1-minute bars is 0.28 on the GOOG and AMZN days)
+SPREAD_LEVEL_HALFLIFE_S = 1800.0
 #: features of the buy/sell mirror image of a bar: ``x * MIRROR_SIGN`` (signed quantities negated)
 MIRROR_SIGN = np.ones(N_FEATURES, dtype=np.float32)
 MIRROR_SIGN[[F_RET, F_TIMB, F_IMB, F_SVOL, F_OFI]] = -1.0
@@ -152,6 +163,15 @@ class ModelConfig:
     coupling); the sign is positive when the trade-imbalance uniform is above P(OFI < 0) (OFI
     and trade imbalance agree in sign in 78-81% of traded 1-second bars); the magnitude uses the
     OFI normal draw."""
+    spread_level: bool = False
+    """The encoder also reads the ``spread_level`` feature (the last of :data:`FEATURES`) and the
+    spread head's categories cover the next bar's log spread *relative to that level*
+    (``log(spread / median) - spread_level``), so the simulated spread fluctuates around its own
+    slowly moving level. Without it the spread head is on ``log(spread / median)`` itself and,
+    trained on 4 morning hours, it predicts nearly the training block's unconditional law
+    whatever the state (predicted mean log spread: sd 0.02 across test bars), while the real
+    spread narrows into the close. Checkpoints written before this field existed read the other
+    features only."""
 
     def __post_init__(self) -> None:
         for name in ("hidden", "latent", "n_mix", "spread_bins", "mid_half_ticks"):
@@ -164,11 +184,18 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
         if self.ofi_head not in OFI_HEADS:
             raise ValueError(f"ModelConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
+        if not isinstance(self.spread_level, bool):
+            raise ValueError(f"ModelConfig.spread_level must be true or false, got {self.spread_level!r}")
 
     @property
     def categorical(self) -> bool:
         """True for the categorical half-tick mid head."""
         return self.mid_head == "categorical"
+
+    @property
+    def n_inputs(self) -> int:
+        """Encoder inputs: the first ``n_inputs`` of :data:`FEATURES` (all of them with ``spread_level``)."""
+        return N_FEATURES if self.spread_level else N_FEATURES - 1
 
     @property
     def n_mid_cat(self) -> int:
@@ -199,6 +226,8 @@ class ModelConfig:
             d.pop("mid_half_ticks")
         if self.ofi_head == "gaussian":
             d.pop("ofi_head")
+        if not self.spread_level:
+            d.pop("spread_level")
         return d
 
 
@@ -222,15 +251,29 @@ class AssetStats:
     """A representative mid price (USD): the first training mid."""
     ofi_scale: float = 1.0
     """Standard deviation of the per-bar multi-level OFI (shares)."""
+    flow_rho: float = 0.0
+    """Gaussian-copula correlation of the flow head's trade-imbalance and OFI draws (in (-1, 1);
+    fitted by maximum likelihood after training, :func:`lobworld.world_models.training.fit_flow_copula`).
+    The two heads are otherwise independent given the state, while in the data signed volume and OFI
+    move together (correlation about 0.6 per 1-minute bar). 0: independent (checkpoints written
+    before this field existed, and models whose OFI head is not Gaussian)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
+            if f.name == "flow_rho":
+                if not (isinstance(v, (int, float)) and math.isfinite(v) and -1.0 < v < 1.0):
+                    raise ValueError(f"AssetStats.flow_rho must be a finite number in (-1, 1), got {v!r}")
+                continue
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
                 raise ValueError(f"AssetStats.{f.name} must be a finite positive number, got {v!r}")
 
     def to_dict(self) -> dict[str, float]:
-        return {k: float(v) for k, v in asdict(self).items()}
+        """Fields as stored in a checkpoint (``flow_rho`` only when fitted, so older metadata is unchanged)."""
+        d = {k: float(v) for k, v in asdict(self).items()}
+        if d["flow_rho"] == 0.0:
+            d.pop("flow_rho")
+        return d
 
 
 def asset_stats(bars, tick: float) -> AssetStats:
@@ -292,7 +335,41 @@ def bar_features(bars, stats: AssetStats) -> np.ndarray:
     x[:, F_SVOL] = np.where(traded, (buy - sell) / stats.mean_volume, 0.0)
     x[traded, F_LCNT] = np.log(cnt[traded] / stats.mean_count)
     x[:, F_OFI] = np.clip(bars["ofi"].to_numpy(float) / stats.ofi_scale, -RET_CLIP, RET_CLIP)
+    x[:, F_SLVL] = spread_level(x[:, F_LSPR], _bar_seconds(bars))
     return x.astype(np.float32)
+
+
+def spread_level_decay(bar_seconds) -> np.ndarray | float:
+    """Weight of the previous level in the ``spread_level`` update after a bar of ``bar_seconds``:
+    ``0.5 ** (bar_seconds / SPREAD_LEVEL_HALFLIFE_S)``."""
+    return 0.5 ** (np.asarray(bar_seconds, float) / SPREAD_LEVEL_HALFLIFE_S)
+
+
+def spread_level(log_spread: np.ndarray, bar_seconds: np.ndarray) -> np.ndarray:
+    """The ``spread_level`` feature: ``L_t = a_t L_{t-1} + (1 - a_t) log_spread_t``, ``L_{-1} = 0`` (the
+    training median), ``a_t`` = :func:`spread_level_decay` of bar ``t``'s length."""
+    a = spread_level_decay(bar_seconds)
+    out = np.empty(len(log_spread), dtype=np.float64)
+    lv = 0.0
+    for t, (at, ls) in enumerate(zip(a, np.asarray(log_spread, float))):
+        lv = at * lv + (1.0 - at) * ls
+        out[t] = lv
+    return out
+
+
+def _bar_seconds(bars) -> np.ndarray:
+    """Length of each bar (s): the ``bar_seconds`` column of ``make_bars``, else the spacing of a
+    DatetimeIndex (the first bar as long as the median)."""
+    if "bar_seconds" in bars.columns:
+        v = bars["bar_seconds"].to_numpy(float)
+    elif isinstance(bars.index, pd.DatetimeIndex) and len(bars) >= 2:
+        d = np.diff(bars.index).astype("timedelta64[ns]").astype(np.int64) / 1e9
+        v = np.concatenate([[np.median(d)], d])
+    else:
+        raise ValueError("bar frame lacks column 'bar_seconds' and has no DatetimeIndex to derive bar lengths from")
+    if not np.all(np.isfinite(v) & (v >= 0)):
+        raise ValueError("bar column 'bar_seconds' has NaN, inf or negative values")
+    return v
 
 
 def half_tick_changes(bars, tick: float) -> np.ndarray:
@@ -332,12 +409,16 @@ class BarWorldModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.enc = nn.Linear(N_FEATURES, cfg.latent)
+        self.enc = nn.Linear(cfg.n_inputs, cfg.latent)
         self.flow = nn.Linear(cfg.hidden + cfg.latent, cfg.n_flow_out)
         self.gru = nn.GRU(cfg.latent + 2, cfg.hidden, batch_first=True)
         # the categorical mid head is in absolute half ticks, so the state heads also see the asset's
         # scale c = log(sigma_bar / half tick) (asset_scale); the mixture head is in sigma_bar units
         self.head = nn.Linear(cfg.hidden + (1 if cfg.categorical else 0), cfg.n_head_out)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """V: ``z = tanh(W_e x + b_e)`` of features ``x`` (..., N_FEATURES), on the model's ``n_inputs`` of them."""
+        return torch.tanh(self.enc(x[..., :self.cfg.n_inputs]))
 
     def gru_step(self, inp: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """``torch.nn.GRUCell`` semantics on the ``nn.GRU`` weights: (B, E+2), (B, H) -> (B, H)."""
@@ -356,7 +437,7 @@ class BarWorldModel(nn.Module):
 
     def step(self, x: torch.Tensor, a: torch.Tensor, h: torch.Tensor, c=None):
         """One step: ``(flow_out, head_out, h_next)`` for features ``x`` (B, F), control ``a`` (B, 2)."""
-        z = torch.tanh(self.enc(x))
+        z = self.encode(x)
         flow = self.flow(torch.cat([h, z], dim=-1))
         h_next = self.gru_step(torch.cat([z, a], dim=-1), h)
         return flow, self.state_head(h_next, c), h_next
@@ -364,7 +445,7 @@ class BarWorldModel(nn.Module):
     def forward(self, x: torch.Tensor, a: torch.Tensor, h0: torch.Tensor | None = None, c=None):
         B, T, _ = x.shape
         h = x.new_zeros(B, self.cfg.hidden) if h0 is None else h0
-        z = torch.tanh(self.enc(x))
+        z = self.encode(x)
         hs, _ = self.gru(torch.cat([z, a], dim=-1), h.unsqueeze(0))
         h_prev = torch.cat([h.unsqueeze(1), hs[:, :-1]], 1)
         flow = self.flow(torch.cat([h_prev, z], dim=-1))
@@ -467,12 +548,14 @@ class BarWorldModel(nn.Module):
         return torch.where(j < -K, down, torch.where(j > K, up, core))
 
     def losses(self, flow: torch.Tensor, head: torch.Tensor, y: torch.Tensor,
-               half_ticks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               half_ticks: torch.Tensor | None = None, x: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-element negative log-likelihoods (nats) of the next bar's features ``y`` (B, T, F).
 
         Keys: ``ret`` (mid change: density of ``y_ret`` for the mixture head; for the
         categorical head the probability of ``half_ticks`` (B, T), the next bar's mid change
-        in half ticks, required then), ``spread`` (categorical), ``depth``, ``top_imb``,
+        in half ticks, required then), ``spread`` (categorical over log(spread / median), or with
+        ``spread_level`` over its difference from the current bar's level ``x[..., F_SLVL]``: ``x``,
+        the features the model read (B, T, F), is required then), ``depth``, ``top_imb``,
         ``traded`` (Bernoulli), ``ofi``, and, masked to bars with trades (zero elsewhere),
         ``volume``, ``count``, ``imb``.
         """
@@ -484,8 +567,8 @@ class BarWorldModel(nn.Module):
         else:
             out = {"ret": -self.ret_logpdf(head, y[..., F_RET])}
         out["spread"] = nn.functional.cross_entropy(
-            sl.reshape(-1, sl.shape[-1]), spread_bin(y[..., F_LSPR], sl.shape[-1]).reshape(-1), reduction="none"
-        ).reshape(y.shape[:-1])
+            sl.reshape(-1, sl.shape[-1]), spread_bin(self.spread_target(y, x), sl.shape[-1]).reshape(-1),
+            reduction="none").reshape(y.shape[:-1])
         out["depth"] = _gauss_nll(y[..., F_LDEP], dep[..., 0], dep[..., 1])
         out["top_imb"] = _gauss_nll(torch.atanh(y[..., F_TIMB]), timb[..., 0], timb[..., 1])
         traded = y[..., F_TRADED]
@@ -508,13 +591,30 @@ class BarWorldModel(nn.Module):
             il.reshape(-1, IMB_BINS), imb_bin(y[..., F_IMB]).reshape(-1), reduction="none").reshape(y.shape[:-1])
         return out
 
-    def sample_flow(self, flow: torch.Tensor, stats_mean_volume_ratio: float = 1.0, generator=None) -> torch.Tensor:
-        """Sample the control ``a = (ofi, svol)`` from flow-head outputs (evaluation helper)."""
+    def spread_target(self, y: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        """What the spread head's categories cover: ``log(spread / median)`` of the next bar, or with
+        ``spread_level`` its difference from the level the model read (``x[..., F_SLVL]``)."""
+        if not self.cfg.spread_level:
+            return y[..., F_LSPR]
+        if x is None:
+            raise ValueError("a spread_level model's spread head is relative to the level feature: pass x=...")
+        return y[..., F_LSPR] - x[..., F_SLVL]
+
+    def sample_flow(self, flow: torch.Tensor, stats_mean_volume_ratio: float = 1.0, generator=None,
+                    rho: float = 0.0) -> torch.Tensor:
+        """Sample the control ``a = (ofi, svol)`` from flow-head outputs (evaluation helper).
+
+        ``rho``: Gaussian-copula correlation of the trade-imbalance and OFI draws
+        (:attr:`AssetStats.flow_rho`; Gaussian OFI head only), as in the simulation kernels."""
         shape = flow.shape[:-1]
         u = torch.rand(shape + (3,), generator=generator, dtype=flow.dtype)
+        n_vol = torch.randn(shape, generator=generator, dtype=flow.dtype)
+        n_ofi = torch.randn(shape, generator=generator, dtype=flow.dtype)
+        if rho != 0.0 and self.cfg.ofi_head == "gaussian":
+            z = rho * n_ofi + math.sqrt(1.0 - rho * rho) * torch.special.ndtri(u[..., 1])
+            u = torch.cat([u[..., :1], torch.special.ndtr(z)[..., None], u[..., 2:]], -1)
         traded = u[..., 0] >= torch.sigmoid(flow[..., O_NOTRADE])
-        lv = flow[..., O_LVOL_MU] + torch.exp(flow[..., O_LVOL_LS].clamp(-7, 5)) * torch.randn(
-            shape, generator=generator, dtype=flow.dtype)
+        lv = flow[..., O_LVOL_MU] + torch.exp(flow[..., O_LVOL_LS].clamp(-7, 5)) * n_vol
         cdf = torch.cumsum(torch.softmax(flow[..., O_IMB:O_IMB + IMB_BINS], -1), -1)
         k = torch.clamp((cdf < u[..., 1:2]).sum(-1), 0, IMB_BINS - 1)
         w = 2.0 / (IMB_BINS - 2)
@@ -522,8 +622,7 @@ class BarWorldModel(nn.Module):
         imb = torch.where(k == 0, -torch.ones_like(inner), torch.where(k == IMB_BINS - 1, torch.ones_like(inner), inner))
         imb = torch.where(traded, imb, torch.zeros_like(imb))
         sv = torch.where(traded, imb * torch.exp(lv) * stats_mean_volume_ratio, torch.zeros_like(imb))
-        ofi = flow[..., O_OFI_MU] + torch.exp(flow[..., O_OFI_LS].clamp(-7, 5)) * torch.randn(
-            shape, generator=generator, dtype=flow.dtype)
+        ofi = flow[..., O_OFI_MU] + torch.exp(flow[..., O_OFI_LS].clamp(-7, 5)) * n_ofi
         if self.cfg.ofi_head == "zero_signed_lognormal":  # coupled uniforms: see ModelConfig.ofi_head
             mag = torch.exp(ofi)  # ofi above is mu + sd * n: log|OFI| here
             neg = u[..., 1] < 1.0 - torch.sigmoid(flow[..., O_OFI_SIGN])

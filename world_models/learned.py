@@ -9,19 +9,48 @@ Per model bar (the same random draws -- 6 uniforms, 6 normals -- whatever ``q``)
 
 1. encode the last bar's features ``x`` -> ``z``; the flow head on ``(h, z)``
    samples the market's own flow: trade/no trade, volume (log-normal, times
-   ``vol_mult``), trade count, trade-sign imbalance, multi-level OFI;
-2. the agent's child order ``q / n_sub`` (signed shares) is added to the
-   market's buy or sell volume and to its OFI, giving the control
-   ``a = (OFI / OFI sd, signed volume / mean volume)``; ``h <- GRU([z, a], h)``;
+   ``vol_mult``), trade count, trade-sign imbalance, multi-level OFI; the
+   imbalance category's uniform is coupled to the OFI's normal by a Gaussian
+   copula of correlation ``AssetStats.flow_rho`` (fitted after training), so
+   signed volume and OFI move together as in the data (marginals unchanged);
+2. the control ``a = (OFI / OFI sd, signed volume / mean volume)`` of the
+   market's own flow (with ``impact="gru"`` the agent's child order
+   ``q / n_sub`` is added to the buy or sell volume and to the OFI first);
+   ``h <- GRU([z, a], h)``;
 3. the state heads on ``h`` sample the mid change (Gaussian mixture, in units
    of the asset's ``sigma_bar``, rounded to half ticks; or, for a categorical-head
    model (the 1 s one), a category of the half-tick change drawn with the same
    uniform and, in a tail, a geometric excess from ``Phi`` of the same normal, so
    the draws per bar are the same for both heads), the spread
-   (categorical, rounded to ticks, >= 1 tick), top-of-book depth and
-   imbalance, which become the next ``x``.
+   (categorical over log(spread / median), relative to the 30-minute spread level
+   for a ``spread_level`` model, rounded to ticks, >= 1 tick), top-of-book depth and
+   imbalance, which become the next ``x`` (the spread level is updated from the
+   new spread).
 
-Execution price of the agent's order ``q`` (+ buy) over the step::
+Agent impact, ``impact="sqrt"`` (the default): the square-root law fitted on the
+real tape (:class:`lobworld.world_models.impact.ImpactModel`, shipped per asset) is
+the agent's impact channel, and the GRU sees only the market's own flow (historical
+flow is not exogenous, so feeding the agent's orders to the GRU gave a mid response
+linear in the order size: simulated exponent 1.02). State per env: ``X_p``, the
+agent's cumulative signed shares, and ``X_t``, the same decaying by
+``exp(-dt / impact_decay_s)`` per env step. The agent's displacement of the mid is::
+
+    D = w F(X_p) + (1 - w) F(X_t),    F(x) = sign(x) c |x|^delta,    c = Y sigma_D / (V_D vm)^delta
+
+(``Y``, ``delta``, ``sigma_D``, ``V_D`` of the fitted model, ``vm`` the step's volume
+multiplier; ``w`` such that ``D`` keeps the fitted ``permanent_fraction`` 120 s after a
+short program, as measured on the tape). An order ``q`` moves both states from ``X``
+to ``X + q`` and pays the mean displacement along the way::
+
+    price = mid_before + sign(q) spread_before / 2 + (mean of D over X -> X + q) - D(X)
+
+the mid moves by the change of ``D`` over the step (the trade, then the decay), and
+``PERM_IMPACT`` holds ``D`` (USD) and ``TEMP_IMPACT`` ``|mean D - D|``. A metaorder's
+peak impact is then ``Y sigma_D (Q / V_D)^delta`` whatever its schedule's details
+(``delta`` 0.52 GOOG, 0.49 AMZN), and the market's own path is the same with or
+without the agent (common random numbers hold exactly).
+
+Legacy ``impact="gru"``, execution price of the agent's order ``q`` (+ buy) over the step::
 
     price = mid_before + sign(q) * (spread_before / 2 + temp)
     temp  = Y * sigma_step * (|q| / V_step) ** delta        (USD per share)
@@ -58,9 +87,10 @@ import pathlib
 from collections.abc import Sequence
 
 import numpy as np
+from llvmlite import binding as llvm_binding
 from llvmlite import ir as llvm_ir
 from numba import njit, types
-from numba.extending import intrinsic
+from numba.extending import get_cython_function_address, intrinsic
 
 from lobworld.envs.dynamics import (
     IMBALANCE,
@@ -84,6 +114,7 @@ from lobworld.world_models.dynamics_model import (
     F_LVOL,
     F_OFI,
     F_RET,
+    F_SLVL,
     F_SVOL,
     F_TIMB,
     F_TRADED,
@@ -94,6 +125,7 @@ from lobworld.world_models.dynamics_model import (
     SPREAD_LO,
     TIMB_CLIP,
     asset_scale,
+    spread_level_decay,
 )
 
 __all__ = ["LearnedDynamics", "DEFAULT_CHECKPOINT", "BATCH_CHUNK", "export_args", "learned_batch_reset",
@@ -105,17 +137,26 @@ DEFAULT_CHECKPOINT = pathlib.Path(__file__).parent / "assets" / "weights" / "bar
 # ---- per-env parameter columns ---------------------------------------------
 (Q_S0, Q_TICK, Q_SIG, Q_MSPR, Q_MVOL, Q_MCNT, Q_MDEP, Q_DT, Q_NSUB, Q_Y, Q_DELTA,
  Q_TRACK, Q_NBURN, Q_OFIS, Q_CSCALE) = range(15)
-N_Q = 15  # Q_CSCALE: log(sigma_bar / half tick), the extra state-head input of the categorical (1 s) model
+# Q_CSCALE: log(sigma_bar / half tick), the extra state-head input of the categorical (1 s) model.
+# Agent impact channel (impact="sqrt"): Q_IMODE 1.0 (0.0: legacy "gru"), Q_IC = Y sigma_D / V_D**delta
+# (USD / shares**delta), Q_IDEL = delta, Q_IPF = permanent weight, Q_IDEC = exp(-dt / tau) per env step;
+# Q_RHO: Gaussian-copula correlation of the OFI and trade-imbalance draws (AssetStats.flow_rho).
+Q_IMODE, Q_IC, Q_IDEL, Q_IPF, Q_IDEC, Q_RHO = range(15, 21)
+Q_SLA = 21  # weight of the previous spread level per model bar (spread_level_decay of the bar length)
+N_Q = 22
 # ---- layout vector (float64, cast to int in the kernels) ---------------------
 (M_NMIX, M_NSPR, M_H, M_E, M_OH, M_OX, M_OZ, M_OGI, M_OGH, M_OHN, M_OFO, M_OHO, M_OHC, M_OHCO) = range(14)
 # categorical (1 s) model only: mid-head width, K of the categorical mid head (0: mixture head),
 # 1.0 when the OFI is zero-inflated signed log-normal (ModelConfig.ofi_head), else 0.0
 M_NMID, M_KCAT, M_OFISL = 14, 15, 16
+M_OIMP = 17  # row offset of the agent-impact state (X_perm, X_trans: signed shares)
+M_SREL = 18  # 1.0: the spread head is relative to the spread level (ModelConfig.spread_level)
 N_FLOW = 7 + IMB_BINS
 _LS_LO, _LS_HI = -7.0, 5.0
 
 
-def _layout(H: int, E: int, n_mix: int, n_spr: int, kcat: int = 0, ofi_sl: bool = False) -> tuple[np.ndarray, int]:
+def _layout(H: int, E: int, n_mix: int, n_spr: int, kcat: int = 0, ofi_sl: bool = False,
+            spread_rel: bool = False) -> tuple[np.ndarray, int]:
     n_mid = 2 * kcat + 5 if kcat > 0 else 3 * n_mix
     n_head = n_mid + n_spr + 4
     off = N_MARKET
@@ -139,8 +180,10 @@ def _layout(H: int, E: int, n_mix: int, n_spr: int, kcat: int = 0, ofi_sl: bool 
     off += H
     ohco = off
     off += n_mid
+    oimp = off
+    off += 2
     meta = np.array([n_mix, n_spr, H, E, oh, ox, oz, ogi, ogh, ohn, ofo, oho, ohc, ohco, n_mid, kcat,
-                     1.0 if ofi_sl else 0.0], dtype=np.float64)
+                     1.0 if ofi_sl else 0.0, oimp, 1.0 if spread_rel else 0.0], dtype=np.float64)
     return meta, off
 
 
@@ -210,6 +253,25 @@ def _sigmoid(v):
 @njit(inline="always")
 def _clamp(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
+
+
+# scipy's inverse standard normal CDF (cephes ndtri), called from the kernels as an external
+# symbol (registered with LLVM by name, so the kernels that call it stay cacheable)
+llvm_binding.add_symbol("lobworld_scipy_ndtri", get_cython_function_address("scipy.special.cython_special", "ndtri"))
+_ndtri = types.ExternalFunction("lobworld_scipy_ndtri", types.float64(types.float64))
+
+
+@njit(inline="always")
+def _couple(u, n, rho):
+    """Gaussian copula: the uniform ``Phi(rho n + sqrt(1 - rho^2) Phi^-1(u))`` (``u`` itself when rho = 0).
+
+    ``u`` ~ U(0, 1) and ``n`` ~ N(0, 1) independent give a uniform whose normal score has
+    correlation ``rho`` with ``n``: the trade-imbalance category is drawn with it, so the
+    imbalance and the OFI (``mu + sd n``) keep their marginals and get the copula correlation."""
+    if rho == 0.0:
+        return u
+    z = rho * n + math.sqrt(1.0 - rho * rho) * _ndtri(u)
+    return 0.5 * math.erfc(-z * 0.7071067811865476)
 
 
 @njit(cache=True, fastmath=True)
@@ -410,6 +472,7 @@ def _substep(i, row, args, st, qs, vol_mult):
     n_dep = normal(st)
     n_timb = normal(st)
     n_ofi = normal(st)
+    u_imb = _couple(u_imb, n_ofi, P[i, Q_RHO])
 
     # V: encode; flow head on (h, z)
     _encode(We, be, row, ox, oz)
@@ -474,7 +537,7 @@ def _substep(i, row, args, st, qs, vol_mult):
         r = row[oho + K + kc] + _exp(_clamp(row[oho + 2 * K + kc], _LS_LO, _LS_HI)) * n_ret
         ret = half * math.floor(r * sig / half + 0.5)
     ks = _categorical(row, oho + NM, S, u_spr)
-    ls = SPREAD_LO + (ks + u_spr_in) * ((SPREAD_HI - SPREAD_LO) / S)
+    ls = SPREAD_LO + (ks + u_spr_in) * ((SPREAD_HI - SPREAD_LO) / S) + meta[M_SREL] * row[ox + F_SLVL]
     spread = tick * math.floor(P[i, Q_MSPR] * _exp(ls) / tick + 0.5)
     if spread < tick:
         spread = tick
@@ -484,7 +547,9 @@ def _substep(i, row, args, st, qs, vol_mult):
 
     # new features and hidden state
     row[ox + F_RET] = _clamp(ret / sig, -RET_CLIP, RET_CLIP)
-    row[ox + F_LSPR] = math.log(spread / P[i, Q_MSPR])
+    lspr = math.log(spread / P[i, Q_MSPR])
+    row[ox + F_LSPR] = lspr
+    row[ox + F_SLVL] = P[i, Q_SLA] * row[ox + F_SLVL] + (1.0 - P[i, Q_SLA]) * lspr
     row[ox + F_LDEP] = ldep
     row[ox + F_TIMB] = _clamp(timb, -TIMB_CLIP, TIMB_CLIP)
     if tot > 0.0:
@@ -528,6 +593,9 @@ def _learned_reset(i, row, args, st):
     row[MID] = P[i, Q_S0]
     row[VOLUME] = vol * P[i, Q_NSUB]
     row[LAST_RET] = 0.0
+    oimp = int(meta[M_OIMP])
+    row[oimp] = 0.0
+    row[oimp + 1] = 0.0
     row[PERM_IMPACT] = 0.0
     row[TEMP_IMPACT] = 0.0
     row[IMBALANCE] = 0.0
@@ -545,6 +613,60 @@ def _exec_price(P, i, q, vol, sigma_step, mid0, spread0):
         temp = P[i, Q_Y] * sigma_step * (aq / max(vol, 1.0)) ** P[i, Q_DELTA]
     sgn = 1.0 if q > 0.0 else (-1.0 if q < 0.0 else 0.0)
     return mid0 + sgn * (0.5 * spread0 + temp), temp
+
+
+@njit(inline="always")
+def _imp_f(x, c, d):
+    """Displacement of the impact state ``x`` (signed shares): ``sign(x) c |x|^d`` (USD)."""
+    return c * abs(x) ** d if x >= 0.0 else -c * (-x) ** d
+
+
+@njit(inline="always")
+def _imp_avg(x, q, c, d):
+    """Mean of ``_imp_f`` over the fill ``x -> x + q`` (q != 0): ``(G(x + q) - G(x)) / q`` with
+    ``G(x) = c |x|^(1+d) / (1+d)`` its antiderivative; the midpoint value when ``|q|`` is tiny
+    against ``|x|`` (where the difference would cancel)."""
+    if abs(q) <= 1e-7 * abs(x):
+        return _imp_f(x + 0.5 * q, c, d)
+    return c * (abs(x + q) ** (1.0 + d) - abs(x) ** (1.0 + d)) / ((1.0 + d) * q)
+
+
+@njit(inline="always")
+def _sqrt_impact(P, i, row, oimp, q, vm, mid0, spread0):
+    """The agent-impact channel (``impact="sqrt"``) for an order of ``q`` shares (+ buy) at the step start.
+
+    State ``row[oimp] = X_p`` (the agent's cumulative signed shares) and ``row[oimp + 1] = X_t``
+    (the same, decaying by ``Q_IDEC`` per step); the agent's displacement of the mid is
+    ``D = w F(X_p) + (1 - w) F(X_t)``, ``F(x) = sign(x) c |x|^delta``, ``c = Y sigma_D / (V_D vm)^delta``
+    (``vm`` the step's volume multiplier: thinner markets, more impact). ``row[PERM_IMPACT]``
+    holds the ``D`` already in the mid. The order walks both states from ``X`` to ``X + q``
+    and pays the mean displacement along the way (``_imp_avg``) over the pre-trade one.
+    Returns ``(price, temp, dD)``: execution price ``mid0 + sign(q) spread0 / 2 + (mean D - D)``,
+    the temporary cost per share ``|mean D - D|`` (USD) and the change of ``D`` over the step
+    (trade, then decay), which the caller adds to the mid; updates the state and PERM_IMPACT."""
+    xp = row[oimp]
+    xt = row[oimp + 1]
+    if q == 0.0 and xp == 0.0 and xt == 0.0:  # no agent flow yet: nothing to displace (no pow calls)
+        return mid0, 0.0, 0.0
+    d = P[i, Q_IDEL]
+    c = P[i, Q_IC] / max(vm, 1e-12) ** d
+    w = P[i, Q_IPF]
+    d_old = row[PERM_IMPACT]
+    d0 = w * _imp_f(xp, c, d) + (1.0 - w) * _imp_f(xt, c, d)
+    price = mid0
+    temp = 0.0
+    if q != 0.0:
+        avg = w * _imp_avg(xp, q, c, d) + (1.0 - w) * _imp_avg(xt, q, c, d)
+        temp = abs(avg - d0)
+        price = mid0 + (0.5 * spread0 if q > 0.0 else -0.5 * spread0) + (avg - d0)
+        xp += q
+        xt += q
+    xt *= P[i, Q_IDEC]
+    row[oimp] = xp
+    row[oimp + 1] = xt
+    d1 = w * _imp_f(xp, c, d) + (1.0 - w) * _imp_f(xt, c, d)
+    row[PERM_IMPACT] = d1
+    return price, temp, d1 - d_old
 
 
 @njit(inline="always")
@@ -566,6 +688,9 @@ def _learned_step(i, row, args, st, q, vol_mult):
     var = 0.0
     perm = 0.0
     ret = 0.0
+    sq = P[i, Q_IMODE] > 0.0
+    if sq:  # the market's own flow only: the agent acts through the impact channel
+        qs = 0.0
     for _ in range(nsub):
         v, s2, p, r = _substep(i, row, args, st, qs, vol_mult)
         vol += v
@@ -573,10 +698,15 @@ def _learned_step(i, row, args, st, q, vol_mult):
         perm += p
         ret += r
     sigma_step = math.sqrt(var) * P[i, Q_SIG]
-    price, temp = _exec_price(P, i, q, vol, sigma_step, mid0, spread0)
+    if sq:
+        price, temp, dd = _sqrt_impact(P, i, row, int(args[11][M_OIMP]), q, vol_mult, mid0, spread0)
+        row[MID] += dd
+        ret += dd
+    else:
+        price, temp = _exec_price(P, i, q, vol, sigma_step, mid0, spread0)
+        row[PERM_IMPACT] += perm
     row[VOLUME] = vol
     row[LAST_RET] = ret
-    row[PERM_IMPACT] += perm
     row[TEMP_IMPACT] = temp
     row[SIGMA] = sigma_step / math.sqrt(dt)
     return price
@@ -600,8 +730,8 @@ BATCH_CHUNK = 128  # 64, 128, 256 measured: 128 fastest (the workspace, ~270 KB,
 _N_DRAWS = 12
 (V_QS, V_VM, V_SIG, V_TICK, V_MVOL, V_MSPR, V_MCNT, V_OFIS, V_TRACK, V_MID, V_SPREAD, V_IMB,
  V_VOL, V_VAR, V_PERM, V_RET, V_AVOL, V_AVAR, V_APERM, V_ARET, V_TRADED, V_LC, V_OFI0, V_D0,
- V_A0, V_A1, V_A1C, V_AIMB, V_TOT, V_MQ, V_K, V_T0, V_T1, V_T2) = range(34)
-_N_V = 34
+ V_A0, V_A1, V_A1C, V_AIMB, V_TOT, V_MQ, V_K, V_T0, V_T1, V_T2, V_SLA) = range(35)
+_N_V = 35
 _VEC = dict(cache=True, error_model="numpy", fastmath={"contract"})
 
 
@@ -767,8 +897,9 @@ def _b_categorical(ws, r_o, n, r_u, r_k, r_mx, r_tot, m):
 
 
 @njit(cache=True)
-def _b_draws(ws, r_rnd, rng, stream, idx, lo, m):
-    """The bar's 12 draws of every env of the chunk, from its own stream, in _substep's order."""
+def _b_draws(ws, r_rnd, rng, stream, idx, lo, m, P):
+    """The bar's 12 draws of every env of the chunk, from its own stream, in _substep's order
+    (u_imb coupled to n_ofi by the env's copula correlation, as in _substep)."""
     for j in range(m):
         st = rng[idx[lo + j], stream]
         ws[r_rnd + 0, j] = uniform(st)  # u_trade
@@ -783,6 +914,7 @@ def _b_draws(ws, r_rnd, rng, stream, idx, lo, m):
         ws[r_rnd + 9, j] = normal(st)  # n_dep
         ws[r_rnd + 10, j] = normal(st)  # n_timb
         ws[r_rnd + 11, j] = normal(st)  # n_ofi
+        ws[r_rnd + 2, j] = _couple(ws[r_rnd + 2, j], ws[r_rnd + 11, j], P[idx[lo + j], Q_RHO])
 
 
 @njit(**_VEC)
@@ -798,7 +930,7 @@ def _b_bar(args, ws, m):
     H = int(meta[M_H])
     E = int(meta[M_E])
     r_h, r_z, r_x, r_fo, r_gib, r_gh, r_hn, r_ho, r_hc, r_hco, r_rnd, r_v, _n = _ws_rows(H, E, K, S)
-    F = N_FEATURES
+    F = We.shape[1]  # encoder inputs: N_FEATURES, or one fewer for a model without the spread level
     # V: encoder, flow head on (h, z)
     _b_matvec(We, be, E, F, ws, r_x, r_z, m)
     for e in range(E):
@@ -873,6 +1005,7 @@ def _b_bar(args, ws, m):
     _b_categorical(ws, r_ho + 3 * K, S, r_rnd + 7, r_v + V_K, r_v + V_T1, r_v + V_IMB, m)
     od = r_ho + 3 * K + S
     wspr = (SPREAD_HI - SPREAD_LO) / S
+    srel = meta[M_SREL]  # 1.0: categories relative to the spread level (read before this bar updates it)
     for j in range(m):
         sig = ws[r_v + V_SIG, j]
         tick = ws[r_v + V_TICK, j]
@@ -880,7 +1013,7 @@ def _b_bar(args, ws, m):
         r = ws[r_v + V_T2, j] + _exp(_clamp(ws[r_v + V_T0, j], _LS_LO, _LS_HI)) * ws[r_rnd + 6, j]
         half = 0.5 * tick
         ret = half * math.floor(r * sig / half + 0.5)
-        ls = SPREAD_LO + (ws[r_v + V_K, j] + ws[r_rnd + 8, j]) * wspr
+        ls = SPREAD_LO + (ws[r_v + V_K, j] + ws[r_rnd + 8, j]) * wspr + srel * ws[r_x + F_SLVL, j]
         spread = tick * math.floor(mspr * _exp(ls) / tick + 0.5)
         spread = tick if spread < tick else spread
         ldep = ws[od, j] + _exp(_clamp(ws[od + 1, j], _LS_LO, _LS_HI)) * ws[r_rnd + 9, j]
@@ -888,7 +1021,10 @@ def _b_bar(args, ws, m):
         tot = ws[r_v + V_TOT, j]
         traded = ws[r_v + V_TRADED, j] != 0.0
         ws[r_x + F_RET, j] = _clamp(ret / sig, -RET_CLIP, RET_CLIP)
-        ws[r_x + F_LSPR, j] = math.log(spread / mspr)
+        lspr = math.log(spread / mspr)
+        ws[r_x + F_LSPR, j] = lspr
+        sla = ws[r_v + V_SLA, j]
+        ws[r_x + F_SLVL, j] = sla * ws[r_x + F_SLVL, j] + (1.0 - sla) * lspr
         ws[r_x + F_LDEP, j] = ldep
         ws[r_x + F_TIMB, j] = _clamp(timb, -TIMB_CLIP, TIMB_CLIP)
         pos = tot > 0.0
@@ -934,6 +1070,7 @@ def _b_gather(idx, lo, m, ws, market, P, meta, r_v):
         ws[r_v + V_MCNT, j] = P[i, Q_MCNT]
         ws[r_v + V_OFIS, j] = P[i, Q_OFIS]
         ws[r_v + V_TRACK, j] = P[i, Q_TRACK]
+        ws[r_v + V_SLA, j] = P[i, Q_SLA]
         ws[r_v + V_AVOL, j] = 0.0
         ws[r_v + V_AVAR, j] = 0.0
         ws[r_v + V_APERM, j] = 0.0
@@ -975,10 +1112,11 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
     nsub = int(P[i0, Q_NSUB])
     for j in range(m):
         i = idx[lo + j]
-        ws[r_v + V_QS, j] = q[i] / nsub
+        # impact="sqrt": the market's own flow only, the agent acts through the impact channel
+        ws[r_v + V_QS, j] = 0.0 if P[i, Q_IMODE] > 0.0 else q[i] / nsub
         ws[r_v + V_VM, j] = vol_mult[i]
     for _ in range(nsub):
-        _b_draws(ws, r_rnd, rng, stream, idx, lo, m)
+        _b_draws(ws, r_rnd, rng, stream, idx, lo, m, P)
         _b_bar(args, ws, m)
         for j in range(m):
             ws[r_v + V_AVOL, j] += ws[r_v + V_VOL, j]
@@ -986,6 +1124,7 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
             ws[r_v + V_APERM, j] += ws[r_v + V_PERM, j]
             ws[r_v + V_ARET, j] += ws[r_v + V_RET, j]
     _b_scatter_state(idx, lo, m, ws, market, meta)
+    oimp = int(meta[M_OIMP])
     for j in range(m):
         i = idx[lo + j]
         row = market[i]
@@ -993,13 +1132,19 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
         spread0 = row[SPREAD]
         vol = ws[r_v + V_AVOL, j]
         sigma_step = math.sqrt(ws[r_v + V_AVAR, j]) * P[i, Q_SIG]
-        price[i], temp = _exec_price(P, i, q[i], vol, sigma_step, mid0, spread0)
-        row[MID] = ws[r_v + V_MID, j]
+        ret = ws[r_v + V_ARET, j]
+        dd = 0.0
+        if P[i, Q_IMODE] > 0.0:
+            price[i], temp, dd = _sqrt_impact(P, i, row, oimp, q[i], vol_mult[i], mid0, spread0)
+            ret += dd
+        else:
+            price[i], temp = _exec_price(P, i, q[i], vol, sigma_step, mid0, spread0)
+            row[PERM_IMPACT] += ws[r_v + V_APERM, j]
+        row[MID] = ws[r_v + V_MID, j] + dd
         row[SPREAD] = ws[r_v + V_SPREAD, j]
         row[IMBALANCE] = ws[r_v + V_IMB, j]
         row[VOLUME] = vol
-        row[LAST_RET] = ws[r_v + V_ARET, j]
-        row[PERM_IMPACT] += ws[r_v + V_APERM, j]
+        row[LAST_RET] = ret
         row[TEMP_IMPACT] = temp
         row[SIGMA] = sigma_step / math.sqrt(P[i, Q_DT])
 
@@ -1031,13 +1176,16 @@ def learned_batch_reset(idx, lo, hi, ws, market, args, rng, stream):
         ws[r_v + V_VOL, j] = P[i, Q_MVOL]
         ws[r_v + V_VAR, j] = 1.0
     for _ in range(int(P[idx[lo], Q_NBURN])):
-        _b_draws(ws, r_rnd, rng, stream, idx, lo, m)
+        _b_draws(ws, r_rnd, rng, stream, idx, lo, m, P)
         _b_bar(args, ws, m)
     _b_scatter_state(idx, lo, m, ws, market, meta)
+    oimp = int(meta[M_OIMP])
     for j in range(m):
         i = idx[lo + j]
         row = market[i]
         row[MID] = P[i, Q_S0]
+        row[oimp] = 0.0
+        row[oimp + 1] = 0.0
         row[SPREAD] = ws[r_v + V_SPREAD, j]
         row[VOLUME] = ws[r_v + V_VOL, j] * P[i, Q_NSUB]
         row[LAST_RET] = 0.0
@@ -1056,7 +1204,7 @@ def export_args(ck: Checkpoint) -> tuple:
     c = ck.model_config
     meta, n_state = _layout(c.hidden, c.latent, c.n_mix, c.spread_bins,
                             kcat=c.mid_half_ticks if c.categorical else 0,
-                            ofi_sl=c.ofi_head == "zero_signed_lognormal")
+                            ofi_sl=c.ofi_head == "zero_signed_lognormal", spread_rel=c.spread_level)
     return (w["enc.weight"], w["enc.bias"], w["flow.weight"], w["flow.bias"], w["gru.weight_ih_l0"],
             w["gru.weight_hh_l0"], w["gru.bias_ih_l0"], w["gru.bias_hh_l0"], w["head.weight"], w["head.bias"]), meta, n_state
 
@@ -1072,10 +1220,22 @@ class LearnedDynamics(MarketDynamics):
     asset: ticker whose normalisation statistics to use (``"GOOG"``, ``"AMZN"`` for
         the shipped model), or a sequence of ``n_envs`` tickers (one per env).
     s0: starting mid (USD); default the asset's first training mid.
-    sqrt_y: the temporary-impact constant ``Y`` (dimensionless).
-    impact_exponent: ``delta`` in ``(|q| / V)^delta``; 0.5 is the square-root law.
+    impact: the agent's impact channel (module docstring). ``"sqrt"`` (default): the fitted
+        square-root law (:class:`~lobworld.world_models.impact.ImpactModel`) with a decaying
+        transient part; the GRU sees only the market's own flow. ``"gru"``: the legacy channel,
+        the agent's flow added to the GRU's control and the temporary cost
+        ``sqrt_y sigma_step (|q| / V_step)^impact_exponent``.
+    impact_model: an :class:`~lobworld.world_models.impact.ImpactModel` for every asset, or a
+        dict of them by asset; default: the model fitted on the asset's shipped LOBSTER day
+        (``assets/fitted/<asset>.json``), else the square-root prior ``ImpactParams()`` scaled to
+        the asset's session sigma and volume, with a warning. ``impact="sqrt"`` only.
+    impact_decay_s: e-folding time (seconds) of the transient part of the agent's impact
+        (``math.inf``: none decays). ``impact="sqrt"`` only.
+    sqrt_y: the temporary-impact constant ``Y`` (dimensionless); ``impact="gru"`` only.
+    impact_exponent: ``delta`` in ``(|q| / V)^delta``; 0.5 is the square-root law; ``impact="gru"`` only.
     track_permanent: compute ``PERM_IMPACT`` by the counterfactual GRU update
-        (doubles the cost of steps with ``q != 0``; the dynamics are the same either way).
+        (doubles the cost of steps with ``q != 0``; the dynamics are the same either way);
+        ``impact="gru"`` only (with ``"sqrt"``, ``PERM_IMPACT`` is the displacement ``D``).
     burn_in: model bars run at reset (no agent flow) before the episode starts
         (default: 5 minutes of model time).
     batch: let envs that can (the execution env) step the market with the batch-level
@@ -1093,7 +1253,7 @@ class LearnedDynamics(MarketDynamics):
     def __init__(self, checkpoint: Checkpoint | str | pathlib.Path | Sequence | None = None,
                  asset: str | Sequence[str] | None = None, *, s0: float | None = None, sqrt_y: float = 0.5,
                  impact_exponent: float = 0.5, track_permanent: bool = True, burn_in: int | None = None,
-                 batch: bool = True):
+                 batch: bool = True, impact: str = "sqrt", impact_model=None, impact_decay_s: float = 60.0):
         if checkpoint is None:
             checkpoint = DEFAULT_CHECKPOINT
         cands = list(checkpoint) if isinstance(checkpoint, (list, tuple)) else [checkpoint]
@@ -1119,11 +1279,66 @@ class LearnedDynamics(MarketDynamics):
         if burn_in is not None and (not isinstance(burn_in, int) or burn_in < 0):
             raise ValueError(f"LearnedDynamics.burn_in must be an int >= 0, got {burn_in!r}")
         self.s0, self.sqrt_y, self.impact_exponent = s0, float(sqrt_y), float(impact_exponent)
+        if impact not in ("sqrt", "gru"):
+            raise ValueError(f"LearnedDynamics.impact must be 'sqrt' or 'gru', got {impact!r}")
+        if not (isinstance(impact_decay_s, (int, float)) and impact_decay_s > 0 and not math.isnan(impact_decay_s)):
+            raise ValueError(f"LearnedDynamics.impact_decay_s must be a positive number of seconds (inf: no "
+                             f"decay), got {impact_decay_s!r}")
+        self.impact, self.impact_decay_s = impact, float(impact_decay_s)
+        self._impact_model_arg = impact_model
+        self.impact_models = self._impact_models(impact_model, [asset] if isinstance(asset, str) else list(asset))
         self.track_permanent, self._burn_in = bool(track_permanent), burn_in
         self.batch = bool(batch)
         self._models = [(ck, *export_args(ck)) for ck in cks]
         self.n_state = max(m[3] for m in self._models)
         self._use(0)
+
+    @staticmethod
+    def _impact_models(impact_model, assets) -> dict:
+        """Asset -> ImpactModel: the given one (for every asset, or a dict by asset), else the model
+        fitted on the shipped LOBSTER day of the asset; an asset with neither gets the square-root
+        prior ``ImpactParams()`` scaled to its own session sigma and volume, with a warning."""
+        from lobworld.world_models.impact import FITTED_DIR, ImpactModel
+
+        out = {}
+        for a in dict.fromkeys(assets):
+            m = impact_model.get(a) if isinstance(impact_model, dict) else impact_model
+            if m is None and (FITTED_DIR / f"{a.lower()}.json").is_file():
+                m = ImpactModel.load_fitted(a)
+            if m is not None and not isinstance(m, ImpactModel):
+                raise TypeError(f"LearnedDynamics.impact_model must be an ImpactModel or a dict of them, got {m!r}")
+            out[a] = m
+        return out
+
+    def impact_columns(self, asset: str, dt: float) -> tuple[float, float, float, float]:
+        """``(c, delta, w, decay)`` of the impact channel for ``asset`` at env step ``dt``:
+        ``c = Y sigma_D / V_D^delta``, the permanent weight ``w`` and the per-step decay ``exp(-dt / tau)``.
+
+        ``w`` is set so that the channel reproduces the fitted ``permanent_fraction`` the way it
+        was measured (the mid ``RunRule.horizon_s`` = 120 s after a short run over its peak):
+        ``w + (1 - w) exp(-120 delta / tau) = permanent_fraction``, clipped to [0, 1]."""
+        from lobworld.world_models.impact import ImpactParams, RunRule
+
+        if asset not in self.impact_models:
+            self.impact_models.update(self._impact_models(self._impact_model_arg, [asset]))
+        m = self.impact_models[asset]
+        if m is not None:
+            p = m.params
+            sig_d, v_d = p.sigma_ref, p.V_ref
+        else:
+            import warnings
+
+            p = ImpactParams()
+            s = self.checkpoint.assets[asset]
+            n_bars = 23400.0 / self.checkpoint.dt
+            sig_d, v_d = s.sigma_bar * math.sqrt(n_bars), s.mean_volume * n_bars
+            warnings.warn(f"LearnedDynamics: no fitted impact model for {asset!r}; using the square-root prior "
+                          f"Y={p.Y}, delta={p.delta} with the asset's session sigma and volume (fit one with "
+                          "`lobworld world-model fit-impact` and pass impact_model=)", stacklevel=3)
+        c = p.Y * sig_d / v_d ** p.delta
+        e = math.exp(-RunRule().horizon_s * p.delta / self.impact_decay_s)
+        w = p.permanent_fraction if e >= 1.0 else min(max((p.permanent_fraction - e) / (1.0 - e), 0.0), 1.0)
+        return c, p.delta, w, math.exp(-dt / self.impact_decay_s)
 
     def _use(self, k: int) -> None:
         ck, self._weights, self._meta, _n = self._models[k]
@@ -1169,11 +1384,16 @@ class LearnedDynamics(MarketDynamics):
         if len(names) != n_envs:
             raise ValueError(f"LearnedDynamics: got {len(names)} assets for {n_envs} envs")
         P = np.empty((n_envs, N_Q), dtype=np.float64)
+        sq = self.impact == "sqrt"
+        gaussian_ofi = self._meta[M_OFISL] == 0.0  # the 1 s model's OFI sign already shares u_imb
+        cols = {a: self.impact_columns(a, dt) if sq else (0.0, 0.5, 0.0, 1.0) for a in dict.fromkeys(names)}
+        sla = float(spread_level_decay(self.checkpoint.dt))
         for i, a in enumerate(names):
             s = self.checkpoint.assets[a]
             P[i] = (self.s0 if self.s0 is not None else s.s0, s.tick, s.sigma_bar, s.median_spread, s.mean_volume,
                     s.mean_count, s.mean_depth, dt, nsub, self.sqrt_y, self.impact_exponent,
-                    1.0 if self.track_permanent else 0.0, self.burn_in, s.ofi_scale, asset_scale(s))
+                    1.0 if (self.track_permanent and not sq) else 0.0, self.burn_in, s.ofi_scale, asset_scale(s),
+                    1.0 if sq else 0.0, *cols[a], s.flow_rho if gaussian_ofi else 0.0, sla)
         return P
 
     def workspace(self, n_envs: int) -> np.ndarray:
@@ -1196,16 +1416,20 @@ class LearnedDynamics(MarketDynamics):
 def numba_forward(ck: Checkpoint, x: np.ndarray, a: np.ndarray, h: np.ndarray, asset: str | None = None):
     """Deterministic part of one model step in the Numba kernels (for parity tests).
 
-    ``x`` (F,), ``a`` (2,), ``h`` (H,) -> (flow outputs, head outputs, next hidden), float64.
-    ``asset`` (default: the first stored) gives the asset-scale input of a categorical-head model.
+    ``x`` (the model's ``n_inputs`` features or all ``N_FEATURES``), ``a`` (2,), ``h`` (H,) ->
+    (flow outputs, head outputs, next hidden), float64. ``asset`` (default: the first stored)
+    gives the asset-scale input of a categorical-head model.
     """
     weights, meta, n_state = export_args(ck)
     We, be, Wf, bf, Wih, Whh, bih, bhh, Wo, bo = weights
     c = ck.model_config
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape not in ((c.n_inputs,), (N_FEATURES,)):
+        raise ValueError(f"numba_forward: x must have {c.n_inputs} or {N_FEATURES} features, got shape {x.shape}")
     row = np.zeros(n_state)
     oh, ox, oz = int(meta[M_OH]), int(meta[M_OX]), int(meta[M_OZ])
     row[oh:oh + c.hidden] = h
-    row[ox:ox + N_FEATURES] = x
+    row[ox:ox + x.shape[0]] = x
     _encode(We, be, row, ox, oz)
     _flow_head(Wf, bf, row, oh, oz, int(meta[M_OFO]), c.hidden, c.latent)
     _gru(Wih, Whh, bih, bhh, row, oz, float(a[0]), float(a[1]), oh, int(meta[M_OGI]), int(meta[M_OGH]),

@@ -44,7 +44,7 @@ from lobworld.world_models.dynamics_model import (
 )
 
 __all__ = ["TrainConfig", "load_config", "DayBars", "load_day", "train", "train_on_days", "evaluate",
-           "evaluate_discrete", "split_masks"]
+           "evaluate_discrete", "split_masks", "fit_flow_copula", "copula_loglik_gain"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +71,18 @@ class TrainConfig:
     """``K`` of the categorical mid head: half-tick changes -K..K get a category each, beyond are two geometric tails."""
     ofi_head: str = "gaussian"
     """Law of the OFI in the flow head, "gaussian" or "zero_signed_lognormal" (1-second bars; see ``ModelConfig.ofi_head``)."""
+    spread_level: bool = False
+    """Feed the model the 30-minute level of the log spread (``ModelConfig.spread_level``)."""
+    spread_prior_init: bool = False
+    """Start the spread head's bias at the log frequencies of the training targets' bins (plus
+    ``SPREAD_PRIOR_PSEUDO`` pseudo-counts) instead of near zero. Bins the training block never
+    visits then start at probability ~1e-4 instead of 1/``spread_bins``, and cross-entropy (whose
+    gradient on such a bin is its probability) barely moves them: otherwise the shipped 60 s model
+    kept 2.7% of its spread mass in bins the training data never reached (spreads of 3-12x the
+    level), real afternoon spreads never exceed 1.7x their median."""
+    flow_copula: bool = True
+    """After training, fit the Gaussian-copula correlation of the trade-imbalance and OFI draws per
+    asset (:func:`fit_flow_copula`, stored as ``AssetStats.flow_rho``; Gaussian OFI head only)."""
     mirror: bool = False
     """Also fit on the buy/sell mirror image of every training day (mid changes, OFI, trade and
     top-of-book imbalances and signed volume negated): the law of the market is taken to be
@@ -125,8 +137,9 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a non-negative number, got {v!r}")
         if self.mid_head not in MID_HEADS:
             raise ValueError(f"TrainConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
-        if not isinstance(self.mirror, bool):
-            raise ValueError(f"TrainConfig.mirror must be true or false, got {self.mirror!r}")
+        for name in ("mirror", "spread_level", "spread_prior_init", "flow_copula", "tensorboard", "progress"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"TrainConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if self.ofi_head not in OFI_HEADS:
             raise ValueError(f"TrainConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -143,7 +156,7 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         return ModelConfig(hidden=self.hidden, latent=self.latent, n_mix=self.n_mix, spread_bins=self.spread_bins,
                            mid_head=self.mid_head, mid_half_ticks=self.mid_half_ticks,
-                           ofi_head=self.ofi_head)
+                           ofi_head=self.ofi_head, spread_level=self.spread_level)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -303,6 +316,8 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
     from lobworld.world_models.dynamics_model import BarWorldModel
 
     model = BarWorldModel(config.model_config).to(dev)
+    if config.spread_prior_init:
+        _init_spread_prior(model, feats, masks)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     rng = np.random.default_rng(config.seed)
 
@@ -338,7 +353,7 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
         with torch.no_grad():
             for j, x in enumerate(full_x):
                 flow, head, _ = model(x[None, :-1], x[None, 1:, CONTROL], c=float(scales[j]))
-                ls = model.losses(flow, head, x[None, 1:], full_j[j][None, 1:])
+                ls = model.losses(flow, head, x[None, 1:], full_j[j][None, 1:], x=x[None, :-1])
                 m = torch.as_tensor(masks[j][mask_index][1:], device=dev)
                 s = sum(v[0] for v in ls.values())
                 tot += float(s[m].sum())
@@ -363,7 +378,7 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
             idx = rng.integers(0, len(starts_arr), size=config.batch_size)
             x, a, y, js, cs = window_batch(idx)
             flow, head, _ = model(x, a, c=cs)
-            ls = model.losses(flow, head, y, js)
+            ls = model.losses(flow, head, y, js, x=x)
             loss = sum(v[:, config.burn_in:].mean() for v in ls.values())
             opt.zero_grad()
             loss.backward()
@@ -390,6 +405,10 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
     model.eval()
     metrics = {"best_epoch": best[2], "early_stop_nll": best[0], "test_nll": day_loss(2),
                "train_seconds": round(time.time() - t0, 2)}
+    if config.flow_copula and config.ofi_head == "gaussian":
+        fit = fit_flow_copula(model, feats, masks, day_assets, stats)
+        stats = {a: dataclasses.replace(st, flow_rho=fit[a]["rho"]) if a in fit else st for a, st in stats.items()}
+        metrics["flow_copula"] = fit
     if writer is not None:
         writer.add_scalar("loss/test_at_best", metrics["test_nll"], 0)
         writer.close()
@@ -400,6 +419,103 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
     if out_dir is not None:
         save_checkpoint(ck, out_dir / "model.npz")
     return ck
+
+
+def _copula_pairs(model, x: np.ndarray, c: float | None = None):
+    """Per bar t+1 of a day with features ``x``: the flow head's trade-imbalance category bounds as
+    normal scores ``(alpha, beta)`` (the observed category k has ``Phi(alpha) = P(K < k)``,
+    ``Phi(beta) = P(K <= k)``), the OFI's normal score ``z`` under its Gaussian head and whether the
+    bar traded; teacher-forced on the day (float64 arrays of length ``len(x) - 1``). ``c``: the asset
+    scale, which the state heads of a categorical-mid-head model need to run."""
+    import torch
+    from scipy.special import ndtri
+
+    from lobworld.world_models.dynamics_model import F_TRADED, IMB_BINS, O_IMB, O_OFI_LS, O_OFI_MU, imb_bin
+
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        flow, _, _ = model(xt[None, :-1], xt[None, 1:, CONTROL], c=c)
+        p = torch.softmax(flow[0, :, O_IMB:O_IMB + IMB_BINS].double(), -1).numpy()
+        k = imb_bin(xt[1:, F_IMB]).numpy()
+    flow = flow[0].numpy().astype(np.float64)
+    y = x[1:].astype(np.float64)
+    cdf = np.concatenate([np.zeros((len(p), 1)), np.cumsum(p, 1)], 1)
+    lo = np.clip(cdf[np.arange(len(k)), k], 1e-12, 1 - 1e-12)
+    hi = np.clip(cdf[np.arange(len(k)), k + 1], 1e-12, 1 - 1e-12)
+    z = (y[:, F_OFI] - flow[:, O_OFI_MU]) / np.exp(np.clip(flow[:, O_OFI_LS], -7.0, 5.0))
+    return ndtri(lo), ndtri(hi), z, y[:, F_TRADED] > 0.5
+
+
+def copula_loglik_gain(rho: float, alpha: np.ndarray, beta: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Log-likelihood gain (nats) per bar of the trade-imbalance category given the OFI under a
+    Gaussian copula of correlation ``rho`` over the independent model:
+    ``log([Phi((beta - rho z) / s) - Phi((alpha - rho z) / s)] / [Phi(beta) - Phi(alpha)])``, ``s = sqrt(1 - rho^2)``
+    (the OFI's own likelihood is unchanged: the copula keeps both marginals)."""
+    from scipy.special import ndtr
+
+    s = math.sqrt(1.0 - rho * rho)
+    num = ndtr((beta - rho * z) / s) - ndtr((alpha - rho * z) / s)
+    den = ndtr(beta) - ndtr(alpha)
+    with np.errstate(divide="ignore"):
+        return np.log(np.maximum(num, 1e-300)) - np.log(np.maximum(den, 1e-300))
+
+
+def fit_flow_copula(model, feats: list[np.ndarray], masks, day_assets: list[str],
+                    stats: dict[str, AssetStats]) -> dict[str, dict[str, float]]:
+    """Maximum-likelihood Gaussian-copula correlation of the trade-imbalance and OFI draws, per asset.
+
+    The flow head draws the bar's trade-imbalance category and its OFI independently given the
+    state; in the data they move together. Under a Gaussian copula the category's uniform and the
+    OFI's normal score have correlation ``rho`` (both marginals unchanged), so the likelihood of
+    the pair gains :func:`copula_loglik_gain`. ``rho`` maximises it over the training-block bars
+    with a trade (teacher-forced model); the gain is also reported on the early-stopping and test
+    blocks (held-out evidence that the coupling is real). Returns ``{asset: {"rho", "n_train",
+    "gain_train", "gain_early_stop", "gain_test"}}`` (gains in nats per traded bar; None without bars).
+    """
+    from scipy.optimize import minimize_scalar
+
+    by_asset: dict[str, list] = {}
+    for x, (tr, es, te), a in zip(feats, masks, day_assets):
+        c = asset_scale(stats[a]) if model.cfg.categorical else None
+        al, be, z, traded = _copula_pairs(model, x, c)
+        by_asset.setdefault(a, []).append((al, be, z, traded, tr[1:], es[1:], te[1:]))
+    out = {}
+    for a, parts in by_asset.items():
+        cat = [np.concatenate([p[j] for p in parts]) for j in range(7)]
+        al, be, z, traded = cat[:4]
+        blocks = {name: m & traded for name, m in zip(("train", "early_stop", "test"), cat[4:])}
+        m = blocks["train"]
+        if m.sum() < 10:
+            continue
+        res = minimize_scalar(lambda r: -copula_loglik_gain(r, al[m], be[m], z[m]).sum(), bounds=(-0.99, 0.99),
+                              method="bounded", options={"xatol": 1e-6})
+        rho = float(res.x)
+        out[a] = {"rho": rho, "n_train": int(m.sum())}
+        for name, mb in blocks.items():
+            out[a][f"gain_{name}"] = float(copula_loglik_gain(rho, al[mb], be[mb], z[mb]).mean()) if mb.any() else None
+    return out
+
+
+#: pseudo-count per spread bin of ``TrainConfig.spread_prior_init``
+SPREAD_PRIOR_PSEUDO = 0.05
+
+
+def _init_spread_prior(model, feats: list[np.ndarray], masks) -> None:
+    """Set the spread head's bias to the log bin frequencies of the training blocks' targets."""
+    import torch
+
+    from lobworld.world_models.dynamics_model import spread_bin
+
+    S = model.cfg.spread_bins
+    counts = np.zeros(S)
+    for x, (tr, _, _) in zip(feats, masks):
+        xt = torch.as_tensor(x)
+        k = spread_bin(model.spread_target(xt[1:], xt[:-1]), S).numpy()
+        counts += np.bincount(k[tr[1:]], minlength=S)
+    freq = (counts + SPREAD_PRIOR_PSEUDO) / (counts.sum() + SPREAD_PRIOR_PSEUDO * S)
+    m = model.cfg.n_mid_out
+    with torch.no_grad():
+        model.head.bias[m:m + S] = torch.as_tensor(np.log(freq), dtype=model.head.bias.dtype)
 
 
 def model_from_checkpoint(ck: Checkpoint):
@@ -479,9 +595,9 @@ def evaluate(ck: Checkpoint, paths=None, days: list[DayBars] | None = None, n_mc
             pit = model.ret_cdf(head[0], r).numpy()
             # forecast: flow sampled from the flow head, h_{t+1} recomputed per draw
             h_prev = torch.cat([torch.zeros(1, ck.model_config.hidden), hs[0, :-1]], 0)
-            z = torch.tanh(model.enc(xt[:-1]))
+            z = model.encode(xt[:-1])
             fl = flow[0].unsqueeze(0).expand(n_mc, -1, -1)
-            a = model.sample_flow(fl, generator=gen)
+            a = model.sample_flow(fl, generator=gen, rho=st.flow_rho)
             zz = z.unsqueeze(0).expand(n_mc, -1, -1)
             hh = h_prev.unsqueeze(0).expand(n_mc, -1, -1)
             hn = model.gru_step(torch.cat([zz, a], -1).reshape(-1, zz.shape[-1] + 2),
@@ -644,9 +760,9 @@ def evaluate_discrete(ck: Checkpoint, days: list[DayBars], n_mc: int = 64, seed:
                                           model.mid_cdf(hd, jj - 1).numpy(), model.mid_logpmf(hd, jj).numpy(),
                                           model.mid_logpmf(hd, torch.zeros_like(jj)).exp().numpy())
             h_prev = torch.cat([torch.zeros(1, ck.model_config.hidden), hs[0, :-1]], 0)[torch.as_tensor(m)]
-            z = torch.tanh(model.enc(xt[:-1]))[torch.as_tensor(m)]
+            z = model.encode(xt[:-1])[torch.as_tensor(m)]
             fl = flow[0][torch.as_tensor(m)].unsqueeze(0).expand(n_mc, -1, -1)
-            a = model.sample_flow(fl, generator=gen)
+            a = model.sample_flow(fl, generator=gen, rho=st.flow_rho)
             zz = z.unsqueeze(0).expand(n_mc, -1, -1)
             hh = h_prev.unsqueeze(0).expand(n_mc, -1, -1)
             hn = model.gru_step(torch.cat([zz, a], -1).reshape(-1, zz.shape[-1] + 2),
