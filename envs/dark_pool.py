@@ -585,7 +585,10 @@ class DarkPoolEnv(LOBEnv):
                                - penalty_bps * 1e-4 * S0 * forced ]
 
     ``J_t = sum_k tox_k 1e-4 mid f_k / 100`` is the toxic mid move (USD) and ``R_{t+1}``
-    the shares still to execute after the step: every later share pays the move. The
+    the shares still to execute after the step: every later share pays the move.
+    ``dPerm_t`` is the step's change of the dynamics' ``PERM_IMPACT``, the agent's own
+    displacement of the mid; on the learned market's square-root channel it includes the
+    decay of earlier transient impact, so it can be in the agent's favour (negative cost). The
     episode return is minus the implementation shortfall measured from the touch, with
     the exogenous mid move removed: ``shortfall_bps = cost_bps - penalty_bps +
     half_spread_bps + market_move_bps`` holds exactly (all reported at episode end).

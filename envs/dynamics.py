@@ -39,7 +39,8 @@ MID = 0  #: mid price after the step (USD)
 SPREAD = 1  #: quoted spread after the step (USD)
 VOLUME = 2  #: market volume traded during the step, agent excluded (shares)
 LAST_RET = 3  #: mid change over the step (USD)
-PERM_IMPACT = 4  #: cumulative permanent impact of the agent's flow (USD, signed)
+PERM_IMPACT = 4  #: the agent's own displacement of the mid so far (USD, signed): cumulative permanent impact
+#: (parametric, learned impact='gru'); the square-root channel's D incl. its undecayed transient part (learned)
 TEMP_IMPACT = 5  #: temporary impact paid per share on the last child order (USD, >= 0)
 IMBALANCE = 6  #: order-flow imbalance of the step, in [-1, 1]
 SIGMA = 7  #: volatility used for the step (USD per sqrt(second))

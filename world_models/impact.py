@@ -26,9 +26,10 @@ least squares in log space on binned data (:func:`fit_sqrt_law`), with
 bootstrap (over runs) confidence intervals for ``delta`` and ``Y``.
 
 :class:`ImpactModel` is the learned impact model (a pre-trade estimate of the agent's
-own impact; the environments do not use it yet: the learned market's temporary cost uses
-the same square-root form through ``LearnedDynamics(sqrt_y=, impact_exponent=)``, and
-its permanent impact is the GRU's response to the agent's flow): the peak
+own impact, and the agent-impact channel of the learned market,
+``LearnedDynamics(impact="sqrt")``, which uses its ``Y``, ``delta``, ``sigma_ref``,
+``V_ref`` and ``permanent_fraction``; the depth and urgency corrections are not used
+there): the peak
 impact is ``Y sigma (Q/V)^delta exp(b_depth log(depth/depth_ref) +
 b_part log(participation/participation_ref))``, fitted per run by nonlinear
 least squares (``Y, delta`` from the binned law, then the corrections ``b``

@@ -35,19 +35,22 @@ linear in the order size: simulated exponent 1.02). State per env: ``X_p``, the
 agent's cumulative signed shares, and ``X_t``, the same decaying by
 ``exp(-dt / impact_decay_s)`` per env step. The agent's displacement of the mid is::
 
-    D = w F(X_p) + (1 - w) F(X_t),    F(x) = sign(x) c |x|^delta,    c = Y sigma_D / (V_D vm)^delta
+    D = w F(X_p) + (1 - w) F(X_t),    F(x) = sign(x) c |x|^delta,    c = Y sigma_D / V_D^delta
 
-(``Y``, ``delta``, ``sigma_D``, ``V_D`` of the fitted model, ``vm`` the step's volume
-multiplier; ``w`` such that ``D`` keeps the fitted ``permanent_fraction`` 120 s after a
-short program, as measured on the tape). An order ``q`` moves both states from ``X``
+(``Y``, ``delta``, ``sigma_D``, ``V_D`` of the fitted model: session constants, as in the
+fit, so ``c`` does not follow the intraday volume profile -- a ``c`` that changed while the
+agent holds a position would rescale ``D`` and let a round trip earn; ``w`` such that an
+instantaneous order's displacement keeps the fitted ``permanent_fraction`` 120 s later, as
+measured on the tape). An order ``q`` moves both states from ``X``
 to ``X + q`` and pays the mean displacement along the way::
 
     price = mid_before + sign(q) spread_before / 2 + (mean of D over X -> X + q) - D(X)
 
 the mid moves by the change of ``D`` over the step (the trade, then the decay), and
 ``PERM_IMPACT`` holds ``D`` (USD) and ``TEMP_IMPACT`` ``|mean D - D|``. A metaorder's
-peak impact is then ``Y sigma_D (Q / V_D)^delta`` whatever its schedule's details
-(``delta`` 0.52 GOOG, 0.49 AMZN), and the market's own path is the same with or
+peak impact is then proportional to ``Q^delta`` whatever its schedule (``delta`` 0.52
+GOOG, 0.49 AMZN); its level lies between ``w`` and 1 times ``Y sigma_D (Q / V_D)^delta``
+depending on how much of the transient part has decayed, and the market's own path is the same with or
 without the agent (common random numbers hold exactly).
 
 Legacy ``impact="gru"``, execution price of the agent's order ``q`` (+ buy) over the step::
@@ -83,6 +86,7 @@ arithmetic (relative error of exp < 1e-15), because libm calls do not vectorise.
 from __future__ import annotations
 
 import math
+import numbers
 import pathlib
 from collections.abc import Sequence
 
@@ -632,13 +636,13 @@ def _imp_avg(x, q, c, d):
 
 
 @njit(inline="always")
-def _sqrt_impact(P, i, row, oimp, q, vm, mid0, spread0):
+def _sqrt_impact(P, i, row, oimp, q, mid0, spread0):
     """The agent-impact channel (``impact="sqrt"``) for an order of ``q`` shares (+ buy) at the step start.
 
     State ``row[oimp] = X_p`` (the agent's cumulative signed shares) and ``row[oimp + 1] = X_t``
     (the same, decaying by ``Q_IDEC`` per step); the agent's displacement of the mid is
-    ``D = w F(X_p) + (1 - w) F(X_t)``, ``F(x) = sign(x) c |x|^delta``, ``c = Y sigma_D / (V_D vm)^delta``
-    (``vm`` the step's volume multiplier: thinner markets, more impact). ``row[PERM_IMPACT]``
+    ``D = w F(X_p) + (1 - w) F(X_t)``, ``F(x) = sign(x) c |x|^delta``, ``c = Y sigma_D / V_D^delta``
+    (session constants: a ``c`` varying within an episode would rescale ``D``). ``row[PERM_IMPACT]``
     holds the ``D`` already in the mid. The order walks both states from ``X`` to ``X + q``
     and pays the mean displacement along the way (``_imp_avg``) over the pre-trade one.
     Returns ``(price, temp, dD)``: execution price ``mid0 + sign(q) spread0 / 2 + (mean D - D)``,
@@ -649,7 +653,7 @@ def _sqrt_impact(P, i, row, oimp, q, vm, mid0, spread0):
     if q == 0.0 and xp == 0.0 and xt == 0.0:  # no agent flow yet: nothing to displace (no pow calls)
         return mid0, 0.0, 0.0
     d = P[i, Q_IDEL]
-    c = P[i, Q_IC] / max(vm, 1e-12) ** d
+    c = P[i, Q_IC]
     w = P[i, Q_IPF]
     d_old = row[PERM_IMPACT]
     d0 = w * _imp_f(xp, c, d) + (1.0 - w) * _imp_f(xt, c, d)
@@ -699,7 +703,7 @@ def _learned_step(i, row, args, st, q, vol_mult):
         ret += r
     sigma_step = math.sqrt(var) * P[i, Q_SIG]
     if sq:
-        price, temp, dd = _sqrt_impact(P, i, row, int(args[11][M_OIMP]), q, vol_mult, mid0, spread0)
+        price, temp, dd = _sqrt_impact(P, i, row, int(args[11][M_OIMP]), q, mid0, spread0)
         row[MID] += dd
         ret += dd
     else:
@@ -1135,7 +1139,7 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
         ret = ws[r_v + V_ARET, j]
         dd = 0.0
         if P[i, Q_IMODE] > 0.0:
-            price[i], temp, dd = _sqrt_impact(P, i, row, oimp, q[i], vol_mult[i], mid0, spread0)
+            price[i], temp, dd = _sqrt_impact(P, i, row, oimp, q[i], mid0, spread0)
             ret += dd
         else:
             price[i], temp = _exec_price(P, i, q[i], vol, sigma_step, mid0, spread0)
@@ -1281,7 +1285,8 @@ class LearnedDynamics(MarketDynamics):
         self.s0, self.sqrt_y, self.impact_exponent = s0, float(sqrt_y), float(impact_exponent)
         if impact not in ("sqrt", "gru"):
             raise ValueError(f"LearnedDynamics.impact must be 'sqrt' or 'gru', got {impact!r}")
-        if not (isinstance(impact_decay_s, (int, float)) and impact_decay_s > 0 and not math.isnan(impact_decay_s)):
+        if not (isinstance(impact_decay_s, numbers.Real) and not isinstance(impact_decay_s, bool)
+                and impact_decay_s > 0 and not math.isnan(impact_decay_s)):
             raise ValueError(f"LearnedDynamics.impact_decay_s must be a positive number of seconds (inf: no "
                              f"decay), got {impact_decay_s!r}")
         self.impact, self.impact_decay_s = impact, float(impact_decay_s)
@@ -1337,6 +1342,13 @@ class LearnedDynamics(MarketDynamics):
                           "`lobworld world-model fit-impact` and pass impact_model=)", stacklevel=3)
         c = p.Y * sig_d / v_d ** p.delta
         e = math.exp(-RunRule().horizon_s * p.delta / self.impact_decay_s)
+        if e > p.permanent_fraction and e < 1.0:
+            import warnings
+
+            warnings.warn(f"LearnedDynamics: with impact_decay_s={self.impact_decay_s:g} s the transient part alone keeps "
+                          f"{e:.2f} of the impact after {RunRule().horizon_s:g} s, more than the fitted permanent "
+                          f"fraction {p.permanent_fraction:.2f} of {asset!r}; the permanent weight is 0 and all of the "
+                          "impact decays (use a shorter impact_decay_s to match the fit)", stacklevel=3)
         w = p.permanent_fraction if e >= 1.0 else min(max((p.permanent_fraction - e) / (1.0 - e), 0.0), 1.0)
         return c, p.delta, w, math.exp(-dt / self.impact_decay_s)
 
