@@ -470,7 +470,8 @@ def fit_flow_copula(model, feats: list[np.ndarray], masks, day_assets: list[str]
     the pair gains :func:`copula_loglik_gain`. ``rho`` maximises it over the training-block bars
     with a trade (teacher-forced model); the gain is also reported on the early-stopping and test
     blocks (held-out evidence that the coupling is real). Returns ``{asset: {"rho", "n_train",
-    "gain_train", "gain_early_stop", "gain_test"}}`` (gains in nats per traded bar; None without bars).
+    "gain_train", "gain_early_stop", "gain_test"}}`` (gains in nats per traded bar; None without bars;
+    with ``mirror`` the mirror images are among the bars, so ``n_train`` counts each bar twice).
     """
     from scipy.optimize import minimize_scalar
 
