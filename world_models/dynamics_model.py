@@ -75,6 +75,7 @@ __all__ = [
     "MIRROR_SIGN",
     "half_tick_changes",
     "asset_scale",
+    "check_bar_columns",
     "spread_level",
     "spread_level_decay",
     "SPREAD_LEVEL_HALFLIFE_S",
@@ -301,18 +302,24 @@ def asset_scale(stats: AssetStats) -> float:
     return math.log(stats.sigma_bar / (0.5 * stats.tick))
 
 
+def check_bar_columns(bars, names, *, error: type[Exception] = ValueError, prefix: str = "") -> None:
+    """Raise ``error`` (message ``prefix`` + the problem) unless every column of ``names`` is in the bar
+    frame and holds finite values only."""
+    for c in names:
+        if c not in bars.columns:
+            raise error(f"{prefix}bar frame lacks column {c!r} (have {list(bars.columns)})")
+        if not np.all(np.isfinite(bars[c].to_numpy(float))):
+            raise error(f"{prefix}bar column {c!r} has NaN or inf values")
+
+
 def bar_features(bars, stats: AssetStats) -> np.ndarray:
     """Normalised features ``x_t`` (shape ``(n_bars, N_FEATURES)``, float32) of a bar frame.
 
     Raises ``ValueError`` naming the column when a needed column is missing or
     holds NaN/inf.
     """
-    need = ("mid_ret", "spread", "bid_sz_1", "ask_sz_1", "volume", "buy_volume", "sell_volume", "n_trades", "ofi")
-    for c in need:
-        if c not in bars.columns:
-            raise ValueError(f"bar frame lacks column {c!r} (have {list(bars.columns)})")
-        if not np.all(np.isfinite(bars[c].to_numpy(float))):
-            raise ValueError(f"bar column {c!r} has NaN or inf values")
+    check_bar_columns(bars, ("mid_ret", "spread", "bid_sz_1", "ask_sz_1", "volume", "buy_volume", "sell_volume",
+                             "n_trades", "ofi"))
     n = len(bars)
     x = np.zeros((n, N_FEATURES), dtype=np.float64)
     x[:, F_RET] = np.clip(bars["mid_ret"].to_numpy(float) / stats.sigma_bar, -RET_CLIP, RET_CLIP)

@@ -122,6 +122,7 @@ from lobworld.world_models.dynamics_model import (
     N_FEATURES,
     AssetStats,
     bar_features,
+    check_bar_columns,
 )
 
 __all__ = [
@@ -638,11 +639,7 @@ def calibrate_tape(bars, dt: float | None = None) -> ParametricTape:
     depth or book imbalance (or one only ever at +-1), where a law cannot be fitted.
     """
     need = ("n_trades", "ofi", "bid_sz_1", "ask_sz_1") + (("bar_seconds",) if dt is None else ())
-    for c in need:
-        if c not in bars.columns:
-            raise FidelityError(f"training block: bar frame lacks column {c!r}")
-        if not np.all(np.isfinite(bars[c].to_numpy(float))):
-            raise FidelityError(f"training block: bar column {c!r} has NaN or inf values")
+    check_bar_columns(bars, need, error=FidelityError, prefix="training block: ")
     n = len(bars)
     if n < 2:
         raise FidelityError(f"training block: {n} bar(s); the parametric tape laws need at least 2")
