@@ -456,8 +456,7 @@ def copula_loglik_gain(rho: float, alpha: np.ndarray, beta: np.ndarray, z: np.nd
     s = math.sqrt(1.0 - rho * rho)
     num = ndtr((beta - rho * z) / s) - ndtr((alpha - rho * z) / s)
     den = ndtr(beta) - ndtr(alpha)
-    with np.errstate(divide="ignore"):
-        return np.log(np.maximum(num, 1e-300)) - np.log(np.maximum(den, 1e-300))
+    return np.log(np.maximum(num, 1e-300)) - np.log(np.maximum(den, 1e-300))
 
 
 def fit_flow_copula(model, feats: list[np.ndarray], masks, day_assets: list[str],
