@@ -10,7 +10,7 @@ STAMP := $(VENV)/.stamp-install
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all bench install clean
+.PHONY: demo test test-all lint bench install clean
 
 install: $(STAMP)
 
@@ -28,7 +28,13 @@ $(STAMP): pyproject.toml Makefile $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/lobworld demo
 
-test: $(STAMP)
+# The checks CI runs before the tests: ruff, and import-linter's layer contracts
+# (pyproject.toml [tool.importlinter]: envs < world_models < agents < scenarios < root).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python .ci/lint_imports.py
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-all: $(STAMP)

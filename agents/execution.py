@@ -159,8 +159,6 @@ def evaluate(policy: Callable[[np.ndarray], Any], env_id: str = "LOB-Execution-v
     """
     import gymnasium as gym
 
-    import lobworld  # noqa: F401
-
     if env_id not in gym.registry:
         raise ValueError(f"unknown env id {env_id!r}")
     spec = gym.registry[env_id]

@@ -6,7 +6,7 @@ Usage::
                                     [--dynamics parametric|learned] [--out results.json]
                                     [--serial-vs-parallel]
 
-Same measurement as ``lobworld bench`` (see :mod:`lobworld.envs.cli`), plus an optional
+Same measurement as ``lobworld bench`` (see :mod:`lobworld.cli.bench`), plus an optional
 comparison of the execution kernel compiled serial vs ``parallel=True`` (prange) at each
 batch size (parametric market). ``--dynamics`` overrides every id's registered market (the
 execution ids default to the learned one). Random valid actions; compilation excluded. Run it on a quiet machine:
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from lobworld.envs.cli import _parse_ints, format_table, machine_info, run_bench
+from lobworld.cli.bench import _parse_ints, format_table, machine_info, run_bench
 
 
 def serial_vs_parallel(n_envs_list, steps=None):
@@ -29,7 +29,7 @@ def serial_vs_parallel(n_envs_list, steps=None):
     rows = []
     for flag in ("0", "1"):
         for n in n_envs_list:
-            code = ("import json; from lobworld.envs.cli import bench_env; "
+            code = ("import json; from lobworld.cli.bench import bench_env; "
                     f"print(json.dumps(bench_env('LOB-Execution-v0', {n}, {steps!r}, faces=('raw',), "
                     "dynamics='parametric')[0]))")
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

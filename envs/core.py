@@ -451,8 +451,6 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, **kw
     ``kwargs`` override the id's registered keyword arguments. With ``seed``
     the first ``reset()`` seeds env ``i`` with ``seed + i``.
     """
-    import lobworld  # noqa: F401  (registers the ids)
-
     if env_id not in gym.registry:
         known = ", ".join(sorted(k for k in gym.registry if k.startswith("LOB-")))
         raise gym.error.UnregisteredEnv(f"unknown env id {env_id!r}; lobworld ids: {known}")

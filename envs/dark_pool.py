@@ -23,7 +23,7 @@ from numba import njit
 from lobworld.envs.core import BatchedCore, LOBEnv, LOBVectorEnv
 from lobworld.envs.dynamics import MID, PERM_IMPACT, SIGMA, SPREAD, MarketDynamics, make_dynamics
 from lobworld.envs.rng import normal, uniform
-from lobworld.scenarios.dark_pool import DarkPoolScenario, get_scenario
+from lobworld.envs.dark_pool_scenarios import DarkPoolScenario, get_scenario
 
 __all__ = [
     "DarkPoolConfig",
@@ -105,7 +105,7 @@ class DarkPoolConfig:
     n_dark: int = 4
     """Number of dark pools K (>= 1); the action has K + 2 coordinates."""
     scenario: str | DarkPoolScenario = "stationary"
-    """Venue scenario: a name in :data:`lobworld.scenarios.dark_pool.SCENARIOS` or a scenario object."""
+    """Venue scenario: a name in :data:`lobworld.envs.dark_pool_scenarios.SCENARIOS` or a scenario object."""
     unfilled_penalty_bps: float = 5.0
     """Extra penalty per share left at the horizon (bps of arrival mid), on top of the forced lit execution's cost."""
     ew_halflife: float = 5.0
@@ -537,7 +537,7 @@ class DarkPoolEnv(LOBEnv):
     plus the temporary impact of the market dynamics (``dynamics="parametric"``:
     Almgren-Chriss; or a learned world model). Dark pool ``k`` holds hidden liquidity
     ``s_k`` (integer shares, drawn afresh each step, see
-    :mod:`lobworld.scenarios.dark_pool`: zero with probability ``p_zero``, heavy-tailed
+    :mod:`lobworld.envs.dark_pool_scenarios`: zero with probability ``p_zero``, heavy-tailed
     otherwise) and fills ``min(n_k, s_k)`` of the ``n_k`` shares sent: the fill is
     *censored*, the agent never observes ``s_k``. Dark fills execute at
     ``mid -/+ (1 - pi_k) * spread / 2`` (``pi_k``: the pool's price improvement as a

@@ -25,6 +25,8 @@ checkpoint is available.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
@@ -222,24 +224,42 @@ class ParametricDynamics(MarketDynamics):
         return (self.param_rows(n_envs, dt),)
 
 
+_DYNAMICS_FACTORIES: dict[str, Callable[[], MarketDynamics]] = {"parametric": ParametricDynamics}
+
+
+def register_dynamics(name: str, factory: Callable[[], MarketDynamics], *, overwrite: bool = False) -> None:
+    """Make ``dynamics=name`` resolve to ``factory()`` in every env.
+
+    The simulation floor knows only ``"parametric"``; the composition root (``import
+    lobworld``) registers ``"learned"`` (the shipped world model), so this package never
+    imports the layers above it.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"dynamics name must be a non-empty string, got {name!r}")
+    if not callable(factory):
+        raise ValueError(f"dynamics factory for {name!r} must be callable, got {factory!r}")
+    if name in _DYNAMICS_FACTORIES and not overwrite:
+        raise ValueError(f"dynamics {name!r} is already registered (pass overwrite=True to replace it)")
+    _DYNAMICS_FACTORIES[name] = factory
+
+
+def registered_dynamics() -> list[str]:
+    """Names accepted by ``dynamics=`` (besides a :class:`MarketDynamics` instance)."""
+    return sorted(_DYNAMICS_FACTORIES)
+
+
 def make_dynamics(dynamics: str | MarketDynamics | None) -> MarketDynamics:
     """Resolve the ``dynamics=`` env argument.
 
-    ``"parametric"`` -> :class:`ParametricDynamics` with calibrated defaults;
-    ``"learned"`` -> the shipped learned model (``lobworld.world_models``);
-    a :class:`MarketDynamics` instance is used as is.
+    ``None`` or ``"parametric"`` -> :class:`ParametricDynamics` with calibrated defaults;
+    another registered name (``"learned"``, registered by ``import lobworld``) -> its
+    factory's model; a :class:`MarketDynamics` instance is used as is.
     """
-    if dynamics is None or dynamics == "parametric":
-        return ParametricDynamics()
+    if dynamics is None:
+        dynamics = "parametric"
     if isinstance(dynamics, MarketDynamics):
         return dynamics
-    if dynamics == "learned":
-        try:
-            from lobworld.world_models.learned import LearnedDynamics
-        except ImportError as exc:
-            raise ValueError(
-                "dynamics='learned' needs lobworld.world_models.learned, which is not available: "
-                f"{exc}"
-            ) from exc
-        return LearnedDynamics.load_default()
-    raise ValueError(f"unknown dynamics {dynamics!r}: use 'parametric', 'learned' or a MarketDynamics")
+    if isinstance(dynamics, str) and dynamics in _DYNAMICS_FACTORIES:
+        return _DYNAMICS_FACTORIES[dynamics]()
+    known = ", ".join(repr(n) for n in registered_dynamics())
+    raise ValueError(f"unknown dynamics {dynamics!r}: use one of {known} or a MarketDynamics")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import numba
 import numpy as np
@@ -21,8 +21,8 @@ from gymnasium import spaces
 from lobworld.envs import market_making_kernels as K
 from lobworld.envs.core import BatchedCore, LOBEnv, LOBVectorEnv
 from lobworld.envs.dynamics import MarketDynamics, ParametricDynamics, ParametricParams, make_dynamics
-from lobworld.scenarios.latency import LatencyScenario, resolve_latency
-from lobworld.world_models.arrivals import HawkesParams, PoissonParams
+from lobworld.envs.latency import LatencyScenario, resolve_latency
+from lobworld.envs.arrivals import HawkesParams, PoissonParams
 
 __all__ = [
     "MarketMakingConfig",

@@ -44,8 +44,24 @@ def _available(module: str) -> bool:
 ENV_IDS: list[str] = []
 
 
+def _learned_dynamics():
+    """The shipped learned market (``dynamics="learned"``)."""
+    from lobworld.world_models.learned import LearnedDynamics
+
+    return LearnedDynamics.load_default()
+
+
 def register_envs() -> list[str]:
-    """Register every env id whose module is present; return the registered ids."""
+    """Register every env id whose module is present; return the registered ids.
+
+    Also registers ``dynamics="learned"`` with the simulation floor's dynamics registry
+    (:func:`lobworld.envs.dynamics.register_dynamics`): the envs never import the world
+    models themselves.
+    """
+    from lobworld.envs.dynamics import register_dynamics, registered_dynamics
+
+    if "learned" not in registered_dynamics():
+        register_dynamics("learned", _learned_dynamics)
     for env_id, (module, single, vector, kwargs) in _SPECS.items():
         if not _available(module):
             continue

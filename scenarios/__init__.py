@@ -1,6 +1,6 @@
 """Scenarios: latency presets and other per-env randomisation of the simulated world."""
 
-from lobworld.scenarios.latency import (
+from lobworld.envs.latency import (
     LATENCY_SCENARIOS,
     LatencyScenario,
     get_latency_scenario,

@@ -343,7 +343,7 @@ class CounterfactualResult:
 def parse_latency(name: str):
     """A latency scenario from a name: a preset or registered name (``cloud``), or a user-defined
     one-way latency ``<number>us`` / ``<number>ms`` (no jitter), e.g. ``500us``, ``12.5ms``."""
-    from lobworld.scenarios.latency import LatencyScenario, get_latency_scenario
+    from lobworld.envs.latency import LatencyScenario, get_latency_scenario
 
     low = name.strip().lower()
     for unit, mult in (("us", 1.0), ("ms", 1000.0)):
@@ -376,7 +376,7 @@ def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any],
                      adverse_bps_per_s: float = 0.0) -> dict[str, Any]:
     """``env_kwargs`` for ``scenario``: a regime preset applied to the env's parametric market, or a
     ``latency:NAME`` scenario -- the env's own ``latency`` setting (market making) or a
-    :class:`~lobworld.scenarios.latency.LatencyDynamics` around the env's market (execution ids)."""
+    :class:`~lobworld.envs.latency.LatencyDynamics` around the env's market (execution ids)."""
     from lobworld.envs.dynamics import ParametricDynamics, ParametricParams
     from lobworld.scenarios.presets import get_regime
 
@@ -384,7 +384,7 @@ def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any],
         raise ValueError(f"scenario must be a non-empty name, got {scenario!r}")
     if scenario.startswith("latency:"):
         from lobworld.agents.baselines import env_family
-        from lobworld.scenarios.latency import LatencyDynamics
+        from lobworld.envs.latency import LatencyDynamics
 
         lat = parse_latency(scenario.split(":", 1)[1])
         probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core

@@ -7,7 +7,7 @@ order is ``order_size`` = ``quantity``) and the market-making ids (no parent ord
 ``side``/``quantity`` are not used; ``horizon_min`` minutes of 1 s steps) -- for each
 candidate strategy on the same market paths (common random numbers), under the base
 market, each regime scenario (:mod:`lobworld.scenarios.presets`) and each latency
-scenario (:mod:`lobworld.scenarios.latency`), and recommends the strategy that minimises
+scenario (:mod:`lobworld.envs.latency`), and recommends the strategy that minimises
 ``mean + R * std`` of the cost metric in the base scenario (implementation shortfall in bps
 for execution, ``cost_bps`` for the dark pool; for market making ``-mean + R * std`` of the
 PnL in USD). Everything in the report is SIMULATED; no number in it is a real execution.
@@ -27,7 +27,7 @@ Schedules that read market parameters (AC, POV) are rebuilt for each regime's pa
 (the trader is assumed to know the regime); ``lambda`` stays the base scenario's.
 
 Latency: for the execution ids each latency scenario wraps the market in
-:class:`~lobworld.scenarios.latency.LatencyDynamics` (every child order reaches the market
+:class:`~lobworld.envs.latency.LatencyDynamics` (every child order reaches the market
 ``L`` seconds after the decision and pays the mid's move over ``L``, plus an optional
 adverse drift ``adverse_bps_per_s``); the mid path is the same in every latency scenario, so
 the table's differences are paired. For market making the scenario sets the env's own

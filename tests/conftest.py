@@ -7,7 +7,7 @@ sys.path.insert(0, str(TESTS))
 REPO = TESTS.parent
 SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 
-import pytest
+import pytest  # noqa: E402  (after the sys.path entry for the helpers)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from lobworld.agents.market_making import (
     avellaneda_stoikov_experiment,
     cartea_jaimungal_depths,
 )
-from lobworld.envs.market_making import MarketMakingCore, MarketMakingEnv
+from lobworld.envs.market_making import MarketMakingEnv
 
 
 @pytest.mark.parametrize("gamma", [0.1, 0.01, 1.0])

@@ -294,7 +294,7 @@ def test_random_baseline_is_seeded_by_the_run():
 
 
 def test_dark_pool_baselines_cost_metric_and_paired_paths():
-    from lobworld.scenarios.dark_pool import get_scenario
+    from lobworld.envs.dark_pool_scenarios import get_scenario
 
     benign = get_scenario("stationary").replace(name="benign", toxic_prob=0.0)
     kw = dict(scenario=benign, dynamics=ParametricDynamics(ParametricParams(gamma=0.0)))

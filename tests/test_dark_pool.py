@@ -31,7 +31,7 @@ from lobworld.envs.dark_pool import (
     _allocate,
 )
 from lobworld.envs.dynamics import MID, ParametricDynamics, ParametricParams
-from lobworld.scenarios.dark_pool import SCENARIOS, DarkPoolScenario, VenueSpec, get_scenario
+from lobworld.envs.dark_pool_scenarios import SCENARIOS, DarkPoolScenario, VenueSpec, get_scenario
 from vec_contract import assert_matches_dummy
 
 K = 4

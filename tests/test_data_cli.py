@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 
 from _data_helpers import set_field, slice_lines, write_pair
 from lobworld.cli import main

@@ -1,4 +1,4 @@
-"""Latency wrapper of the execution envs' market (lobworld.scenarios.latency.LatencyDynamics).
+"""Latency wrapper of the execution envs' market (lobworld.envs.latency.LatencyDynamics).
 
 Closed forms: a child order sent L seconds before it reaches the market pays, per share,
 sigma sqrt(L) z + adverse drift; zero latency is bit-identical to no wrapper; the inner market
@@ -13,7 +13,7 @@ import pytest
 from lobworld.envs.dynamics import MID, ParametricDynamics, ParametricParams
 from lobworld.envs.execution import ExecutionCore
 from lobworld.scenarios.counterfactual import parse_latency, run_counterfactual
-from lobworld.scenarios.latency import (
+from lobworld.envs.latency import (
     LAT_DELAY,
     LAT_EXTRA_COST,
     LatencyDynamics,

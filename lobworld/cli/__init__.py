@@ -1,8 +1,8 @@
 """The ``lobworld`` command line.
 
-Sub-commands live next to the code they drive: each of ``lobworld.envs.cli``,
-``lobworld.world_models.cli``, ``lobworld.agents.cli`` and
-``lobworld.scenarios.cli`` exposes ``add_commands(subparsers)``, which adds its
+Sub-commands live next to the code they drive: each of ``lobworld.cli.bench``,
+``lobworld.cli.world_models``, ``lobworld.cli.agents`` and
+``lobworld.cli.scenarios`` exposes ``add_commands(subparsers)``, which adds its
 parsers and sets ``func`` on each (called with the parsed namespace, returning
 an exit code).
 """
@@ -16,10 +16,10 @@ import sys
 from lobworld._version import __version__
 
 _COMMAND_MODULES = (
-    "lobworld.world_models.cli",
-    "lobworld.envs.cli",
-    "lobworld.agents.cli",
-    "lobworld.scenarios.cli",
+    "lobworld.cli.world_models",
+    "lobworld.cli.bench",
+    "lobworld.cli.agents",
+    "lobworld.cli.scenarios",
 )
 
 

@@ -46,7 +46,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=int, default=10_000_000, help="first path seed (default 10000000: "
                    "disjoint from training seeds)")
     e.add_argument("--json", action="store_true", help="print JSON")
-    from lobworld.scenarios.cli import add_market_args
+    from lobworld.cli.scenarios import add_market_args
 
     add_market_args(e, "default: for --model the market it was trained on (lobworld_run.json), else the id's "
                        "registered market -- learned for the execution ids, parametric for the others")
@@ -115,7 +115,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     name = args.model if args.model else args.strategy
     if args.model and not pathlib.Path(args.model).is_file():
         raise FileNotFoundError(f"model file {args.model} does not exist")
-    from lobworld.scenarios.cli import env_kwargs_from_args
+    from lobworld.cli.scenarios import env_kwargs_from_args
 
     kw = env_kwargs_from_args(args, _env_kwargs_of_model(args.model, args.env) if args.model else {})
     t0 = time.perf_counter()
