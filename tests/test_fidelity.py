@@ -14,9 +14,9 @@ import pytest
 from lobworld.world_models import fidelity as fd
 from lobworld.world_models.fidelity import PathSample
 
-SAMPLE_DIR = pathlib.Path(fd.__file__).parent / "assets" / "lobster"
+SAMPLE_DIR = pathlib.Path(fd.__file__).parents[1] / "assets" / "lobster"
 SAMPLE_MSG = SAMPLE_DIR / "GOOG_2012-06-21_36000000_39600000_message_10.csv.gz"
-CK10 = pathlib.Path(fd.__file__).parent / "assets" / "weights" / "bar_gru_10s.npz"
+CK10 = pathlib.Path(fd.__file__).parents[1] / "assets" / "weights" / "bar_gru_10s.npz"
 
 
 def _sample(ret, dt=60.0, **kw) -> PathSample:
