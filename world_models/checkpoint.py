@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from lobworld.world_models.dynamics_model import AssetStats, ModelConfig
+from lobworld.world_models.run_folder import atomic_path
 
 __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint",
            "file_fingerprint", "expected_shapes"]
@@ -83,7 +84,9 @@ def file_fingerprint(paths) -> dict[str, str]:
 
 
 def save_checkpoint(ck: Checkpoint, path) -> pathlib.Path:
-    """Write ``ck`` to ``path`` (``.npz``); validates shapes first."""
+    """Write ``ck`` to ``path`` (``.npz``); validates shapes first. The file is written under a
+    temporary name in the same folder and renamed onto ``path``, so an existing checkpoint is
+    replaced whole or not at all."""
     _check_weights(ck.weights, ck.model_config, "<in memory>")
     meta = {
         "format_version": FORMAT_VERSION,
@@ -95,10 +98,9 @@ def save_checkpoint(ck: Checkpoint, path) -> pathlib.Path:
         "metrics": ck.metrics,
     }
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     arrays = {f"w/{k}": np.asarray(v) for k, v in ck.weights.items()}
     arrays["meta"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8)
-    with open(path, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a reader sees the old file or the new one
         np.savez(fh, **arrays)
     return path
 

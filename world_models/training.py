@@ -5,7 +5,12 @@
 ``train | early-stop | test`` (the test block is the last ``test_hours`` of
 the day and is never seen in training or model selection), fits the model by
 maximum likelihood with truncated back-propagation through time, and writes a
-versioned checkpoint (:mod:`.checkpoint`) plus TensorBoard logs.
+versioned checkpoint (:mod:`.checkpoint`) plus TensorBoard logs. The output folder
+holds one run: it is locked while training and refused when it already holds
+files unless ``overwrite=True`` (:mod:`.run_folder`); the checkpoint is written
+atomically. SIGINT (Ctrl-C) stops training at the next gradient step and the
+best-so-far model (by the early-stopping loss of the epochs completed) is saved as
+usual, with ``metrics["interrupted"] = True``.
 
 ``evaluate(checkpoint, paths)`` scores the model on the test block of each day
 against persistence, a linear order-flow regression and the parametric
@@ -15,6 +20,7 @@ Gaussian random walk, and checks calibration (PIT coverage).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import pathlib
 import time
@@ -26,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from lobworld.world_models.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
+from lobworld.world_models.run_folder import StopOnSigint, claim_run_folder
 from lobworld.world_models.dynamics_model import (
     CONTROL,
     F_IMB,
@@ -44,7 +51,12 @@ from lobworld.world_models.dynamics_model import (
 )
 
 __all__ = ["TrainConfig", "load_config", "DayBars", "load_day", "train", "train_on_days", "evaluate",
-           "evaluate_discrete", "split_masks", "fit_flow_copula", "copula_loglik_gain"]
+           "evaluate_discrete", "split_masks", "fit_flow_copula", "copula_loglik_gain", "RUN_ARTEFACTS"]
+
+log = logging.getLogger(__name__)
+
+#: what a world-model run writes into its folder (``overwrite=True`` deletes these, and only these)
+RUN_ARTEFACTS = ("model.npz", "tb")
 
 
 @dataclass(frozen=True)
@@ -200,18 +212,21 @@ class DayBars:
     """Input files (fingerprinted in the checkpoint)."""
 
 
-def load_day(path, freq: str) -> DayBars:
-    """Load one LOBSTER message file (orderbook inferred) or Databento file and make bars."""
+def load_day(path, freq: str, *, strict: bool = True) -> DayBars:
+    """Load one LOBSTER message file (orderbook inferred) or Databento file and make bars.
+
+    ``strict`` as in :func:`lobworld.world_models.data.load_lobster` (False drops and counts bad rows).
+    """
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"data file {path} does not exist")
     from lobworld.world_models import data as data_mod
 
     if "_message_" in path.name:
-        ev = data_mod.load_lobster(path)
+        ev = data_mod.load_lobster(path, strict=strict)
         files = [path, _orderbook_path(path)]
     else:
-        ev = data_mod.load_databento(path)
+        ev = data_mod.load_databento(path, strict=strict)
         files = [path]
     bars = data_mod.make_bars(ev, freq=freq)
     ticker = str(ev.attrs.get("ticker") or path.name.split("_")[0])
@@ -246,14 +261,27 @@ def _device(name: str):
     return torch.device(name)
 
 
-def train(paths, config: TrainConfig, out_dir) -> Checkpoint:
-    """Train on the given data files; write ``<out_dir>/model.npz`` (+ ``tb/``); return the checkpoint."""
+_RUN_HINT = "pass --overwrite (overwrite=True) to replace it or choose another --out"
+
+
+def train(paths, config: TrainConfig, out_dir, *, overwrite: bool = False, strict: bool = True) -> Checkpoint:
+    """Train on the given data files; write ``<out_dir>/model.npz`` (+ ``tb/``); return the checkpoint.
+
+    ``out_dir`` must be new or empty unless ``overwrite`` (:data:`RUN_ARTEFACTS` of the
+    earlier run are then deleted first); it is locked while training
+    (:func:`lobworld.world_models.run_folder.claim_run_folder`). ``strict`` is passed to
+    the loaders (False: bad rows are dropped and counted instead of raising).
+    """
     paths = [pathlib.Path(p) for p in paths]
     if not paths:
         raise ValueError("train: no data files given")
-    days = [load_day(p, config.freq) for p in paths]
-    files = [f for d in days for f in d.files]
-    return train_on_days(days, config, out_dir, fingerprint=file_fingerprint(files))
+    for p in paths:  # before touching the run folder
+        if not p.is_file():
+            raise ValueError(f"data file {p} does not exist")
+    with claim_run_folder(out_dir, artefacts=RUN_ARTEFACTS, overwrite=overwrite, hint=_RUN_HINT):
+        days = [load_day(p, config.freq, strict=strict) for p in paths]
+        files = [f for d in days for f in d.files]
+        return _train_on_days(days, config, pathlib.Path(out_dir), file_fingerprint(files))
 
 
 def _stats_and_features(days: list[DayBars], config: TrainConfig):
@@ -284,14 +312,22 @@ def _half_ticks(days: list[DayBars], config: TrainConfig) -> list[np.ndarray]:
 
 
 def train_on_days(days: list[DayBars], config: TrainConfig, out_dir,
-                  fingerprint: dict[str, str] | None = None) -> Checkpoint:
+                  fingerprint: dict[str, str] | None = None, *, overwrite: bool = False) -> Checkpoint:
     """Train on already-built bars (used by :func:`train` and by tests on generated data).
 
-    ``out_dir=None`` writes nothing (no checkpoint file, no TensorBoard).
+    ``out_dir=None`` writes nothing (no checkpoint file, no TensorBoard); otherwise the
+    folder is claimed as in :func:`train`.
     """
+    if out_dir is None:
+        return _train_on_days(days, config, None, fingerprint)
+    with claim_run_folder(out_dir, artefacts=RUN_ARTEFACTS, overwrite=overwrite, hint=_RUN_HINT):
+        return _train_on_days(days, config, pathlib.Path(out_dir), fingerprint)
+
+
+def _train_on_days(days: list[DayBars], config: TrainConfig, out_dir: pathlib.Path | None,
+                   fingerprint: dict[str, str] | None) -> Checkpoint:
     import torch
 
-    out_dir = pathlib.Path(out_dir) if out_dir is not None else None
     stats, feats, masks = _stats_and_features(days, config)
     torch.manual_seed(config.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -360,8 +396,6 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
                 n += int(m.sum())
         return tot / max(n, 1)
 
-    best = (math.inf, None, 0)
-    bad = 0
     it = range(config.max_epochs)
     bar = None
     if config.progress:
@@ -371,10 +405,57 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
         it = bar
     t0 = time.time()
     has_es = any(m[1].any() for m in masks)
+    stop = StopOnSigint("world-model training")
+    with stop:  # also over the saving below: a first SIGINT there is noted, a second aborts
+        best, epochs_done = _epochs(it, model, opt, rng, starts_arr, steps_per_epoch, window_batch, day_loss,
+                                    config, has_es, writer, bar, stop)
+        interrupted = stop.requested
+        if bar is not None:
+            bar.close()
+        if best[1] is None:  # SIGINT before the first epoch ended: nothing to keep
+            if writer is not None:
+                writer.close()
+            raise KeyboardInterrupt("world-model training interrupted before its first epoch ended: nothing saved")
+        model.load_state_dict(best[1])
+        model.eval()
+        metrics = {"best_epoch": best[2], "early_stop_nll": best[0], "test_nll": day_loss(2),
+                   "train_seconds": round(time.time() - t0, 2)}
+        if interrupted:
+            metrics["interrupted"] = True
+            metrics["epochs_completed"] = epochs_done
+        if config.flow_copula and config.ofi_head == "gaussian":
+            fit = fit_flow_copula(model, feats, masks, day_assets, stats)
+            stats = {a: dataclasses.replace(st, flow_rho=fit[a]["rho"]) if a in fit else st
+                     for a, st in stats.items()}
+            metrics["flow_copula"] = fit
+        if writer is not None:
+            writer.add_scalar("loss/test_at_best", metrics["test_nll"], 0)
+            writer.close()
+        ck = Checkpoint(
+            weights={k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()},
+            model_config=config.model_config, assets=stats, dt=config.dt, fingerprint=fingerprint or {},
+            train_config=config.to_dict(), metrics=metrics)
+        if out_dir is not None:
+            save_checkpoint(ck, out_dir / "model.npz")
+    return ck
+
+
+def _epochs(it, model, opt, rng, starts_arr, steps_per_epoch, window_batch, day_loss, config: TrainConfig,
+            has_es: bool, writer, bar, stop: StopOnSigint):
+    """The epoch loop of :func:`_fit` (early stopping on ``day_loss(1)``). Returns ``(best, epochs_done)``
+    with ``best = (loss, state dict or None, epoch)``; a stop request ends it at the next gradient
+    step, and the epoch it cuts short is not scored."""
+    import torch
+
+    best = (math.inf, None, 0)
+    bad = 0
+    epochs_done = 0
     for epoch in it:
         model.train()
         tr_loss = 0.0
         for _ in range(steps_per_epoch):
+            if stop.requested:
+                return best, epochs_done
             idx = rng.integers(0, len(starts_arr), size=config.batch_size)
             x, a, y, js, cs = window_batch(idx)
             flow, head, _ = model(x, a, c=cs)
@@ -392,6 +473,8 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
             writer.add_scalar("loss/early_stop", es_loss, epoch)
         if bar is not None:
             bar.set_postfix(train=f"{tr_loss:.3f}", early_stop=f"{es_loss:.3f}")
+        epochs_done = epoch + 1
+        log.info("epoch %d: train %.4f early-stop %.4f", epoch, tr_loss, es_loss)
         if es_loss < best[0] - 1e-4:
             best = (es_loss, {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, epoch)
             bad = 0
@@ -399,26 +482,7 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
             bad += 1
             if bad >= config.patience:
                 break
-    if bar is not None:
-        bar.close()
-    model.load_state_dict(best[1])
-    model.eval()
-    metrics = {"best_epoch": best[2], "early_stop_nll": best[0], "test_nll": day_loss(2),
-               "train_seconds": round(time.time() - t0, 2)}
-    if config.flow_copula and config.ofi_head == "gaussian":
-        fit = fit_flow_copula(model, feats, masks, day_assets, stats)
-        stats = {a: dataclasses.replace(st, flow_rho=fit[a]["rho"]) if a in fit else st for a, st in stats.items()}
-        metrics["flow_copula"] = fit
-    if writer is not None:
-        writer.add_scalar("loss/test_at_best", metrics["test_nll"], 0)
-        writer.close()
-    ck = Checkpoint(
-        weights={k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()},
-        model_config=config.model_config, assets=stats, dt=config.dt, fingerprint=fingerprint or {},
-        train_config=config.to_dict(), metrics=metrics)
-    if out_dir is not None:
-        save_checkpoint(ck, out_dir / "model.npz")
-    return ck
+    return best, epochs_done
 
 
 def _copula_pairs(model, x: np.ndarray, c: float | None = None):

@@ -1,6 +1,6 @@
 """``lobworld world-model train`` and ``lobworld world-model evaluate``.
 
-train:    lobworld world-model train --data MSG.csv.gz [...] --config CFG.toml --out DIR
+train:    lobworld world-model train --data MSG.csv.gz [...] --config CFG.toml --out DIR [--overwrite] [--no-strict]
 evaluate: lobworld world-model evaluate --checkpoint DIR/model.npz --data MSG.csv.gz [...] [--plot PNG] [--json OUT]
 """
 
@@ -19,8 +19,16 @@ def add_commands(wm_sub) -> None:
     p.add_argument("--data", nargs="+", required=True, metavar="PATH",
                    help="LOBSTER message files (orderbook inferred) or Databento files")
     p.add_argument("--config", metavar="TOML", help="TrainConfig TOML (default: built-in defaults)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (model.npz, tb/)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (model.npz, tb/); refused when it "
+                   "already holds files, unless --overwrite")
     p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its model.npz and tb/ are deleted first)")
+    p.add_argument("--strict", action=argparse.BooleanOptionalAction, default=True,
+                   help="--strict (default): a bad row in the data is an error naming file, line and rule; "
+                        "--no-strict drops bad rows and counts them in a warning")
+    p.add_argument("--lenient", dest="strict", action="store_false", help="the same as --no-strict "
+                   "(the flag of lobworld data)")
     p.set_defaults(func=_cmd_train)
 
     e = wm_sub.add_parser("evaluate", help="score a checkpoint on the held-out hours of each day")
@@ -32,16 +40,46 @@ def add_commands(wm_sub) -> None:
     e.set_defaults(func=_cmd_evaluate)
 
 
+#: data rules whose rows ``--no-strict`` drops instead of failing on
+_LENIENT_RULES = ("truncated_file", "malformed_row")
+
+
+def _strict_advice(exc: Exception) -> str:
+    """The loader's message with its advice given as this command's flag."""
+    msg = str(exc)
+    if "strict=False" in msg:
+        return msg.replace("load with strict=False", "rerun with --no-strict").replace("strict=False", "--no-strict")
+    if getattr(exc, "rule", None) in _LENIENT_RULES:
+        return msg + " (rerun with --no-strict to drop such rows)"
+    return msg
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from lobworld.errors import LobworldError
+    from lobworld.world_models.data.errors import DataValidationError
+    from lobworld.world_models.run_folder import INTERRUPT_EXIT_CODE
     from lobworld.world_models.training import TrainConfig, load_config, train
 
     cfg = load_config(args.config) if args.config else TrainConfig()
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, seed=args.seed)
-    ck = train(args.data, cfg, args.out)
-    print(f"wrote {pathlib.Path(args.out) / 'model.npz'}: {json.dumps(ck.metrics)}")
+    out = pathlib.Path(args.out) / "model.npz"
+    try:
+        ck = train(args.data, cfg, args.out, overwrite=args.overwrite, strict=args.strict)
+    except DataValidationError as exc:
+        if not args.strict:
+            raise
+        raise LobworldError(_strict_advice(exc)) from exc
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc or 'world-model training stopped'}", file=sys.stderr)
+        return INTERRUPT_EXIT_CODE
+    if ck.metrics.get("interrupted"):
+        print(f"interrupted after {ck.metrics['epochs_completed']} epochs: best-so-far model (epoch "
+              f"{ck.metrics['best_epoch']}) saved to {out}")
+        return INTERRUPT_EXIT_CODE
+    print(f"wrote {out}: {json.dumps(ck.metrics)}")
     return 0
 
 
