@@ -2,7 +2,9 @@
 
 import gzip
 import logging
+import warnings
 
+import numpy as np
 import pytest
 
 from _data_helpers import STEM, set_field, slice_lines, write_pair
@@ -226,3 +228,137 @@ def test_time_rule_mask_cases():
     assert time_rule_mask([1, 2, 9, 3, 4]).tolist() == [False, False, True, False, False]
     assert time_rule_mask([1, 2, 3, 0.5, 4]).tolist() == [False, False, False, True, False]
     assert time_rule_mask([1, 1, 1]).tolist() == [False] * 3
+
+
+# ---- prices: plausible range, executions on the book (shipped GOOG hour, lines 1-200) ----
+# Raw lines used below (0-based index into the slice):
+#   9: 36000.420456828,4,36056180,100,5756300,1   visible execution of a buy LO at the best bid
+#      575.63 of line 9's book (ask 575.91)
+#  11: 36000.420456828,5,0,3,5756000,1            hidden execution at 575.60 (line 11's book:
+#      bid 575.56, ask 575.91)
+VIS, HID = 9, 11
+
+
+def test_shipped_lines_are_what_the_tests_assume(lines):
+    m, o = lines
+    assert m[VIS].split(",")[1] == "4" and m[VIS].split(",")[4] == o[VIS - 1].split(",")[2] == "5756300"
+    assert m[HID].split(",")[1] == "5" and o[HID - 1].split(",")[2] == "5755600"
+
+
+def test_execution_at_one_dollar_is_out_of_range(tmp_path, lines):
+    m, o = lines
+    clean = load_lobster(write_pair(tmp_path, m, o))
+    m[VIS] = set_field(m[VIS], 4, "10000")  # 1 USD in a 575 USD book
+    e = _raises(write_pair(tmp_path, m, o), "price_out_of_range", line=VIS + 1)
+    assert "price 1 USD" in str(e) and "plausible range [57.5" in str(e)
+    df = load_lobster(write_pair(tmp_path, m, o), strict=False)
+    assert df.attrs["dropped"] == {"price_out_of_range": 1} and len(df) == N - 1
+    # the bar VWAP is that of the clean file without the dropped execution, not moved by 1 USD
+    from lobworld.world_models.data import make_bars
+    ref = make_bars(clean.drop(index=VIS).reset_index(drop=True), "1min")
+    got = make_bars(df, "1min")
+    np.testing.assert_array_equal(got["vwap"].to_numpy(), ref["vwap"].to_numpy())
+    assert got["vwap"].min() > 575.0
+
+
+def test_submit_at_1e23_is_an_error_without_numpy_warning(tmp_path, lines):
+    m, o = lines
+    i = next(k for k in range(1, N) if m[k].split(",")[1] == "1")
+    m[i] = set_field(m[i], 4, "1e23")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "invalid value encountered in cast"
+        e = _raises(write_pair(tmp_path, m, o), "price_out_of_range", line=i + 1)
+        df = load_lobster(write_pair(tmp_path, m, o), strict=False)
+    assert "1e+19 USD" in str(e)
+    assert df.attrs["dropped"] == {"price_out_of_range": 1}
+    assert df["price"].max() < 580 and df["price_ticks"].max() < 58_000
+
+
+def test_negative_and_zero_prices_are_out_of_range(tmp_path, lines):
+    m, o = lines
+    m[20] = set_field(m[20], 4, "0")
+    m[30] = set_field(m[30], 4, "-5756300")
+    df = load_lobster(write_pair(tmp_path, m, o), strict=False)
+    assert df.attrs["dropped"] == {"price_out_of_range": 2}
+
+
+def test_book_price_far_off_is_out_of_range(tmp_path, lines):
+    m, o = lines
+    o[50] = set_field(o[50], 36, "100000000000")  # ask_px_10 = 10,000,000 USD, not LOBSTER's empty dummy
+    e = _raises(write_pair(tmp_path, m, o), "price_out_of_range", line=51)
+    assert "book price" in str(e)
+
+
+def test_visible_execution_not_at_previous_best(tmp_path, lines):
+    m, o = lines
+    m[VIS] = set_field(m[VIS], 4, "5756200")  # one cent under the best bid 575.63, inside the range
+    e = _raises(write_pair(tmp_path, m, o), "exec_off_book", line=VIS + 1)
+    assert "575.6200" in str(e) and "best bid 575.6300" in str(e)
+    df = load_lobster(write_pair(tmp_path, m, o), strict=False)
+    assert df.attrs["dropped"] == {"exec_off_book": 1}
+    assert 36056180 not in set(df["order_id"])
+
+
+def test_visible_execution_on_the_wrong_side(tmp_path, lines):
+    m, o = lines
+    m[VIS] = set_field(m[VIS], 5, "-1")  # a sell LO cannot be executed at the best bid
+    e = _raises(write_pair(tmp_path, m, o), "exec_off_book", line=VIS + 1)
+    assert "best ask" in str(e)
+
+
+def test_hidden_execution_outside_the_spread(tmp_path, lines):
+    m, o = lines
+    m[HID] = set_field(m[HID], 4, "5759200")  # one cent above the previous best ask 575.91
+    e = _raises(write_pair(tmp_path, m, o), "exec_outside_spread", line=HID + 1)
+    assert "575.9200" in str(e)
+    m2, o2 = slice_lines(N)
+    m2[HID] = set_field(m2[HID], 4, "5755600")  # at the previous best bid: inside, accepted
+    assert load_lobster(write_pair(tmp_path, m2, o2)).attrs["dropped"] == {}
+
+
+def test_execution_rule_masks_hand_case():
+    from lobworld.world_models.data.lobster import EMPTY_ASK, EMPTY_BID, execution_rule_masks
+    # one level (ask_px, ask_sz, bid_px, bid_sz); rows are the book after each message
+    book = np.array([[101, 5, 99, 5], [101, 5, 99, 3], [101, 5, 98, 4], [EMPTY_ASK, 0, 98, 4],
+                     [EMPTY_ASK, 0, EMPTY_BID, 0]], dtype=float)
+    code = np.array([4, 4, 5, 4, 5])
+    px = np.array([99, 99, 102, 101, 50], dtype=float)
+    d = np.array([1, 1, 1, -1, 1])
+    prev_ok = np.array([False, True, True, True, True])
+    r = execution_rule_masks(code, px, d, book, prev_ok)
+    # row 0: own row's spread [99, 101] holds 99; row 1: at the previous best bid 99;
+    # row 2: hidden at 102 above the previous ask 101; row 3: sell LO at the previous ask 101;
+    # row 4: the previous book has no ask, bid 98 -> 50 is below it
+    assert r["exec_off_book"].tolist() == [False, False, False, False, False]
+    assert r["exec_outside_spread"].tolist() == [False, False, True, False, True]
+    r = execution_rule_masks(code, px + np.array([0, 1, 0, 0, 0]), d, book, prev_ok)
+    assert r["exec_off_book"].tolist() == [False, True, False, False, False]
+
+
+def test_plausible_range_rule():
+    from lobworld.world_models.data.lobster import PLAUSIBLE_FACTOR, plausible_range
+    bid = np.array([[99.0], [np.nan], [100.0]])
+    ask = np.array([[101.0], [102.0], [102.0]])
+    assert plausible_range(np.array([1.0, 1e23]), bid, ask) == (100.5 / PLAUSIBLE_FACTOR, 100.5 * PLAUSIBLE_FACTOR)
+    assert plausible_range(np.array([50.0, -1.0, np.nan, 70.0, 1e23])) == (7.0, 700.0)  # no book: messages
+    lo, hi = plausible_range(np.array([np.nan]))
+    assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_order_id_out_of_int64(tmp_path, lines):
+    m, o = lines
+    m[25] = set_field(m[25], 2, "1e23")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _raises(write_pair(tmp_path, m, o), "bad_order_id", line=26)
+        assert load_lobster(write_pair(tmp_path, m, o), strict=False).attrs["dropped"] == {"bad_order_id": 1}
+
+
+def test_renamed_file_time_outside_the_day(tmp_path, lines):
+    m, o = lines
+    m[-1] = set_field(m[-1], 0, "1e15")
+    mp, op = tmp_path / "msgs.csv", tmp_path / "book.csv"
+    mp.write_text("\n".join(m) + "\n")
+    op.write_text("\n".join(o) + "\n")
+    with pytest.raises(DataValidationError, match=r"line 200: \[time_outside_window\]"):
+        load_lobster(mp, op, date="2012-06-21")

@@ -47,6 +47,8 @@ EMPTY_BID = -9999999999
 PRICE_SCALE = 10_000.0  #: LOBSTER prices are USD x 10000
 TICK_SIZE = 0.01  #: USD, NASDAQ equities above 1 USD
 MAX_LEVELS = 50
+PLAUSIBLE_FACTOR = 10.0  #: a price beyond this factor of the file's median mid is implausible
+MESSAGE_FIELDS = ("time", "type", "order_id", "size", "price", "direction")
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,13 @@ def load_lobster(message_path, orderbook_path=None, *, strict: bool = True,
             convention (same folder).
         strict: True raises :class:`DataValidationError` (file, line, rule) on the
             first bad row; False drops bad rows, records ``attrs["dropped"]``
-            (rule -> count) and logs a warning.
+            (rule -> count) and logs a warning. The rules are listed in
+            :mod:`lobworld.world_models.data.validate`; beside the book rules,
+            every price must lie in the file's plausible range (a factor of
+            :data:`PLAUSIBLE_FACTOR` around the median mid, :func:`plausible_range`),
+            a visible execution must be at the previous row's best price on the
+            resting side and a hidden one inside the previous row's spread
+            (:func:`execution_rule_masks`).
         levels, date, ticker: only needed for files that do not follow the
             LOBSTER naming convention (then ``orderbook_path`` and ``date`` are
             required; ``levels`` defaults to the orderbook column count / 4).
@@ -166,9 +174,10 @@ def load_lobster(message_path, orderbook_path=None, *, strict: bool = True,
     ticker = ticker or (name.ticker if name else "UNKNOWN")
     day = _dt.date.fromisoformat(str(date)) if date is not None else name.date
 
-    msg = read_numeric_csv(message_path, 6, strict=strict, what="message")
+    msg = read_numeric_csv(message_path, 6, strict=strict, what="LOBSTER message",
+                           field_names=MESSAGE_FIELDS.__getitem__)
     ob = read_numeric_csv(orderbook_path, None if levels is None else 4 * levels,
-                          strict=strict, what="orderbook")
+                          strict=strict, what="LOBSTER orderbook", field_names=_orderbook_field)
     if levels is None:
         if ob.values.shape[1] % 4:
             raise DataValidationError(orderbook_path, "column_count",
@@ -203,8 +212,8 @@ def load_lobster(message_path, orderbook_path=None, *, strict: bool = True,
     ask_sz = b[:, 1::4].copy()
     bid_px = b[:, 2::4].copy()
     bid_sz = b[:, 3::4].copy()
-    ask_px[ask_px >= EMPTY_ASK] = np.nan
-    bid_px[bid_px <= EMPTY_BID] = np.nan
+    ask_px[ask_px == EMPTY_ASK] = np.nan  # exactly the sentinel: a wild price is not "empty"
+    bid_px[bid_px == EMPTY_BID] = np.nan
     ask_px /= PRICE_SCALE
     bid_px /= PRICE_SCALE
 
@@ -217,13 +226,23 @@ def load_lobster(message_path, orderbook_path=None, *, strict: bool = True,
         masks["negative_size"] = size < 0
     for rule, mk in book_rule_masks(bid_px, bid_sz, ask_px, ask_sz).items():
         masks[rule] = masks.get(rule, False) | mk
+    masks["bad_order_id"] = _bad_order_id(oid) & ~masks["nan_value"]
     masks["non_monotonic_time"] = time_rule_mask(t)
-    if name is not None:
-        with np.errstate(invalid="ignore"):
-            masks["time_outside_window"] = (t * 1000.0 < name.start_ms) | (t * 1000.0 > name.end_ms)
+    masks["time_outside_window"] = _outside_window(t, name)
+    lo, hi = plausible_range(px_raw[code != 7] / PRICE_SCALE, bid_px, ask_px)
+    masks["price_out_of_range"] = _out_of_range(px_raw / PRICE_SCALE, ~is_halt, lo, hi) | (
+        _book_out_of_range(bid_px, lo, hi) | _book_out_of_range(ask_px, lo, hi))
+    # the row before is the reference book when it is the previous file line and breaks no rule
+    # (a crossed or garbled book must not condemn the execution after it)
+    row_bad = np.zeros(len(line), dtype=bool)
+    for mk in masks.values():
+        row_bad |= mk
+    prev_ok = np.zeros(len(line), dtype=bool)
+    prev_ok[1:] = (line[1:] == line[:-1] + 1) & ~row_bad[:-1]
+    masks.update(execution_rule_masks(code, px_raw, direction, b, prev_ok))
 
     def describe(rule, i):
-        return _describe(rule, i, m, bid_px, ask_px, bid_sz, ask_sz, t)
+        return _describe(rule, i, m, bid_px, ask_px, bid_sz, ask_sz, t, (lo, hi))
 
     keep, more = apply_rules(masks, len(t), strict=strict, path=message_path,
                              line_of=lambda i: int(line[i]), describe=describe)
@@ -267,7 +286,120 @@ def load_lobster(message_path, orderbook_path=None, *, strict: bool = True,
     return df
 
 
-def _describe(rule, i, m, bid_px, ask_px, bid_sz, ask_sz, t) -> str:
+def _orderbook_field(i: int) -> str:
+    return f"{('ask_px', 'ask_sz', 'bid_px', 'bid_sz')[i % 4]}_{i // 4 + 1}"
+
+
+def _fmt_levels(px) -> str:
+    return ", ".join("empty" if np.isnan(x) else f"{x:.6g}" for x in px[:3]) + (" ..." if len(px) > 3 else "")
+
+
+def _bad_order_id(oid: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return ~((oid >= 0) & (oid < 2.0**63) & (oid == np.floor(oid)))
+
+
+def _outside_window(t: np.ndarray, name: LobsterName | None) -> np.ndarray:
+    """Times outside the file name's window, or outside the day (0..86400 s) without a name."""
+    start, end = (name.start_ms, name.end_ms) if name is not None else (0, 86_400_000)
+    with np.errstate(invalid="ignore"):
+        return (t * 1000.0 < start) | (t * 1000.0 > end)
+
+
+def plausible_range(message_px: np.ndarray, bid_px=None, ask_px=None) -> tuple[float, float]:
+    """The file's plausible price range ``[P / PLAUSIBLE_FACTOR, P * PLAUSIBLE_FACTOR]`` (USD).
+
+    ``P`` is the median best-level mid-price over the rows with both sides quoted
+    (``bid_px`` / ``ask_px`` are ``(N, L)`` USD arrays, NaN = empty level); without a
+    book, or with no two-sided row, the median of the positive finite message
+    prices. A move beyond a factor of :data:`PLAUSIBLE_FACTOR` within one file is
+    not a market move but a sentinel, a unit error (prices not in USD x 10000) or a
+    corrupt field. ``(nan, nan)`` when no price is known (then nothing is out of range).
+    """
+    ref = np.nan
+    if bid_px is not None and len(bid_px):
+        mid = 0.5 * (bid_px[:, 0] + ask_px[:, 0])
+        mid = mid[np.isfinite(mid) & (mid > 0)]
+        if len(mid):
+            ref = float(np.median(mid))
+    if not np.isfinite(ref):
+        p = message_px[np.isfinite(message_px) & (message_px > 0)]
+        if len(p):
+            ref = float(np.median(p))
+    return ref / PLAUSIBLE_FACTOR, ref * PLAUSIBLE_FACTOR
+
+
+def _out_of_range(px: np.ndarray, check: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Rows (``check`` True) whose price is infinite, not positive or outside ``[lo, hi]``."""
+    if not np.isfinite(lo):
+        with np.errstate(invalid="ignore"):
+            return check & (np.isinf(px) | (px <= 0))
+    with np.errstate(invalid="ignore"):
+        return check & ~np.isnan(px) & ~((px >= lo) & (px <= hi))
+
+
+def _book_out_of_range(px: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Rows with a quoted book price (not NaN) outside ``[lo, hi]`` USD."""
+    if not np.isfinite(lo):
+        return np.zeros(len(px), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return (~np.isnan(px) & ~((px >= lo) & (px <= hi))).any(axis=1)
+
+
+def execution_rule_masks(code, px_raw, direction, book_raw, prev_ok) -> dict[str, np.ndarray]:
+    """Masks of the rules tying message prices to the book (raw LOBSTER units, exact).
+
+    ``book_raw`` is the raw orderbook ``(N, 4L)`` (``ask_px, ask_sz, bid_px, bid_sz``
+    per level, empty levels as LOBSTER's sentinels), ``prev_ok[k]`` whether row
+    ``k - 1`` is the book just before message ``k`` (False for the first row or
+    after a dropped line). Rules:
+
+    * ``exec_off_book``: a visible execution (type 4) not at the best price of the
+      resting side just before it (direction +1, a buy order: the best bid; -1: the
+      best ask). Without the row before: not within its own row's best bid..best ask.
+    * ``exec_outside_spread``: a hidden execution (type 5) outside best bid..best ask
+      of the row before it (without it: of its own row). Hidden orders are not on the
+      visible book, so only the spread bounds them.
+
+    An empty best level (a one-sided book) does not bound the check on that side.
+    """
+    n = len(code)
+    ask1 = np.where(book_raw[:, 0] == EMPTY_ASK, np.nan, book_raw[:, 0])
+    bid1 = np.where(book_raw[:, 2] == EMPTY_BID, np.nan, book_raw[:, 2])
+    prev = np.maximum(np.arange(n) - 1, 0)
+    pb = np.where(prev_ok, bid1[prev], bid1)  # best bid / ask of the row before (own row without it)
+    pa = np.where(prev_ok, ask1[prev], ask1)
+    with np.errstate(invalid="ignore"):
+        in_spread = ~(px_raw < pb) & ~(px_raw > pa)  # NaN bounds do not bind
+        vis = code == 4
+        at_best = np.where(direction == 1, px_raw == pb, px_raw == pa)
+        exec_off = vis & np.where(prev_ok, ~at_best, ~in_spread)
+        hid_off = (code == 5) & ~in_spread
+    return {"exec_off_book": exec_off, "exec_outside_spread": hid_off}
+
+
+def _describe(rule, i, m, bid_px, ask_px, bid_sz, ask_sz, t, band=(np.nan, np.nan)) -> str:
+    px = m[i, 4] / PRICE_SCALE
+    if rule == "price_out_of_range":
+        lo, hi = band
+        if np.isfinite(px) and m[i, 1] != 7 and not lo <= px <= hi:
+            return (f"price {px:.6g} USD (field 5 = {m[i, 4]:.6g}) is outside the file's plausible "
+                    f"range [{lo:.4f}, {hi:.4f}] USD")
+        return (f"a book price is outside the file's plausible range [{lo:.4f}, {hi:.4f}] USD "
+                f"(bids {_fmt_levels(bid_px[i])}; asks {_fmt_levels(ask_px[i])})")
+    if rule in ("exec_off_book", "exec_outside_spread"):
+        kind = "visible execution" if rule == "exec_off_book" else "hidden execution"
+        d = int(m[i, 5])
+        j = i - 1 if i > 0 else i
+        where = "the previous row's" if i > 0 else "its own row's"
+        book = f"best bid {bid_px[j, 0]:.4f} / best ask {ask_px[j, 0]:.4f}"
+        if rule == "exec_off_book":
+            side = "best bid (a buy order rests there)" if d == 1 else "best ask (a sell order rests there)"
+            return (f"{kind} at {px:.4f} USD (direction {d:+d}) is not at {where} {side}; {where} "
+                    f"book: {book}")
+        return f"{kind} at {px:.4f} USD lies outside {where} spread ({book})"
+    if rule == "bad_order_id":
+        return f"order id {m[i, 2]!r} (field 3) is not an integer in 0..2**63-1"
     if rule == "crossed_book":
         return f"crossed book: best bid {bid_px[i, 0]:.4f} > best ask {ask_px[i, 0]:.4f}"
     if rule == "locked_book":
@@ -282,9 +414,12 @@ def _describe(rule, i, m, bid_px, ask_px, bid_sz, ask_sz, t) -> str:
     if rule == "negative_size":
         return "negative size in the message or the book"
     if rule == "nan_value":
-        return "missing or NaN field (message fields, or a price on a non-empty book level)"
+        nan_f = np.flatnonzero(np.isnan(m[i]))
+        if len(nan_f):
+            return f"field {nan_f[0] + 1} ({MESSAGE_FIELDS[nan_f[0]]}) of the message is empty or NaN"
+        return "a book size is empty or NaN, or a non-empty book level has no price"
     if rule == "book_order":
         return "book levels out of order (bids must fall, asks rise with the level)"
     if rule == "time_outside_window":
-        return f"time {t[i]!r} s is outside the window named by the file"
+        return f"time {t[i]!r} s is outside the window named by the file (or outside 0..86400 s)"
     return "row breaks the rule"

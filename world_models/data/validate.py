@@ -19,8 +19,24 @@ Rules (names used in errors and in ``attrs["dropped"]``):
 * ``unknown_event_code``: an event code outside the source's code table.
 * ``bad_direction``: a direction outside {-1, +1} on an order event.
 * ``time_outside_window``: an event outside the time window named by the file.
-* ``malformed_row``: a line with the wrong number of fields (e.g. the cut last
-  line of a truncated file); ``truncated_file``: a compressed stream cut short.
+* ``price_out_of_range``: a price outside the file's plausible range, a factor of
+  10 either side of its median mid-price (LOBSTER: message prices other than halts,
+  and every quoted book price; see ``lobster.plausible_range``).
+* ``exec_off_book``: a visible execution not at the best price of the resting side
+  of the book just before it (LOBSTER).
+* ``exec_outside_spread``: a hidden execution outside the best bid..best ask of the
+  book just before it (LOBSTER).
+* ``bad_order_id``: an order id that is not an integer in 0..2**63-1 (LOBSTER).
+* ``unknown_record_type``: a Databento ``rtype`` other than the schema's.
+* ``malformed_row``: a line with the wrong number of fields; ``truncated_file``: a
+  file cut short (a compressed stream that ends early, a last line cut mid-line, a
+  DBN file that ends inside a record).
+
+Errors that ``strict=False`` cannot turn into drops (there is no row to drop, or no
+way to tell the damaged rows): ``file_not_found`` / ``not_a_file`` (a missing path,
+a directory), ``not_gzip``, ``corrupt_gzip`` (a damaged deflate stream or CRC
+mismatch), ``corrupt_dbn``, ``empty_file``, ``column_count``, ``non_numeric``
+(naming the line and field).
 """
 
 from __future__ import annotations
