@@ -18,6 +18,9 @@ field               dtype      meaning
                                0 = at the touch, > 0 deeper, < 0 inside the spread
                                (an improvement, or a hidden execution inside it).
                                For executions and cancels it is the level hit.
+``sub_tick``        int8       exact price minus the tick price ``price_ticks`` of the table,
+                               in half ticks (-1, 0, +1): LOBSTER hidden executions at the
+                               midpoint of an odd spread trade at half ticks
 ``size``            float64    shares of the message (exact)
 ``size_lots``       float32    ``size / lot`` (``lot``: mean limit-order size of the
                                training block, :attr:`SizeScale.lot`)
@@ -175,15 +178,23 @@ class Messages:
     size: np.ndarray
     """float64, shares."""
     price_ticks: np.ndarray
-    """int64, price in ticks of the asset."""
+    """int64, price in ticks of the asset (the canonical table's ``price_ticks``: the exact price
+    rounded half to even)."""
     direction: np.ndarray
     """int8, +1 buy limit order (bid side), -1 sell LO (ask side); for an execution the resting
     order's side (so an execution of a sell LO is a buyer-initiated trade)."""
     order_id: np.ndarray | None = None
     """int64 exchange order ids, or None (0 is written for generated messages)."""
+    sub_tick: np.ndarray | None = None
+    """int8 half ticks to add to ``price_ticks`` for the exact price (-1, 0, +1), or None (all 0)."""
 
     def __len__(self) -> int:
         return len(self.time_ns)
+
+    def price_half_ticks(self) -> np.ndarray:
+        """int64 exact prices in half ticks (``2 * price_ticks + sub_tick``)."""
+        sub = 0 if self.sub_tick is None else self.sub_tick.astype(np.int64)
+        return 2 * self.price_ticks.astype(np.int64) + sub
 
     def to_lobster(self, tick_size: float = 0.01) -> np.ndarray:
         """``(n, 6)`` float64 rows of a LOBSTER message file: time (s after midnight), type,
@@ -193,7 +204,7 @@ class Messages:
         out[:, 1] = self.type
         out[:, 2] = 0 if self.order_id is None else self.order_id
         out[:, 3] = self.size
-        out[:, 4] = np.rint(self.price_ticks * tick_size * 10_000.0)
+        out[:, 4] = np.rint(self.price_half_ticks() * (tick_size * 5_000.0))
         out[:, 5] = self.direction
         return out
 
@@ -213,7 +224,7 @@ class Messages:
             "event": pd.Categorical.from_codes(cats, dtype=EVENT_DTYPE),
             "order_id": np.zeros(len(self), np.int64) if self.order_id is None else self.order_id.astype(np.int64),
             "size": self.size.astype(np.float64),
-            "price": self.price_ticks * tick_size,
+            "price": self.price_half_ticks() * (tick_size / 2.0),
             "price_ticks": self.price_ticks.astype(np.int64),
             "direction": direction,
             "aggressor": np.where(is_exec, -direction, 0).astype(np.int8),
@@ -253,6 +264,7 @@ class EventTokens:
     etype: np.ndarray
     side: np.ndarray
     level: np.ndarray
+    sub_tick: np.ndarray
     size: np.ndarray
     size_lots: np.ndarray
     size_bin: np.ndarray
@@ -274,7 +286,7 @@ class EventTokens:
     meta: dict = field(default_factory=dict)
     """``ticker``, ``date``, ``tick_size`` (USD) of the source table."""
 
-    _ARRAYS = ("row", "etype", "side", "level", "size", "size_lots", "size_bin", "dt_ns", "log_dt",
+    _ARRAYS = ("row", "etype", "side", "level", "sub_tick", "size", "size_lots", "size_bin", "dt_ns", "log_dt",
                "best_bid", "best_ask", "spread", "bid_sz", "ask_sz", "imbalance", "tod_s")
 
     def __len__(self) -> int:
@@ -447,6 +459,18 @@ def tokenize(events: pd.DataFrame, config: TokenConfig = TokenConfig(),
         raise EventTokenError("bid_px_1", "both sides of the book before the event are empty: "
                               "no reference for the price level", row=i)
     level = _level(side, px, bb, ba).astype(np.int32)
+    if "price" in events.columns:
+        exact = events["price"].to_numpy(dtype=np.float64)[1:]
+        x2 = np.rint(exact * (2.0 / tick))
+        sub = x2 - 2 * px
+        bad = ~np.isfinite(exact) | (np.abs(sub) > 1) | (np.abs(exact * (2.0 / tick) - x2) > 1e-6)
+        if bad.any():
+            i = _first(bad) + 1
+            raise EventTokenError("price", f"price {exact[i - 1]!r} is not on the half-tick grid of tick "
+                                  f"{tick} around price_ticks {px[i - 1]}", row=i)
+        sub_tick = sub.astype(np.int8)
+    else:
+        sub_tick = np.zeros(len(px), np.int8)
     has2 = (bb != NO_PRICE) & (ba != NO_PRICE)
     spread = np.where(has2, ba - bb, -1).astype(np.int32)
     bid_sz = events[[f"bid_sz_{j}" for j in range(1, k + 1)]].to_numpy(dtype=np.float32)[:-1]
@@ -467,7 +491,7 @@ def tokenize(events: pd.DataFrame, config: TokenConfig = TokenConfig(),
         train, _, _ = time_split_masks(t_ns[1:], config.test_hours, config.early_stop_hours)
         scale = fit_size_scale(size[train], etype[train], config)
     return EventTokens(
-        row=np.arange(1, n_rows, dtype=np.int64), etype=etype, side=side, level=level, size=size,
+        row=np.arange(1, n_rows, dtype=np.int64), etype=etype, side=side, level=level, sub_tick=sub_tick, size=size,
         size_lots=(size / scale.lot).astype(np.float32), size_bin=scale.bin_of(size), dt_ns=dt_ns,
         log_dt=log_dt, best_bid=bb, best_ask=ba, spread=spread, bid_sz=bid_sz, ask_sz=ask_sz,
         imbalance=imbalance, tod_s=t_ns[1:] / 1e9, t_start_ns=int(t_ns[0]), scale=scale, config=config,
@@ -489,7 +513,7 @@ def _level(side, px, bb, ba):
 
 def detokenize(tokens: EventTokens, *, sizes_from_bins: bool = False) -> Messages:
     """Messages of ``tokens``: type ``etype + 1``, direction ``side``, price from ``level`` and the
-    same-side best before the event, time ``t_start_ns + cumsum(dt_ns)``. Sizes are the exact
+    same-side best before the event (plus ``sub_tick`` half ticks), time ``t_start_ns + cumsum(dt_ns)``. Sizes are the exact
     ``size`` field, or with ``sizes_from_bins`` the bin centres of ``tokens.scale`` (what a
     model that samples bins produces)."""
     side = np.asarray(tokens.side)
@@ -507,7 +531,7 @@ def detokenize(tokens: EventTokens, *, sizes_from_bins: bool = False) -> Message
     else:
         size = np.asarray(tokens.size, dtype=np.float64).copy()
     return Messages(time_ns=tokens.time_ns(), type=(et + 1).astype(np.int8), size=size, price_ticks=price,
-                    direction=side.astype(np.int8))
+                    direction=side.astype(np.int8), sub_tick=np.asarray(tokens.sub_tick, np.int8).copy())
 
 
 def token_fields() -> tuple[str, ...]:
