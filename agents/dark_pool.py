@@ -31,7 +31,7 @@ Kaplan-Meier counts; ``GanchevPolicy.update(allocations, fills)`` folds in one s
 :func:`alloc_fill_from_obs` recovers from the observation (use the terminal
 observation for envs that just finished: the next observation belongs to a new episode).
 
-``python -m lobworld.agents.dark_pool --report`` prints the README table and writes
+``python -m lobworld.agents.dark_pool --report`` prints the table of ``docs/envs/dark_pool.md`` and writes
 ``docs/dark_pool_learning.png``.
 """
 
@@ -465,7 +465,7 @@ if __name__ == "__main__":  # pragma: no cover
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--report", action="store_true", help="print the README table and write the learning-curve PNG")
+    p.add_argument("--report", action="store_true", help="print the table of docs/envs/dark_pool.md and write the learning-curve PNG")
     p.add_argument("--png", default="docs/dark_pool_learning.png")
     args = p.parse_args()
     if args.report:

@@ -298,7 +298,7 @@ s0=100, T=1, sigma=2, dt=0.005, A=140, k=1.5, gamma = 0.1, 0.01 and 1. Provenanc
 available to us; these values are as transcribed, identically, by two independent public reproductions that
 cite the published article, and they are corroborated by computation: the spread column equals the
 time-average of the paper's formula (1.4908, 1.3489, 3.0216), and the paper's section 3.3 procedure
-reproduces every row within sampling error (README, "Avellaneda-Stoikov (2008) reproduced")."""
+reproduces every row within sampling error (``docs/envs/market_making.md``, "Avellaneda-Stoikov (2008) reproduced")."""
 
 AS2006_WORKING_PAPER_TABLE = {
     (0.1, "inventory"): (1.29, 62.94, 5.89, 0.10, 2.80),

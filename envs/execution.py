@@ -230,8 +230,8 @@ def fit_volume_profile(events=None, *, message_path=None, bin_minutes: float = 1
 # ---------------------------------------------------------------------------
 _KERNELS: dict[tuple, tuple] = {}
 #: Batches of at least ``PARALLEL_MIN_ENVS`` envs use the ``parallel=True`` kernel (prange
-#: over envs): on the quiet 2-core machine it measured 30.7M env-steps/s at 10,000 envs against
-#: 5.4M for the serial kernel (``benchmarks/bench_envs.py --serial-vs-parallel``). Under heavy
+#: over envs), smaller ones the serial kernel (measured figures: ``docs/benchmarks.md``,
+#: ``benchmarks/bench_envs.py --serial-vs-parallel``). Under heavy
 #: load from other processes parallel can lose; ``LOBWORLD_PARALLEL=0`` forces serial per
 #: process, ``parallel=False``/``True`` per core. Results are bit-identical either way (each
 #: env owns its random streams). Closure kernels are not disk-cached by Numba: each process

@@ -99,8 +99,8 @@ class MarketMakingConfig:
     queue_join_rate: float = 500.0
     """Shares per second that join a price level while our message is in flight (added to the queue ahead)."""
     latency: Any = "colocated"
-    """Latency scenario: a name in :data:`lobworld.scenarios.LATENCY_SCENARIOS`, a
-    :class:`~lobworld.scenarios.LatencyScenario`, a list of one per env, or ``f(i) -> scenario``."""
+    """Latency scenario: a name in :data:`lobworld.envs.latency.LATENCY_SCENARIOS`, a
+    :class:`~lobworld.envs.latency.LatencyScenario`, a list of one per env, or ``f(i) -> scenario``."""
     penalty: str = "quadratic"
     """Inventory penalty: ``"quadratic"`` (running ``phi * q^2 * dt``) or ``"exponential"`` (CARA utility of the step PnL)."""
     phi: float = 1e-6
@@ -399,10 +399,10 @@ class MarketMakingEnv(LOBEnv):
 
     The agent quotes a bid and an ask around a simulated mid price. Market
     orders arrive in continuous time (Poisson or bivariate Hawkes,
-    :mod:`lobworld.world_models.arrivals`); a market order that reaches the
+    :mod:`lobworld.envs.arrivals`); a market order that reaches the
     agent's price first consumes the shares queued ahead of the agent's quote,
     then fills it. Each decision reaches the venue after the latency of the
-    env's :class:`~lobworld.scenarios.LatencyScenario`; until then the old
+    env's :class:`~lobworld.envs.latency.LatencyScenario`; until then the old
     quote keeps trading. The agent earns the spread and bears inventory risk and
     adverse selection.
 
@@ -442,7 +442,7 @@ class MarketMakingEnv(LOBEnv):
     and Stoikov (2008): each live quote fills in full with probability
     ``A exp(-k delta) dt``, ``delta`` its distance from the mid at the step's start,
     when the quote was set (the paper's section 3.3 procedure, which reproduces its
-    published tables; see the README), no queue and no latency.
+    published tables; see ``docs/envs/market_making.md``), no queue and no latency.
     :func:`avellaneda_stoikov_config` builds that setting.
 
     ## Action Space
@@ -511,7 +511,7 @@ class MarketMakingEnv(LOBEnv):
     ``config`` (:class:`MarketMakingConfig`), or any of its fields as keyword
     arguments (``gym.make("LOB-MarketMaking-v0", latency="retail", horizon=600)``);
     ``discrete`` (bool). ``latency`` may differ per env of a batch (a list, or
-    :func:`lobworld.scenarios.random_latency_sampler`).
+    :func:`lobworld.envs.latency.random_latency_sampler`).
 
     Random streams per env: dynamics, arrivals, fills, latency (independent
     ``SeedSequence`` children), so strategies compared on one seed see the same

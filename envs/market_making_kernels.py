@@ -19,8 +19,8 @@ The kernels are compiled with ``parallel=True`` (``prange`` over envs); small
 batches run them on one Numba thread (see
 :data:`lobworld.envs.market_making.PARALLEL_MIN_ENVS`). Each env reads and writes
 only its own rows and its own random streams, so the thread count does not change
-any result. (A plain serial ``@njit`` build of the same loop measured about 4x
-slower per CPU-second: the parallel build's outlined loop body lets LLVM treat the
+any result. (A plain serial ``@njit`` build of the same loop is slower per CPU-second,
+see ``docs/benchmarks.md``: the parallel build's outlined loop body lets LLVM treat the
 arrays as non-aliasing.)
 """
 
