@@ -116,3 +116,153 @@ def test_broken_databento(tmp_path, shared_data):
         load_databento(z)
     with pytest.raises(DataValidationError, match="malformed_file_name"):
         load_databento(shared_data / "databento" / "csv" / ".." / ".." / "README.md")
+
+
+# ---- damaged Databento files (built in tmp_path from the real fixtures) ------------------------
+MBP1_DBN = "XNAS.ITCH/test_data.mbp-1.dbn.zst"
+MBP1_CSV = "csv/xnas-itch_test_data.mbp-1.csv"
+
+
+def _raw_dbn(shared_data, rel=MBP1_DBN) -> bytes:
+    """The uncompressed DBN bytes of a fixture: its metadata header + its 4 records."""
+    import databento_dbn as dbn
+    dec = dbn.DBNDecoder(compression=dbn.Compression.ZSTD)
+    dec.write((shared_data / "databento" / rel).read_bytes())
+    recs = dec.decode()
+    return recs[0].encode() + b"".join(bytes(r) for r in recs[1:])
+
+
+def _csv_lines(shared_data, rel=MBP1_CSV):
+    return (shared_data / "databento" / rel).read_text().splitlines()
+
+
+def test_raw_dbn_equals_zst(tmp_path, shared_data):
+    p = tmp_path / "nvda.mbp-1.dbn"
+    p.write_bytes(_raw_dbn(shared_data))
+    a, b = load_databento(p), load_databento(shared_data / "databento" / MBP1_DBN)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_raw_dbn_cut_mid_record(tmp_path, shared_data, caplog):
+    raw = _raw_dbn(shared_data)
+    p = tmp_path / "nvda.mbp-1.dbn"
+    p.write_bytes(raw[:-20])  # 60 of the last record's 80 bytes
+    with pytest.raises(DataValidationError) as ei:
+        load_databento(p)
+    e = ei.value
+    assert e.rule == "truncated_file" and e.row == 4
+    assert "ends inside record 4 (60 of 80 bytes)" in str(e)
+    with caplog.at_level("WARNING", logger="lobworld.data"):
+        df = load_databento(p, strict=False)
+    assert len(df) == 3 and df.attrs["dropped"] == {"truncated_file": 1}
+    assert "truncated_file=1" in caplog.text
+    assert list(df["price"]) == [502.0, 512.01, 539.0]
+    p.write_bytes(raw[:200])  # inside the metadata header
+    with pytest.raises(DataValidationError, match="ends inside the DBN metadata header"):
+        load_databento(p, strict=False)
+
+
+def test_zst_cut_says_so(tmp_path, shared_data):
+    z = tmp_path / "cut.mbp-1.dbn.zst"
+    z.write_bytes((shared_data / "databento" / MBP1_DBN).read_bytes()[:200])
+    with pytest.raises(DataValidationError, match=r"corrupt_dbn.*zstd stream is cut short or damaged"):
+        load_databento(z)
+
+
+def test_csv_non_numeric_rtype(tmp_path, shared_data):
+    src = _csv_lines(shared_data)
+    hdr = src[0].split(",")
+    f = src[2].split(",")
+    assert f[hdr.index("rtype")] == "1"
+    f[hdr.index("rtype")] = "one"
+    src[2] = ",".join(f)
+    p = tmp_path / "xnas-itch_rtype.mbp-1.csv"
+    p.write_text("\n".join(src) + "\n")
+    for strict in (True, False):
+        with pytest.raises(DataValidationError, match=r"line 3: \[non_numeric\] column rtype is not a number: 'one'"):
+            load_databento(p, strict=strict)
+
+
+def test_csv_wrong_rtype(tmp_path, shared_data):
+    src = _csv_lines(shared_data)
+    hdr = src[0].split(",")
+    f = src[3].split(",")
+    f[hdr.index("rtype")] = "10"  # an MBP-10 record type in an MBP-1 file
+    src[3] = ",".join(f)
+    p = tmp_path / "xnas-itch_rtype.mbp-1.csv"
+    p.write_text("\n".join(src) + "\n")
+    with pytest.raises(DataValidationError, match=r"line 4: \[unknown_record_type\] rtype 10 is not the mbp-1"):
+        load_databento(p)
+    df = load_databento(p, strict=False)
+    assert df.attrs["dropped"] == {"unknown_record_type": 1} and list(df["price"]) == [502.0, 512.01, 519.75]
+
+
+def test_csv_non_numeric_size_is_not_nan(tmp_path, shared_data):
+    src = _csv_lines(shared_data)
+    hdr = src[0].split(",")
+    f = src[1].split(",")
+    f[hdr.index("size")] = "2x"
+    src[1] = ",".join(f)
+    p = tmp_path / "xnas-itch_size.mbp-1.csv"
+    p.write_text("\n".join(src) + "\n")
+    with pytest.raises(DataValidationError, match=r"line 2: \[non_numeric\] column size is not a number: '2x'"):
+        load_databento(p)
+
+
+def test_csv_cut_mid_line(tmp_path, shared_data):
+    text = (shared_data / "databento" / MBP1_CSV).read_bytes()
+    p = tmp_path / "xnas-itch_cut.mbp-1.csv"
+    last = text.rstrip(b"\n").rfind(b"\n") + 1
+    for cut in (last + 40, text.rfind(b",") + 1):  # inside ts_event; just after the last comma
+        p.write_bytes(text[:cut])
+        with pytest.raises(DataValidationError) as ei:
+            load_databento(p)
+        e = ei.value
+        assert e.rule == "truncated_file" and e.row == 5 and "cut mid-line" in str(e), str(e)
+        assert "nan_value" not in str(e)
+        df = load_databento(p, strict=False)
+        assert len(df) == 3 and df.attrs["dropped"] == {"truncated_file": 1}
+        assert list(df["price"]) == [502.0, 512.01, 539.0]
+
+
+def test_csv_short_line_in_the_middle(tmp_path, shared_data):
+    src = _csv_lines(shared_data)
+    src[2] = ",".join(src[2].split(",")[:10])
+    p = tmp_path / "xnas-itch_short.mbp-1.csv"
+    p.write_text("\n".join(src) + "\n")
+    with pytest.raises(DataValidationError, match=r"line 3: \[malformed_row\] line has 10 fields, the header 20"):
+        load_databento(p)
+    df = load_databento(p, strict=False)
+    assert df.attrs["dropped"] == {"malformed_row": 1} and list(df["price"]) == [502.0, 539.0, 519.75]
+    src[4] = src[4].replace(",A,N,", ",Z,N,", 1)
+    p.write_text("\n".join(src) + "\n")
+    assert load_databento(p, strict=False).attrs["dropped"] == {"malformed_row": 1, "unknown_event_code": 1}
+
+
+def test_csv_rows_keep_their_file_lines(tmp_path, shared_data):
+    src = _csv_lines(shared_data)
+    src[4] = src[4].replace(",A,N,", ",Z,N,", 1)
+    src.insert(2, "")  # a blank line: pandas skips it, the error must still name line 6
+    p = tmp_path / "xnas-itch_blank.mbp-1.csv"
+    p.write_text("\n".join(src) + "\n")
+    with pytest.raises(DataValidationError, match=r"line 6: \[unknown_event_code\]"):
+        load_databento(p)
+
+
+def test_csv_bad_timestamp(tmp_path, shared_data):
+    src = _csv_lines(shared_data)
+    src[2] = "2020-12-28T09:0x," + src[2].split(",", 1)[1]
+    p = tmp_path / "xnas-itch_ts.mbp-1.csv"
+    p.write_text("\n".join(src) + "\n")
+    with pytest.raises(DataValidationError, match=r"line 3: \[bad_timestamp\] column ts_recv"):
+        load_databento(p)
+
+
+def test_directory_and_missing_file(tmp_path):
+    from lobworld.world_models.data.errors import DataFileNotFoundError, DataNotAFileError
+    d = tmp_path / "xnas-itch.mbp-1.csv"
+    d.mkdir()
+    with pytest.raises(DataNotAFileError, match=r"\[not_a_file\] Databento path is a directory"):
+        load_databento(d)
+    with pytest.raises(DataFileNotFoundError, match=r"\[file_not_found\] Databento file not found"):
+        load_databento(tmp_path / "nope.dbn")

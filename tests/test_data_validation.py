@@ -2,13 +2,14 @@
 
 import gzip
 import logging
+import shutil
 import warnings
 
 import numpy as np
 import pytest
 
 from _data_helpers import STEM, set_field, slice_lines, write_pair
-from lobworld.world_models.data import DataValidationError, load_lobster
+from lobworld.world_models.data import DataValidationError, load_lobster, sample_lobster_paths
 
 N = 200
 
@@ -362,3 +363,117 @@ def test_renamed_file_time_outside_the_day(tmp_path, lines):
     op.write_text("\n".join(o) + "\n")
     with pytest.raises(DataValidationError, match=r"line 200: \[time_outside_window\]"):
         load_lobster(mp, op, date="2012-06-21")
+
+
+# ---- damaged files: each message names the real problem ------------------------------------------
+def test_errors_are_lobworld_errors(tmp_path):
+    from lobworld.errors import LobworldError
+    from lobworld.world_models.data.errors import DataFileNotFoundError, DataNotAFileError
+    assert issubclass(DataValidationError, LobworldError) and issubclass(DataValidationError, ValueError)
+    with pytest.raises(DataFileNotFoundError) as ei:
+        load_lobster(tmp_path / STEM.format("message"))
+    assert isinstance(ei.value, LobworldError) and isinstance(ei.value, FileNotFoundError)
+    assert ei.value.rule == "file_not_found" and "LOBSTER message file not found" in str(ei.value)
+    assert issubclass(DataNotAFileError, IsADirectoryError)
+
+
+def test_corrupt_gzip_is_not_called_truncated(tmp_path, lines):
+    """Bytes overwritten in the middle of the deflate stream: an invalid block, in both modes."""
+    msg, ob = sample_lobster_paths()
+    p = tmp_path / msg.name
+    shutil.copy(ob, tmp_path / ob.name)
+    raw = bytearray(msg.read_bytes())
+    mid = len(raw) // 2
+    raw[mid:mid + 16] = b"\xff" * 16  # this spot of the shipped hour gives "invalid block type"
+    p.write_bytes(bytes(raw))
+    e = _raises(p, "corrupt_gzip")
+    assert "invalid block type" in str(e) and "truncated" not in str(e), str(e)
+    with pytest.raises(DataValidationError) as ei:
+        load_lobster(p, strict=False)
+    assert ei.value.rule == "corrupt_gzip"  # not "empty_file": nothing can be salvaged safely
+
+
+def test_gzip_crc_mismatch(tmp_path, lines):
+    """One byte flipped inside a Huffman block: the data decodes, but to other bytes."""
+    p = write_pair(tmp_path, *lines)
+    raw = bytearray(p.read_bytes())
+    raw[len(raw) // 2] ^= 0x55
+    p.write_bytes(bytes(raw))
+    with pytest.raises(DataValidationError) as ei:
+        load_lobster(p, strict=False)
+    assert ei.value.rule == "corrupt_gzip" and "incorrect data check" in str(ei.value), str(ei.value)
+
+
+def test_gzip_cut_before_first_line(tmp_path, lines):
+    p = write_pair(tmp_path, *lines)
+    p.write_bytes(p.read_bytes()[:12])
+    for strict in (True, False):
+        with pytest.raises(DataValidationError) as ei:
+            load_lobster(p, strict=strict)
+        assert ei.value.rule == "truncated_file", str(ei.value)
+
+
+def test_plain_csv_cut_mid_line(tmp_path, lines):
+    m, o = lines
+    p = write_pair(tmp_path, m, o, gz=False)
+    data = p.read_bytes()
+    p.write_bytes(data[: data.rfind(b",") + 1])  # the last line ends after its 5th comma
+    e = _raises(p, "truncated_file", line=N)
+    assert "ends mid-line" in str(e) and "nan_value" not in str(e)
+    df = load_lobster(p, strict=False)
+    assert len(df) == N - 1 and df.attrs["dropped"] == {"truncated_file": 1}
+    # a complete last line without a line end is fine
+    p.write_bytes(data.rstrip(b"\n"))
+    assert len(load_lobster(p)) == N
+
+
+def test_orderbook_cut_mid_number(tmp_path, lines):
+    m, o = lines
+    p = write_pair(tmp_path, m, o, gz=False)
+    ob = p.with_name(p.name.replace("message", "orderbook"))
+    data = ob.read_bytes()
+    ob.write_bytes(data[:-40])  # inside the last line's 36th-40th fields
+    with pytest.raises(DataValidationError, match=r"line 200: \[truncated_file\].*orderbook file ends mid-line"):
+        load_lobster(p)
+
+
+def test_directory_given_as_a_file(tmp_path, lines):
+    d = tmp_path / STEM.format("message")
+    d.mkdir()
+    e = _raises(d, "not_a_file")
+    assert "is a directory" in str(e) and "not found" not in str(e)
+    assert isinstance(e, IsADirectoryError)
+    (tmp_path / "x").mkdir()
+    p = write_pair(tmp_path / "x", *lines)
+    with pytest.raises(DataValidationError, match=r"orderbook path is a directory"):
+        load_lobster(p, tmp_path)
+
+
+def test_non_numeric_names_field(tmp_path, lines):
+    m, o = lines
+    o[7] = set_field(o[7], 5, "12x")  # ask_sz_2
+    e = _raises(write_pair(tmp_path, m, o), "non_numeric", line=8)
+    assert "field 6 (ask_sz_2)" in str(e) and "'12x'" in str(e)
+    m2, o2 = slice_lines(N)
+    m2[3] = set_field(m2[3], 3, "ten")
+    e = _raises(write_pair(tmp_path, m2, o2), "non_numeric", line=4)
+    assert "field 4 (size)" in str(e)
+
+
+def test_nan_value_names_field(tmp_path, lines):
+    m, o = lines
+    m[30] = set_field(m[30], 3, "")
+    e = _raises(write_pair(tmp_path, m, o), "nan_value", line=31)
+    assert "field 4 (size)" in str(e)
+
+
+def test_parquet_path_errors(tmp_path):
+    from lobworld.world_models.data import load_parquet
+    from lobworld.world_models.data.errors import DataFileNotFoundError, DataNotAFileError
+    with pytest.raises(DataNotAFileError, match="Parquet path is a directory"):
+        load_parquet(tmp_path)
+    with pytest.raises(DataFileNotFoundError, match="Parquet file not found"):
+        load_parquet(tmp_path / "x.parquet")
+    (tmp_path / "x.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(DataValidationError, match=r"\[not_parquet\]"):
+        load_parquet(tmp_path / "x.parquet")

@@ -38,7 +38,7 @@ import pathlib
 import numpy as np
 import pandas as pd
 
-from lobworld.world_models.data.errors import DataValidationError
+from lobworld.world_models.data.errors import DataValidationError, require_file
 from lobworld.world_models.data.schema import EVENT_CATEGORIES, EVENT_DTYPE, book_columns
 from lobworld.world_models.data.validate import apply_rules, book_rule_masks, time_rule_mask, warn_dropped
 
@@ -80,20 +80,44 @@ def _record_dtype(schema: str) -> np.dtype:
                                ("sequence", "<u4"), ("levels", _LEVEL, (L,))])
 
 
-def _read_dbn(path: pathlib.Path) -> tuple[dict, dict]:
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+DBN_MAGIC = b"DBN"
+
+
+def _read_dbn(path: pathlib.Path, strict: bool = True) -> tuple[dict, dict]:
+    """Decode a DBN file into column arrays; ``info["dropped"]`` counts a cut last record
+    (``truncated_file``, ``strict=False`` only)."""
     import databento_dbn as dbn
 
     raw = path.read_bytes()
-    comp = dbn.Compression.ZSTD if path.name.endswith(".zst") else dbn.Compression.NONE
+    zst = path.name.endswith(".zst")
+    comp = dbn.Compression.ZSTD if zst else dbn.Compression.NONE
     dec = dbn.DBNDecoder(compression=comp)
     try:
         dec.write(raw)
         recs = dec.decode()
     except Exception as exc:  # databento_dbn.DBNError and friends
         raise DataValidationError(path, "corrupt_dbn", f"cannot decode DBN ({exc})") from None
+    rest = bytes(dec.buffer())  # bytes after the last complete record (or metadata)
     if not recs or not isinstance(recs[0], dbn.Metadata):
-        raise DataValidationError(path, "corrupt_dbn", "no DBN metadata header")
+        if zst and raw.startswith(ZSTD_MAGIC):
+            why = "the zstd stream is cut short or damaged"
+        elif raw.startswith(DBN_MAGIC):
+            why = f"the file ends inside the DBN metadata header ({len(raw)} bytes): it is truncated"
+        else:
+            why = f"not DBN data (first bytes {raw[:4]!r})"
+        raise DataValidationError(path, "corrupt_dbn", f"no complete DBN metadata header: {why}")
     meta, recs = recs[0], recs[1:]
+    dropped: dict[str, int] = {}
+    if rest:
+        want = rest[0] * 4  # a record's first byte is its length in 4-byte words
+        detail = (f"the file ends inside record {len(recs) + 1} ({len(rest)} of {want} bytes): it is "
+                  "truncated")
+        if strict:
+            raise DataValidationError(path, "truncated_file",
+                                      detail + " (load with strict=False to drop the partial record)",
+                                      row=len(recs) + 1)
+        dropped["truncated_file"] = 1
     schema = str(meta.schema) if meta.schema is not None else ""
     schema = {"Mbp1": "mbp-1", "Mbp10": "mbp-10", "Mbo": "mbo"}.get(schema, schema).lower()
     if schema not in _SCHEMA_LEVELS:
@@ -127,7 +151,8 @@ def _read_dbn(path: pathlib.Path) -> tuple[dict, dict]:
                 by_id[int(iv["symbol"])] = raw_sym
             except (ValueError, KeyError, TypeError):
                 pass
-    info = {"dataset": str(meta.dataset), "schema": schema, "levels": L, "symbols": symbols, "by_id": by_id}
+    info = {"dataset": str(meta.dataset), "schema": schema, "levels": L, "symbols": symbols, "by_id": by_id,
+            "dropped": dropped, "lines": np.arange(1, len(rec) + 1)}
     return a, info
 
 
@@ -137,12 +162,90 @@ def _px(v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _read_csv(path: pathlib.Path) -> tuple[dict, dict]:
+#: rtype of each schema's records (DBN ``RType``): MBP-0 is 0, MBP-1 1, MBP-10 10, MBO 160.
+SCHEMA_RTYPE = {"mbp-1": 1, "mbp-10": 10, "mbo": 160}
+_INT_COLUMNS = ("rtype", "publisher_id", "instrument_id", "depth", "flags", "ts_in_delta", "sequence",
+                "channel_id", "order_id")
+
+
+def _line_field_counts(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(field count, 1-based line number) of every non-blank line of a CSV (no quoting)."""
+    a = np.frombuffer(raw, dtype=np.uint8)
+    ends = np.flatnonzero(a == 10)
+    if len(a) and a[-1] != 10:
+        ends = np.append(ends, len(a))
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    cc = np.concatenate([[0], np.cumsum(a == 44)])
+    counts = cc[ends] - cc[starts] + 1
+    length = ends - starts
+    blank = (length == 0) | ((length == 1) & (a[np.minimum(starts, len(a) - 1)] == 13))  # "" or "\r"
+    keep = ~blank
+    return counts[keep], (np.arange(len(ends)) + 1)[keep]
+
+
+def _csv_lines(path: pathlib.Path, raw: bytes, strict: bool) -> tuple[bytes, np.ndarray, dict]:
+    """Check every line's field count against the header.
+
+    Returns the CSV bytes to parse (without the bad lines when ``strict=False``), the
+    1-based file line of each data row, and the drop counts. A last line without a
+    line end that is short of fields (or ends in an empty field) is a file cut
+    mid-line (``truncated_file``); any other line with the wrong field count is
+    ``malformed_row``.
+    """
+    if b'"' in raw:  # quoted fields: count with the csv module
+        import csv
+        import io
+
+        rows = list(csv.reader(io.StringIO(raw.decode(errors="replace"))))
+        nums = np.arange(1, len(rows) + 1)
+        counts = np.array([len(r) for r in rows])
+        keep = np.array([bool(r) and any(x.strip() for x in r) for r in rows], dtype=bool)
+        counts, nums = counts[keep], nums[keep]
+    else:
+        counts, nums = _line_field_counts(raw)
+    if not len(counts):
+        raise DataValidationError(path, "empty_file", "Databento CSV file has no header line")
+    want = counts[0]
+    bad = np.flatnonzero(counts[1:] != want) + 1
+    unterminated = not raw.endswith(b"\n")
+    if unterminated and len(counts) > 1 and raw.rstrip(b"\r").endswith(b",") and (len(counts) - 1) not in bad:
+        bad = np.append(bad, len(counts) - 1)  # cut just after a comma: the last field is missing
+    dropped: dict[str, int] = {}
+    if len(bad):
+        i = int(bad[0])
+        cut = unterminated and i == len(counts) - 1
+        rule = "truncated_file" if cut else "malformed_row"
+        detail = (f"line has {counts[i]} fields, the header {want}"
+                  + ("; it is the last line and has no line end: the file is cut mid-line" if cut else ""))
+        if strict:
+            raise DataValidationError(path, rule, detail + f" ({len(bad)} such lines; load with strict=False "
+                                      "to drop them)", row=int(nums[i]))
+        last_cut = unterminated and bad[-1] == len(counts) - 1
+        n_trunc = int(last_cut)
+        if len(bad) - n_trunc:
+            dropped["malformed_row"] = len(bad) - n_trunc
+        if n_trunc:
+            dropped["truncated_file"] = n_trunc
+        drop_lines = set(nums[bad].tolist())
+        raw = b"\n".join(ln for k, ln in enumerate(raw.split(b"\n"), start=1) if k not in drop_lines)
+        keep = np.ones(len(counts), dtype=bool)
+        keep[bad] = False
+        counts, nums = counts[keep], nums[keep]
+    return raw, nums[1:], dropped
+
+
+def _read_csv(path: pathlib.Path, strict: bool = True) -> tuple[dict, dict]:
+    import io
+
+    raw, lines, dropped = _csv_lines(path, path.read_bytes(), strict)
     try:
-        df = pd.read_csv(path, dtype={"action": str, "side": str, "symbol": str}, keep_default_na=False,
-                         na_values=[""])
+        df = pd.read_csv(io.BytesIO(raw), dtype={"action": str, "side": str, "symbol": str},
+                         keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError) as exc:
         raise DataValidationError(path, "malformed_row", f"cannot parse Databento CSV ({exc})") from None
+    if len(df) != len(lines):
+        raise DataValidationError(path, "malformed_row", f"Databento CSV: {len(df)} rows parsed from "
+                                  f"{len(lines)} data lines (blank or quoted lines?)")
     need = {"ts_recv", "ts_event", "action", "side", "price", "size"}
     missing = need - set(df.columns)
     if missing:
@@ -155,46 +258,81 @@ def _read_csv(path: pathlib.Path) -> tuple[dict, dict]:
     if schema not in _SCHEMA_LEVELS:
         raise DataValidationError(path, "unsupported_schema", f"{L} book levels: only mbp-1/mbp-10/mbo supported")
 
+    def numeric(col, integer=False):
+        """Column ``col`` as numbers; a non-numeric field raises naming its line and column."""
+        s = df[col]
+        if not (pd.api.types.is_numeric_dtype(s) or s.isna().all()):
+            num = pd.to_numeric(s, errors="coerce")
+            bad = (num.isna() & s.notna()).to_numpy()
+            if bad.any():
+                j = int(np.argmax(bad))
+                raise DataValidationError(path, "non_numeric", f"column {col} is not a number: {s.iloc[j]!r}",
+                                          row=int(lines[j]))
+            s = num
+        if integer:
+            v = s.to_numpy(np.float64) if not pd.api.types.is_integer_dtype(s) else None
+            if v is not None:
+                bad = ~np.isnan(v) & (v != np.floor(v))
+                if bad.any():
+                    j = int(np.argmax(bad))
+                    raise DataValidationError(path, "non_numeric", f"column {col} is not an integer: "
+                                              f"{df[col].iloc[j]!r}", row=int(lines[j]))
+                if np.isnan(v).any():
+                    j = int(np.argmax(np.isnan(v)))
+                    raise DataValidationError(path, "nan_value", f"column {col} is empty", row=int(lines[j]))
+            return s.to_numpy(np.int64)
+        return s
+
+    for col in _INT_COLUMNS:
+        if col in df:
+            df[col] = numeric(col, integer=True)
+
     def ts(col):
         s = df[col]
         if pd.api.types.is_integer_dtype(s):
             return s.to_numpy(np.int64)
-        try:
-            return pd.to_datetime(s, utc=True, format="ISO8601").dt.tz_localize(None).to_numpy(
-                "datetime64[ns]").astype(np.int64)
-        except (ValueError, TypeError) as exc:
-            raise DataValidationError(path, "malformed_row", f"column {col}: bad timestamp ({exc})") from None
+        parsed = pd.to_datetime(s, utc=True, format="ISO8601", errors="coerce")
+        bad = (parsed.isna() & s.notna()).to_numpy() | s.isna().to_numpy()
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise DataValidationError(path, "bad_timestamp", f"column {col}: {s.iloc[j]!r} is not an ISO 8601 "
+                                      "time or integer nanoseconds", row=int(lines[j]))
+        return parsed.dt.tz_localize(None).to_numpy("datetime64[ns]").astype(np.int64)
 
-    fixed = pd.api.types.is_integer_dtype(df["price"]) and df["price"].abs().max() >= PRICE_SCALE
+    price = numeric("price")
+    fixed = pd.api.types.is_integer_dtype(price) and price.abs().max() >= PRICE_SCALE
 
     def px(col):
-        s = df[col]
+        s = numeric(col)
         if fixed:
             v = s.fillna(UNDEF_PRICE).to_numpy(np.int64)
             return _px(v)
-        return pd.to_numeric(s, errors="coerce").to_numpy(np.float64)
+        return s.to_numpy(np.float64)
 
+    n = len(df)
     a = {
         "ts_recv": ts("ts_recv"), "ts_event": ts("ts_event"),
-        "instrument_id": df["instrument_id"].to_numpy(np.int64) if "instrument_id" in df else np.zeros(len(df), np.int64),
+        "instrument_id": df["instrument_id"].to_numpy(np.int64) if "instrument_id" in df else np.zeros(n, np.int64),
         "action": df["action"].fillna("").to_numpy(object), "side": df["side"].fillna("").to_numpy(object),
-        "price": px("price"), "size": pd.to_numeric(df["size"], errors="coerce").to_numpy(np.float64),
-        "order_id": df["order_id"].to_numpy(np.int64) if "order_id" in df else np.zeros(len(df), np.int64),
-        "flags": df["flags"].to_numpy(np.int64) if "flags" in df else np.zeros(len(df), np.int64),
-        "sequence": df["sequence"].to_numpy(np.int64) if "sequence" in df else np.zeros(len(df), np.int64),
+        "price": px("price"), "size": numeric("size").to_numpy(np.float64),
+        "order_id": df["order_id"].to_numpy(np.int64) if "order_id" in df else np.zeros(n, np.int64),
+        "flags": df["flags"].to_numpy(np.int64) if "flags" in df else np.zeros(n, np.int64),
+        "sequence": df["sequence"].to_numpy(np.int64) if "sequence" in df else np.zeros(n, np.int64),
+        "rtype": df["rtype"].to_numpy(np.int64) if "rtype" in df else np.full(n, SCHEMA_RTYPE[schema], np.int64),
     }
     for fld in ("bid_px", "ask_px", "bid_sz", "ask_sz", "bid_ct", "ask_ct"):
         if L:
             cols = [f"{fld}_{k:02d}" for k in range(L)]
-            a[fld] = np.column_stack([px(c) if fld.endswith("_px") else
-                                      pd.to_numeric(df[c], errors="coerce").to_numpy(np.float64) for c in cols])
+            a[fld] = np.column_stack([px(c) if fld.endswith("_px") else numeric(c).to_numpy(np.float64)
+                                      for c in cols])
     symbols = sorted(set(df["symbol"].dropna())) if "symbol" in df else []
     by_id = {}
     if "symbol" in df:
         for iid, sym in zip(a["instrument_id"], df["symbol"].fillna("")):
             by_id.setdefault(int(iid), sym)
     stem = path.name.split("_")[0].upper().replace("-", ".")
-    info = {"dataset": stem, "schema": schema, "levels": L, "symbols": symbols, "by_id": by_id}
+    info = {"dataset": stem, "schema": schema, "levels": L, "symbols": symbols, "by_id": by_id,
+            "dropped": dropped, "lines": lines}
     return a, info
 
 
@@ -207,14 +345,12 @@ def load_databento(path, *, strict: bool = True, instrument_id: int | None = Non
     are rebuilt order by order (:mod:`lobworld.world_models.data.mbo_book`) to
     ``mbo_levels`` levels (0: order events only, no book columns).
     """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Databento file not found: {path}")
+    path = require_file(path, "Databento")
     name = path.name.lower()
     if name.endswith((".dbn", ".dbn.zst")):
-        a, info = _read_dbn(path)
+        a, info = _read_dbn(path, strict)
     elif name.endswith(".csv"):
-        a, info = _read_csv(path)
+        a, info = _read_csv(path, strict)
     else:
         raise DataValidationError(path, "malformed_file_name", "expected a .dbn, .dbn.zst or .csv file")
     ids = np.unique(a["instrument_id"])
@@ -225,6 +361,7 @@ def load_databento(path, *, strict: bool = True, instrument_id: int | None = Non
         if not sel.any():
             raise ValueError(f"{path}: no records for instrument_id={instrument_id} (has {ids.tolist()})")
         a = {k: v[sel] for k, v in a.items()}
+        info["lines"] = info["lines"][sel]
     L = info["levels"]
     n = len(a["ts_recv"])
     if info["schema"] == "mbo" and mbo_levels < 0:
@@ -239,6 +376,8 @@ def load_databento(path, *, strict: bool = True, instrument_id: int | None = Non
         "bad_direction": ~np.isin(side, ["A", "B", "N"]),
         "non_monotonic_time": time_rule_mask(a["ts_recv"]),
     }
+    if "rtype" in a:  # CSV: the rtype column must be the schema's (DBN records are filtered by type)
+        masks["unknown_record_type"] = a["rtype"] != SCHEMA_RTYPE[info["schema"]]
     if L:
         for rule, m in book_rule_masks(a["bid_px"], a["bid_sz"], a["ask_px"], a["ask_sz"]).items():
             masks[rule] = masks.get(rule, np.zeros(n, bool)) | m
@@ -252,12 +391,20 @@ def load_databento(path, *, strict: bool = True, instrument_id: int | None = Non
             return f"locked book: bid == ask == {a['bid_px'][i, 0]}"
         if rule == "non_monotonic_time":
             return "ts_recv earlier than the previous record"
+        if rule == "unknown_record_type":
+            return (f"rtype {a['rtype'][i]} is not the {info['schema']} record type "
+                    f"{SCHEMA_RTYPE[info['schema']]}")
+        if rule == "nan_value":
+            return "size or price is empty or NaN"
+        if rule == "bad_direction":
+            return f"side {side[i]!r} is not A, B or N"
         return f"record {i} breaks the rule"
 
-    # CSV: line i+2 (header on line 1); DBN: record index + 1
-    offset = 2 if name.endswith(".csv") else 1
-    keep, dropped = apply_rules(masks, n, strict=strict, path=path, line_of=lambda i: i + offset,
+    # CSV: the file line of the row (header on line 1); DBN: record index + 1
+    lines = info["lines"]
+    keep, dropped = apply_rules(masks, n, strict=strict, path=path, line_of=lambda i: int(lines[i]),
                                 describe=describe)
+    dropped = {**info["dropped"], **dropped}
     if not keep.all():
         a = {k: v[keep] for k, v in a.items()}
         act, side = act[keep], side[keep]

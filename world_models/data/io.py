@@ -9,6 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lobworld.world_models.data.errors import DataValidationError, require_file
+
 _ATTRS_KEY = b"lobworld.attrs"
 
 
@@ -32,10 +34,11 @@ def save_parquet(df: pd.DataFrame, path) -> pathlib.Path:
 
 def load_parquet(path) -> pd.DataFrame:
     """Read a file written by :func:`save_parquet`; ``attrs`` restored."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Parquet file not found: {path}")
-    table = pq.read_table(path)
+    path = require_file(path, "Parquet")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DataValidationError(path, "not_parquet", f"cannot read as Parquet ({exc})") from None
     df = table.to_pandas()
     raw = (table.schema.metadata or {}).get(_ATTRS_KEY)
     df.attrs = json.loads(raw) if raw else {}
