@@ -4,6 +4,7 @@
   the env classes now (fix: ``.venv/bin/python docs/generate.py``);
 * every relative link and image in ``README.md`` and ``docs/**/*.md`` points to an existing file,
   and every ``#anchor`` to a heading of the target page;
+* every repository path written as a code span exists;
 * every dotted ``lobworld.*`` name in the docs imports (or names a logger), and none points at a
   deprecated location or a re-export from another layer;
 * the README stays short and lists every registered id with a link to its family page.
@@ -75,7 +76,7 @@ def test_a_changed_docstring_or_field_makes_the_section_stale(monkeypatch):
     fam = generate.FAMILIES[0]
     mod = importlib.import_module(fam.module)
     current = (ROOT / "docs" / "envs" / fam.page).read_text()
-    env_cls, cfg_cls = getattr(mod, fam.env_class), getattr(mod, fam.config_class)
+    env_cls = getattr(mod, fam.env_class)
     monkeypatch.setattr(env_cls, "__doc__", env_cls.__doc__.replace("## Rewards", "## Rewards\nA new rule."))
     assert "A new rule." in generate.render_page(current, fam) != current
     monkeypatch.undo()
@@ -176,6 +177,23 @@ def test_every_png_in_docs_is_shown_somewhere():
     text = "\n".join(p.read_text() for p in _pages())
     unused = [p.name for p in sorted((ROOT / "docs").glob("*.png")) if f"{p.name})" not in text]
     assert not unused, f"PNGs in docs/ no page links to: {unused}"
+
+
+_PATH_SPAN = re.compile(r"`((?:envs|world_models|agents|scenarios|lobworld|benchmarks|tests|docs|\.ci)/[\w/.-]+)`")
+
+
+@pytest.mark.parametrize("page", _pages(), ids=_rel)
+def test_repository_paths_in_code_spans_exist(page):
+    """A code span that is a repository path (`benchmarks/bench_envs.py`) names an existing file or folder
+    (relative to the repository root; `lobworld/<package>/...` is the installed view of `<package>/...`)."""
+    bad = []
+    for path in sorted(set(_PATH_SPAN.findall(page.read_text()))):
+        candidates = [ROOT / path]
+        if path.startswith("lobworld/"):
+            candidates.append(ROOT / path.removeprefix("lobworld/"))
+        if not any(c.exists() for c in candidates):
+            bad.append(path)
+    assert not bad, f"{_rel(page)}: paths that do not exist: {bad}"
 
 
 # ---------------------------------------------------------------------------
