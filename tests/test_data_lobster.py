@@ -192,3 +192,80 @@ def test_full_day_executions_at_previous_best(shared_data):
     d = df["direction"].to_numpy()[ex]
     best = np.where(d == 1, df["bid_px_1"].to_numpy()[ex - 1], df["ask_px_1"].to_numpy()[ex - 1])
     np.testing.assert_allclose(df["price"].to_numpy()[ex], best, atol=1e-9)
+
+
+# ---- message file only (the loader behind envs.execution.fit_volume_profile) -------------------
+def _raw_messages(path):
+    return pd.read_csv(path, header=None, names=["time", "type", "order_id", "size", "price", "direction"])
+
+
+@pytest.mark.parametrize("day", [False, True])
+def test_messages_loader_equals_raw_csv(shared_data, day):
+    from lobworld.world_models.data import load_lobster_messages
+    p = (shared_data / "lobster" / "GOOG_2012-06-21_34200000_57600000_message_1.csv.gz" if day
+         else sample_lobster_paths()[0])
+    df, raw = load_lobster_messages(p), _raw_messages(p)
+    assert len(df) == len(raw) == (49482 if day else 29753) and df.attrs["dropped"] == {}
+    for c in ("time", "type", "order_id", "size", "direction"):
+        np.testing.assert_array_equal(df[c].to_numpy(), raw[c].to_numpy(), err_msg=c)
+    np.testing.assert_array_equal(df["price"].to_numpy(), raw["price"].to_numpy() / 1e4)
+    assert df["type"].dtype == np.int8 and df["order_id"].dtype == np.int64
+    assert df.attrs["ticker"] == "GOOG" and df.attrs["date"] == "2012-06-21"
+    full = load_lobster(p)
+    np.testing.assert_array_equal(df["price"].to_numpy(), full["price"].to_numpy())
+
+
+def _old_fit_volume_profile(message_path, bin_minutes=1.0):
+    """envs.execution.fit_volume_profile(message_path=...) as it read the file before the data layer."""
+    from lobworld.envs.execution import SESSION_MINUTES
+    m = pd.read_csv(message_path, header=None, usecols=[0, 1, 3])
+    m.columns = ["time", "type", "size"]
+    ex = m[m["type"].isin([4, 5])]
+    secs = ex["time"].to_numpy(dtype=np.float64)
+    sizes = ex["size"].to_numpy(dtype=np.float64)
+    nbins = int(round(SESSION_MINUTES / bin_minutes))
+    b = np.clip(((secs - 34200.0) // (60.0 * bin_minutes)).astype(np.int64), 0, nbins - 1)
+    vol = np.bincount(b, weights=sizes, minlength=nbins)
+    x = (np.arange(nbins) + 0.5) / nbins
+    a, bb, c = np.polyfit(x, vol / vol.mean(), 2)
+    return float(a), float(bb), float(c)
+
+
+@pytest.mark.parametrize("name,bin_minutes", [("GOOG_2012-06-21_34200000_57600000_message_1.csv.gz", 1.0),
+                                              ("AMZN_2012-06-21_34200000_57600000_message_5.csv.gz", 5.0)])
+def test_fit_volume_profile_identical_through_the_data_layer(shared_data, name, bin_minutes):
+    from lobworld.envs.execution import fit_volume_profile
+    p = shared_data / "lobster" / name
+    assert fit_volume_profile(message_path=p, bin_minutes=bin_minutes) == _old_fit_volume_profile(p, bin_minutes)
+
+
+def test_fit_volume_profile_rejects_garbage(tmp_path):
+    """Through the data layer the profile fit refuses a message at 1e19 USD (raw 1e23), naming the line."""
+    from lobworld.envs.execution import fit_volume_profile
+    m, o = slice_lines(200)
+    m[9] = m[9].rsplit(",", 2)[0] + ",1e23,1"
+    p = write_pair(tmp_path, m, o)
+    with pytest.raises(DataValidationError) as ei:
+        fit_volume_profile(message_path=p)
+    assert ei.value.rule == "price_out_of_range" and ei.value.row == 10
+    assert "cannot read LOBSTER message file" in str(ei.value)
+    with pytest.raises(FileNotFoundError, match="cannot read"):
+        fit_volume_profile(message_path=tmp_path / "missing.csv")
+
+
+def test_messages_loader_rules(tmp_path):
+    from lobworld.world_models.data import load_lobster_messages
+    m, o = slice_lines(200)
+    m[40] = m[40].rsplit(",", 2)[0] + ",10000,1"  # 1 USD: a factor 575 below the median price
+    m[50] = m[50].split(",", 1)[0] + ",9," + m[50].split(",", 2)[2]
+    p = write_pair(tmp_path, m, o)
+    with pytest.raises(DataValidationError, match=r"line 41: \[price_out_of_range\] price 1 USD"):
+        load_lobster_messages(p)
+    df = load_lobster_messages(p, strict=False)
+    assert df.attrs["dropped"] == {"price_out_of_range": 1, "unknown_event_code": 1} and len(df) == 198
+    with pytest.raises(DataValidationError, match="got an orderbook file"):
+        load_lobster_messages(p.with_name(p.name.replace("message", "orderbook")))
+    d = tmp_path / "dir.csv"
+    d.mkdir()
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        load_lobster_messages(d)

@@ -286,6 +286,78 @@ def load_lobster(message_path, orderbook_path=None, *, strict: bool = True,
     return df
 
 
+def load_lobster_messages(message_path, *, strict: bool = True) -> pd.DataFrame:
+    """Load only the message file of a LOBSTER pair (fast; no orderbook, no timestamps).
+
+    For what needs the messages alone (e.g. an intraday volume profile). Columns:
+    ``time`` (float64, seconds after midnight, as in the file), ``type`` (int8,
+    LOBSTER code 1..7), ``order_id`` (int64), ``size`` (float64, shares),
+    ``price`` (float64, USD; NaN for halts), ``direction`` (int8: +1 buy LO, -1
+    sell LO; 0 for halts), ``trading_state`` (int8, as in :func:`load_lobster`).
+
+    The rules that need no book apply (``nan_value``, ``unknown_event_code``,
+    ``bad_direction``, ``negative_size``, ``bad_order_id``, ``non_monotonic_time``,
+    ``time_outside_window`` for a file named by the LOBSTER convention, else the
+    day 0..86400 s, and ``price_out_of_range`` with the plausible range taken from
+    the median message price, :func:`plausible_range`); ``strict`` as in
+    :func:`load_lobster`. ``attrs``: ``ticker``, ``date`` (when the name gives
+    them), ``path``, ``source`` ``"lobster"``, ``dropped``.
+    """
+    message_path = pathlib.Path(message_path)
+    try:
+        name = parse_lobster_name(message_path)
+    except DataValidationError:
+        name = None
+    if name is not None and name.kind != "message":
+        raise DataValidationError(message_path, "malformed_file_name",
+                                  "expected a LOBSTER message file, got an orderbook file")
+    msg = read_numeric_csv(message_path, 6, strict=strict, what="LOBSTER message",
+                           field_names=MESSAGE_FIELDS.__getitem__)
+    dropped: dict[str, int] = {}
+    if msg.truncated:
+        dropped["truncated_file"] = 1
+    if msg.bad_lines:
+        dropped["malformed_row"] = len(msg.bad_lines)
+    m = msg.values
+    t, code, oid, size, px_raw, direction = (m[:, i] for i in range(6))
+    is_halt = code == 7
+    masks = {"nan_value": np.isnan(m).any(axis=1)}
+    with np.errstate(invalid="ignore"):
+        masks["unknown_event_code"] = ~np.isin(code, np.arange(1, 8)) & ~masks["nan_value"]
+        masks["bad_direction"] = ~is_halt & ~np.isin(direction, (-1.0, 1.0)) & ~masks["nan_value"]
+        masks["negative_size"] = size < 0
+    masks["bad_order_id"] = _bad_order_id(oid) & ~masks["nan_value"]
+    masks["non_monotonic_time"] = time_rule_mask(t)
+    masks["time_outside_window"] = _outside_window(t, name)
+    px = px_raw / PRICE_SCALE
+    lo, hi = plausible_range(px[~is_halt])
+    masks["price_out_of_range"] = _out_of_range(px, ~is_halt, lo, hi)
+    empty = np.empty((len(t), 0))
+
+    def describe(rule, i):
+        return _describe(rule, i, m, empty, empty, empty, empty, t, (lo, hi))
+
+    line = msg.lines
+    keep, more = apply_rules(masks, len(t), strict=strict, path=message_path,
+                             line_of=lambda i: int(line[i]), describe=describe)
+    dropped.update(more)
+    if not keep.all():
+        t, code, oid, size, px, direction, is_halt = (x[keep] for x in (t, code, oid, size, px, direction, is_halt))
+        px_raw = px_raw[keep]
+    state = pd.Series(np.where(is_halt, px_raw, np.nan)).ffill().fillna(1.0).to_numpy()
+    df = pd.DataFrame({
+        "time": t, "type": code.astype(np.int8), "order_id": oid.astype(np.int64), "size": size,
+        "price": np.where(is_halt, np.nan, px), "direction": np.where(is_halt, 0, direction).astype(np.int8),
+        "trading_state": state.astype(np.int8),
+    })
+    df.attrs.update({"source": "lobster", "path": str(message_path), "dropped": dict(dropped)})
+    if name is not None:
+        df.attrs.update({"ticker": name.ticker, "date": name.date.isoformat(),
+                         "window_ms": [name.start_ms, name.end_ms]})
+    warn_dropped(message_path, dropped)
+    return df
+
+
 def _orderbook_field(i: int) -> str:
     return f"{('ask_px', 'ask_sz', 'bid_px', 'bid_sz')[i % 4]}_{i // 4 + 1}"
 
