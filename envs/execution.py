@@ -189,7 +189,8 @@ def fit_volume_profile(events=None, *, message_path=None, bin_minutes: float = 1
     """Fit the U-shaped profile ``a x^2 + b x + c`` (mean 1 over the session).
 
     ``events`` is a canonical event table (``lobworld.world_models.data``: columns ``ts``,
-    ``event``, ``size``); or give ``message_path``, a LOBSTER message file (read directly).
+    ``event``, ``size``); or give ``message_path``, a LOBSTER message file (read and checked by
+    ``lobworld.world_models.data.load_lobster_messages``).
     Executions (visible + hidden) are binned per ``bin_minutes`` of the 09:30-16:00 session;
     the per-bin volume divided by its mean is fitted by least squares.
     """
@@ -207,11 +208,13 @@ def fit_volume_profile(events=None, *, message_path=None, bin_minutes: float = 1
                 + ts.microsecond * 1e-6).to_numpy(dtype=np.float64)
         sizes = ex["size"].to_numpy(dtype=np.float64)
     else:
+        from lobworld.world_models.data import DataValidationError, load_lobster_messages
+
         try:
-            m = pd.read_csv(message_path, header=None, usecols=[0, 1, 3])
-        except Exception as exc:
-            raise ValueError(f"fit_volume_profile: cannot read LOBSTER message file {message_path}: {exc}") from exc
-        m.columns = ["time", "type", "size"]
+            m = load_lobster_messages(message_path)
+        except DataValidationError as exc:  # keep its class (and rule): say which step failed
+            raise type(exc)(exc.path, exc.rule, f"fit_volume_profile: cannot read LOBSTER message file: "
+                            f"{exc.detail}", row=exc.row) from exc
         ex = m[m["type"].isin([4, 5])]
         secs = ex["time"].to_numpy(dtype=np.float64)
         sizes = ex["size"].to_numpy(dtype=np.float64)
