@@ -5,7 +5,9 @@ built for a concrete core (its config, market parameters and batch size);
 :func:`baseline_names` lists the names valid for an env id. Used by
 ``lobworld counterfactual``, ``lobworld evaluate`` and the pre-trade report.
 
-Names (case-insensitive; ``:X`` sets the strategy's one parameter):
+Names (case-insensitive; ``:X`` sets the strategy's one parameter). The valid names of an id are
+its spec's :attr:`~lobworld.envs.spec.EnvSpec.baselines` (:data:`lobworld.envs.spec.ENV_SPECS`);
+:data:`BUILDERS` maps each family to the function that implements them:
 
 =======================================  =====================================================================
 env ids                                  names
@@ -35,24 +37,22 @@ counterfactual simulator calls it after every batched step.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from lobworld.envs import spec as _spec
+from lobworld.errors import LobworldError
+
 __all__ = ["BaselineError", "baseline_names", "make_baseline", "env_family", "DiscreteQuotes",
-           "DarkPoolBaseline", "FAMILY_NAMES"]
+           "DarkPoolBaseline", "FAMILY_NAMES", "BUILDERS"]
 
 Policy = Callable[[np.ndarray], np.ndarray]
 
-FAMILY_NAMES: dict[str, tuple[str, ...]] = {
-    "execution": ("twap", "vwap", "pov", "pov:RATE", "ac", "ac:LAMBDA", "aggressive"),
-    "market_making": ("avellaneda-stoikov", "avellaneda-stoikov:GAMMA", "as", "as-symmetric",
-                      "cartea-jaimungal", "cartea-jaimungal:PHI", "cj", "fixed-spread", "fixed-spread:TICKS",
-                      "random", "random:SEED"),
-    "dark_pool": ("uniform", "lit-only", "ganchev-km", "ganchev", "oracle"),
-}
-"""Valid baseline names per env family (``:X`` marks an optional parameter)."""
+FAMILY_NAMES: Mapping[str, tuple[str, ...]] = _spec.family_view("baselines")
+"""Valid baseline names per env family (``:X`` marks an optional parameter): a read-only view of
+:attr:`lobworld.envs.spec.EnvSpec.baselines`, kept for one release (read the spec instead)."""
 
 #: default Avellaneda-Stoikov risk aversion, 1/(USD lot) with a lot = ``discrete_size`` shares
 AS_GAMMA = 0.01
@@ -60,25 +60,21 @@ AS_GAMMA = 0.01
 FIXED_TICKS = 10.0
 
 
-class BaselineError(ValueError):
+class BaselineError(LobworldError):
     """A baseline name that does not exist for the env, or a bad parameter."""
 
 
 def env_family(env_id: str) -> str | None:
-    """``"execution"``, ``"market_making"``, ``"dark_pool"`` or None (not a lobworld id)."""
-    if "MarketMaking" in env_id:
-        return "market_making"
-    if "DarkPool" in env_id:
-        return "dark_pool"
-    if "Execution" in env_id or "VWAP" in env_id or "TWAP" in env_id:
-        return "execution"
-    return None
+    """The id's family in :data:`lobworld.envs.spec.ENV_SPECS` (``"execution"``, ``"market_making"``,
+    ``"dark_pool"``), or None when it is not a lobworld id. Kept for one release: use
+    :func:`lobworld.envs.spec.family_of`."""
+    return _spec.family_of(env_id)
 
 
 def baseline_names(env_id: str) -> tuple[str, ...]:
-    """Baseline names valid for ``env_id`` (empty for ids without baselines)."""
-    fam = env_family(env_id)
-    return FAMILY_NAMES.get(fam, ()) if fam else ()
+    """Baseline names valid for ``env_id`` (its spec's ``baselines``; empty for ids without a spec)."""
+    s = _spec.find_spec(env_id)
+    return s.baselines if s is not None else ()
 
 
 def _unknown(name: str, env_id: str) -> BaselineError:
@@ -105,22 +101,20 @@ def make_baseline(name: str, env_id: str, core: Any, seed: int = 0) -> Policy:
 
     Raises :class:`BaselineError` naming the valid names for the env when ``name`` is unknown.
     """
-    fam = env_family(env_id)
+    s = _spec.find_spec(env_id)
+    build = BUILDERS.get(s.family) if s is not None else None
     key = name.strip().lower()
     base, _, arg = key.partition(":")
-    if fam == "execution":
-        return _execution(name, env_id, base, arg, core)
-    if fam == "market_making":
-        return _market_making(name, env_id, base, arg, core, seed)
-    if fam == "dark_pool":
-        return _dark_pool(name, env_id, base, arg, core)
-    raise _unknown(name, env_id)
+    valid = {_spec.baseline_base(b) for b in s.baselines} if s is not None else set()
+    if build is None or base not in valid:
+        raise _unknown(name, env_id)
+    return build(name, env_id, base, arg, core, seed)
 
 
 # ---------------------------------------------------------------------------
 # execution
 # ---------------------------------------------------------------------------
-def _execution(name: str, env_id: str, base: str, arg: str, core: Any) -> Policy:
+def _execution(name: str, env_id: str, base: str, arg: str, core: Any, seed: int = 0) -> Policy:
     """Execution baselines of :mod:`lobworld.agents.execution` for the core's config and market.
 
     Market parameters (AC, POV) come from the core's parametric dynamics (also through a
@@ -240,7 +234,7 @@ class DarkPoolBaseline:
             self.policy.reset(done)
 
 
-def _dark_pool(name: str, env_id: str, base: str, arg: str, core: Any) -> Policy:
+def _dark_pool(name: str, env_id: str, base: str, arg: str, core: Any, seed: int = 0) -> Policy:
     from lobworld.agents import dark_pool as dp
 
     if arg:
@@ -256,3 +250,13 @@ def _dark_pool(name: str, env_id: str, base: str, arg: str, core: Any) -> Policy
     else:
         raise _unknown(name, env_id)
     return DarkPoolBaseline(pol)
+
+
+BUILDERS: dict[str, Callable[..., Policy]] = {
+    "execution": _execution,
+    "market_making": _market_making,
+    "dark_pool": _dark_pool,
+}
+"""Env family -> ``build(name, env_id, base, arg, core, seed) -> policy``: the implementations of the
+names in each family's :attr:`~lobworld.envs.spec.EnvSpec.baselines` (``base``: the name without its
+``:X`` parameter, lower case; ``arg``: the parameter text, may be empty)."""

@@ -1,8 +1,9 @@
 """Typed training configuration (one dataclass, a docstring per field, TOML I/O).
 
-Defaults per env id live in ``lobworld/agents/configs/<ENV_ID>.toml``; a user
-file given with ``--config`` overrides them, and explicit command-line flags
-override both. Unknown keys and badly typed values raise :class:`ConfigError`
+The shipped defaults of an env id are the file its spec names
+(:attr:`lobworld.envs.spec.EnvSpec.train_config`, one file per family in
+``lobworld/agents/configs/``); a user file given with ``--config`` overrides them,
+and explicit command-line flags override both. Unknown keys and badly typed values raise :class:`ConfigError`
 naming the file and the key.
 """
 
@@ -15,6 +16,9 @@ from dataclasses import dataclass, field, fields
 from importlib import resources
 from typing import Any
 
+from lobworld.envs import spec as _spec
+from lobworld.errors import LobworldError
+
 __all__ = ["ConfigError", "TrainConfig", "ALGOS", "load_config", "default_config_path"]
 
 ALGOS = ("PPO", "SAC", "A2C", "TD3")
@@ -22,7 +26,7 @@ ALGOS = ("PPO", "SAC", "A2C", "TD3")
 _CONTINUOUS_ONLY = ("SAC", "TD3")
 
 
-class ConfigError(ValueError):
+class ConfigError(LobworldError):
     """A training configuration value that is missing, unknown or invalid."""
 
 
@@ -152,9 +156,16 @@ class TrainConfig:
 
 
 def default_config_path(env_id: str) -> pathlib.Path | None:
-    """The shipped defaults for ``env_id`` (None when the id has none)."""
-    p = pathlib.Path(str(resources.files("lobworld.agents") / "configs" / f"{env_id}.toml"))
-    return p if p.is_file() else None
+    """The shipped defaults for ``env_id``: ``configs/<spec.train_config>`` (None for an id without a spec
+    or a spec without defaults). A spec naming a file that is not shipped is a packaging bug
+    (``FileNotFoundError``)."""
+    s = _spec.find_spec(env_id)
+    if s is None or s.train_config is None:
+        return None
+    p = pathlib.Path(str(resources.files("lobworld.agents") / "configs" / s.train_config))
+    if not p.is_file():
+        raise FileNotFoundError(f"{env_id}: its EnvSpec.train_config {s.train_config!r} is not shipped ({p})")
+    return p
 
 
 def _read_toml(path: pathlib.Path) -> dict[str, Any]:

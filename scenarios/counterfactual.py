@@ -9,10 +9,10 @@ episode (the batch steps until every env has finished once; later steps of a
 finished env are discarded).
 
 Per strategy: mean, standard deviation, 5/50/95% quantiles of the metric
-(:data:`FAMILY_METRICS`: ``shortfall_bps`` for execution and ``cost_bps`` for the
-dark pool, lower is better; ``pnl`` for market making, higher is better; else the
-episode return), a 95% CI of the mean (normal approximation), the completion rate,
-means of the family's secondary info keys (e.g. the dark fill rate), and the paired
+(the id's :attr:`~lobworld.envs.spec.EnvSpec.metric` in :data:`lobworld.envs.spec.ENV_SPECS`:
+``shortfall_bps`` for execution and ``cost_bps`` for the dark pool, lower is better; ``pnl``
+for market making, higher is better; else the episode return), a 95% CI of the mean (normal approximation), the completion rate,
+means of the spec's secondary info keys (``secondary_metrics``, e.g. the dark fill rate), and the paired
 difference against a benchmark strategy with a paired bootstrap CI (paths resampled
 jointly, numpy ``Generator`` seeded from ``seed``).
 
@@ -38,14 +38,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from lobworld.envs import make_sb3_vec_env
+from lobworld.envs import spec as _spec
 from lobworld.envs.core import BatchedCore
+from lobworld.errors import LobworldError
 
 __all__ = [
     "Policy", "StrategyError", "PathResults", "StrategySummary", "CounterfactualResult",
@@ -55,18 +57,19 @@ __all__ = [
 ]
 
 Policy = Callable[[np.ndarray], np.ndarray]
-#: metric per env family: (info key, lower is better)
-_METRICS = (("shortfall_bps", True), ("pnl", False))
-#: per env family: (metric, lower is better, secondary info keys whose means are reported too)
-FAMILY_METRICS: dict[str, tuple[str, bool, tuple[str, ...]]] = {
-    "execution": ("shortfall_bps", True, ("completion",)),
-    "market_making": ("pnl", False, ("inventory_terminal", "inventory_max_abs", "adverse_selection_cost",
-                                     "filled_shares_bid", "filled_shares_ask")),
-    "dark_pool": ("cost_bps", True, ("dark_fill_rate", "dark_fraction", "forced_fraction", "shortfall_bps")),
-}
+FAMILY_METRICS: Mapping[str, tuple[str, bool, tuple[str, ...]]] = _spec.family_view(
+    lambda s: (s.metric, s.lower_is_better, s.secondary_metrics))
+"""Per env family: (metric, lower is better, secondary info keys whose means are reported too). A
+read-only view of :data:`lobworld.envs.spec.ENV_SPECS`, kept for one release (read the spec instead)."""
 
 
-class StrategyError(ValueError):
+def _fallback_metrics() -> tuple[tuple[str, bool], ...]:
+    """(info key, lower is better) of every spec's task metric, in table order: the metric of an id
+    without a spec is the first of these its infos have."""
+    return tuple(dict.fromkeys((s.metric, s.lower_is_better) for s in _spec.ENV_SPECS.values()))
+
+
+class StrategyError(LobworldError):
     """A strategy name that cannot be resolved for the env."""
 
 
@@ -100,7 +103,8 @@ def resolve_strategy(name: str, env_id: str, core: BatchedCore, device: str = "c
     if name.endswith(".zip"):
         from lobworld.agents.training import load_policy
 
-        return load_policy(name, device=device)
+        return load_policy(name, device=device, env_id=env_id, observation_space=core.single_observation_space,
+                           action_space=core.single_action_space)
     if name.startswith("const:"):
         try:
             v = float(name[6:])
@@ -202,22 +206,25 @@ def metric_for(infos: dict[str, np.ndarray], metric: str | None = None,
                env_id: str | None = None) -> tuple[str, bool]:
     """The metric key and whether lower is better.
 
-    Per env family (:data:`FAMILY_METRICS`): implementation shortfall ``shortfall_bps`` (execution),
-    ``pnl`` (market making), ``cost_bps`` (dark pool); otherwise the first of ``shortfall_bps`` /
-    ``pnl`` found in the infos, else the episode return.
+    Per env id, its spec's task metric and direction (:data:`lobworld.envs.spec.ENV_SPECS`):
+    implementation shortfall ``shortfall_bps`` (execution), ``pnl`` (market making), ``cost_bps``
+    (dark pool); for an id without a spec the first spec metric found in the infos (table order:
+    ``shortfall_bps``, ``pnl``, ``cost_bps``), else the episode return. An explicit ``metric`` takes
+    the spec's direction when it is the spec's metric; otherwise a name ending in ``_bps`` or
+    containing ``cost`` or ``shortfall`` is a cost (lower is better).
     """
-    from lobworld.agents.baselines import env_family
-
-    fam = env_family(env_id) if env_id else None
-    if metric is None and fam in FAMILY_METRICS and FAMILY_METRICS[fam][0] in infos:
-        return FAMILY_METRICS[fam][0], FAMILY_METRICS[fam][1]
+    s = _spec.find_spec(env_id) if env_id else None
+    if metric is None and s is not None and s.metric in infos:
+        return s.metric, s.lower_is_better
     if metric is not None:
         if metric == "episode_return":
             return metric, False
         if metric not in infos:
-            raise ValueError(f"metric {metric!r} not in the env's episode info keys {sorted(infos)}")
+            raise StrategyError(f"metric {metric!r} not in the env's episode info keys {sorted(infos)}")
+        if s is not None and metric == s.metric:
+            return metric, s.lower_is_better
         return metric, metric.endswith("_bps") or "cost" in metric or "shortfall" in metric
-    for key, lower in _METRICS:
+    for key, lower in _fallback_metrics():
         if key in infos:
             return key, lower
     return "episode_return", False
@@ -383,17 +390,18 @@ def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any],
     if not isinstance(scenario, str) or not scenario:
         raise ValueError(f"scenario must be a non-empty name, got {scenario!r}")
     if scenario.startswith("latency:"):
-        from lobworld.agents.baselines import env_family
         from lobworld.envs.latency import LatencyDynamics
 
         lat = parse_latency(scenario.split(":", 1)[1])
-        probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core
-        if hasattr(getattr(probe, "config", None), "latency"):
+        model = _spec.get_spec(env_id).latency
+        if model == "env":
             return {**env_kwargs, "latency": lat}
-        if env_family(env_id) == "execution":
+        if model == "wrapper":
+            probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core
             return {**env_kwargs, "dynamics": LatencyDynamics(probe.dynamics, lat, adverse_bps_per_s)}
-        raise ValueError(f"scenario {scenario!r}: {env_id} has no latency setting (latency scenarios apply to "
-                         "the market-making and execution envs)")
+        with_latency = ", ".join(i for i, sp in _spec.ENV_SPECS.items() if sp.latency != "none")
+        raise LobworldError(f"scenario {scenario!r}: {env_id} has no latency model (latency scenarios apply to "
+                            f"{with_latency})")
     regime = get_regime(scenario)
     if scenario == "normal":
         return dict(env_kwargs)
@@ -446,7 +454,7 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
             raise ValueError(f"--start conditions the parametric market; it cannot be combined with "
                              f"dynamics={kw['dynamics']!r}")
         kw["dynamics"] = ParametricDynamics(params)
-        if "Execution" in env_id or "VWAP" in env_id or "TWAP" in env_id:
+        if _spec.family_of(env_id) == "execution":  # its time-of-day observation and volume profile
             kw.setdefault("start_minute", conditioning["start_minute"])
     kw = _scenario_kwargs(env_id, scenario, kw, adverse_bps_per_s)
     core = make_sb3_vec_env(env_id, n_paths, **kw).core
@@ -455,10 +463,8 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
         policy = resolve_strategy(name, env_id, core, device=device, seed=seed)
         paths[name] = simulate(env_id, policy, n_paths, seed, record=record, strategy=name, core=core)
     key, lower = metric_for(paths[strategies[0]].infos, metric, env_id)
-    from lobworld.agents.baselines import env_family
-
-    fam = env_family(env_id)
-    secondary = FAMILY_METRICS[fam][2] if fam in FAMILY_METRICS else ()
+    sp = _spec.find_spec(env_id)
+    secondary = sp.secondary_metrics if sp is not None else ()
     bname = benchmark if benchmark is not None else strategies[0]
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB007]))
     summaries = {name: summarize(pr, key, paths[bname] if name != bname else None, n_boot=n_boot, rng=rng,

@@ -50,6 +50,8 @@ from typing import Any
 
 import numpy as np
 
+from lobworld.envs import spec as _spec
+from lobworld.errors import LobworldError
 from lobworld.scenarios.counterfactual import (
     CounterfactualResult,
     StrategyError,
@@ -61,18 +63,14 @@ from lobworld.scenarios.counterfactual import (
 __all__ = ["pre_trade_report", "DEFAULT_STRATEGIES", "DEFAULT_SCENARIOS", "DEFAULT_LATENCIES",
            "FAMILY_STRATEGIES"]
 
-DEFAULT_STRATEGIES = ("twap", "vwap", "pov", "ac", "aggressive")
-FAMILY_STRATEGIES = {
-    "execution": DEFAULT_STRATEGIES,
-    "dark_pool": ("lit-only", "uniform", "ganchev-km", "oracle"),
-    "market_making": ("fixed-spread", "avellaneda-stoikov", "cartea-jaimungal", "random"),
-}
-"""Default strategies per env family (the first is the paired-difference benchmark)."""
+ENV_ID = "LOB-Execution-v0"
+DEFAULT_STRATEGIES = _spec.get_spec(ENV_ID).default_strategies
+"""Default strategies of the default id (its spec's ``default_strategies``)."""
+FAMILY_STRATEGIES = _spec.family_view("default_strategies")
+"""Default strategies per env family (the first is the paired-difference benchmark): a read-only view
+of :attr:`lobworld.envs.spec.EnvSpec.default_strategies`, kept for one release (read the spec instead)."""
 DEFAULT_SCENARIOS = ("calm", "normal", "volatile", "illiquid", "trending")
 DEFAULT_LATENCIES = ("none", "colocated", "proximity", "cloud", "retail")
-ENV_ID = "LOB-Execution-v0"
-_UNITS = {"execution": "bps of arrival notional, positive = cost", "dark_pool": "bps of arrival notional, "
-          "positive = cost", "market_making": "USD, higher is better"}
 
 
 def _usable(env_id: str, strategies: Sequence[str], env_kwargs: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
@@ -115,8 +113,8 @@ def _order_kwargs(env_id: str, fam: str, side: str | None, quantity: float | Non
         if side is not None or quantity is not None:
             raise ValueError(f"{env_id}: market making has no parent order; omit side and quantity")
         return {"horizon": int(horizon_min) * 60, "dt": 1.0, "dynamics": dynamics}
-    raise ValueError(f"the pre-trade report supports the lobworld execution, dark-pool and market-making ids, "
-                     f"got {env_id!r}")
+    raise LobworldError(f"the pre-trade report has no order arguments for {env_id!r} (family {fam!r}); it supports "
+                        "the execution, dark_pool and market_making families")
 
 
 def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int, risk_aversion: float,
@@ -133,9 +131,8 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     colocated, proximity, cloud, retail; ``[]`` for none); ``dynamics``: ``"parametric"``
     (default) or ``"learned"`` (regimes skipped).
     """
-    from lobworld.agents.baselines import env_family
-
-    fam = env_family(env_id)
+    spec = _spec.get_spec(env_id)
+    fam = spec.family
     if fam == "market_making":
         if side is not None or quantity is not None:
             raise ValueError(f"{env_id}: market making has no parent order; omit side and quantity")
@@ -164,14 +161,14 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     if latencies is None:
         latencies = DEFAULT_LATENCIES
     latency_note = None
-    if fam == "dark_pool" and latencies:
+    if spec.latency == "none" and latencies:
         latency_note = f"{env_id} has no latency model; no latency scenarios run"
         latencies = []
     latencies = list(dict.fromkeys(latencies))
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    wanted = list(strategies) if strategies else list(FAMILY_STRATEGIES[fam])
+    wanted = list(strategies) if strategies else list(spec.default_strategies)
     usable, skipped = _usable(env_id, wanted, env_kwargs)
     if not usable:
         raise StrategyError(f"none of the strategies {wanted} is available: {skipped}")
@@ -205,12 +202,12 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
                          for sc, r in results.items()}
     per_latency_best = {sc: min(r.summaries.values(), key=lambda s: s.objective).strategy
                         for sc, r in lat_results.items()}
-    figures = _plots(out, base, results, lat_results, fam, env_kwargs, risk_aversion) if plots else {}
-    if fam == "execution":
+    figures = _plots(out, base, results, lat_results, spec, env_kwargs, risk_aversion) if plots else {}
+    if spec.latency == "wrapper":
         lat_model = (f"LatencyDynamics around the {dynamics} market: each child order reaches the market L s after "
                      f"the decision and pays sigma sqrt(L) z (+ adverse drift {adverse_bps_per_s:g} bps/s x L)")
-    elif fam == "market_making":
-        lat_model = "the env's own latency setting (quotes and cancels in flight; see LOB-MarketMaking-v0)"
+    elif spec.latency == "env":
+        lat_model = f"the env's own latency setting (quotes and cancels in flight; see {env_id})"
     else:
         lat_model = latency_note
     doc: dict[str, Any] = {
@@ -221,7 +218,7 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
         "generated": f"simulated market paths ({base.market} market); not real executions",
         "market": base.market,
         "metric": base.metric,
-        "metric_units": _UNITS[fam],
+        "metric_units": spec.metric_units,
         "lower_is_better": base.lower_is_better,
         "objective": (f"mean + {risk_aversion} * std of {base.metric}" if base.lower_is_better
                       else f"-mean + {risk_aversion} * std of {base.metric}"),
@@ -240,7 +237,7 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
         "wall_s": wall,
     }
     (out / "report.json").write_text(json.dumps(doc, indent=2, default=_json_default))
-    (out / "report.md").write_text(_markdown(doc, results, lat_results, base_scenario, bench, fam))
+    (out / "report.md").write_text(_markdown(doc, results, lat_results, base_scenario, bench, spec))
     return doc
 
 
@@ -253,12 +250,13 @@ def _json_default(o: Any) -> Any:
 
 
 def _markdown(doc: dict[str, Any], results: dict[str, CounterfactualResult],
-              lat_results: dict[str, CounterfactualResult], base_sc: str, bench: str, fam: str) -> str:
+              lat_results: dict[str, CounterfactualResult], base_sc: str, bench: str, spec: _spec.EnvSpec) -> str:
     inp = doc["inputs"]
     base = results[base_sc]
     rec = doc["recommendation"]
     R = inp["risk_aversion"]
-    unit = "USD" if fam == "market_making" else "bps"
+    unit = spec.metric_unit
+    fam = spec.family
     if fam == "market_making":
         title = f"# Strategy report: market making for {inp['horizon_min']} minutes"
     else:
@@ -323,7 +321,7 @@ def _markdown(doc: dict[str, Any], results: dict[str, CounterfactualResult],
             objs = " | ".join(f"{r.summaries[s].objective:.4f}" for s in strategies)
             L.append(f"| {sc} | {ow_s} | {means} | {objs} | {doc['best_by_latency'][sc]} |")
         ref = lat_results.get("none")
-        if ref is not None and fam == "execution":
+        if ref is not None and spec.latency == "wrapper":
             worst = max(lat_results, key=lambda k: parse_latency(k).one_way_us)
             d = {s: lat_results[worst].summaries[s].mean - ref.summaries[s].mean for s in strategies}
             L += ["", f"Largest latency (`{worst}`) minus no latency, mean {base.metric}: "
@@ -341,7 +339,7 @@ def _markdown(doc: dict[str, Any], results: dict[str, CounterfactualResult],
 
 
 def _plots(out: pathlib.Path, base: CounterfactualResult, results: dict[str, CounterfactualResult],
-           lat_results: dict[str, CounterfactualResult], fam: str, env_kwargs: dict[str, Any],
+           lat_results: dict[str, CounterfactualResult], spec: _spec.EnvSpec, env_kwargs: dict[str, Any],
            R: float) -> dict[str, str]:
     import matplotlib
 
@@ -350,7 +348,8 @@ def _plots(out: pathlib.Path, base: CounterfactualResult, results: dict[str, Cou
 
     figs: dict[str, str] = {}
     names = list(base.paths)
-    unit = _UNITS[fam]
+    unit = spec.metric_units
+    fam = spec.family
     # 1. metric distributions
     fig, ax = plt.subplots(figsize=(8, 4.5))
     vals = [base.paths[n].infos[base.metric] for n in names]

@@ -9,6 +9,10 @@ import sys
 import time
 from typing import Any
 
+from lobworld.cli.scenarios import add_env_arg, add_market_args, env_kwargs_from_args, registered_market_note, \
+    strategy_help
+from lobworld.envs import spec as _spec
+
 __all__ = ["add_commands"]
 
 
@@ -16,7 +20,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a Stable-Baselines3 agent on a batched lobworld env",
                        description="Train PPO/SAC/A2C/TD3 on the native batched VecEnv. Settings: the env's "
                                    "shipped defaults, then --config, then the flags given.")
-    p.add_argument("--env", required=True, help="env id, e.g. LOB-Execution-v0")
+    add_env_arg(p, required=True)
     p.add_argument("--algo", choices=["PPO", "SAC", "A2C", "TD3"], default=None)
     p.add_argument("--timesteps", type=int, default=None, help="total env steps")
     p.add_argument("--n-envs", type=int, default=None, help="envs in the batch")
@@ -25,31 +29,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=None, help="TOML file of TrainConfig fields")
     p.add_argument("--normalize", action="store_true", default=None, help="VecNormalize observations and rewards")
     p.add_argument("--out", default="runs/train", help="run folder (default runs/train)")
-    p.add_argument("--resume", default=None, help="checkpoint or model .zip to continue from")
+    p.add_argument("--resume", default=None, help="checkpoint or model .zip to continue from (the run folder may "
+                   "then hold files already)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run already in --out (its model, "
+                   "statistics, checkpoints, best model, logs and run record are deleted first); without it, or "
+                   "--resume, a non-empty --out is refused")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--dynamics", choices=["parametric", "learned"], default=None,
-                   help="market dynamics (default: the config's env_kwargs, else the id's registered market -- "
-                        "learned for the execution ids, parametric for market making and the dark pool); "
-                        "recorded in lobworld_run.json")
+                   help="market dynamics (default: the config's env_kwargs, else "
+                        + registered_market_note() + "); recorded in lobworld_run.json")
     p.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a trained model or a baseline strategy",
                        description="Run one episode on each of --episodes paths (seeds seed+i) and report the "
-                                   "episode metric (shortfall_bps / pnl / return) with a 95%% CI.")
-    e.add_argument("--env", required=True)
+                                   "episode metric (shortfall_bps / pnl / return) with a 95% CI.")
+    add_env_arg(e, required=True)
     g = e.add_mutually_exclusive_group(required=True)
     g.add_argument("--model", help="trained model .zip")
-    g.add_argument("--strategy", help="baseline name of the env (execution: twap, vwap, pov, ac, aggressive; market "
-                   "making: avellaneda-stoikov, cartea-jaimungal, fixed-spread, random; dark pool: uniform, lit-only, "
-                   "ganchev-km, oracle) or const:X")
+    g.add_argument("--strategy", help=strategy_help(prefix="", suffix=" -- or const:X"))
     e.add_argument("--episodes", type=int, default=1000)
     e.add_argument("--seed", type=int, default=10_000_000, help="first path seed (default 10000000: "
                    "disjoint from training seeds)")
     e.add_argument("--json", action="store_true", help="print JSON")
-    from lobworld.cli.scenarios import add_market_args
-
-    add_market_args(e, "default: for --model the market it was trained on (lobworld_run.json), else the id's "
-                       "registered market -- learned for the execution ids, parametric for the others")
+    add_market_args(e, "default: for --model the market it was trained on (lobworld_run.json), else "
+                    + registered_market_note())
     e.set_defaults(func=_evaluate)
 
 
@@ -62,7 +65,11 @@ def _train(args: argparse.Namespace) -> int:
                       progress_bar=False if args.no_progress else None)
     if args.dynamics:
         cfg = cfg.replace(env_kwargs={**cfg.env_kwargs, "dynamics": args.dynamics})
-    res = train(cfg, args.out, resume=args.resume)
+    res = train(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
+    if res.interrupted:
+        print(f"interrupted at {res.num_timesteps} steps: final model saved to {res.model_path}, run record "
+              f"{res.run_record} (continue with --resume {res.model_path})")
+        return 130
     print(f"trained {cfg.algo} on {cfg.env_id} ({_market_of(cfg.env_id, cfg.env_kwargs)} market) for "
           f"{res.num_timesteps} steps in {res.wall_s:.1f} s on {res.device}")
     print(f"model: {res.model_path}")
@@ -75,14 +82,10 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _market_of(env_id: str, env_kwargs: dict[str, Any]) -> str:
-    """The dynamics name an env id runs on with ``env_kwargs`` (registered default otherwise)."""
-    import gymnasium as gym
-
-    import lobworld  # noqa: F401
-
+    """The dynamics name an env id runs on with ``env_kwargs`` (its spec's registered default otherwise)."""
     dyn = env_kwargs.get("dynamics")
-    if dyn is None and env_id in gym.registry:
-        dyn = gym.registry[env_id].kwargs.get("dynamics", "parametric")
+    if dyn is None:
+        dyn = _spec.get_spec(env_id).default_kwargs.get("dynamics", "parametric")
     return dyn if isinstance(dyn, str) else getattr(dyn, "name", type(dyn).__name__)
 
 
@@ -115,8 +118,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     name = args.model if args.model else args.strategy
     if args.model and not pathlib.Path(args.model).is_file():
         raise FileNotFoundError(f"model file {args.model} does not exist")
-    from lobworld.cli.scenarios import env_kwargs_from_args
-
     kw = env_kwargs_from_args(args, _env_kwargs_of_model(args.model, args.env) if args.model else {})
     t0 = time.perf_counter()
     res = run_counterfactual(args.env, [name], n_paths=args.episodes, seed=args.seed, env_kwargs=kw)

@@ -9,12 +9,68 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["add_commands", "env_kwargs_from_args", "add_market_args"]
+from lobworld.envs import spec as _spec
 
-_STRATEGY_HELP = ("comma-separated: baselines of the env -- execution ids: twap, vwap, pov[:RATE], ac[:LAMBDA], "
-                  "aggressive; market making: avellaneda-stoikov[:GAMMA] (as), as-symmetric, cartea-jaimungal[:PHI] "
-                  "(cj), fixed-spread[:TICKS], random[:SEED]; dark pool: uniform, lit-only, ganchev-km, oracle -- "
-                  "or const:X, or a trained MODEL.zip")
+__all__ = ["add_commands", "env_kwargs_from_args", "add_market_args", "add_env_arg", "env_help", "strategy_help",
+           "registered_market_note"]
+
+
+# ---------------------------------------------------------------------------
+# help texts read from the env table (lobworld.envs.spec.ENV_SPECS), shared with lobworld.cli.agents
+# ---------------------------------------------------------------------------
+def _pct(text: str) -> str:
+    """``text`` safe for argparse's %-formatted help."""
+    return text.replace("%", "%%")
+
+
+def _compact(names: tuple[str, ...]) -> str:
+    """``("pov", "pov:RATE", "ac")`` -> ``"pov[:RATE], ac"``."""
+    params: dict[str, list[str]] = {}
+    for n in names:
+        base, _, arg = n.partition(":")
+        params.setdefault(base, [])
+        if arg:
+            params[base].append(arg)
+    return ", ".join(b + "".join(f"[:{a}]" for a in args) for b, args in params.items())
+
+
+def env_help(default: str | None = None) -> str:
+    """``--env`` help: every id of the table with its one-line summary."""
+    head = f"env id (default {default})" if default else "env id"
+    return _pct(head + ": " + "; ".join(f"{s.id}: {s.summary}" for s in _spec.ENV_SPECS.values()))
+
+
+def add_env_arg(p: argparse.ArgumentParser, default: str | None = None, required: bool = False,
+                help: str | None = None) -> None:
+    """``--env`` with the table's ids as choices (an unknown id is refused, listing them)."""
+    p.add_argument("--env", default=default, required=required, choices=_spec.env_ids(), metavar="ENV_ID",
+                   help=help if help is not None else env_help(default))
+
+
+def strategy_help(prefix: str = "comma-separated: ", suffix: str = " -- or const:X, or a trained MODEL.zip") -> str:
+    """The baseline names of every family, from the table."""
+    parts = []
+    for fam, specs in _spec.specs_by_family().items():
+        ids = ", ".join(s.id for s in specs)
+        parts.append(f"{fam.replace('_', ' ')} ({ids}): {_compact(specs[0].baselines)}")
+    return _pct(f"{prefix}baselines of the env -- " + "; ".join(parts) + suffix)
+
+
+def registered_market_note() -> str:
+    """Which market each id runs on by default (its registered ``dynamics``, else the class's parametric)."""
+    by: dict[str, list[str]] = {}
+    for s in _spec.ENV_SPECS.values():
+        dyn = s.default_kwargs.get("dynamics", "parametric")
+        by.setdefault(dyn if isinstance(dyn, str) else type(dyn).__name__, []).append(s.id)
+    return "the id's registered market -- " + "; ".join(f"{d} for {', '.join(ids)}" for d, ids in by.items())
+
+
+def _scenario_help() -> str:
+    from lobworld.envs.latency import LATENCY_SCENARIOS
+    from lobworld.scenarios.presets import REGIMES
+
+    return (f"regime preset ({', '.join(REGIMES)}; parametric market only) or latency:NAME "
+            f"({', '.join(LATENCY_SCENARIOS)}, or 500us / 12.5ms)")
 
 
 def add_market_args(p: argparse.ArgumentParser, default_note: str) -> None:
@@ -49,14 +105,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                    "seed+i (common random numbers); reports the metric's mean, std, quantiles, "
                                    "completion rate and paired differences against --benchmark with paired "
                                    "bootstrap CIs. All numbers are simulated.")
-    c.add_argument("--env", default="LOB-Execution-v0")
-    c.add_argument("--strategies", required=True, help=_STRATEGY_HELP)
+    add_env_arg(c, default="LOB-Execution-v0")
+    c.add_argument("--strategies", required=True, help=strategy_help())
     c.add_argument("--paths", type=int, default=10_000)
-    c.add_argument("--scenario", default="normal",
-                   help="regime preset (calm, normal, volatile, illiquid, trending, trending_up; parametric market "
-                        "only) or latency:NAME (none, colocated, proximity, cloud, retail, or 500us / 12.5ms)")
-    add_market_args(c, "default: the id's registered market -- learned for the execution ids, parametric for "
-                       "market making and the dark pool")
+    c.add_argument("--scenario", default="normal", help=_pct(_scenario_help()))
+    add_market_args(c, "default: " + registered_market_note())
     c.add_argument("--adverse-bps-per-s", type=float, default=0.0,
                    help="latency scenarios of the execution ids: adverse mid drift while an order is in flight "
                         "(bps per second of latency, default 0)")
@@ -75,18 +128,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Simulate an order under every baseline and regime scenario, recommend the "
                                    "strategy minimising mean + R * std of shortfall; writes report.md, "
                                    "report.json and PNG plots into --out.")
-    r.add_argument("--env", default="LOB-Execution-v0",
-                   help="LOB-Execution-v0 (default), LOB-VWAP-v0, LOB-TWAP-v0, LOB-DarkPool-v0, or a market-making id "
-                        "(no --side/--quantity)")
+    add_env_arg(r, default="LOB-Execution-v0",
+                help=env_help("LOB-Execution-v0") + " (market making: no --side/--quantity)")
     r.add_argument("--side", choices=["buy", "sell"], default=None, help="order side (execution, dark pool)")
     r.add_argument("--quantity", type=float, default=None, help="order size, shares (execution, dark pool)")
     r.add_argument("--horizon-min", type=int, required=True,
                    help="minutes (execution: one decision per minute; dark pool: 10 s steps; market making: 1 s)")
     r.add_argument("--risk-aversion", type=float, default=0.0, help="R in mean + R * std (dimensionless)")
-    r.add_argument("--strategies", default=None,
-                   help="comma-separated (default per env: twap,vwap,pov,ac,aggressive for execution; "
-                        "lit-only,uniform,ganchev-km,oracle for the dark pool; fixed-spread,avellaneda-stoikov,"
-                        "cartea-jaimungal,random for market making)")
+    defaults = "; ".join(f"{','.join(specs[0].default_strategies)} for {fam.replace('_', ' ')}"
+                         for fam, specs in _spec.specs_by_family().items())
+    r.add_argument("--strategies", default=None, help=_pct(f"comma-separated (default per env: {defaults})"))
     r.add_argument("--dynamics", choices=["parametric", "learned"], default="parametric",
                    help="market (default parametric: the regime scenarios transform its parameters; learned skips "
                         "the regimes)")
@@ -155,10 +206,7 @@ def _report(args: argparse.Namespace) -> int:
 
     strategies = [s.strip() for s in args.strategies.split(",")] if args.strategies else None
     if args.model:
-        from lobworld.agents.baselines import env_family
-        from lobworld.scenarios.report import FAMILY_STRATEGIES
-
-        strategies = [*(strategies or FAMILY_STRATEGIES.get(env_family(args.env) or "execution", ())), args.model]
+        strategies = [*(strategies or _spec.get_spec(args.env).default_strategies), args.model]
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()] if args.scenarios else None
     latencies = None
     if args.latencies:
