@@ -42,6 +42,8 @@ __all__ = [
     "LOBVectorEnv",
     "LOBSB3VecEnv",
     "ActionError",
+    "VecAttributeError",
+    "batch_infos",
     "make_sb3_vec_env",
 ]
 
@@ -98,8 +100,76 @@ def _episode_dicts(core: "BatchedCore", idx: np.ndarray, extra_keys: tuple[str, 
     return list(itertools.starmap(make, zip(*values, *extra_cols)))
 
 
+def _info_array(n: int, first: Any) -> np.ndarray:
+    """The empty batch array Gymnasium's ``VectorEnv._add_info`` makes for a key whose first value is
+    ``first``: the value's own dtype for Python/NumPy scalars, ``(n, *shape)`` for an array, an object
+    array (``None`` where absent) otherwise."""
+    if type(first) in (int, float, bool) or isinstance(first, np.number):
+        return np.zeros(n, dtype=type(first))
+    if isinstance(first, np.ndarray):
+        return np.zeros((n, *first.shape), dtype=first.dtype)
+    return np.full(n, None, dtype=object)
+
+
+def batch_infos(n: int, idx: Sequence[int], dicts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per-env info ``dicts[j]`` of env ``idx[j]`` (ascending) as one dict of arrays, exactly as
+    Gymnasium's ``VectorEnv._add_info`` builds it env by env: for every key an array of length ``n``
+    (created from the first env that has the key, zero / ``None`` elsewhere) and a boolean mask
+    ``"_" + key`` of the envs that have it; nested dicts recursively."""
+    out: dict[str, Any] = {}
+    for i, d in zip(idx, dicts):
+        _add_info(out, n, int(i), d)
+    return out
+
+
+def _add_info(out: dict[str, Any], n: int, i: int, info: dict[str, Any]) -> dict[str, Any]:
+    for key, value in info.items():
+        if isinstance(value, dict):
+            arr = _add_info(out.get(key, {}), n, i, value)
+        else:
+            arr = out.get(key)
+            if arr is None:
+                arr = _info_array(n, value)
+            arr[i] = value
+        mask = out.get("_" + key)
+        if mask is None:
+            mask = np.zeros(n, dtype=np.bool_)
+        mask[i] = True
+        out[key], out["_" + key] = arr, mask
+    return out
+
+
+def _final_info(core: "BatchedCore", idx: np.ndarray, n: int) -> dict[str, Any]:
+    """``infos["final_info"]`` of the vector face for the envs ``idx`` that ended: Gymnasium's
+    dict of arrays with ``_key`` masks (:func:`batch_infos`), built column by column when the core
+    implements :meth:`BatchedCore.episode_columns`."""
+    cols = core.episode_columns(idx)
+    if cols is None:
+        return batch_infos(n, idx.tolist(), core.episode_infos(idx))
+    keys, values = cols
+    out: dict[str, Any] = {}
+    if not len(idx):
+        return out
+    mask = np.zeros(n, dtype=np.bool_)
+    mask[idx] = True
+    for key, col in zip(keys, values):
+        first = col[0]
+        if isinstance(first, dict) or not (type(first) in (int, float, bool) or isinstance(first, np.number)):
+            return batch_infos(n, idx.tolist(), _episode_dicts(core, idx))
+        arr = _info_array(n, first)
+        arr[idx] = col
+        out[key] = arr
+        out["_" + key] = mask.copy()
+    return out
+
+
 class ActionError(ValueError):
     """An action that is not in the env's action space (shape, NaN, bounds)."""
+
+
+class VecAttributeError(ValueError):
+    """An SB3 attribute-API call that cannot be honoured for the ``indices`` given: the attribute
+    or method belongs to the whole batch (one core), not to the envs named."""
 
 
 class BatchedCore:
@@ -125,6 +195,9 @@ class BatchedCore:
 
     #: number of independent random streams per env (one per model component)
     n_streams: ClassVar[int] = 1
+    #: methods ``m(i, ...)`` about env ``i`` alone: the SB3 face's ``env_method(m, ..., indices)``
+    #: calls ``m(i, ...)`` for each index; every other method acts on the whole batch
+    env_methods: ClassVar[tuple[str, ...]] = ("episode_info",)
     single_observation_space: spaces.Box
     single_action_space: spaces.Space
 
@@ -299,10 +372,13 @@ class LOBVectorEnv(VectorEnv):
     """Native Gymnasium vector face with same-step autoreset.
 
     ``step`` returns batched arrays; an env that ended this step is reset in the
-    same call and its last observation and episode info are in
-    ``infos["final_obs"]`` / ``infos["final_info"]`` (masks ``_final_obs``,
-    ``_final_info``), as :class:`gymnasium.vector.SyncVectorEnv` does in
-    ``SAME_STEP`` mode.
+    same call. Its infos are exactly those of :class:`gymnasium.vector.SyncVectorEnv`
+    with ``autoreset_mode=SAME_STEP`` over the single envs: ``infos["final_obs"]`` an
+    object array (the last observation where the env ended, ``None`` elsewhere) with the
+    mask ``infos["_final_obs"]``; ``infos["final_info"]`` a dict of arrays, one per
+    episode-info key (the value's dtype, zero where the env did not end) each with its
+    boolean mask ``"_" + key``, and the mask ``infos["_final_info"]``. A step where no
+    env ended returns ``{}``.
     """
 
     core_cls: ClassVar[type[BatchedCore]]
@@ -339,12 +415,11 @@ class LOBVectorEnv(VectorEnv):
         if done.any():
             idx = np.flatnonzero(done)
             final_obs = np.full(self.num_envs, None, dtype=object)
-            final_info = np.full(self.num_envs, None, dtype=object)
             fo = core.final_obs[idx].copy()
+            for j, i in enumerate(idx.tolist()):
+                final_obs[i] = fo[j]
             with _gc_paused():
-                for j, (i, info) in enumerate(zip(idx.tolist(), _episode_dicts(core, idx))):
-                    final_obs[i] = fo[j]
-                    final_info[i] = info
+                final_info = _final_info(core, idx, self.num_envs)
             infos = {"final_obs": final_obs, "_final_obs": done.copy(),
                      "final_info": final_info, "_final_info": done.copy()}
         return (core.obs.copy(), core.reward.copy(), core.terminated.copy(),
@@ -370,6 +445,7 @@ class LOBSB3VecEnv(VecEnv):
     def __init__(self, core: BatchedCore):
         self.core = core
         self.render_mode = None  # read by VecEnv.__init__ through get_attr
+        self._env_attrs: list[dict[str, Any]] = [{} for _ in range(core.n_envs)]
         super().__init__(core.n_envs, core.single_observation_space, core.single_action_space)
         self._actions: np.ndarray | None = None
 
@@ -416,27 +492,84 @@ class LOBSB3VecEnv(VecEnv):
     def close(self) -> None:
         pass
 
-    # --- attribute API (the batch is one object; "sub-env" attributes live on the core)
+    # --- attribute API
+    # The batch is one core, so its attributes and methods belong to the whole batch. What SB3
+    # code attaches to envs (``set_attr(name, v, indices=[3])`` for a name the core does not have)
+    # lives in per-env namespaces, read first, as DummyVecEnv's separate envs keep it.
     def _indices_list(self, indices) -> list[int]:
-        return list(self._get_indices(indices))
+        idx = [int(i) for i in self._get_indices(indices)]
+        for i in idx:
+            if not -self.num_envs <= i < self.num_envs:
+                raise IndexError(f"env index {i} out of range for {self.num_envs} envs")
+        return [i % self.num_envs for i in idx]
+
+    def _covers_all(self, idx: list[int]) -> bool:
+        return set(idx) == set(range(self.num_envs))
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        idx = self._indices_list(indices)
-        if attr_name == "render_mode":
-            return [None for _ in idx]
-        if not hasattr(self.core, attr_name):
-            raise AttributeError(f"{type(self.core).__name__} has no attribute {attr_name!r}")
-        value = getattr(self.core, attr_name)
-        return [value for _ in idx]
+        """``[value of attr_name for env i in indices]``: a value set for env ``i`` alone by
+        :meth:`set_attr`, else the core's (batch-wide) attribute; ``AttributeError`` when neither."""
+        out = []
+        for i in self._indices_list(indices):
+            own = self._env_attrs[i]
+            if attr_name in own:
+                out.append(own[attr_name])
+            elif attr_name == "render_mode":
+                out.append(None)
+            elif hasattr(self.core, attr_name):
+                out.append(getattr(self.core, attr_name))
+            else:
+                raise AttributeError(f"env {i} of {type(self.core).__name__} has no attribute {attr_name!r}")
+        return out
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        self._indices_list(indices)
-        setattr(self.core, attr_name, value)
+        """Set ``attr_name`` for the envs ``indices`` only.
+
+        An attribute the core has (its config, buffers, ``horizon`` ...) is shared by the whole
+        batch and read by the kernels: it is set on the core when ``indices`` covers every env,
+        and refused with :class:`VecAttributeError` for a subset (rather than changing every env).
+        Any other name goes into the named envs' own namespaces, as on DummyVecEnv's envs.
+        """
+        idx = self._indices_list(indices)
+        if hasattr(self.core, attr_name) or attr_name == "render_mode":
+            if not self._covers_all(idx):
+                raise VecAttributeError(
+                    f"{type(self.core).__name__}.{attr_name} is shared by all {self.num_envs} envs of the "
+                    f"batch; set it for every env (indices=None), not for envs {idx}")
+            setattr(self.core, attr_name, value)
+            return
+        for i in idx:
+            self._env_attrs[i][attr_name] = value
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        """Call ``method_name`` for the envs ``indices``: ``[result for env i in indices]``.
+
+        A callable set for env ``i`` by :meth:`set_attr` is called as ``f(*args, **kwargs)``;
+        a per-env method of the core (listed in ``BatchedCore.env_methods``, e.g.
+        ``episode_info``) as ``core.method(i, *args, **kwargs)``; any other core method acts on
+        the whole batch, so it is called once (its result repeated for every env) when
+        ``indices`` covers every env and refused with :class:`VecAttributeError` otherwise.
+        """
         idx = self._indices_list(indices)
-        method = getattr(self.core, method_name)
-        return [method(*method_args, **method_kwargs) for _ in idx]
+        out: list[Any] = []
+        batch_method = None
+        for i in idx:
+            own = self._env_attrs[i]
+            if method_name in own:
+                out.append(own[method_name](*method_args, **method_kwargs))
+                continue
+            method = getattr(self.core, method_name)  # AttributeError when missing, like DummyVecEnv
+            if method_name in self.core.env_methods:
+                out.append(method(i, *method_args, **method_kwargs))
+                continue
+            if not self._covers_all(idx) or any(method_name in self._env_attrs[j] for j in idx):
+                raise VecAttributeError(
+                    f"{type(self.core).__name__}.{method_name} acts on all {self.num_envs} envs of the batch; "
+                    f"call it for every env (indices=None), not for envs {idx}")
+            if batch_method is None:
+                batch_method = (method(*method_args, **method_kwargs),)
+            out.append(batch_method[0])
+        return out
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False for _ in self._indices_list(indices)]

@@ -60,7 +60,7 @@ def test_attr_api():
     venv.set_attr("horizon", 2)
     assert venv.get_attr("horizon") == [2] * 4
     assert venv.env_is_wrapped(gym.Wrapper) == [False] * 4
-    assert venv.env_method("episode_info", 0, indices=[0]) == [{"episode_length": 0}]
+    assert venv.env_method("episode_info", indices=[0]) == [{"episode_length": 0}]
     assert venv.get_attr("render_mode") == [None] * 4
 
 
@@ -98,7 +98,7 @@ def test_vector_env_same_step_autoreset_infos():
     assert infos["_final_obs"].all()
     assert all(fo[0] == 2.0 for fo in infos["final_obs"])
     assert (obs[:, 0] == 0).all()
-    assert infos["final_info"][1]["episode_length"] == 2
+    assert infos["final_info"]["episode_length"][1] == 2 and infos["final_info"]["_episode_length"].all()
 
 
 @pytest.mark.parametrize(

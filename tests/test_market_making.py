@@ -70,7 +70,7 @@ def test_vector_entry_point_autoreset_and_truncation(env_id):
     assert infos["_final_info"].all()
     for i in range(3):
         assert infos["final_obs"][i][1] == pytest.approx(1.0)
-        assert infos["final_info"][i]["episode_length"] == 4
+        assert infos["final_info"]["episode_length"][i] == 4
     assert (obs[:, 1] == 0).all()
 
 
