@@ -79,6 +79,9 @@ __all__ = [
     "spread_level",
     "spread_level_decay",
     "SPREAD_LEVEL_HALFLIFE_S",
+    "O_NOTRADE", "O_LVOL_MU", "O_LVOL_LS", "O_LCNT_MU", "O_LCNT_LS", "O_OFI_MU", "O_OFI_LS", "O_IMB", "N_FLOW_OUT",
+    "O_OFI_ZERO", "O_OFI_SIGN", "N_OFI_SL_OUT", "S_DEP_MU", "S_DEP_LS", "S_TIMB_MU", "S_TIMB_LS", "N_STATE_TAIL",
+    "MIX_LOGIT", "MIX_MU", "MIX_LS", "N_MIX_BLOCKS", "CAT_G_DN", "CAT_G_UP", "N_CAT_TAILS", "LOGSD_LO", "LOGSD_HI",
 ]
 
 #: feature columns of ``x_t`` (the encoder input), all dimensionless
@@ -114,13 +117,29 @@ SPREAD_LO, SPREAD_HI = -2.5, 2.5
 RET_CLIP = 12.0  # returns beyond +-12 sigma_bar are clipped in the features and the loss
 TIMB_CLIP = 0.995
 
-# flow-head output layout
+# ---- output layouts of the heads -----------------------------------------------------------
+# One definition for the torch model below and the Numba kernels of lobworld.world_models.learned,
+# which read the same outputs by these offsets (tests/test_world_model_layout.py checks both).
+#: flow-head output layout: P(no trade) logit, log volume (mu, log sd), log count (mu, log sd), OFI (mu, log sd)
 O_NOTRADE, O_LVOL_MU, O_LVOL_LS, O_LCNT_MU, O_LCNT_LS, O_OFI_MU, O_OFI_LS = range(7)
 O_IMB = 7  # IMB_BINS logits
 N_FLOW_OUT = O_IMB + IMB_BINS
 # with ModelConfig.ofi_head == "zero_signed_lognormal": logits of P(OFI == 0) and P(OFI > 0 | OFI != 0);
 # O_OFI_MU / O_OFI_LS are then the mean and log-sd of log|OFI / OFI sd| given OFI != 0
 O_OFI_ZERO, O_OFI_SIGN = N_FLOW_OUT, N_FLOW_OUT + 1
+N_OFI_SL_OUT = 2  #: extra flow outputs of the zero-signed-lognormal OFI head
+#: state-head output layout: [mid head (ModelConfig.n_mid_out) | spread logits (spread_bins) | tail], with the
+#: tail's offsets: log top-of-book depth (mu, log sd), atanh top-of-book imbalance (mu, log sd)
+S_DEP_MU, S_DEP_LS, S_TIMB_MU, S_TIMB_LS = range(4)
+N_STATE_TAIL = 4
+#: mixture mid head: ``N_MIX_BLOCKS`` blocks of ``n_mix`` outputs (component ``k`` of block ``b`` at ``b * n_mix + k``)
+MIX_LOGIT, MIX_MU, MIX_LS = range(3)
+N_MIX_BLOCKS = 3
+#: categorical mid head: ``n_mid_cat`` logits, then the tail log-means (down, up) at these offsets after them
+CAT_G_DN, CAT_G_UP = range(2)
+N_CAT_TAILS = 2
+#: clamp of every log-sd and tail log-mean output (the same in the losses and the kernels)
+LOGSD_LO, LOGSD_HI = -7.0, 5.0
 #: values of ``ModelConfig.ofi_head``
 OFI_HEADS = ("gaussian", "zero_signed_lognormal")
 
@@ -206,17 +225,17 @@ class ModelConfig:
     @property
     def n_mid_out(self) -> int:
         """Mid-head outputs: 3 per mixture component, or ``n_mid_cat`` logits + 2 tail log-means."""
-        return self.n_mid_cat + 2 if self.categorical else 3 * self.n_mix
+        return self.n_mid_cat + N_CAT_TAILS if self.categorical else N_MIX_BLOCKS * self.n_mix
 
     @property
     def n_flow_out(self) -> int:
         """Flow-head outputs: 7 + IMB_BINS, plus the zero and sign logits of a zero-signed-lognormal OFI."""
-        return N_FLOW_OUT + (2 if self.ofi_head == "zero_signed_lognormal" else 0)
+        return N_FLOW_OUT + (N_OFI_SL_OUT if self.ofi_head == "zero_signed_lognormal" else 0)
 
     @property
     def n_head_out(self) -> int:
         """State-head outputs: the mid head, spread logits, 2 depth, 2 imbalance."""
-        return self.n_mid_out + self.spread_bins + 4
+        return self.n_mid_out + self.spread_bins + N_STATE_TAIL
 
     def to_dict(self) -> dict:
         """Fields as stored in a checkpoint (a mixture config omits the categorical fields, so
@@ -462,15 +481,17 @@ class BarWorldModel(nn.Module):
     def split_state(self, head: torch.Tensor):
         """Mid-head outputs, spread logits, depth (mu, logsd), top-imb (mu, logsd)."""
         m = self.cfg.n_mid_out
-        s = self.cfg.spread_bins
-        return head[..., :m], head[..., m:m + s], head[..., m + s:m + s + 2], head[..., m + s + 2:]
+        t = m + self.cfg.spread_bins  # start of the tail
+        return (head[..., :m], head[..., m:t], head[..., t + S_DEP_MU:t + S_DEP_LS + 1],
+                head[..., t + S_TIMB_MU:t + S_TIMB_LS + 1])
 
     def split_head(self, head: torch.Tensor):
         """Mixture (logits, means, log-sds), spread logits, depth (mu, logsd), top-imb (mu, logsd)."""
         self._need("mixture")
         k = self.cfg.n_mix
         mid, sl, dep, timb = self.split_state(head)
-        return mid[..., :k], mid[..., k:2 * k], mid[..., 2 * k:3 * k], sl, dep, timb
+        return (mid[..., MIX_LOGIT * k:(MIX_LOGIT + 1) * k], mid[..., MIX_MU * k:(MIX_MU + 1) * k],
+                mid[..., MIX_LS * k:(MIX_LS + 1) * k], sl, dep, timb)
 
     def _need(self, kind: str) -> None:
         if self.cfg.mid_head != kind:
@@ -479,7 +500,7 @@ class BarWorldModel(nn.Module):
     def ret_logpdf(self, head: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """Log density of the normalised mid change ``r`` under the mixture head."""
         lw, mu, ls = self.split_head(head)[:3]
-        ls = ls.clamp(-7.0, 5.0)
+        ls = ls.clamp(LOGSD_LO, LOGSD_HI)
         logw = torch.log_softmax(lw, -1)
         z = (r.unsqueeze(-1) - mu) * torch.exp(-ls)
         comp = -0.5 * z * z - ls - 0.5 * math.log(2 * math.pi)
@@ -488,14 +509,14 @@ class BarWorldModel(nn.Module):
     def ret_mean_var(self, head: torch.Tensor):
         lw, mu, ls = self.split_head(head)[:3]
         w = torch.softmax(lw, -1)
-        s2 = torch.exp(2 * ls.clamp(-7.0, 5.0))
+        s2 = torch.exp(2 * ls.clamp(LOGSD_LO, LOGSD_HI))
         m = (w * mu).sum(-1)
         return m, (w * (s2 + mu * mu)).sum(-1) - m * m
 
     def ret_cdf(self, head: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         lw, mu, ls = self.split_head(head)[:3]
         w = torch.softmax(lw, -1)
-        z = (r.unsqueeze(-1) - mu) * torch.exp(-ls.clamp(-7.0, 5.0))
+        z = (r.unsqueeze(-1) - mu) * torch.exp(-ls.clamp(LOGSD_LO, LOGSD_HI))
         return (w * 0.5 * (1 + torch.erf(z / math.sqrt(2)))).sum(-1)
 
     # ---------------------------------------------- categorical mid head
@@ -504,8 +525,8 @@ class BarWorldModel(nn.Module):
         self._need("categorical")
         n = self.cfg.n_mid_cat
         mid = self.split_state(head)[0]
-        return (torch.log_softmax(mid[..., :n], -1), mid[..., n].clamp(-7.0, 5.0),
-                mid[..., n + 1].clamp(-7.0, 5.0))
+        return (torch.log_softmax(mid[..., :n], -1), mid[..., n + CAT_G_DN].clamp(LOGSD_LO, LOGSD_HI),
+                mid[..., n + CAT_G_UP].clamp(LOGSD_LO, LOGSD_HI))
 
     def mid_logpmf(self, head: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Log probability (nats) of the mid change of ``j`` half ticks (integer tensor) under the categorical head.
@@ -621,7 +642,7 @@ class BarWorldModel(nn.Module):
             z = rho * n_ofi + math.sqrt(1.0 - rho * rho) * torch.special.ndtri(u[..., 1])
             u = torch.cat([u[..., :1], torch.special.ndtr(z)[..., None], u[..., 2:]], -1)
         traded = u[..., 0] >= torch.sigmoid(flow[..., O_NOTRADE])
-        lv = flow[..., O_LVOL_MU] + torch.exp(flow[..., O_LVOL_LS].clamp(-7, 5)) * n_vol
+        lv = flow[..., O_LVOL_MU] + torch.exp(flow[..., O_LVOL_LS].clamp(LOGSD_LO, LOGSD_HI)) * n_vol
         cdf = torch.cumsum(torch.softmax(flow[..., O_IMB:O_IMB + IMB_BINS], -1), -1)
         k = torch.clamp((cdf < u[..., 1:2]).sum(-1), 0, IMB_BINS - 1)
         w = 2.0 / (IMB_BINS - 2)
@@ -629,7 +650,7 @@ class BarWorldModel(nn.Module):
         imb = torch.where(k == 0, -torch.ones_like(inner), torch.where(k == IMB_BINS - 1, torch.ones_like(inner), inner))
         imb = torch.where(traded, imb, torch.zeros_like(imb))
         sv = torch.where(traded, imb * torch.exp(lv) * stats_mean_volume_ratio, torch.zeros_like(imb))
-        ofi = flow[..., O_OFI_MU] + torch.exp(flow[..., O_OFI_LS].clamp(-7, 5)) * n_ofi
+        ofi = flow[..., O_OFI_MU] + torch.exp(flow[..., O_OFI_LS].clamp(LOGSD_LO, LOGSD_HI)) * n_ofi
         if self.cfg.ofi_head == "zero_signed_lognormal":  # coupled uniforms: see ModelConfig.ofi_head
             mag = torch.exp(ofi)  # ofi above is mu + sd * n: log|OFI| here
             neg = u[..., 1] < 1.0 - torch.sigmoid(flow[..., O_OFI_SIGN])
@@ -639,6 +660,6 @@ class BarWorldModel(nn.Module):
 
 
 def _gauss_nll(y: torch.Tensor, mu: torch.Tensor, logsd: torch.Tensor) -> torch.Tensor:
-    ls = logsd.clamp(-7.0, 5.0)
+    ls = logsd.clamp(LOGSD_LO, LOGSD_HI)
     z = (y - mu) * torch.exp(-ls)
     return 0.5 * z * z + ls + 0.5 * math.log(2 * math.pi)

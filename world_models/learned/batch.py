@@ -21,8 +21,25 @@ from lobworld.world_models.dynamics_model import (
     F_TIMB,
     F_TRADED,
     IMB_BINS,
+    MIX_LOGIT,
+    MIX_LS,
+    MIX_MU,
     N_FEATURES,
+    N_MIX_BLOCKS,
+    N_STATE_TAIL,
+    O_IMB,
+    O_LCNT_LS,
+    O_LCNT_MU,
+    O_LVOL_LS,
+    O_LVOL_MU,
+    O_NOTRADE,
+    O_OFI_LS,
+    O_OFI_MU,
     RET_CLIP,
+    S_DEP_LS,
+    S_DEP_MU,
+    S_TIMB_LS,
+    S_TIMB_MU,
     SPREAD_HI,
     SPREAD_LO,
     TIMB_CLIP,
@@ -100,9 +117,9 @@ def _ws_rows(H, E, K, S):
     r_gh = r_gib + 3 * H
     r_hn = r_gh + 3 * H
     r_ho = r_hn + H
-    r_hc = r_ho + 3 * K + S + 4
+    r_hc = r_ho + N_MIX_BLOCKS * K + S + N_STATE_TAIL
     r_hco = r_hc + H
-    r_rnd = r_hco + 3 * K
+    r_rnd = r_hco + N_MIX_BLOCKS * K
     r_v = r_rnd + _N_DRAWS
     return r_h, r_z, r_x, r_fo, r_gib, r_gh, r_hn, r_ho, r_hc, r_hco, r_rnd, r_v, r_v + _N_V
 
@@ -191,7 +208,7 @@ def _b_max(ws, r_o, n, r_mx, m):
 @njit(**_VEC)
 def _b_mix_mean_var(ws, r_o, K, r_m1, r_var, r_mx, r_tot, m):
     """Mixture mean and variance (as _mix_mean_var) of the head rows r_o.. into rows r_m1, r_var."""
-    _b_max(ws, r_o, K, r_mx, m)
+    _b_max(ws, r_o + MIX_LOGIT * K, K, r_mx, m)
     mx = ws[r_mx]
     tot = ws[r_tot]
     m1 = ws[r_m1]
@@ -201,9 +218,9 @@ def _b_mix_mean_var(ws, r_o, K, r_m1, r_var, r_mx, r_tot, m):
         m1[j] = 0.0
         m2[j] = 0.0
     for k in range(K):
-        lk = ws[r_o + k]
-        mu = ws[r_o + K + k]
-        ls = ws[r_o + 2 * K + k]
+        lk = ws[r_o + MIX_LOGIT * K + k]
+        mu = ws[r_o + MIX_MU * K + k]
+        ls = ws[r_o + MIX_LS * K + k]
         for j in range(m):
             w = _exp(lk[j] - mx[j])
             sd = _exp(_clamp(ls[j], _LS_LO, _LS_HI))
@@ -292,13 +309,13 @@ def _b_bar(args, ws, m):
         for j in range(m):
             z[j] = _tanh(z[j])
     _b_matvec(Wf, bf, N_FLOW, H + E, ws, r_h, r_fo, m)
-    _b_categorical(ws, r_fo + 7, IMB_BINS, r_rnd + 2, r_v + V_K, r_v + V_T0, r_v + V_T1, m)
+    _b_categorical(ws, r_fo + O_IMB, IMB_BINS, r_rnd + 2, r_v + V_K, r_v + V_T0, r_v + V_T1, m)
     wbin = 2.0 / (IMB_BINS - 2)
     for j in range(m):
-        traded = ws[r_rnd + 0, j] >= _sigmoid(ws[r_fo + 0, j])
-        lv = ws[r_fo + 1, j] + _exp(_clamp(ws[r_fo + 2, j], _LS_LO, _LS_HI)) * ws[r_rnd + 1, j]
-        lc = ws[r_fo + 3, j] + _exp(_clamp(ws[r_fo + 4, j], _LS_LO, _LS_HI)) * ws[r_rnd + 4, j]
-        ofi0 = ws[r_fo + 5, j] + _exp(_clamp(ws[r_fo + 6, j], _LS_LO, _LS_HI)) * ws[r_rnd + 11, j]
+        traded = ws[r_rnd + 0, j] >= _sigmoid(ws[r_fo + O_NOTRADE, j])
+        lv = ws[r_fo + O_LVOL_MU, j] + _exp(_clamp(ws[r_fo + O_LVOL_LS, j], _LS_LO, _LS_HI)) * ws[r_rnd + 1, j]
+        lc = ws[r_fo + O_LCNT_MU, j] + _exp(_clamp(ws[r_fo + O_LCNT_LS, j], _LS_LO, _LS_HI)) * ws[r_rnd + 4, j]
+        ofi0 = ws[r_fo + O_OFI_MU, j] + _exp(_clamp(ws[r_fo + O_OFI_LS, j], _LS_LO, _LS_HI)) * ws[r_rnd + 11, j]
         kb = ws[r_v + V_K, j]
         imb = -1.0 + (kb - 1.0 + ws[r_rnd + 3, j]) * wbin
         imb = -1.0 if kb == 0.0 else imb
@@ -328,7 +345,7 @@ def _b_bar(args, ws, m):
     _b_matvec(Wih, bih, 3 * H, E, ws, r_z, r_gib, m)
     _b_matvec(Whh, bhh, 3 * H, H, ws, r_h, r_gh, m)
     _b_gates(Wih, E, H, ws, r_gib, r_gh, r_h, r_hn, r_v + V_A0, r_v + V_A1, m)
-    n_head = 3 * K + S + 4
+    n_head = N_MIX_BLOCKS * K + S + N_STATE_TAIL
     _b_matvec(Wo, bo, n_head, H, ws, r_hn, r_ho, m)
     _b_mix_mean_var(ws, r_ho, K, r_v + V_MQ, r_v + V_VAR, r_v + V_T0, r_v + V_T1, m)
     any_q = False
@@ -337,7 +354,7 @@ def _b_bar(args, ws, m):
             any_q = True
     if any_q:  # counterfactual update without the agent's flow (expected permanent impact)
         _b_gates(Wih, E, H, ws, r_gib, r_gh, r_h, r_hc, r_v + V_OFI0, r_v + V_A1C, m)
-        _b_matvec(Wo, bo, 3 * K, H, ws, r_hc, r_hco, m)
+        _b_matvec(Wo, bo, N_MIX_BLOCKS * K, H, ws, r_hc, r_hco, m)
         _b_mix_mean_var(ws, r_hco, K, r_v + V_PERM, r_v + V_T2, r_v + V_T0, r_v + V_T1, m)
         for j in range(m):
             on = ws[r_v + V_QS, j] != 0.0 and ws[r_v + V_TRACK, j] > 0.0
@@ -347,17 +364,17 @@ def _b_bar(args, ws, m):
         for j in range(m):
             ws[r_v + V_PERM, j] = 0.0
     # heads: sample the next bar
-    _b_categorical(ws, r_ho, K, r_rnd + 5, r_v + V_K, r_v + V_T0, r_v + V_T1, m)
+    _b_categorical(ws, r_ho + MIX_LOGIT * K, K, r_rnd + 5, r_v + V_K, r_v + V_T0, r_v + V_T1, m)
     for j in range(m):
         ws[r_v + V_T2, j] = 0.0  # mu of the drawn component
         ws[r_v + V_T0, j] = 0.0  # its log sd
     for k in range(K):
         for j in range(m):
             sel = ws[r_v + V_K, j] == k
-            ws[r_v + V_T2, j] = ws[r_ho + K + k, j] if sel else ws[r_v + V_T2, j]
-            ws[r_v + V_T0, j] = ws[r_ho + 2 * K + k, j] if sel else ws[r_v + V_T0, j]
-    _b_categorical(ws, r_ho + 3 * K, S, r_rnd + 7, r_v + V_K, r_v + V_T1, r_v + V_IMB, m)
-    od = r_ho + 3 * K + S
+            ws[r_v + V_T2, j] = ws[r_ho + MIX_MU * K + k, j] if sel else ws[r_v + V_T2, j]
+            ws[r_v + V_T0, j] = ws[r_ho + MIX_LS * K + k, j] if sel else ws[r_v + V_T0, j]
+    _b_categorical(ws, r_ho + N_MIX_BLOCKS * K, S, r_rnd + 7, r_v + V_K, r_v + V_T1, r_v + V_IMB, m)
+    od = r_ho + N_MIX_BLOCKS * K + S
     wspr = (SPREAD_HI - SPREAD_LO) / S
     srel = meta[M_SREL]  # 1.0: categories relative to the spread level (read before this bar updates it)
     for j in range(m):
@@ -370,8 +387,8 @@ def _b_bar(args, ws, m):
         ls = SPREAD_LO + (ws[r_v + V_K, j] + ws[r_rnd + 8, j]) * wspr + srel * ws[r_x + F_SLVL, j]
         spread = tick * math.floor(mspr * _exp(ls) / tick + 0.5)
         spread = tick if spread < tick else spread
-        ldep = ws[od, j] + _exp(_clamp(ws[od + 1, j], _LS_LO, _LS_HI)) * ws[r_rnd + 9, j]
-        timb = _tanh(ws[od + 2, j] + _exp(_clamp(ws[od + 3, j], _LS_LO, _LS_HI)) * ws[r_rnd + 10, j])
+        ldep = ws[od + S_DEP_MU, j] + _exp(_clamp(ws[od + S_DEP_LS, j], _LS_LO, _LS_HI)) * ws[r_rnd + 9, j]
+        timb = _tanh(ws[od + S_TIMB_MU, j] + _exp(_clamp(ws[od + S_TIMB_LS, j], _LS_LO, _LS_HI)) * ws[r_rnd + 10, j])
         tot = ws[r_v + V_TOT, j]
         traded = ws[r_v + V_TRADED, j] != 0.0
         ws[r_x + F_RET, j] = _clamp(ret / sig, -RET_CLIP, RET_CLIP)

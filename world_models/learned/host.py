@@ -26,9 +26,7 @@ def export_args(ck: Checkpoint) -> tuple:
     """The float64 weight arrays of the kernels (without ``P``) and the layout vector."""
     w = {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in ck.weights.items()}
     c = ck.model_config
-    meta, n_state = _layout(c.hidden, c.latent, c.n_mix, c.spread_bins,
-                            kcat=c.mid_half_ticks if c.categorical else 0,
-                            ofi_sl=c.ofi_head == "zero_signed_lognormal", spread_rel=c.spread_level)
+    meta, n_state = _layout(c)
     return (w["enc.weight"], w["enc.bias"], w["flow.weight"], w["flow.bias"], w["gru.weight_ih_l0"],
             w["gru.weight_hh_l0"], w["gru.bias_ih_l0"], w["gru.bias_hh_l0"], w["head.weight"], w["head.bias"]), meta, n_state
 

@@ -9,6 +9,8 @@ from numba import njit
 from lobworld.envs.dynamics import IMBALANCE, LAST_RET, MID, PERM_IMPACT, SIGMA, SPREAD, TEMP_IMPACT, VOLUME
 from lobworld.envs.rng import normal, uniform
 from lobworld.world_models.dynamics_model import (
+    CAT_G_DN,
+    CAT_G_UP,
     F_IMB,
     F_LCNT,
     F_LDEP,
@@ -21,8 +23,26 @@ from lobworld.world_models.dynamics_model import (
     F_TIMB,
     F_TRADED,
     IMB_BINS,
+    MIX_LOGIT,
+    MIX_LS,
+    MIX_MU,
     N_FEATURES,
+    N_STATE_TAIL,
+    O_IMB,
+    O_LCNT_LS,
+    O_LCNT_MU,
+    O_LVOL_LS,
+    O_LVOL_MU,
+    O_NOTRADE,
+    O_OFI_LS,
+    O_OFI_MU,
+    O_OFI_SIGN,
+    O_OFI_ZERO,
     RET_CLIP,
+    S_DEP_LS,
+    S_DEP_MU,
+    S_TIMB_LS,
+    S_TIMB_MU,
     SPREAD_HI,
     SPREAD_LO,
     TIMB_CLIP,
@@ -51,7 +71,6 @@ from lobworld.world_models.learned.layout import (
     M_OX,
     M_OZ,
     M_SREL,
-    N_FLOW,
     Q_CSCALE,
     Q_DT,
     Q_IMODE,
@@ -145,14 +164,14 @@ def _rowmax(row, o, n):
 
 @njit(inline="always")
 def _mix_mean_var(row, o, K):
-    mx = _rowmax(row, o, K)
+    mx = _rowmax(row, o + MIX_LOGIT * K, K)
     tot = 0.0
     m1 = 0.0
     m2 = 0.0
     for k in range(K):
-        w = _exp(row[o + k] - mx)
-        mu = row[o + K + k]
-        sd = _exp(_clamp(row[o + 2 * K + k], _LS_LO, _LS_HI))
+        w = _exp(row[o + MIX_LOGIT * K + k] - mx)
+        mu = row[o + MIX_MU * K + k]
+        sd = _exp(_clamp(row[o + MIX_LS * K + k], _LS_LO, _LS_HI))
         tot += w
         m1 += w * mu
         m2 += w * (sd * sd + mu * mu)
@@ -196,8 +215,8 @@ def _cat_mean_var(row, o, KC, unit):
     k1 = KC + 1.0
     w_dn = math.exp(row[o] - mx)
     w_up = math.exp(row[o + n - 1] - mx)
-    m_dn = math.exp(_clamp(row[o + n], _LS_LO, _LS_HI))
-    m_up = math.exp(_clamp(row[o + n + 1], _LS_LO, _LS_HI))
+    m_dn = math.exp(_clamp(row[o + n + CAT_G_DN], _LS_LO, _LS_HI))
+    m_up = math.exp(_clamp(row[o + n + CAT_G_UP], _LS_LO, _LS_HI))
     tot += w_dn + w_up
     m1 += w_up * (k1 + m_up) - w_dn * (k1 + m_dn)
     m2 += w_dn * (k1 * k1 + 2.0 * k1 * m_dn + m_dn + 2.0 * m_dn * m_dn)
@@ -212,8 +231,8 @@ def _cat_sample(row, o, KC, u, z):
     with ``u``; in a tail, the geometric excess by inversion of ``Phi(z)`` (the bar's normal draw
     of the mixture head, unused otherwise, so the draws per bar stay the same). Overwrites the logits."""
     n = 2 * KC + 3
-    g_dn = _clamp(row[o + n], _LS_LO, _LS_HI)
-    g_up = _clamp(row[o + n + 1], _LS_LO, _LS_HI)
+    g_dn = _clamp(row[o + n + CAT_G_DN], _LS_LO, _LS_HI)
+    g_up = _clamp(row[o + n + CAT_G_UP], _LS_LO, _LS_HI)
     c = _categorical(row, o, n, u)
     if c > 0 and c < n - 1:
         return c - KC - 1.0
@@ -273,16 +292,16 @@ def _substep(i, row, args, st, qs, vol_mult):
     # V: encode; flow head on (h, z)
     _encode(We, be, row, ox, oz)
     _flow_head(Wf, bf, row, oh, oz, ofo, H, E)
-    traded = u_trade >= _sigmoid(row[ofo + 0])
-    lv = row[ofo + 1] + _exp(_clamp(row[ofo + 2], _LS_LO, _LS_HI)) * n_vol
-    lc = row[ofo + 3] + _exp(_clamp(row[ofo + 4], _LS_LO, _LS_HI)) * n_cnt
-    ofi0 = row[ofo + 5] + _exp(_clamp(row[ofo + 6], _LS_LO, _LS_HI)) * n_ofi
+    traded = u_trade >= _sigmoid(row[ofo + O_NOTRADE])
+    lv = row[ofo + O_LVOL_MU] + _exp(_clamp(row[ofo + O_LVOL_LS], _LS_LO, _LS_HI)) * n_vol
+    lc = row[ofo + O_LCNT_MU] + _exp(_clamp(row[ofo + O_LCNT_LS], _LS_LO, _LS_HI)) * n_cnt
+    ofi0 = row[ofo + O_OFI_MU] + _exp(_clamp(row[ofo + O_OFI_LS], _LS_LO, _LS_HI)) * n_ofi
     if meta[M_OFISL] > 0.0:  # zero-inflated signed log-normal OFI (1 s model): coupled uniforms, no extra draw
         mag = _exp(_clamp(ofi0, -50.0, 50.0))
-        ofi0 = -mag if u_imb < 1.0 - _sigmoid(row[ofo + N_FLOW + 1]) else mag
-        if u_trade < _sigmoid(row[ofo + N_FLOW]):
+        ofi0 = -mag if u_imb < 1.0 - _sigmoid(row[ofo + O_OFI_SIGN]) else mag
+        if u_trade < _sigmoid(row[ofo + O_OFI_ZERO]):
             ofi0 = 0.0
-    kb = _categorical(row, ofo + 7, IMB_BINS, u_imb)
+    kb = _categorical(row, ofo + O_IMB, IMB_BINS, u_imb)
     if kb == 0:
         imb = -1.0
     elif kb == IMB_BINS - 1:
@@ -307,7 +326,7 @@ def _substep(i, row, args, st, qs, vol_mult):
     NM = int(meta[M_NMID])  # mid-head outputs
     KC = int(meta[M_KCAT])  # > 0: categorical half-tick mid head (1 s model)
     half = 0.5 * tick
-    n_head = NM + S + 4
+    n_head = NM + S + N_STATE_TAIL
     _head(Wo, bo, row, ohn, oho, n_head, H)
     if KC > 0:
         _head_scale(Wo, row, oho, n_head, H, P[i, Q_CSCALE])
@@ -329,8 +348,8 @@ def _substep(i, row, args, st, qs, vol_mult):
     if KC > 0:  # categorical: category with u_comp, a tail's geometric excess from n_ret
         ret = half * _cat_sample(row, oho, KC, u_comp, n_ret)
     else:
-        kc = _categorical(row, oho, K, u_comp)
-        r = row[oho + K + kc] + _exp(_clamp(row[oho + 2 * K + kc], _LS_LO, _LS_HI)) * n_ret
+        kc = _categorical(row, oho + MIX_LOGIT * K, K, u_comp)
+        r = row[oho + MIX_MU * K + kc] + _exp(_clamp(row[oho + MIX_LS * K + kc], _LS_LO, _LS_HI)) * n_ret
         ret = half * math.floor(r * sig / half + 0.5)
     ks = _categorical(row, oho + NM, S, u_spr)
     ls = SPREAD_LO + (ks + u_spr_in) * ((SPREAD_HI - SPREAD_LO) / S) + meta[M_SREL] * row[ox + F_SLVL]
@@ -338,8 +357,8 @@ def _substep(i, row, args, st, qs, vol_mult):
     if spread < tick:
         spread = tick
     od = oho + NM + S
-    ldep = row[od] + _exp(_clamp(row[od + 1], _LS_LO, _LS_HI)) * n_dep
-    timb = _tanh(row[od + 2] + _exp(_clamp(row[od + 3], _LS_LO, _LS_HI)) * n_timb)
+    ldep = row[od + S_DEP_MU] + _exp(_clamp(row[od + S_DEP_LS], _LS_LO, _LS_HI)) * n_dep
+    timb = _tanh(row[od + S_TIMB_MU] + _exp(_clamp(row[od + S_TIMB_LS], _LS_LO, _LS_HI)) * n_timb)
 
     # new features and hidden state
     row[ox + F_RET] = _clamp(ret / sig, -RET_CLIP, RET_CLIP)

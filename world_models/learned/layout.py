@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from lobworld.envs.dynamics import N_MARKET
-from lobworld.world_models.dynamics_model import IMB_BINS, N_FEATURES
+from lobworld.world_models.dynamics_model import (
+    LOGSD_HI,
+    LOGSD_LO,
+    N_FEATURES,
+    N_FLOW_OUT,
+    ModelConfig,
+)
 
 # ---- per-env parameter columns ---------------------------------------------
 (Q_S0, Q_TICK, Q_SIG, Q_MSPR, Q_MVOL, Q_MCNT, Q_MDEP, Q_DT, Q_NSUB, Q_Y, Q_DELTA,
@@ -24,14 +30,19 @@ N_Q = 22
 M_NMID, M_KCAT, M_OFISL = 14, 15, 16
 M_OIMP = 17  # row offset of the agent-impact state (X_perm, X_trans: signed shares)
 M_SREL = 18  # 1.0: the spread head is relative to the spread level (ModelConfig.spread_level)
-N_FLOW = 7 + IMB_BINS
-_LS_LO, _LS_HI = -7.0, 5.0
+N_FLOW = N_FLOW_OUT  # outputs of the Gaussian-OFI flow head (the signed-lognormal one has N_OFI_SL_OUT more)
+_LS_LO, _LS_HI = LOGSD_LO, LOGSD_HI
 
 
-def _layout(H: int, E: int, n_mix: int, n_spr: int, kcat: int = 0, ofi_sl: bool = False,
-            spread_rel: bool = False) -> tuple[np.ndarray, int]:
-    n_mid = 2 * kcat + 5 if kcat > 0 else 3 * n_mix
-    n_head = n_mid + n_spr + 4
+def _layout(c: ModelConfig) -> tuple[np.ndarray, int]:
+    """``(meta, n_state)``: the layout vector and the row length of a model of architecture ``c``; the head
+    widths are the torch model's (:class:`ModelConfig`)."""
+    H, E, n_mix, n_spr = c.hidden, c.latent, c.n_mix, c.spread_bins
+    kcat = c.mid_half_ticks if c.categorical else 0
+    ofi_sl = c.ofi_head == "zero_signed_lognormal"
+    spread_rel = c.spread_level
+    n_mid = c.n_mid_out
+    n_head = c.n_head_out
     off = N_MARKET
     oh = off
     off += H
@@ -46,7 +57,7 @@ def _layout(H: int, E: int, n_mix: int, n_spr: int, kcat: int = 0, ofi_sl: bool 
     ohn = off
     off += H
     ofo = off
-    off += N_FLOW + (2 if ofi_sl else 0)
+    off += c.n_flow_out
     oho = off
     off += n_head
     ohc = off
