@@ -52,11 +52,12 @@ import pandas as pd
 from lobworld.errors import LobworldError
 from lobworld.world_models.data.events import (
     NO_PRICE, Messages, SizeScale, TokenConfig, messages_to_events, time_split_masks, tokenize,
-    CANCEL, DELETE, EXEC_HIDDEN, EXEC_VISIBLE, SUBMIT,
+    CANCEL, DELETE, EXEC_HIDDEN, EXEC_VISIBLE, SUBMIT, level_class,
 )
 from lobworld.world_models.data.schema import infer_levels
 
-__all__ = ["CSTParams", "CSTError", "ArrayBook", "CSTRun", "fit_cst", "simulate_cst", "save_cst", "load_cst", "default_book"]
+__all__ = ["CSTParams", "CSTError", "ArrayBook", "CSTRun", "fit_cst", "simulate_cst", "save_cst", "load_cst", "default_book",
+           "cst_event_nats"]
 
 FORMAT = "lobworld.cst/1"
 _NO_SCALE = SizeScale(lot=1.0, edges=(0.0, float("inf")), centers=(1.0,))  # the fit needs no size bins
@@ -612,3 +613,121 @@ def simulate_cst(params: CSTParams, rng: np.random.Generator, n_events: int, *, 
     if record_book:
         return CSTRun(msgs, obp, obs, oap, oas, book, n_rej)
     return CSTRun(msgs, None, None, None, None, book, n_rej)
+
+
+# ---------------------------------------------------------------------------
+# held-out log-likelihood in the token space of the learned tick model
+# ---------------------------------------------------------------------------
+def _lognormal_bin_probs(edges, m: float, s: float) -> np.ndarray:
+    """P(size bin) of a log-normal size rounded to whole shares: bin ``[e_k, e_k+1)`` takes the sizes in
+    ``(e_k - 0.5, e_k+1 - 0.5]`` (the first from 0, the last to infinity); floored at 1e-12."""
+    inner = np.log(np.maximum(np.asarray(edges[1:-1], dtype=np.float64) - 0.5, 1e-12))
+    z = (inner - m) / (max(s, 1e-3) * math.sqrt(2.0))
+    cdf = 0.5 * (1.0 + np.array([math.erf(v) for v in z]))
+    return np.maximum(np.diff(np.concatenate([[0.0], cdf, [1.0]])), 1e-12)
+
+
+def cst_event_nats(params: CSTParams, events: pd.DataFrame, tokens, train, *, level_max: int = 64) -> np.ndarray:
+    """Per-event negative log-likelihood ``(n, 2)`` (time, marks; nats) of ``tokens`` under the fitted CST
+    model, completed so that it scores every token of the learned tick model's space.
+
+    The CST rates on the book before each event (limit orders at distances the file can show,
+    ``mu`` per side, ``theta(d) * Q / S_l`` per visible queue) are joined by constant-rate Poisson
+    streams, fitted on the ``train`` tokens, for the events CST has no rate for: hidden executions,
+    the 2nd.. executions of one market order (same ns and side), and submits / cancels beyond
+    ``max_distance``; each with its empirical training law of (side, level class) and size bin
+    (add-1/2 smoothed). Time term: ``-log f(y)``, ``y = log_dt`` (log seconds, the tokens' floor),
+    ``f(y) = R e^y exp(-R e^y)`` with ``R`` the total rate; mark term: ``-log(rate of the event's class
+    / R) - log P(size bin)``, CST sizes log-normal (``log_size``), the cancel type split partial /
+    delete at the training frequency. Tokens whose book lacks a side get NaN.
+    """
+    train = np.asarray(train, bool)
+    tick = tokens.meta["tick_size"]
+    L = infer_levels(events)
+    bpx, bsz = _book_ticks(events, "bid", L, tick)
+    apx, asz = _book_ticks(events, "ask", L, tick)
+    bpx, bsz, apx, asz = bpx[:-1], bsz[:-1], apx[:-1], asz[:-1]
+    a, b, s = tokens.best_ask, tokens.best_bid, tokens.spread.astype(np.int64)
+    two = (a != NO_PRICE) & (b != NO_PRICE)
+    n = len(tokens)
+    D = params.max_distance
+    lam = np.asarray(params.lam)
+    cum = np.concatenate([[0.0], np.cumsum(lam)])
+    theta = np.asarray(params.theta)
+    S_l = params.mean_limit_size
+    et, side, lev = tokens.etype, tokens.side, tokens.level.astype(np.int64)
+    px = _prices(tokens)
+    big = 10**6
+    dmax_b = np.where(bpx[:, -1] != NO_PRICE, a - bpx[:, -1], big)
+    dmax_a = np.where(apx[:, -1] != NO_PRICE, apx[:, -1] - b, big)
+    dist = np.where(side > 0, a - px, px - b)
+    dvis = np.where(side > 0, dmax_b, dmax_a)
+    # per-level cancel rates (lots) on each side
+    db, da = a[:, None] - bpx, apx - b[:, None]
+    cb = np.where((bpx != NO_PRICE) & (db >= 1) & (db <= D), theta[np.clip(db, 1, D) - 1] * bsz / S_l, 0.0)
+    ca = np.where((apx != NO_PRICE) & (da >= 1) & (da <= D), theta[np.clip(da, 1, D) - 1] * asz / S_l, 0.0)
+    sub_b = cum[np.clip(np.minimum(dmax_b, D), 0, D)]
+    sub_a = cum[np.clip(np.minimum(dmax_a, D), 0, D)]
+    R_cst = sub_b + sub_a + 2.0 * params.mu + cb.sum(1) + ca.sum(1)
+    # classes
+    t_ns = tokens.time_ns()
+    cont = np.zeros(n, bool)
+    cont[1:] = (et[1:] == EXEC_VISIBLE) & (et[:-1] == EXEC_VISIBLE) & (t_ns[1:] == t_ns[:-1]) & (side[1:] == side[:-1])
+    is_sub, is_can = et == SUBMIT, (et == CANCEL) | (et == DELETE)
+    in_rng = (dist >= 1) & (dist <= D) & (dist <= dvis)
+    cls = np.full(n, -1)  # -1 = CST class; 0.. = remainder classes
+    rem = [("hidden", et == EXEC_HIDDEN), ("exec_cont", cont), ("submit_far", is_sub & ~in_rng),
+           ("cancel_far", is_can & ~in_rng)]
+    for k, (_, mk) in enumerate(rem):
+        cls[mk & (cls < 0)] = k
+    T = float(np.where(train & two, tokens.dt_ns * 1e-9, 0.0).sum())
+    lc = level_class(lev, level_max)
+    nl = 2 * level_max + 1
+    sb = tokens.size_bin.astype(np.int64)
+    nb = tokens.scale.n_bins
+    rate_rem = np.zeros(len(rem))
+    p_sl = np.zeros((len(rem), 2, nl))
+    p_sz = np.zeros((len(rem), nb))
+    for k in range(len(rem)):
+        mk = train & two & (cls == k)
+        rate_rem[k] = max(mk.sum(), 0.5) / T
+        h = np.full((2, nl), 0.5)
+        np.add.at(h, ((side[mk] < 0).astype(int), lc[mk]), 1.0)
+        p_sl[k] = h / h.sum()
+        hz = np.full(nb, 0.5)
+        np.add.at(hz, sb[mk], 1.0)
+        p_sz[k] = hz / hz.sum()
+    R = R_cst + rate_rem.sum()
+    n_can_tr = max(int((train & is_can).sum()), 1)
+    f_pc = max(int((train & (et == CANCEL)).sum()), 0.5) / n_can_tr
+    psize = [_lognormal_bin_probs(tokens.scale.edges, *params.log_size[k]) for k in range(3)]
+    # CST class rates of the observed event
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sub_rate = np.where(in_rng, lam[np.clip(dist, 1, D) - 1], 0.0)
+        lo_clip, hi_clip = lev <= -level_max, lev >= level_max  # clipped level classes: sum the band
+        dv = np.clip(np.minimum(dvis, D), 0, D)
+        band_lo = cum[np.clip(np.minimum(s - level_max, dv), 0, D)]
+        band_hi = cum[dv] - cum[np.clip(s + level_max - 1, 0, D)]
+        sub_rate = np.where(lo_clip, band_lo, np.where(hi_clip, np.maximum(band_hi, 0.0), sub_rate))
+        lev_b = np.where(bpx != NO_PRICE, b[:, None] - bpx, big)
+        lev_a = np.where(apx != NO_PRICE, apx - a[:, None], big)
+        same_b = level_class(lev_b, level_max) == lc[:, None]
+        same_a = level_class(lev_a, level_max) == lc[:, None]
+        can_rate = np.where(side > 0, (cb * same_b).sum(1), (ca * same_a).sum(1))
+        mark = np.full(n, np.nan)
+        m_sub = (cls < 0) & is_sub
+        mark[m_sub] = -np.log(sub_rate[m_sub] / R[m_sub]) - np.log(psize[0][sb[m_sub]])
+        m_mo = (cls < 0) & (et == EXEC_VISIBLE)
+        mark[m_mo] = -np.log(params.mu / R[m_mo]) - np.log(psize[1][sb[m_mo]])
+        m_can = (cls < 0) & is_can
+        f_type = np.where(et[m_can] == CANCEL, f_pc, 1.0 - f_pc)
+        mark[m_can] = (-np.log(can_rate[m_can] / R[m_can]) - np.log(f_type) - np.log(psize[2][sb[m_can]]))
+        m_rem = cls >= 0
+        k = cls[m_rem]
+        mark[m_rem] = (-np.log(rate_rem[k] / R[m_rem]) - np.log(p_sl[k, (side[m_rem] < 0).astype(int), lc[m_rem]])
+                       - np.log(p_sz[k, sb[m_rem]]))
+        y = tokens.log_dt.astype(np.float64)
+        time_nll = -(np.log(R) + y - R * np.exp(y))
+    out = np.stack([time_nll, mark], axis=1)
+    out[~two] = np.nan
+    return out

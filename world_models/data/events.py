@@ -67,7 +67,7 @@ from lobworld.world_models.data.schema import (
 __all__ = [
     "SUBMIT", "CANCEL", "DELETE", "EXEC_VISIBLE", "EXEC_HIDDEN", "N_TYPES", "NO_PRICE", "ETYPE_NAMES",
     "EventTokenError", "TokenConfig", "SizeScale", "EventTokens", "Messages", "fit_size_scale",
-    "tokenize", "detokenize", "split_masks", "time_split_masks", "messages_to_events",
+    "tokenize", "detokenize", "split_masks", "time_split_masks", "messages_to_events", "level_class",
 ]
 
 SUBMIT, CANCEL, DELETE, EXEC_VISIBLE, EXEC_HIDDEN = 0, 1, 2, 3, 4
@@ -532,6 +532,12 @@ def detokenize(tokens: EventTokens, *, sizes_from_bins: bool = False) -> Message
         size = np.asarray(tokens.size, dtype=np.float64).copy()
     return Messages(time_ns=tokens.time_ns(), type=(et + 1).astype(np.int8), size=size, price_ticks=price,
                     direction=side.astype(np.int8), sub_tick=np.asarray(tokens.sub_tick, np.int8).copy())
+
+
+def level_class(level, level_max: int) -> np.ndarray:
+    """Class index (int64) of a level in ticks behind the same-side best: ``clip(level, -m, m) + m``
+    with ``m = level_max`` (``2 m + 1`` classes; the end classes take everything beyond)."""
+    return (np.clip(np.asarray(level, dtype=np.int64), -level_max, level_max) + level_max).astype(np.int64)
 
 
 def token_fields() -> tuple[str, ...]:

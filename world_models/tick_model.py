@@ -1,0 +1,309 @@
+"""Learned tick model: a GRU marked point process over order-book events (torch definition, loss, a
+small training loop).
+
+Shape (V-M-C): an encoder of the book state and the last event, a GRU over events, and hierarchical
+heads for the next event:
+
+* time: a mixture of ``n_mix`` log-normals over the inter-arrival (a Gaussian mixture over
+  ``y = log_dt``, log seconds, floored at ``TokenConfig.min_dt_s``);
+* type (5 classes), then side given type, then level given (type, side) and size bin given
+  (type, side) (level and size conditionally independent given both).
+
+The log-likelihood of one event is
+``log p(y) + log p(type) + log p(side | type) + log p(level | type, side) + log p(size | type, side)``
+(nats; the time term is a density over log seconds, the marks are probabilities). The level target is
+:func:`level_class` (ticks behind the same-side best, clipped to ``+-level_max``).
+
+Input at step ``n`` (predicting token ``n``): the marks and inter-arrival of token ``n - 1`` and the
+book context of token ``n`` (the book after event ``n - 1``: spread, top-k sizes, imbalance, time of
+day), standardised with training-block statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lobworld.world_models.data.events import N_TYPES, SESSION_LENGTH_S, SESSION_OPEN_S, EventTokens, level_class
+
+__all__ = ["TickModelConfig", "tick_features", "TickTargets", "TickGRU", "train_tick_model",
+           "event_nats"]
+
+
+@dataclass(frozen=True)
+class TickModelConfig:
+    """Settings of the tick GRU and its training loop."""
+
+    hidden: int = 64
+    """GRU hidden size."""
+    embed: int = 48
+    """Encoder output size (input of the GRU)."""
+    n_mix: int = 4
+    """Log-normal components of the inter-arrival head."""
+    level_max: int = 64
+    """Levels are clipped to ``-level_max..level_max`` ticks (``2 * level_max + 1`` classes)."""
+    seq_len: int = 128
+    """Truncated-BPTT window, events."""
+    batch: int = 32
+    """Parallel contiguous segments of the training block per step."""
+    lr: float = 3e-3
+    """Adam learning rate."""
+    epochs: int = 40
+    """Maximum passes over the training block."""
+    patience: int = 4
+    """Epochs without an early-stop improvement before stopping."""
+    seed: int = 0
+    """Seed of the weight init and segment offsets (torch and NumPy generators)."""
+    device: str = "cpu"
+    """torch device ("cpu", "cuda")."""
+
+
+@dataclass(frozen=True, eq=False)
+class TickTargets:
+    """Per-token targets: ``y`` (log_dt), ``etype``, ``side`` (0 bid, 1 ask), ``level`` class, ``size`` bin."""
+
+    y: np.ndarray
+    etype: np.ndarray
+    side: np.ndarray
+    level: np.ndarray
+    size: np.ndarray
+
+
+def tick_features(tokens: EventTokens, level_max: int) -> tuple[np.ndarray, TickTargets]:
+    """Raw (unstandardised) inputs ``(n, F)`` float32 and the targets of every token."""
+    n = len(tokens)
+    lot = tokens.scale.lot
+    et = tokens.etype.astype(np.int64)
+    prev = np.zeros((n, N_TYPES + 5), np.float32)
+    onehot = np.eye(N_TYPES, dtype=np.float32)[et]
+    prev[1:, :N_TYPES] = onehot[:-1]
+    prev[1:, N_TYPES] = tokens.side[:-1]
+    prev[1:, N_TYPES + 1] = np.clip(tokens.level[:-1], -level_max, level_max) / level_max
+    prev[1:, N_TYPES + 2] = np.log(tokens.size[:-1] / lot)
+    prev[1:, N_TYPES + 3] = tokens.log_dt[:-1]
+    prev[1:, N_TYPES + 4] = tokens.dt_ns[:-1] == 0
+    spread = np.where(tokens.spread > 0, tokens.spread, 0).astype(np.float32)
+    ctx = np.concatenate([
+        np.log1p(spread)[:, None],
+        np.log1p(tokens.bid_sz / lot), np.log1p(tokens.ask_sz / lot),
+        tokens.imbalance[:, None],
+        ((tokens.tod_s - SESSION_OPEN_S) / SESSION_LENGTH_S).astype(np.float32)[:, None],
+    ], axis=1).astype(np.float32)
+    x = np.concatenate([prev, ctx], axis=1)
+    tg = TickTargets(y=tokens.log_dt.astype(np.float32), etype=et, side=(tokens.side < 0).astype(np.int64),
+                     level=level_class(tokens.level, level_max), size=tokens.size_bin.astype(np.int64))
+    return x, tg
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+class TickGRU:
+    """Factory for the torch module (torch is imported lazily, as in the bar models)."""
+
+    def __new__(cls, n_features: int, n_size_bins: int, config: TickModelConfig, feat_mean=None, feat_std=None):
+        torch = _torch()
+        nn = torch.nn
+
+        class _Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                c = config
+                self.config = c
+                self.n_levels = 2 * c.level_max + 1
+                self.n_size = n_size_bins
+                mean = torch.zeros(n_features) if feat_mean is None else torch.as_tensor(feat_mean, dtype=torch.float32)
+                std = torch.ones(n_features) if feat_std is None else torch.as_tensor(feat_std, dtype=torch.float32)
+                self.register_buffer("feat_mean", mean)
+                self.register_buffer("feat_std", std)
+                self.enc = nn.Sequential(nn.Linear(n_features, c.embed), nn.Tanh())
+                self.gru = nn.GRU(c.embed, c.hidden, batch_first=True)
+                h = c.hidden + c.embed  # heads see the GRU state and the current encoding (book now)
+                self.time_head = nn.Linear(h, 3 * c.n_mix)
+                self.type_head = nn.Linear(h, N_TYPES)
+                self.side_head = nn.Linear(h, 2 * N_TYPES)
+                self.level_head = nn.Linear(h, 2 * N_TYPES * self.n_levels)
+                self.size_head = nn.Linear(h, 2 * N_TYPES * n_size_bins)
+
+            def forward(self, x, h0=None):
+                z = self.enc((x - self.feat_mean) / self.feat_std)
+                out, h = self.gru(z, h0)
+                return torch.cat([out, z], dim=-1), h
+
+            def nll(self, feats, y, etype, side, level, size):
+                """Per-event negative log-likelihood terms (time, type, side, level, size), nats."""
+                F = torch.nn.functional
+                B, T, _ = feats.shape
+                K = self.config.n_mix
+                tp = self.time_head(feats)
+                logw = F.log_softmax(tp[..., :K], dim=-1)
+                mu = tp[..., K:2 * K]
+                log_s = tp[..., 2 * K:].clamp(-6.0, 4.0)
+                yv = y.unsqueeze(-1)
+                comp = -0.5 * ((yv - mu) / log_s.exp()) ** 2 - log_s - 0.5 * math.log(2 * math.pi)
+                nll_t = -torch.logsumexp(logw + comp, dim=-1)
+                nll_type = F.cross_entropy(self.type_head(feats).reshape(-1, N_TYPES), etype.reshape(-1),
+                                           reduction="none").reshape(B, T)
+                side_l = self.side_head(feats).reshape(B, T, N_TYPES, 2)
+                side_l = torch.gather(side_l, 2, etype[..., None, None].expand(B, T, 1, 2)).squeeze(2)
+                nll_side = F.cross_entropy(side_l.reshape(-1, 2), side.reshape(-1), reduction="none").reshape(B, T)
+                ts = (etype * 2 + side)[..., None, None]
+                lev = self.level_head(feats).reshape(B, T, 2 * N_TYPES, self.n_levels)
+                lev = torch.gather(lev, 2, ts.expand(B, T, 1, self.n_levels)).squeeze(2)
+                nll_lev = F.cross_entropy(lev.reshape(-1, self.n_levels), level.reshape(-1),
+                                          reduction="none").reshape(B, T)
+                sz = self.size_head(feats).reshape(B, T, 2 * N_TYPES, self.n_size)
+                sz = torch.gather(sz, 2, ts.expand(B, T, 1, self.n_size)).squeeze(2)
+                nll_sz = F.cross_entropy(sz.reshape(-1, self.n_size), size.reshape(-1), reduction="none").reshape(B, T)
+                return nll_t, nll_type, nll_side, nll_lev, nll_sz
+
+        return _Net()
+
+
+def _tensors(x, tg: TickTargets, idx, device):
+    torch = _torch()
+    return (torch.as_tensor(x[idx], device=device), torch.as_tensor(tg.y[idx], device=device),
+            torch.as_tensor(tg.etype[idx], device=device), torch.as_tensor(tg.side[idx], device=device),
+            torch.as_tensor(tg.level[idx], device=device), torch.as_tensor(tg.size[idx], device=device))
+
+
+def event_nats(model, x, tg: TickTargets, chunk: int = 4096) -> np.ndarray:
+    """``(n, 5)`` per-event NLL terms (time, type, side, level, size) of the whole stream run as one
+    sequence (the hidden state carried from the first event)."""
+    torch = _torch()
+    device = next(model.parameters()).device
+    out = []
+    h = None
+    model.eval()
+    with torch.no_grad():
+        for s in range(0, len(x), chunk):
+            idx = np.arange(s, min(s + chunk, len(x)))
+            xb, *t = (a[None] for a in _tensors(x, tg, idx, device))
+            feats, h = model(xb, h)
+            out.append(torch.stack(model.nll(feats, *t), dim=-1)[0].cpu().numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def train_tick_model(tokens: EventTokens, train, early_stop, config: TickModelConfig = TickModelConfig(),
+                     log=print):
+    """Fit a :class:`TickGRU` by maximum likelihood with truncated BPTT on the ``train`` tokens, early
+    stopping on the mean NLL of the ``early_stop`` tokens (the stream is run from its start so the
+    hidden state is warm). Returns ``(model, history)``; history rows are
+    ``(epoch, train_nats, early_stop_nats)`` per event."""
+    torch = _torch()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    x, tg = tick_features(tokens, config.level_max)
+    train, early_stop = np.asarray(train, bool), np.asarray(early_stop, bool)
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0) + 1e-3
+    model = TickGRU(x.shape[1], tokens.scale.n_bins, config, mean, std).to(config.device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    tr_idx = np.flatnonzero(train)
+    B, S = config.batch, config.seq_len
+    seg = len(tr_idx) // B
+    if seg < S:
+        raise ValueError(f"train_tick_model: {len(tr_idx)} training events are too few for batch={B} x seq_len={S}")
+    best, best_state, bad, hist = math.inf, None, 0, []
+    for epoch in range(config.epochs):
+        model.train()
+        off = int(rng.integers(0, S))
+        starts = np.arange(B) * seg + off
+        h = None
+        tot, cnt = 0.0, 0
+        for c in range((seg - off) // S):
+            idx = tr_idx[np.minimum(starts[:, None] + c * S + np.arange(S)[None, :], len(tr_idx) - 1)]
+            xb, *t = _tensors(x, tg, idx, config.device)
+            feats, h = model(xb, h)
+            h = h.detach()
+            loss = sum(term.mean() for term in model.nll(feats, *t))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            tot += float(loss.detach()) * idx.size
+            cnt += idx.size
+        nats = event_nats(model, x, tg)
+        es = float(nats[early_stop].sum(axis=1).mean())
+        hist.append((epoch, tot / max(cnt, 1), es))
+        log(f"epoch {epoch}: train {tot / max(cnt, 1):.4f} early-stop {es:.4f} nats/event")
+        if es < best - 1e-4:
+            best, bad = es, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model, hist
+
+
+def compare_with_cst(message_path, config: TickModelConfig = TickModelConfig(), token_config=None, out_dir=None,
+                     log=print) -> dict:
+    """Train the tick GRU on one LOBSTER day and score it and the Cont-Stoikov-Talreja baseline on the
+    held-out block (the last ``token_config.test_hours``): mean nats per event, time and marks apart.
+    Both are fitted on the training block only; the GRU early-stops on the block before the test hours.
+    With ``out_dir`` writes ``tick_gru.pt`` (state dict + configs) and ``compare.json``."""
+    import json
+    import pathlib
+
+    import torch
+
+    from lobworld.world_models.data import load_lobster
+    from lobworld.world_models.data.events import TokenConfig, split_masks, tokenize
+    from lobworld.world_models.tick_parametric import cst_event_nats, fit_cst
+
+    token_config = token_config or TokenConfig()
+    events = load_lobster(message_path)
+    tok = tokenize(events, token_config)
+    train, es, test = split_masks(tok)
+    model, hist = train_tick_model(tok, train, es, config, log=log)
+    x, tg = tick_features(tok, config.level_max)
+    g = event_nats(model, x, tg)
+    cst = fit_cst(events, size_law="lognormal", test_hours=token_config.test_hours,
+                  early_stop_hours=token_config.early_stop_hours)
+    c = cst_event_nats(cst, events, tok, train, level_max=config.level_max)
+    ok = test & np.isfinite(c).all(axis=1)
+    res = {
+        "ticker": tok.meta["ticker"], "n_test_events": int(ok.sum()), "epochs": len(hist),
+        "gru": {"time": float(g[ok, 0].mean()), "marks": float(g[ok, 1:].sum(1).mean()),
+                "total": float(g[ok].sum(1).mean()),
+                "terms": dict(zip(("time", "type", "side", "level", "size"), map(float, g[ok].mean(0))))},
+        "cst": {"time": float(c[ok, 0].mean()), "marks": float(c[ok, 1].mean()), "total": float(c[ok].sum(1).mean()),
+                "max_distance": cst.max_distance},
+        "history": [list(map(float, h)) for h in hist],
+        "config": {k: getattr(config, k) for k in config.__dataclass_fields__},
+    }
+    if out_dir is not None:
+        out = pathlib.Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": model.state_dict(), "config": res["config"],
+                    "n_features": x.shape[1], "n_size_bins": tok.scale.n_bins}, out / "tick_gru.pt")
+        (out / "compare.json").write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
+def _main(argv=None) -> None:
+    import argparse
+    import dataclasses
+    import json
+
+    ap = argparse.ArgumentParser(description="Train the tick GRU on a LOBSTER day and compare with CST held out.")
+    ap.add_argument("message_path")
+    ap.add_argument("--out", default=None)
+    for f in dataclasses.fields(TickModelConfig):
+        ap.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default), default=f.default)
+    ns = ap.parse_args(argv)
+    cfg = TickModelConfig(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(TickModelConfig)})
+    res = compare_with_cst(ns.message_path, cfg, out_dir=ns.out)
+    res.pop("history")
+    print(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    _main()
