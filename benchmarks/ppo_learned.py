@@ -1,6 +1,6 @@
 """PPO vs TWAP and Almgren-Chriss on LOB-Execution-v0 with the LEARNED market (shipped GRU).
 
-Trains PPO with the shipped defaults (agents/configs/LOB-Execution-v0.toml) on
+Trains PPO with the shipped defaults (agents/configs/execution.toml) on
 ``dynamics="learned"`` with risk aversion 0 (minimise expected implementation
 shortfall), then evaluates PPO, TWAP and the AC schedule (lambda = 0.02 per bps) on
 the same ``--paths`` simulated market paths (seeds from 20,000,000, disjoint from

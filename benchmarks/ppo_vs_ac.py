@@ -1,6 +1,6 @@
 """PPO vs the Almgren-Chriss closed form and TWAP on LOB-Execution-v0 (parametric dynamics).
 
-Trains PPO with the shipped defaults (agents/configs/LOB-Execution-v0.toml) on the
+Trains PPO with the shipped defaults (agents/configs/execution.toml) on the
 mean-variance execution task with risk aversion ``lambda`` (1/bps), then evaluates
 PPO, the AC schedule for the same lambda and TWAP on the same ``--paths`` market paths
 (seeds from 10,000,000: disjoint from training and evaluation-callback seeds).
