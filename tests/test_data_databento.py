@@ -266,3 +266,16 @@ def test_directory_and_missing_file(tmp_path):
         load_databento(d)
     with pytest.raises(DataFileNotFoundError, match=r"\[file_not_found\] Databento file not found"):
         load_databento(tmp_path / "nope.dbn")
+
+
+def test_several_instruments_named(tmp_path, shared_data):
+    from lobworld.errors import LobworldError
+    src = _csv_lines(shared_data)
+    src[2] = src[2].replace(",2,6155,", ",2,6156,", 1)  # publisher 2, a second instrument id
+    p = tmp_path / "xnas-itch_two.mbp-1.csv"
+    p.write_text("\n".join(src) + "\n")
+    with pytest.raises(LobworldError, match=r"\[several_instruments\] holds 2 instruments \[6155, 6156\]"):
+        load_databento(p)
+    assert len(load_databento(p, instrument_id=6156)) == 1
+    with pytest.raises(DataValidationError, match=r"\[unknown_instrument\]"):
+        load_databento(p, instrument_id=1)

@@ -355,17 +355,19 @@ def load_databento(path, *, strict: bool = True, instrument_id: int | None = Non
         raise DataValidationError(path, "malformed_file_name", "expected a .dbn, .dbn.zst or .csv file")
     ids = np.unique(a["instrument_id"])
     if instrument_id is None and len(ids) > 1:
-        raise ValueError(f"{path}: holds {len(ids)} instruments {ids.tolist()}; pass instrument_id=")
+        raise DataValidationError(path, "several_instruments",
+                                  f"holds {len(ids)} instruments {ids.tolist()}; pass instrument_id=")
     if instrument_id is not None:
         sel = a["instrument_id"] == instrument_id
         if not sel.any():
-            raise ValueError(f"{path}: no records for instrument_id={instrument_id} (has {ids.tolist()})")
+            raise DataValidationError(path, "unknown_instrument",
+                                      f"no records for instrument_id={instrument_id} (has {ids.tolist()})")
         a = {k: v[sel] for k, v in a.items()}
         info["lines"] = info["lines"][sel]
     L = info["levels"]
     n = len(a["ts_recv"])
     if info["schema"] == "mbo" and mbo_levels < 0:
-        raise ValueError(f"mbo_levels must be >= 0, got {mbo_levels}")
+        raise DataValidationError(path, "bad_argument", f"mbo_levels must be >= 0, got {mbo_levels}")
     act = a["action"].astype(str)
     side = a["side"].astype(str)
 

@@ -24,7 +24,8 @@ def save_parquet(df: pd.DataFrame, path) -> pathlib.Path:
     try:
         attrs = json.dumps(df.attrs)
     except TypeError as exc:
-        raise ValueError(f"save_parquet: df.attrs is not JSON-serialisable ({exc})") from None
+        raise DataValidationError(path, "attrs_not_json",
+                                  f"save_parquet: df.attrs is not JSON-serialisable ({exc})") from None
     table = pa.Table.from_pandas(df, preserve_index=not isinstance(df.index, pd.RangeIndex))
     meta = dict(table.schema.metadata or {})
     meta[_ATTRS_KEY] = attrs.encode()
