@@ -110,6 +110,23 @@ class ParametricParams:
         return type(self)(**{**asdict(self), **changes})
 
 
+@dataclass(frozen=True)
+class DynamicsBundle:
+    """What an env's kernels take from a dynamics for ``n_envs`` envs stepping ``dt`` seconds.
+
+    ``args``: the argument tuple of the functions; ``reset_fn``/``step_fn``: the per-env ``@njit``
+    functions; ``batch_reset_fn``/``batch_step_fn``: the batch-level ones, ``None`` where the
+    dynamics has none for this ``dt``. Built by :meth:`MarketDynamics.bundle` and never changed
+    afterwards, so which functions an env compiles cannot depend on the order of calls.
+    """
+
+    args: tuple
+    reset_fn: Any
+    step_fn: Any
+    batch_reset_fn: Any = None
+    batch_step_fn: Any = None
+
+
 class MarketDynamics:
     """Interface: ``reset_fn``/``step_fn`` (``@njit``) plus their argument tuple.
 
@@ -130,6 +147,12 @@ class MarketDynamics:
 
     def args(self, n_envs: int, dt: float) -> tuple:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def bundle(self, n_envs: int, dt: float) -> DynamicsBundle:
+        """The :class:`DynamicsBundle` for ``n_envs`` envs stepping ``dt`` seconds (default: :meth:`args`
+        and the functions set on the dynamics; a dynamics whose functions depend on ``dt`` overrides it)."""
+        return DynamicsBundle(self.args(n_envs, dt), self.reset_fn, self.step_fn,
+                              getattr(self, "batch_reset_fn", None), getattr(self, "batch_step_fn", None))
 
     reset_fn: Any
     step_fn: Any

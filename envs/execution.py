@@ -546,15 +546,16 @@ class ExecutionCore(BatchedCore):
         c = self.config
         n = self.n_envs
         self.market = np.zeros((n, self.dynamics.n_state), dtype=np.float64)
-        self.args = self.dynamics.args(n, float(c.dt))
+        bundle = self.dynamics.bundle(n, float(c.dt))  # arguments and functions for this dt (immutable)
+        self.args = bundle.args
         self.es = np.zeros((n, N_ES), dtype=np.float64)
         self.es[:, ES_VOL_REF] = 1.0
         self.es[:, ES_ARRIVAL] = 1.0
         self.t = np.zeros(n, dtype=np.int64)
         self.ep = np.zeros((n, N_EP), dtype=np.float64)
         self.cfg = self._cfg_vector()
-        self._reset_kernel, self._step_kernel = get_kernels(self.dynamics, self._parallel, n)
-        self._batched = uses_batch_kernels(self.dynamics)
+        self._reset_kernel, self._step_kernel = get_kernels(bundle, self._parallel, n)
+        self._batched = uses_batch_kernels(bundle)
         if self._batched:  # scratch of the batched market step (allocated once, reused every step)
             self._ws = self.dynamics.workspace(n)
             self._scr = np.zeros((5, n), dtype=np.float64)

@@ -111,7 +111,8 @@ def test_agent_flow_leaves_the_market_path_unchanged_and_shifts_the_mid_by_D(goo
     # the market's own path: bit for bit the same (the GRU never sees the agent)
     for col in (VOLUME, SPREAD, SIGMA, IMBALANCE):
         assert np.array_equal(r0[:, col], r1[:, col]), col
-    oh, H = int(goog._meta[M_OH]), int(goog._meta[M_H])
+    meta = goog.bundle(1, DT).args[11]
+    oh, H = int(meta[M_OH]), int(meta[M_H])
     assert np.array_equal(r0[:, oh:oh + H], r1[:, oh:oh + H])
     # the mid differs by exactly the displacement D = PERM_IMPACT, step by step
     assert np.all(r0[:, PERM_IMPACT] == 0.0) and np.all(p0 == r0[:-1, MID])

@@ -374,8 +374,8 @@ def test_training_is_reproducible_with_a_seed():
 
 def test_several_checkpoints_pick_the_coarsest_bar_dividing_dt():
     d = LearnedDynamics([random_checkpoint(7, dt=10.0), random_checkpoint(8, dt=60.0)])
-    assert d.n_substeps(120.0) == 2 and d.args(2, 120.0)[10][0, 8] == 2.0 and d.checkpoint.dt == 60.0
-    assert d.n_substeps(30.0) == 3 and d.args(2, 30.0)[10][0, 8] == 3.0 and d.checkpoint.dt == 10.0
+    assert d.n_substeps(120.0) == 2 and d.args(2, 120.0)[10][0, 8] == 2.0 and d.bundle(2, 120.0).checkpoint.dt == 60.0
+    assert d.n_substeps(30.0) == 3 and d.args(2, 30.0)[10][0, 8] == 3.0 and d.bundle(2, 30.0).checkpoint.dt == 10.0
     with pytest.raises(ValueError, match=r"not a whole multiple .*\(60s, 10s\)"):
         d.args(2, 5.0)
 

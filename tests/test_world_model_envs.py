@@ -75,7 +75,9 @@ def test_dark_pool_10s_steps_use_the_10s_model_and_a_fractional_second_is_a_clea
 
     env = gym.make("LOB-DarkPool-v0", dynamics="learned")
     check_env(env.unwrapped, skip_render_check=True)
-    assert env.unwrapped.core.dynamics.checkpoint.dt == 10.0
+    core = env.unwrapped.core
+    ten = core.dynamics.bundle(1, 10.0)
+    assert ten.checkpoint.dt == 10.0 and core.dyn_args[0] is ten.args[0]  # the 10 s model's weights
     # market making (dt = 1 s) runs on the shipped 1-second model: tests/test_world_model_1s.py
     with pytest.raises(ValueError, match="not a whole multiple of the learned model's bar length"):
         LearnedDynamics.load_default().args(2, 0.5)

@@ -6,10 +6,11 @@ import math
 import numbers
 import pathlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from lobworld.envs.dynamics import MarketDynamics
+from lobworld.envs.dynamics import DynamicsBundle, MarketDynamics
 from lobworld.world_models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from lobworld.world_models.dynamics_model import asset_scale, spread_level_decay
 from lobworld.world_models.learned.batch import BATCH_CHUNK, learned_batch_reset, learned_batch_step, workspace_rows
@@ -29,6 +30,27 @@ def export_args(ck: Checkpoint) -> tuple:
     meta, n_state = _layout(c)
     return (w["enc.weight"], w["enc.bias"], w["flow.weight"], w["flow.bias"], w["gru.weight_ih_l0"],
             w["gru.weight_hh_l0"], w["gru.bias_ih_l0"], w["gru.bias_hh_l0"], w["head.weight"], w["head.bias"]), meta, n_state
+
+
+def _batch_ok(meta: np.ndarray) -> bool:
+    """The batch kernels implement the mixture mid head and the Gaussian OFI head only."""
+    return meta[M_KCAT] == 0.0 and meta[M_OFISL] == 0.0
+
+
+@dataclass(frozen=True)
+class LearnedBundle(DynamicsBundle):
+    """:class:`~lobworld.envs.dynamics.DynamicsBundle` of :class:`LearnedDynamics` for one ``(n_envs, dt)``.
+
+    ``args = (*weights, P, meta)`` of the model chosen for ``dt`` (the coarsest bar dividing it);
+    the batch functions are ``None`` when that model is one the batch kernels do not implement or
+    ``batch=False``. Besides: ``checkpoint`` (the chosen model), ``model_dt`` (its bar, seconds),
+    ``n_substeps`` (model bars per env step) and ``burn_in`` (model bars run at reset).
+    """
+
+    checkpoint: Checkpoint | None = None
+    model_dt: float = 0.0
+    n_substeps: int = 1
+    burn_in: int = 0
 
 
 class LearnedDynamics(MarketDynamics):
@@ -114,7 +136,14 @@ class LearnedDynamics(MarketDynamics):
         self.batch = bool(batch)
         self._models = [(ck, *export_args(ck)) for ck in cks]
         self.n_state = max(m[3] for m in self._models)
-        self._use(0)
+        #: the coarsest model and its bar; the model used for a ``dt``: ``bundle(n_envs, dt).checkpoint``
+        self.checkpoint = cks[0]
+        self.model_dt = cks[0].dt
+        self.burn_in = self._burn_in_for(cks[0])
+        # the batch functions when some model has them; which one a dt gets: bundle(n_envs, dt)
+        ok = self.batch and any(_batch_ok(m[2]) for m in self._models)
+        self.batch_step_fn = learned_batch_step if ok else None
+        self.batch_reset_fn = learned_batch_reset if ok else None
 
     @staticmethod
     def _impact_models(impact_model, assets) -> dict:
@@ -152,8 +181,9 @@ class LearnedDynamics(MarketDynamics):
             import warnings
 
             p = ImpactParams()
-            s = self.checkpoint.assets[asset]
-            n_bars = 23400.0 / self.checkpoint.dt
+            ck = self._models[self._select(dt)][0]
+            s = ck.assets[asset]
+            n_bars = 23400.0 / ck.dt
             sig_d, v_d = s.sigma_bar * math.sqrt(n_bars), s.mean_volume * n_bars
             warnings.warn(f"LearnedDynamics: no fitted impact model for {asset!r}; using the square-root prior "
                           f"Y={p.Y}, delta={p.delta} with the asset's session sigma and volume (fit one with "
@@ -170,15 +200,9 @@ class LearnedDynamics(MarketDynamics):
         w = p.permanent_fraction if e >= 1.0 else min(max((p.permanent_fraction - e) / (1.0 - e), 0.0), 1.0)
         return c, p.delta, w, math.exp(-dt / self.impact_decay_s)
 
-    def _use(self, k: int) -> None:
-        ck, self._weights, self._meta, _n = self._models[k]
-        # the batch kernels implement the mixture mid head and the Gaussian OFI head only
-        ok = self.batch and self._meta[M_KCAT] == 0.0 and self._meta[M_OFISL] == 0.0
-        self.batch_step_fn = learned_batch_step if ok else None
-        self.batch_reset_fn = learned_batch_reset if ok else None
-        self.checkpoint = ck
-        self.model_dt = ck.dt
-        self.burn_in = self._burn_in if self._burn_in is not None else max(1, int(math.ceil(300.0 / ck.dt)))
+    def _burn_in_for(self, ck: Checkpoint) -> int:
+        """Model bars of burn-in at reset: ``burn_in``, default 5 minutes of the model's bars."""
+        return self._burn_in if self._burn_in is not None else max(1, int(math.ceil(300.0 / ck.dt)))
 
     @classmethod
     def load_default(cls, **kwargs) -> "LearnedDynamics":
@@ -208,21 +232,24 @@ class LearnedDynamics(MarketDynamics):
         return int(round(dt / self._models[self._select(dt)][0].dt))
 
     def param_rows(self, n_envs: int, dt: float) -> np.ndarray:
-        self._use(self._select(dt))
+        """Per-env parameter rows ``P`` ``(n_envs, N_Q)`` of the model chosen for ``dt`` (columns ``Q_*``)."""
+        k = self._select(dt)
+        ck, meta = self._models[k][0], self._models[k][2]
         nsub = self.n_substeps(dt)
         names = [self.asset] * n_envs if isinstance(self.asset, str) else list(self.asset)
         if len(names) != n_envs:
             raise ValueError(f"LearnedDynamics: got {len(names)} assets for {n_envs} envs")
         P = np.empty((n_envs, N_Q), dtype=np.float64)
         sq = self.impact == "sqrt"
-        gaussian_ofi = self._meta[M_OFISL] == 0.0  # the 1 s model's OFI sign already shares u_imb
+        gaussian_ofi = meta[M_OFISL] == 0.0  # the 1 s model's OFI sign already shares u_imb
         cols = {a: self.impact_columns(a, dt) if sq else (0.0, 0.5, 0.0, 1.0) for a in dict.fromkeys(names)}
-        sla = float(spread_level_decay(self.checkpoint.dt))
+        sla = float(spread_level_decay(ck.dt))
+        burn_in = self._burn_in_for(ck)
         for i, a in enumerate(names):
-            s = self.checkpoint.assets[a]
+            s = ck.assets[a]
             P[i] = (self.s0 if self.s0 is not None else s.s0, s.tick, s.sigma_bar, s.median_spread, s.mean_volume,
                     s.mean_count, s.mean_depth, dt, nsub, self.sqrt_y, self.impact_exponent,
-                    1.0 if (self.track_permanent and not sq) else 0.0, self.burn_in, s.ofi_scale, asset_scale(s),
+                    1.0 if (self.track_permanent and not sq) else 0.0, burn_in, s.ofi_scale, asset_scale(s),
                     1.0 if sq else 0.0, *cols[a], s.flow_rho if gaussian_ofi else 0.0, sla)
         return P
 
@@ -234,8 +261,20 @@ class LearnedDynamics(MarketDynamics):
         n_chunks = max(1, -(-int(n_envs) // BATCH_CHUNK))
         return np.zeros((n_chunks, rows, BATCH_CHUNK), dtype=np.float64)
 
-    def args(self, n_envs: int, dt: float) -> tuple:
-        """Weights of the model chosen for ``dt`` (coarsest bar dividing it), per-env rows, layout."""
+    def bundle(self, n_envs: int, dt: float) -> LearnedBundle:
+        """The immutable :class:`LearnedBundle` for ``n_envs`` envs stepping ``dt`` seconds: the model
+        chosen for ``dt`` (coarsest bar dividing it), its arguments and kernels. Leaves the dynamics
+        unchanged, so bundles for different ``dt`` can be built in any order."""
+        k = self._select(dt)
+        ck, weights, meta, _n = self._models[k]
         P = self.param_rows(n_envs, dt)
-        return (*self._weights, P, self._meta)
+        ok = self.batch and _batch_ok(meta)
+        return LearnedBundle(args=(*weights, P, meta), reset_fn=_learned_reset, step_fn=_learned_step,
+                             batch_reset_fn=learned_batch_reset if ok else None,
+                             batch_step_fn=learned_batch_step if ok else None, checkpoint=ck, model_dt=ck.dt,
+                             n_substeps=self.n_substeps(dt), burn_in=self._burn_in_for(ck))
+
+    def args(self, n_envs: int, dt: float) -> tuple:
+        """``bundle(n_envs, dt).args``: weights of the model chosen for ``dt``, per-env rows ``P``, layout ``meta``."""
+        return self.bundle(n_envs, dt).args
 
