@@ -35,6 +35,7 @@ from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from lobworld.envs.rng import seed_state, seed_states
+from lobworld.errors import LobworldError
 
 __all__ = [
     "BatchedCore",
@@ -163,11 +164,11 @@ def _final_info(core: "BatchedCore", idx: np.ndarray, n: int) -> dict[str, Any]:
     return out
 
 
-class ActionError(ValueError):
-    """An action that is not in the env's action space (shape, NaN, bounds)."""
+class ActionError(LobworldError):
+    """An action that is not in the env's action space (type, shape, NaN, bounds)."""
 
 
-class VecAttributeError(ValueError):
+class VecAttributeError(LobworldError):
     """An SB3 attribute-API call that cannot be honoured for the ``indices`` given: the attribute
     or method belongs to the whole batch (one core), not to the envs named."""
 

@@ -50,7 +50,7 @@ from lobworld.envs.core import BatchedCore
 from lobworld.errors import LobworldError
 
 __all__ = [
-    "Policy", "StrategyError", "PathResults", "StrategySummary", "CounterfactualResult",
+    "Policy", "StrategyError", "CounterfactualError", "PathResults", "StrategySummary", "CounterfactualResult",
     "resolve_strategy", "simulate", "mean_ci", "paired_bootstrap_ci", "summarize",
     "run_counterfactual", "run_scenarios", "condition_on_history", "metric_for", "FAMILY_METRICS",
     "describe_market", "parse_latency",
@@ -71,6 +71,10 @@ def _fallback_metrics() -> tuple[tuple[str, bool], ...]:
 
 class StrategyError(LobworldError):
     """A strategy name that cannot be resolved for the env."""
+
+
+class CounterfactualError(LobworldError):
+    """Bad arguments of a counterfactual run (path count, scenario, ``--start`` / ``--data``, Ray)."""
 
 
 # ---------------------------------------------------------------------------
@@ -142,7 +146,7 @@ def simulate(env_id: str, policy: Policy, n_paths: int, seed: int, env_kwargs: d
              core: BatchedCore | None = None) -> PathResults:
     """Run ``policy`` for one episode on each of ``n_paths`` paths seeded ``seed + i``."""
     if n_paths < 1:
-        raise ValueError(f"n_paths must be >= 1, got {n_paths}")
+        raise CounterfactualError(f"n_paths must be >= 1, got {n_paths}")
     after_step = getattr(policy, "after_step", None)
     if core is None:
         core = make_sb3_vec_env(env_id, n_paths, **(env_kwargs or {})).core
@@ -363,7 +367,7 @@ def parse_latency(name: str):
     try:
         return get_latency_scenario(name)
     except KeyError as exc:
-        raise ValueError(f"{exc.args[0]}; or a user-defined one-way latency such as 500us or 12.5ms") from None
+        raise CounterfactualError(f"{exc.args[0]}; or a user-defined one-way latency such as 500us or 12.5ms") from None
 
 
 def describe_market(core: BatchedCore) -> str:
@@ -388,7 +392,7 @@ def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any],
     from lobworld.scenarios.presets import get_regime
 
     if not isinstance(scenario, str) or not scenario:
-        raise ValueError(f"scenario must be a non-empty name, got {scenario!r}")
+        raise CounterfactualError(f"scenario must be a non-empty name, got {scenario!r}")
     if scenario.startswith("latency:"):
         from lobworld.envs.latency import LatencyDynamics
 
@@ -408,13 +412,13 @@ def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any],
     probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core
     params = getattr(getattr(probe, "dynamics", None), "params", None)
     if not isinstance(params, ParametricParams):
-        raise ValueError(f"regime scenario {scenario!r} transforms the parametric market; {env_id} runs on "
+        raise CounterfactualError(f"regime scenario {scenario!r} transforms the parametric market; {env_id} runs on "
                          f"{describe_market(probe)} here (pass dynamics='parametric', --dynamics parametric)")
     kw = {**env_kwargs, "dynamics": ParametricDynamics(regime.apply(params))}
     try:
         make_sb3_vec_env(env_id, 1, **kw)
     except TypeError as exc:
-        raise ValueError(f"regime scenario {scenario!r}: {env_id} does not take a dynamics argument ({exc})") from None
+        raise CounterfactualError(f"regime scenario {scenario!r}: {env_id} does not take a dynamics argument ({exc})") from None
     return kw
 
 
@@ -441,17 +445,17 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
     if benchmark is not None and benchmark not in strategies:
         raise StrategyError(f"benchmark {benchmark!r} is not among the strategies {strategies}")
     if not isinstance(n_paths, int) or n_paths < 2:
-        raise ValueError(f"n_paths must be an integer >= 2, got {n_paths!r}")
+        raise CounterfactualError(f"n_paths must be an integer >= 2, got {n_paths!r}")
     kw = dict(env_kwargs or {})
     conditioning = None
     if start is not None:
         if data is None:
-            raise ValueError("--start needs --data (a LOBSTER message file)")
+            raise CounterfactualError("--start needs --data (a LOBSTER message file)")
         params, conditioning = condition_on_history(data, start)
         from lobworld.envs.dynamics import ParametricDynamics
 
         if kw.get("dynamics", "parametric") != "parametric":
-            raise ValueError(f"--start conditions the parametric market; it cannot be combined with "
+            raise CounterfactualError(f"--start conditions the parametric market; it cannot be combined with "
                              f"dynamics={kw['dynamics']!r}")
         kw["dynamics"] = ParametricDynamics(params)
         if _spec.family_of(env_id) == "execution":  # its time-of-day observation and volume profile
@@ -495,7 +499,7 @@ def run_scenarios(scenarios: Sequence[str], use_ray: bool = False, ray_num_cpus:
     try:
         import ray
     except ImportError:
-        raise ValueError("--ray needs the 'ray' package, which is not installed (pip install ray); "
+        raise CounterfactualError("--ray needs the 'ray' package, which is not installed (pip install ray); "
                          "without --ray scenarios run in-process") from None
     import os
 
@@ -533,7 +537,7 @@ def condition_on_history(data: str | pathlib.Path, start: str, window_min: float
     if p.is_dir():
         msgs = sorted(p.glob("*_message_*.csv*"))
         if len(msgs) != 1:
-            raise ValueError(f"{p}: expected exactly one LOBSTER *_message_*.csv[.gz] file, found {len(msgs)}")
+            raise CounterfactualError(f"{p}: expected exactly one LOBSTER *_message_*.csv[.gz] file, found {len(msgs)}")
         p = msgs[0]
     if not p.is_file():
         raise FileNotFoundError(f"data file {p} does not exist")
@@ -542,16 +546,16 @@ def condition_on_history(data: str | pathlib.Path, start: str, window_min: float
     try:
         t0 = pd.Timestamp(start)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"--start {start!r} is not an ISO date-time: {exc}") from None
+        raise CounterfactualError(f"--start {start!r} is not an ISO date-time: {exc}") from None
     t0 = t0.tz_localize(tz) if t0.tzinfo is None else t0.tz_convert(tz)
     first, last = ev["ts"].iloc[0], ev["ts"].iloc[-1]
     if not (first + pd.Timedelta(minutes=2) <= t0 <= last):
-        raise ValueError(f"--start {t0} is outside {p.name} ({first} .. {last}) or has < 2 minutes of history")
+        raise CounterfactualError(f"--start {t0} is outside {p.name} ({first} .. {last}) or has < 2 minutes of history")
     before = ev[ev["ts"] <= t0]
     row = before.iloc[-1]
     bid, ask = float(row["bid_px_1"]), float(row["ask_px_1"])
     if not (math.isfinite(bid) and math.isfinite(ask) and ask > bid):
-        raise ValueError(f"{p.name}: no valid best bid/ask at {t0}")
+        raise CounterfactualError(f"{p.name}: no valid best bid/ask at {t0}")
     w0 = max(first, t0 - pd.Timedelta(minutes=window_min))
     win = before[before["ts"] >= w0]
     bars = make_bars(win, freq="1min")
@@ -559,7 +563,7 @@ def condition_on_history(data: str | pathlib.Path, start: str, window_min: float
     rets = bars["mid_ret"].to_numpy(dtype=np.float64)[1:]  # the first bar's return is intra-bar
     secs = float((t0 - w0).total_seconds())
     if len(rets) < 2:
-        raise ValueError(f"{p.name}: fewer than 3 one-minute bars before {t0}; cannot estimate volatility")
+        raise CounterfactualError(f"{p.name}: fewer than 3 one-minute bars before {t0}; cannot estimate volatility")
     sigma = float(np.std(rets, ddof=1) / math.sqrt(60.0))
     volume_rate = float(bars["volume"].sum() / secs)
     base = ParametricParams()

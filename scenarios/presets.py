@@ -26,8 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lobworld.envs.dynamics import ParametricDynamics, ParametricParams
+from lobworld.errors import LobworldError
 
-__all__ = ["Regime", "REGIMES", "get_regime", "regime_env_kwargs", "base_params_of"]
+__all__ = ["Regime", "REGIMES", "RegimeError", "get_regime", "regime_env_kwargs", "base_params_of"]
+
+
+class RegimeError(LobworldError):
+    """An unknown regime preset, a bad :class:`Regime` field, or a regime on a non-parametric market."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Regime:
         for f in ("sigma_mult", "spread_mult", "volume_mult", "impact_mult"):
             v = getattr(self, f)
             if not (v >= 0 and v < float("inf")):
-                raise ValueError(f"Regime.{f} must be a finite number >= 0, got {v!r}")
+                raise RegimeError(f"Regime.{f} must be a finite number >= 0, got {v!r}")
 
     def apply(self, p: ParametricParams) -> ParametricParams:
         """The transformed parameters (``p`` is not modified)."""
@@ -88,7 +93,7 @@ def get_regime(name: str) -> Regime:
     try:
         return REGIMES[name]
     except KeyError:
-        raise ValueError(f"unknown scenario {name!r}; known: {', '.join(REGIMES)}") from None
+        raise RegimeError(f"unknown scenario {name!r}; known: {', '.join(REGIMES)}") from None
 
 
 def base_params_of(env_kwargs: dict[str, Any]) -> ParametricParams:
@@ -100,7 +105,7 @@ def base_params_of(env_kwargs: dict[str, Any]) -> ParametricParams:
         return dyn
     if isinstance(dyn, ParametricDynamics) and isinstance(dyn.params, ParametricParams):
         return dyn.params
-    raise ValueError(f"regime scenarios need parametric dynamics; the env uses {dyn!r}")
+    raise RegimeError(f"regime scenarios need parametric dynamics; the env uses {dyn!r}")
 
 
 def regime_env_kwargs(regime: str | Regime, env_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -61,7 +61,11 @@ from lobworld.scenarios.counterfactual import (
 )
 
 __all__ = ["pre_trade_report", "DEFAULT_STRATEGIES", "DEFAULT_SCENARIOS", "DEFAULT_LATENCIES",
-           "FAMILY_STRATEGIES"]
+           "FAMILY_STRATEGIES", "ReportError"]
+
+
+class ReportError(LobworldError):
+    """Bad arguments of a pre-trade report (side, quantity, horizon, risk aversion, market)."""
 
 ENV_ID = "LOB-Execution-v0"
 DEFAULT_STRATEGIES = _spec.get_spec(ENV_ID).default_strategies
@@ -96,22 +100,22 @@ def _order_kwargs(env_id: str, fam: str, side: str | None, quantity: float | Non
     """The env arguments of the order (see the module docstring)."""
     if fam == "execution":
         if side is None or quantity is None:
-            raise ValueError(f"{env_id}: an execution report needs --side and --quantity")
+            raise ReportError(f"{env_id}: an execution report needs --side and --quantity")
         return {"side": side, "quantity": float(quantity), "horizon": int(horizon_min), "dt": 60.0,
                 "dynamics": dynamics}
     if fam == "dark_pool":
         from lobworld.envs.dark_pool import DarkPoolConfig
 
         if side is None or quantity is None:
-            raise ValueError(f"{env_id}: a dark-pool report needs --side and --quantity")
+            raise ReportError(f"{env_id}: a dark-pool report needs --side and --quantity")
         if quantity != round(quantity):
-            raise ValueError(f"{env_id}: the dark-pool order size is a whole number of shares, got {quantity!r}")
+            raise ReportError(f"{env_id}: the dark-pool order size is a whole number of shares, got {quantity!r}")
         dt = DarkPoolConfig().dt
         return {"side": side, "order_size": int(round(quantity)), "horizon": max(1, int(round(horizon_min * 60 / dt))),
                 "dynamics": dynamics}
     if fam == "market_making":
         if side is not None or quantity is not None:
-            raise ValueError(f"{env_id}: market making has no parent order; omit side and quantity")
+            raise ReportError(f"{env_id}: market making has no parent order; omit side and quantity")
         return {"horizon": int(horizon_min) * 60, "dt": 1.0, "dynamics": dynamics}
     raise LobworldError(f"the pre-trade report has no order arguments for {env_id!r} (family {fam!r}); it supports "
                         "the execution, dark_pool and market_making families")
@@ -135,20 +139,20 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     fam = spec.family
     if fam == "market_making":
         if side is not None or quantity is not None:
-            raise ValueError(f"{env_id}: market making has no parent order; omit side and quantity")
+            raise ReportError(f"{env_id}: market making has no parent order; omit side and quantity")
     else:
         if side not in ("buy", "sell"):
-            raise ValueError(f"side must be 'buy' or 'sell', got {side!r}")
+            raise ReportError(f"side must be 'buy' or 'sell', got {side!r}")
         if quantity is None or not (quantity > 0 and math.isfinite(quantity)):
-            raise ValueError(f"quantity must be a positive number of shares, got {quantity!r}")
+            raise ReportError(f"quantity must be a positive number of shares, got {quantity!r}")
     if isinstance(horizon_min, bool) or not isinstance(horizon_min, int) or horizon_min < 1:
-        raise ValueError(f"horizon must be a positive whole number of minutes, got {horizon_min!r}")
+        raise ReportError(f"horizon must be a positive whole number of minutes, got {horizon_min!r}")
     if not (risk_aversion >= 0 and math.isfinite(risk_aversion)):
-        raise ValueError(f"risk aversion R must be a finite number >= 0, got {risk_aversion!r}")
+        raise ReportError(f"risk aversion R must be a finite number >= 0, got {risk_aversion!r}")
     if dynamics not in ("parametric", "learned"):
-        raise ValueError(f"dynamics must be 'parametric' or 'learned', got {dynamics!r}")
+        raise ReportError(f"dynamics must be 'parametric' or 'learned', got {dynamics!r}")
     if start is not None and dynamics != "parametric":
-        raise ValueError("start/data condition the parametric market; use dynamics='parametric'")
+        raise ReportError("start/data condition the parametric market; use dynamics='parametric'")
     env_kwargs = _order_kwargs(env_id, fam, side, quantity, horizon_min, dynamics)
     if scenarios is None:  # the adverse trend for the order's side
         scenarios = [("trending_up" if sc == "trending" and side == "buy" else sc) for sc in DEFAULT_SCENARIOS]

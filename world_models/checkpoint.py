@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from lobworld.errors import LobworldError
 from lobworld.world_models.dynamics_model import AssetStats, ModelConfig
 from lobworld.world_models.run_folder import atomic_path
 
@@ -39,7 +40,7 @@ __all__ = ["FORMAT_VERSION", "Checkpoint", "CheckpointError", "save_checkpoint",
 FORMAT_VERSION = 2
 
 
-class CheckpointError(ValueError):
+class CheckpointError(LobworldError):
     """A checkpoint that is missing, truncated, of another version, or does not match."""
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from lobworld.cli import CLIError
+
 FACES = ("raw", "gym", "sb3")
 
 
@@ -54,7 +56,7 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
     from lobworld.envs.core import make_sb3_vec_env
 
     if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}; registered: {', '.join(lobworld.ENV_IDS)}")
+        raise CLIError(f"unknown env id {env_id!r}; registered: {', '.join(lobworld.ENV_IDS)}")
     steps = steps or _auto_steps(n_envs)
     rows = []
     for face in faces:
@@ -86,7 +88,7 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
             compile_s = time.perf_counter() - t0
             step = venv.step
         else:
-            raise ValueError(f"unknown face {face!r}; use one of {FACES}")
+            raise CLIError(f"unknown face {face!r}; use one of {FACES}")
         t0 = time.perf_counter()
         for k in range(steps):
             step(pool[k & 7])

@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from lobworld.cli import CLIError
 from lobworld.envs import spec as _spec
 
 __all__ = ["add_commands", "env_kwargs_from_args", "add_market_args", "add_env_arg", "env_help", "strategy_help",
@@ -90,9 +91,9 @@ def env_kwargs_from_args(args: argparse.Namespace, base: dict[str, Any] | None =
         try:
             extra = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"--env-kwargs is not valid JSON: {exc}") from None
+            raise CLIError(f"--env-kwargs is not valid JSON: {exc}") from None
         if not isinstance(extra, dict):
-            raise ValueError(f"--env-kwargs must be a JSON object, got {type(extra).__name__}")
+            raise CLIError(f"--env-kwargs must be a JSON object, got {type(extra).__name__}")
         kw.update(extra)
     if getattr(args, "dynamics", None):
         kw["dynamics"] = args.dynamics

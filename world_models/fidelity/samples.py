@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lobworld.errors import LobworldError
+
 HORIZONS = (1, 5, 15)  #: return horizons (bars)
 ACF_LAGS = (1, 2, 3, 4, 5)  #: lags of the absolute-return autocorrelation (bars)
 RV_WINDOW = 5  #: bars in the realised volatility of ``spread_by_vol``
@@ -14,7 +16,7 @@ SESSION_SECONDS = 23_400.0
 N_HIST_BINS = 20
 
 
-class FidelityError(ValueError):
+class FidelityError(LobworldError):
     """Bad input to the fidelity report (missing file, checkpoint mismatch, too little held-out data, a training
     block the parametric laws cannot be fitted on)."""
 
