@@ -465,6 +465,8 @@ def _describe(rule, i, m, bid_px, ask_px, bid_sz, ask_sz, t, band=(np.nan, np.na
         j = i - 1 if i > 0 else i
         where = "the previous row's" if i > 0 else "its own row's"
         book = f"best bid {bid_px[j, 0]:.4f} / best ask {ask_px[j, 0]:.4f}"
+        if rule == "exec_off_book" and i == 0:
+            return f"{kind} at {px:.4f} USD lies outside its own row's spread ({book}); no row before it"
         if rule == "exec_off_book":
             side = "best bid (a buy order rests there)" if d == 1 else "best ask (a sell order rests there)"
             return (f"{kind} at {px:.4f} USD (direction {d:+d}) is not at {where} {side}; {where} "
