@@ -477,3 +477,13 @@ def test_parquet_path_errors(tmp_path):
     (tmp_path / "x.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(DataValidationError, match=r"\[not_parquet\]"):
         load_parquet(tmp_path / "x.parquet")
+
+
+def test_errors_pickle(tmp_path):
+    import pickle
+    from lobworld.world_models.data.errors import DataNotAFileError
+    for e in (DataValidationError("f.csv", "crossed_book", "best bid above best ask", row=7),
+              DataNotAFileError(tmp_path, "not_a_file", "LOBSTER message path is a directory, not a file")):
+        back = pickle.loads(pickle.dumps(e))
+        assert type(back) is type(e) and str(back) == str(e)
+        assert (back.path, back.rule, back.detail, back.row) == (e.path, e.rule, e.detail, e.row)

@@ -31,6 +31,9 @@ class DataValidationError(LobworldError):
             where += f", line {row}"
         super().__init__(f"{where}: [{rule}] {detail}")
 
+    def __reduce__(self):  # picklable across processes (the default would call __init__(message))
+        return type(self), (self.path, self.rule, self.detail, self.row)
+
 
 class DataFileNotFoundError(DataValidationError, FileNotFoundError):
     """A data file does not exist (rule ``file_not_found``)."""
