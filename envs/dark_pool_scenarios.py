@@ -38,6 +38,9 @@ from dataclasses import asdict, dataclass, field
 __all__ = [
     "VenueSpec",
     "DarkPoolScenario",
+    "DARK_POOL_SCENARIOS",
+    "get_dark_pool_scenario",
+    "register_dark_pool_scenario",
     "SCENARIOS",
     "get_scenario",
     "register_scenario",
@@ -180,6 +183,29 @@ def get_scenario(s: str | DarkPoolScenario) -> DarkPoolScenario:
     if s not in SCENARIOS:
         raise ValueError(f"unknown dark-pool scenario {s!r}; known: {sorted(SCENARIOS)}")
     return SCENARIOS[s]
+
+
+# The naming every scenario registry follows (as lobworld.envs.latency and lobworld.scenarios.presets):
+# <KIND>_SCENARIOS, get_<kind>_scenario(name), register_<kind>_scenario(scenario, overwrite=False).
+# SCENARIOS / get_scenario / register_scenario are kept for one release.
+DARK_POOL_SCENARIOS = SCENARIOS
+"""Dark-pool scenarios by name (the same dict as :data:`SCENARIOS`)."""
+
+
+def get_dark_pool_scenario(s: str | DarkPoolScenario) -> DarkPoolScenario:
+    """The scenario named ``s`` (a :class:`DarkPoolScenario` passes through); ValueError listing the known ones."""
+    return get_scenario(s)
+
+
+def register_dark_pool_scenario(s: DarkPoolScenario, *, overwrite: bool = False) -> DarkPoolScenario:
+    """Add ``s`` to :data:`DARK_POOL_SCENARIOS` under ``s.name``; a different scenario of the same name is
+    refused unless ``overwrite`` (registering an equal one again is a no-op)."""
+    if not isinstance(s, DarkPoolScenario):
+        raise TypeError(f"expected a DarkPoolScenario, got {type(s).__name__}")
+    if s.name in SCENARIOS and not overwrite and SCENARIOS[s.name] != s:
+        raise ValueError(f"dark-pool scenario {s.name!r} already exists; pass overwrite=True to replace it")
+    SCENARIOS[s.name] = s
+    return s
 
 
 register_scenario(DarkPoolScenario(

@@ -28,7 +28,8 @@ from typing import Any
 from lobworld.envs.dynamics import ParametricDynamics, ParametricParams
 from lobworld.errors import LobworldError
 
-__all__ = ["Regime", "REGIMES", "RegimeError", "get_regime", "regime_env_kwargs", "base_params_of"]
+__all__ = ["Regime", "REGIMES", "RegimeError", "get_regime", "regime_env_kwargs", "base_params_of",
+           "REGIME_SCENARIOS", "get_regime_scenario", "register_regime_scenario"]
 
 
 class RegimeError(LobworldError):
@@ -94,6 +95,24 @@ def get_regime(name: str) -> Regime:
         return REGIMES[name]
     except KeyError:
         raise RegimeError(f"unknown scenario {name!r}; known: {', '.join(REGIMES)}") from None
+
+
+# The naming every scenario registry follows (as lobworld.envs.latency and lobworld.envs.dark_pool_scenarios):
+# <KIND>_SCENARIOS, get_<kind>_scenario(name), register_<kind>_scenario(scenario, overwrite=False).
+REGIME_SCENARIOS = REGIMES
+"""Regime presets by name (the same dict as :data:`REGIMES`)."""
+get_regime_scenario = get_regime
+
+
+def register_regime_scenario(regime: Regime, *, overwrite: bool = False) -> Regime:
+    """Add ``regime`` to :data:`REGIME_SCENARIOS` under its name; a different regime of the same name is
+    refused unless ``overwrite`` (registering an equal one again is a no-op)."""
+    if not isinstance(regime, Regime):
+        raise TypeError(f"expected a Regime, got {type(regime).__name__}")
+    if regime.name in REGIMES and not overwrite and REGIMES[regime.name] != regime:
+        raise RegimeError(f"regime scenario {regime.name!r} already exists; pass overwrite=True to replace it")
+    REGIMES[regime.name] = regime
+    return regime
 
 
 def base_params_of(env_kwargs: dict[str, Any]) -> ParametricParams:

@@ -261,7 +261,7 @@ TEST_ID = "LOB-SpecTest-v0"
 def test_entry(monkeypatch):
     """A dark-pool id whose name contains no family word, added to the table and registered."""
     entry = S.get_spec("LOB-DarkPool-v0").replace(
-        id=TEST_ID, default_kwargs={"horizon": 4, "order_size": 800},
+        id=TEST_ID, default_kwargs={"horizon": 4, "quantity": 800},
         summary="spec-table test id: a four-step dark-pool order")
     monkeypatch.setitem(S.ENV_SPECS, TEST_ID, entry)
     yield entry
@@ -272,10 +272,10 @@ def test_entry(monkeypatch):
 
 def test_a_new_spec_entry_registers_and_the_cli_lists_it(test_entry, capsys, tmp_path):
     assert TEST_ID in lobworld.register_envs()
-    assert gym.spec(TEST_ID).kwargs == {"horizon": 4, "order_size": 800}
+    assert gym.spec(TEST_ID).kwargs == {"horizon": 4, "quantity": 800}
     assert _lobworld_gym_ids() == set(S.ENV_SPECS)
     core = make_sb3_vec_env(TEST_ID, 2).core
-    assert (core.config.horizon, core.config.order_size) == (4, 800)
+    assert (core.config.horizon, core.config.quantity) == (4, 800)
     # every reader sees it: baselines, family views, training defaults, help and choices
     assert bl.baseline_names(TEST_ID) == test_entry.baselines and bl.env_family(TEST_ID) == "dark_pool"
     assert default_config_path(TEST_ID).name == "dark_pool.toml"
@@ -336,3 +336,53 @@ def test_markdown_table_lists_every_id():
     assert "| `LOB-MarketMaking-v0` | market_making | `pnl` (USD, higher is better) |" in md
     assert "| `LOB-Execution-v0` | execution | `shortfall_bps` (bps, lower is better) | twap, vwap, pov, ac, " \
            "aggressive |" in md
+
+
+# ---------------------------------------------------------------------------
+# the three scenario registries: one naming scheme
+# ---------------------------------------------------------------------------
+def _regime():
+    from lobworld.scenarios.presets import Regime
+
+    return Regime("spec-test", "a test regime", sigma_mult=2.0), "sigma_mult", 3.0
+
+
+def _latency():
+    from lobworld.envs.latency import LatencyScenario
+
+    return LatencyScenario("spec-test", 123.0, 4.0), "one_way_us", 456.0
+
+
+def _dark_pool():
+    from lobworld.envs.dark_pool_scenarios import DarkPoolScenario
+
+    return DarkPoolScenario(name="spec-test", description="a test scenario"), "drift_sd", 0.2
+
+
+@pytest.mark.parametrize("module, kind, make", [
+    ("lobworld.scenarios.presets", "regime", _regime),
+    ("lobworld.envs.latency", "latency", _latency),
+    ("lobworld.envs.dark_pool_scenarios", "dark_pool", _dark_pool),
+])
+def test_scenario_registries_share_one_naming(module, kind, make):
+    import dataclasses
+
+    m = importlib.import_module(module)
+    table = getattr(m, f"{kind.upper()}_SCENARIOS")
+    get, register = getattr(m, f"get_{kind}_scenario"), getattr(m, f"register_{kind}_scenario")
+    first, field, value = make()
+    other = dataclasses.replace(first, **{field: value})
+    try:
+        assert register(first) is first and get("spec-test") is first and table["spec-test"] is first
+        assert register(dataclasses.replace(first)) is not None and get("spec-test") == first  # equal: accepted
+        with pytest.raises(ValueError, match="'spec-test' already exists; pass overwrite=True"):
+            register(other)
+        assert get("spec-test") == first
+        assert register(other, overwrite=True) is other and get("spec-test") is other
+        with pytest.raises(TypeError):
+            register("spec-test")
+    finally:
+        table.pop("spec-test", None)
+    with pytest.raises((KeyError, ValueError)) as exc:
+        get("no-such-scenario")
+    assert "no-such-scenario" in str(exc.value) and all(n in str(exc.value) for n in table)
