@@ -17,10 +17,9 @@ One model step is one bar of ``dt`` seconds (1 s to 1 min). With ``x_t`` the
   (Gaussian, in units of the asset's OFI sd).
 * **M** (memory): ``h_{t+1} = GRU([z_t, a_{t+1}], h_t)`` with the control
   ``a = (OFI / OFI sd, signed aggressive volume / mean bar volume)`` of bar
-  ``t+1``. At simulation time the agent's own signed child-order volume ``q``
-  is *added* to the market's signed aggressive volume and to its OFI (a buy
-  market order of ``q`` shares depletes the ask by ``q``: OFI += q) before
-  this update.
+  ``t+1``: in training the bar's historical values; in simulation the market's
+  own flow that the flow head samples (the agent's orders are not in it, see
+  "Agent impact" below).
 * **state heads** on ``h_{t+1}``: mid change (a 3-component Gaussian mixture,
   in units of the asset's own per-bar volatility; or, ``mid_head="categorical"``,
   a probability mass function over the change in half ticks, whose head also
@@ -29,17 +28,20 @@ One model step is one bar of ``dt`` seconds (1 s to 1 min). With ``x_t`` the
   log top-of-book depth (Gaussian) and top-of-book imbalance (Gaussian on
   ``atanh``).
 
-Identification assumption (impact)
-----------------------------------
+Agent impact (not learned by this model)
+----------------------------------------
 The model learns the *contemporaneous* response of the mid to the bar's
-aggressive flow from historical data, where all flow is exogenous to us. At
-simulation time the agent's child order is treated as one more aggressive
-order of that bar, i.e. the market reacts to the agent's signed volume exactly
-as it reacted historically to anybody's signed volume of the same size.
-This ignores that historical flow is partly *caused* by information (so the
-learned response is an upper bound on mechanical impact) and it extrapolates
-when the agent trades far more than historical bar flow; the GRU's saturating
-nonlinearities make the extrapolated response concave, not linear.
+aggressive flow from historical data, where that flow is not exogenous: it is
+partly caused by the information that also moves the mid, so the learned
+response is not the mechanical impact of an order. Treating the agent's child
+order as one more aggressive order of the bar (the first design, kept as
+:class:`~lobworld.world_models.learned.legacy.LegacyGRUImpactDynamics`) gave a
+simulated mid response linear in the order size. The simulators therefore use
+this model for the market's own flow only, and the agent's impact is a separate
+channel: the square-root law fitted on the real tape
+(:class:`lobworld.world_models.impact.ImpactModel`), applied by
+:class:`lobworld.world_models.learned.LearnedDynamics`; the market's own path is
+then the same with or without the agent (common random numbers).
 
 Per-asset normalisation
 -----------------------
