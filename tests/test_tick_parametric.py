@@ -250,3 +250,30 @@ def test_bad_arguments(goog_hour_params):
         fit_cst(ev)  # 2 h held out of a 1 h file
     with pytest.raises(CSTError, match="max_distance"):
         fit_cst(ev, max_distance=0, **ALL_TRAIN)
+
+
+def test_cst_event_nats_time_term_closed_form_and_marks():
+    """On a CST stream scored by CST, ``R dt`` is Exp(1), so the time term ``R dt - log(R dt)`` has mean
+    1 + Euler's gamma = 1.5772 whatever the book (within 4 standard errors); the fitted model's marks
+    score as well as the true model's, and a wrong model scores worse."""
+    from lobworld.world_models.data.events import TokenConfig, tokenize
+    from lobworld.world_models.tick_parametric import cst_event_nats
+
+    true = _params(TRUE_LAM, TRUE_MU, TRUE_THETA)
+    run = simulate_cst(true, np.random.default_rng(11), 20_000)
+    ev = run.to_events()
+    tok = tokenize(ev, TokenConfig(test_hours=0, early_stop_hours=0))
+    everything = np.ones(len(tok), bool)
+    fit = fit_cst(ev, max_distance=4, size_law="lognormal", **ALL_TRAIN)
+    two = (tok.best_bid != NO_PRICE) & (tok.best_ask != NO_PRICE)
+    assert two.mean() > 0.99  # the rest (a side momentarily empty) is NaN by design
+    n_true = cst_event_nats(true, ev, tok, everything)[two]
+    n_fit = cst_event_nats(fit, ev, tok, everything)
+    assert np.isnan(n_fit[~two]).all() and np.isfinite(n_fit[two]).all()
+    n_fit = n_fit[two]
+    se = n_true[:, 0].std() / math.sqrt(len(n_true))
+    assert abs(n_true[:, 0].mean() - (1.0 + 0.5772156649)) < 4 * se
+    assert abs(n_fit[:, 1].mean() - n_true[:, 1].mean()) < 0.01
+    wrong = dataclasses.replace(true, lam=tuple(2.0 * x for x in TRUE_LAM[::-1]))
+    n_wrong = cst_event_nats(wrong, ev, tok, everything)[two]
+    assert n_wrong.sum(1).mean() > n_true.sum(1).mean() + 0.05

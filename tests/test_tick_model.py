@@ -1,0 +1,88 @@
+"""Learned tick model (world_models/tick_model.py): the loss terms against hand-computed values, the
+input shift, training lowers the held-out NLL, seeded training is reproducible."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from lobworld.world_models.data import load_lobster, sample_lobster_paths  # noqa: E402
+from lobworld.world_models.data.events import N_TYPES, TokenConfig, split_masks, tokenize  # noqa: E402
+from lobworld.world_models.tick_model import (  # noqa: E402
+    TickGRU, TickModelConfig, event_nats, tick_features, train_tick_model,
+)
+
+SMALL = TickModelConfig(hidden=16, embed=16, n_mix=2, level_max=8, seq_len=64, batch=8, epochs=2, patience=2)
+
+
+@pytest.fixture(scope="module")
+def hour_tokens():
+    ev = load_lobster(*sample_lobster_paths())
+    return tokenize(ev, TokenConfig(top_k=2, test_hours=0.25, early_stop_hours=0.125))
+
+
+def test_features_are_the_previous_event_and_the_current_book(hour_tokens):
+    tok = hour_tokens
+    x, tg = tick_features(tok, 8)
+    assert x.shape == (len(tok), N_TYPES + 5 + 1 + 2 + 2 + 1 + 1)
+    np.testing.assert_array_equal(x[1:, :N_TYPES].argmax(1), tok.etype[:-1])
+    assert (x[0, :N_TYPES + 5] == 0).all()
+    np.testing.assert_allclose(x[1:, N_TYPES + 3], tok.log_dt[:-1])
+    np.testing.assert_allclose(x[:, N_TYPES + 5], np.log1p(tok.spread))  # the book before the predicted event
+    np.testing.assert_array_equal(tg.side, (tok.side < 0).astype(int))
+    np.testing.assert_array_equal(tg.level, np.clip(tok.level, -8, 8) + 8)
+
+
+def test_loss_terms_hand_computed():
+    """All weights zero: every term is the NLL of its head's bias alone, which we write out."""
+    cfg = TickModelConfig(hidden=4, embed=3, n_mix=2, level_max=2)
+    net = TickGRU(6, 3, cfg)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        net.time_head.bias[:] = torch.tensor([0.0, math.log(3.0), 0.0, 2.0, 0.0, math.log(0.5)])
+        net.type_head.bias[2] = 1.0
+        side_b = torch.zeros(2 * N_TYPES)
+        side_b[2 * 2 + 1] = 2.0  # type 2: ask favoured
+        net.side_head.bias[:] = side_b
+        lev_b = torch.zeros(2 * N_TYPES, 5)
+        lev_b[2 * 2 + 1, 4] = 3.0  # (type 2, ask): level class 4
+        net.level_head.bias[:] = lev_b.reshape(-1)
+        net.size_head.bias[:] = torch.zeros(2 * N_TYPES * 3)
+    x = torch.zeros(1, 1, 6)
+    y = torch.tensor([[0.5]])
+    feats, _ = net(x)
+    t, ty, sd, lv, sz = (v.item() for v in net.nll(feats, y, torch.tensor([[2]]), torch.tensor([[1]]),
+                                                   torch.tensor([[4]]), torch.tensor([[1]])))
+    w = np.array([1.0, 3.0]) / 4.0
+    dens = w[0] * math.exp(-0.5 * 0.25) / math.sqrt(2 * math.pi) + \
+        w[1] * math.exp(-0.5 * ((0.5 - 2.0) / 0.5) ** 2) / (0.5 * math.sqrt(2 * math.pi))
+    assert t == pytest.approx(-math.log(dens), rel=1e-5)
+    assert ty == pytest.approx(-(1.0 - math.log(4 + math.e)), rel=1e-5)
+    assert sd == pytest.approx(-(2.0 - math.log(1 + math.e ** 2)), rel=1e-5)
+    assert lv == pytest.approx(-(3.0 - math.log(4 + math.e ** 3)), rel=1e-5)
+    assert sz == pytest.approx(math.log(3.0), rel=1e-5)
+    # another (type, side) slice does not see those biases
+    _, _, sd0, lv0, _ = (v.item() for v in net.nll(feats, y, torch.tensor([[0]]), torch.tensor([[1]]),
+                                                   torch.tensor([[4]]), torch.tensor([[1]])))
+    assert sd0 == pytest.approx(math.log(2.0), rel=1e-5) and lv0 == pytest.approx(math.log(5.0), rel=1e-5)
+
+
+def test_training_lowers_held_out_nll_and_is_seeded(hour_tokens):
+    tok = hour_tokens
+    train, es, test = split_masks(tok)
+    x, tg = tick_features(tok, SMALL.level_max)
+    torch.manual_seed(SMALL.seed)
+    init = TickGRU(x.shape[1], tok.scale.n_bins, SMALL, x[train].mean(0), x[train].std(0) + 1e-3)
+    before = event_nats(init, x, tg)[test].sum(1).mean()
+    m1, h1 = train_tick_model(tok, train, es, SMALL, log=lambda s: None)
+    m2, h2 = train_tick_model(tok, train, es, SMALL, log=lambda s: None)
+    after = event_nats(m1, x, tg)[test].sum(1).mean()
+    assert after < before - 1.0, (before, after)
+    assert h1 == h2
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
