@@ -14,7 +14,7 @@ from lobworld.errors import LobworldError
 from lobworld.world_models.data import load_lobster, sample_lobster_paths
 from lobworld.world_models.data.events import NO_PRICE, Messages, messages_to_events
 from lobworld.world_models.tick_parametric import (
-    ArrayBook, CSTError, CSTParams, default_book, fit_cst, load_cst, save_cst, simulate_cst,
+    ArrayBook, CSTError, CSTParams, default_book, fit_cst, load_cst, load_fitted_cst, save_cst, simulate_cst,
 )
 
 ALL_TRAIN = {"test_hours": 0.0, "early_stop_hours": 0.0}
@@ -209,6 +209,8 @@ def test_full_day_params_finite_positive(shared_data, name, ticker):
     assert p.train_seconds == pytest.approx(4.0 * 3600, abs=60)  # 09:30 to 13:30 with both sides present
     # cancellation rates per lot near the touch exceed the deep ones (the paper's shape)
     assert np.mean(p.theta[:3]) > np.mean(p.theta[-5:])
+    # the shipped parameters are this fit (reproduce command in load_fitted_cst's docstring)
+    assert load_fitted_cst(ticker) == p
 
 
 def test_json_round_trip_and_errors(tmp_path, goog_hour_params):
@@ -233,6 +235,8 @@ def test_json_round_trip_and_errors(tmp_path, goog_hour_params):
     with pytest.raises(CSTError, match="no such"):
         load_cst(tmp_path / "missing.json")
     assert issubclass(CSTError, LobworldError)
+    with pytest.raises(CSTError, match="no shipped CST parameters"):
+        load_fitted_cst("MSFT")
 
 
 def test_bad_arguments(goog_hour_params):

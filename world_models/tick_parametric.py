@@ -56,7 +56,7 @@ from lobworld.world_models.data.events import (
 )
 from lobworld.world_models.data.schema import infer_levels
 
-__all__ = ["CSTParams", "CSTError", "ArrayBook", "CSTRun", "fit_cst", "simulate_cst", "save_cst", "load_cst", "default_book",
+__all__ = ["CSTParams", "CSTError", "ArrayBook", "CSTRun", "fit_cst", "simulate_cst", "save_cst", "load_cst", "load_fitted_cst", "default_book",
            "cst_event_nats"]
 
 FORMAT = "lobworld.cst/1"
@@ -350,6 +350,19 @@ def load_cst(path) -> CSTParams:
         return CSTParams(**kw)
     except CSTError as e:
         raise CSTError(f"{path}: {e}") from None
+
+
+def load_fitted_cst(ticker: str = "GOOG") -> CSTParams:
+    """Parameters shipped in the package, fitted by :func:`fit_cst` (defaults: unit sizes, the last
+    2.5 h of 2012-06-21 held out) on the LOBSTER day of ``ticker`` ("GOOG" level 10, "AMZN" level 5).
+    Reproduce: ``save_cst(fit_cst(load_lobster(path)), "world_models/assets/fitted/cst_<ticker>.json")``."""
+    from importlib import resources
+
+    name = f"cst_{ticker.lower()}.json"
+    path = pathlib.Path(str(resources.files("lobworld.world_models") / "assets" / "fitted" / name))
+    if not path.is_file():
+        raise CSTError(f"no shipped CST parameters for ticker {ticker!r} (have GOOG, AMZN)")
+    return load_cst(path)
 
 
 # ---------------------------------------------------------------------------
