@@ -60,8 +60,8 @@ K_LIMIT, K_MARKET, K_CANCEL, K_REDUCE, K_MODIFY, K_QUOTE = 1, 2, 3, 4, 5, 6
 PM_ABS, PM_TOUCH, PM_CROSS = 0, 1, 2
 
 # ---- messages in flight ``pend (n, P, N_PCOL)`` int64 ----------------------------------
-P_T_ARR, P_KIND, P_SLOT, P_PRICE, P_SIZE, P_ID = range(6)
-N_PCOL = 6
+P_T_ARR, P_KIND, P_SLOT, P_PRICE, P_SIZE, P_ID, P_T_SENT = range(7)
+N_PCOL = 7
 
 # ---- fill log ``fills (n, F, N_FCOL)`` int64 -------------------------------------------
 F_T, F_T_SEEN, F_SLOT, F_SIDE, F_PRICE, F_QTY, F_KIND, F_ID = range(8)
@@ -110,52 +110,53 @@ def _better(side, p, q):
 
 
 @njit(inline="always")
-def _find(px, n, side, p):
-    """Index of level ``p``, or ``-(j + 1)`` where ``j`` is where it would be inserted."""
+def _find(px, i, s, n, p):
+    """Index of level ``p`` on side ``s`` of env ``i``, or ``-(j + 1)`` where ``j`` is where it
+    would be inserted (the 3-d arrays are indexed directly: no views, no reference counting)."""
     for j in range(n):
-        q = px[j]
+        q = px[i, s, j]
         if q == p:
             return j
-        if _better(side, p, q):
+        if _better(s, p, q):
             return -(j + 1)
     return -(n + 1)
 
 
-@njit(cache=True)
-def _insert(px, sz, dq, n, j, p, q):
+@njit(inline="always")
+def _insert(px, sz, dq, i, s, n, j, p, q):
     """Insert level ``(p, q)`` at index ``j``; the deepest level falls off a full side.
     Returns the new level count (``n`` when full)."""
-    D = px.shape[0]
+    D = px.shape[2]
     last = n if n < D else D - 1
     for k in range(last, j, -1):
-        px[k] = px[k - 1]
-        sz[k] = sz[k - 1]
-        dq[k] = dq[k - 1]
-    px[j] = p
-    sz[j] = q
-    dq[j] = 0
+        px[i, s, k] = px[i, s, k - 1]
+        sz[i, s, k] = sz[i, s, k - 1]
+        dq[i, s, k] = dq[i, s, k - 1]
+    px[i, s, j] = p
+    sz[i, s, j] = q
+    dq[i, s, j] = 0
     return n + 1 if n < D else D
 
 
-@njit(cache=True)
-def _remove(px, sz, dq, n, j):
+@njit(inline="always")
+def _remove(px, sz, dq, i, s, n, j):
     for k in range(j, n - 1):
-        px[k] = px[k + 1]
-        sz[k] = sz[k + 1]
-        dq[k] = dq[k + 1]
-    px[n - 1] = 0
-    sz[n - 1] = 0
-    dq[n - 1] = 0
+        px[i, s, k] = px[i, s, k + 1]
+        sz[i, s, k] = sz[i, s, k + 1]
+        dq[i, s, k] = dq[i, s, k + 1]
+    px[i, s, n - 1] = 0
+    sz[i, s, n - 1] = 0
+    dq[i, s, n - 1] = 0
     return n - 1
 
 
 @njit(inline="always")
-def _visible(px, sz, dq, n, side, p):
+def _visible(px, sz, dq, nl, i, s, p):
     """Shares the agent sees at price ``p`` (market size minus its own deficit)."""
-    j = _find(px, n, side, p)
+    j = _find(px, i, s, nl[i, s], p)
     if j < 0:
         return 0
-    v = sz[j] - dq[j]
+    v = sz[i, s, j] - dq[i, s, j]
     return v if v > 0 else 0
 
 
@@ -174,11 +175,10 @@ def _draw_lat(st, mean, jit):
 # =========================================================================================
 @njit(cache=True)
 def _fill(i, k, t, price, q, kind, orders, fills, es, acct, cnt, rng, lat):
-    o = orders[i, k]
-    side = o[O_SIDE]
-    o[O_REM] -= q
-    o[O_FILLED] += q
-    o[O_T_FILLED] = t
+    side = orders[i, k, O_SIDE]
+    orders[i, k, O_REM] -= q
+    orders[i, k, O_FILLED] += q
+    orders[i, k, O_T_FILLED] = t
     if side == BID:
         acct[i, A_CASH] -= price * q
         acct[i, A_POS] += q
@@ -195,21 +195,20 @@ def _fill(i, k, t, price, q, kind, orders, fills, es, acct, cnt, rng, lat):
     seen = t + _draw_lat(rng[i, S_MD], lat[i, L_MD], lat[i, L_MD_JIT])
     nf = es[i, ES_NFILL]
     if nf < fills.shape[1]:
-        f = fills[i, nf]
-        f[F_T] = t
-        f[F_T_SEEN] = seen
-        f[F_SLOT] = k
-        f[F_SIDE] = side
-        f[F_PRICE] = price
-        f[F_QTY] = q
-        f[F_KIND] = kind
-        f[F_ID] = o[O_ID]
+        fills[i, nf, F_T] = t
+        fills[i, nf, F_T_SEEN] = seen
+        fills[i, nf, F_SLOT] = k
+        fills[i, nf, F_SIDE] = side
+        fills[i, nf, F_PRICE] = price
+        fills[i, nf, F_QTY] = q
+        fills[i, nf, F_KIND] = kind
+        fills[i, nf, F_ID] = orders[i, k, O_ID]
         es[i, ES_NFILL] = nf + 1
     else:
         cnt[i, N_FILL_OVERFLOW] += 1
-    if o[O_REM] == 0 and o[O_STATUS] == ST_LIVE:
-        o[O_STATUS] = ST_FILLED
-        o[O_T_DONE] = t
+    if orders[i, k, O_REM] == 0 and orders[i, k, O_STATUS] == ST_LIVE:
+        orders[i, k, O_STATUS] = ST_FILLED
+        orders[i, k, O_T_DONE] = t
         es[i, ES_NLIVE] -= 1
 
 
@@ -217,30 +216,27 @@ def _fill(i, k, t, price, q, kind, orders, fills, es, acct, cnt, rng, lat):
 def _take(i, k, t, limit, has_limit, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode):
     """Walk the side opposite order ``k`` from the touch while the level price is not worse
     than ``limit`` (every level when ``has_limit`` is False); fill at each level's price."""
-    o = orders[i, k]
-    s = o[O_SIDE]
+    s = orders[i, k, O_SIDE]
     os_ = 1 - s
-    opx = px[i, os_]
-    osz = sz[i, os_]
-    odq = dq[i, os_]
     j = 0
-    while o[O_REM] > 0 and j < nl[i, os_]:
-        p = opx[j]
+    while orders[i, k, O_REM] > 0 and j < nl[i, os_]:
+        p = px[i, os_, j]
         if has_limit and _better(s, p, limit):
             # a bid walks asks up to its limit: stop once the ask is above the limit
             break
-        avail = osz[j] - odq[j]
+        avail = sz[i, os_, j] - dq[i, os_, j]
         if avail <= 0:
             j += 1
             continue
-        q = avail if avail < o[O_REM] else o[O_REM]
+        rem = orders[i, k, O_REM]
+        q = avail if avail < rem else rem
         if mode == MODE_REPLAY:
-            odq[j] += q
+            dq[i, os_, j] += q
             j += 1
         else:
-            osz[j] -= q
-            if osz[j] == 0:
-                nl[i, os_] = _remove(opx, osz, odq, nl[i, os_], j)
+            sz[i, os_, j] -= q
+            if sz[i, os_, j] == 0:
+                nl[i, os_] = _remove(px, sz, dq, i, os_, nl[i, os_], j)
             else:
                 j += 1
         _fill(i, k, t, p, q, FILL_AGGRESSIVE, orders, fills, es, acct, cnt, rng, lat)
@@ -259,7 +255,7 @@ def _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mo
     # limit on the other side: a buy at p crosses asks at prices <= p
     _take(i, k, t, p, True, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode)
     if o[O_REM] > 0:
-        o[O_AHEAD] = _visible(px[i, s], sz[i, s], dq[i, s], nl[i, s], s, p)
+        o[O_AHEAD] = _visible(px, sz, dq, nl, i, s, p)
 
 
 # =========================================================================================
@@ -270,43 +266,45 @@ def _agent_on_message(i, t, typ, s, p, q, v_before, v_after, orders, fills, es, 
                       qmodel, qpow):
     K = orders.shape[1]
     for k in range(K):
-        o = orders[i, k]
-        if o[O_STATUS] != ST_LIVE:
+        if orders[i, k, O_STATUS] != ST_LIVE:
             continue
-        P = o[O_PRICE]
-        if o[O_SIDE] == s:
+        P = orders[i, k, O_PRICE]
+        if orders[i, k, O_SIDE] == s:
             if P == p:
                 if typ == MSG_CANCEL or typ == MSG_DELETE:
-                    a = o[O_AHEAD]
+                    a = orders[i, k, O_AHEAD]
                     if qmodel == QM_PROB and a > 0 and v_before > 0:
                         x = a / v_before
                         if x > 1.0:
                             x = 1.0
                         if uniform(rng[i, S_QUEUE]) < x ** qpow:
                             a = a - q if a > q else 0
-                    o[O_AHEAD] = a if a < v_after else v_after
+                    orders[i, k, O_AHEAD] = a if a < v_after else v_after
                 elif typ == MSG_EXEC:
-                    a = o[O_AHEAD]
+                    a = orders[i, k, O_AHEAD]
                     x = a if a < q else q
-                    o[O_AHEAD] = a - x
+                    orders[i, k, O_AHEAD] = a - x
                     left = q - x
-                    f = left if left < o[O_REM] else o[O_REM]
+                    rem = orders[i, k, O_REM]
+                    f = left if left < rem else rem
                     if f > 0:
                         _fill(i, k, t, P, f, FILL_PASSIVE, orders, fills, es, acct, cnt, rng, lat)
-                    if o[O_AHEAD] > v_after:
-                        o[O_AHEAD] = v_after
-                elif o[O_AHEAD] > v_after:
-                    o[O_AHEAD] = v_after
+                    if orders[i, k, O_AHEAD] > v_after:
+                        orders[i, k, O_AHEAD] = v_after
+                elif orders[i, k, O_AHEAD] > v_after:
+                    orders[i, k, O_AHEAD] = v_after
             elif (typ == MSG_EXEC or typ == MSG_HIDDEN) and _better(s, P, p):
                 # the aggressor traded through the agent's better price: it would have met the agent first
-                f = q if q < o[O_REM] else o[O_REM]
+                rem = orders[i, k, O_REM]
+                f = q if q < rem else rem
                 if f > 0:
                     _fill(i, k, t, P, f, FILL_PASSIVE, orders, fills, es, acct, cnt, rng, lat)
         elif typ == MSG_SUBMIT:
             # an order arriving on the other side at a price that crosses the agent's resting one
             cross = p <= P if s == ASK else p >= P
             if cross:
-                f = q if q < o[O_REM] else o[O_REM]
+                rem = orders[i, k, O_REM]
+                f = q if q < rem else rem
                 if f > 0:
                     _fill(i, k, t, P, f, FILL_PASSIVE, orders, fills, es, acct, cnt, rng, lat)
 
@@ -317,7 +315,7 @@ def _clamp_side(i, s, px, sz, dq, nl, orders):
     for k in range(orders.shape[1]):
         o = orders[i, k]
         if o[O_STATUS] == ST_LIVE and o[O_SIDE] == s:
-            v = _visible(px[i, s], sz[i, s], dq[i, s], nl[i, s], s, o[O_PRICE])
+            v = _visible(px, sz, dq, nl, i, s, o[O_PRICE])
             if o[O_AHEAD] > v:
                 o[O_AHEAD] = v
 
@@ -335,7 +333,7 @@ def _error(i, code, row, es, cnt, strict):
         es[i, ES_FROZEN] = 1
 
 
-@njit(cache=True)
+@njit(inline="always")
 def _apply_message(i, row, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg,
                    qpow):
     """Validate, then apply stream message ``row``; returns False when it was rejected."""
@@ -357,10 +355,8 @@ def _apply_message(i, row, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, a
     if q <= 0 and typ != MSG_CROSS:
         _error(i, E_BAD_SIZE, row, es, cnt, strict)
         return False
-    spx = px[i, s]
-    ssz = sz[i, s]
-    sdq = dq[i, s]
     n = nl[i, s]
+    D = px.shape[2]
     v_before = 0
     v_after = 0
     if typ == MSG_SUBMIT:
@@ -371,38 +367,38 @@ def _apply_message(i, row, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, a
                 # a limit order at or through the opposite best would have traded: the book would cross
                 _error(i, E_CROSSED, row, es, cnt, strict)
                 return False
-        j = _find(spx, n, s, p)
+        j = _find(px, i, s, n, p)
         if j >= 0:
-            v_before = ssz[j] - sdq[j]
-            ssz[j] += q
-            sdq[j] = 0
-            v_after = ssz[j]
+            v_before = sz[i, s, j] - dq[i, s, j]
+            sz[i, s, j] += q
+            dq[i, s, j] = 0
+            v_after = sz[i, s, j]
         else:
             j = -j - 1
-            if j >= spx.shape[0]:
+            if j >= D:
                 cnt[i, N_BEYOND] += 1  # beyond the depth window: not kept
             else:
-                if n == spx.shape[0]:
+                if n == D:
                     cnt[i, N_PUSHED_OUT] += 1
-                nl[i, s] = _insert(spx, ssz, sdq, n, j, p, q)
+                nl[i, s] = _insert(px, sz, dq, i, s, n, j, p, q)
                 v_after = q
         cnt[i, SHARES_IN] += q
     elif typ == MSG_CANCEL or typ == MSG_DELETE or typ == MSG_EXEC:
-        j = _find(spx, n, s, p)
+        j = _find(px, i, s, n, p)
         if j < 0:
             _error(i, E_NO_LEVEL, row, es, cnt, strict)
             return False
-        if q > ssz[j]:
+        if q > sz[i, s, j]:
             _error(i, E_TOO_MUCH, row, es, cnt, strict)
             return False
-        v_before = ssz[j] - sdq[j]
+        v_before = sz[i, s, j] - dq[i, s, j]
         if v_before < 0:
             v_before = 0
-        ssz[j] -= q
-        sdq[j] = 0
-        v_after = ssz[j]
-        if ssz[j] == 0:
-            nl[i, s] = _remove(spx, ssz, sdq, n, j)
+        sz[i, s, j] -= q
+        dq[i, s, j] = 0
+        v_after = sz[i, s, j]
+        if v_after == 0:
+            nl[i, s] = _remove(px, sz, dq, i, s, n, j)
         cnt[i, SHARES_OUT] += q
         if typ == MSG_EXEC:
             cnt[i, EXEC_VOL_VIS] += q
@@ -491,30 +487,44 @@ def _side_matches(i, s, row, px, sz, nl, fpx, fsz, depth):
 
 @njit(cache=True)
 def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, verify):
+    """Compare the book after message ``row`` with the file and resynchronise what differs.
+
+    A side where a level entered from beyond the window (``entry`` bit) and whose levels
+    differ from the file is taken from the file (``N_RESYNC`` counts those rows). With
+    ``verify`` every row is compared: a top-of-book difference counts in ``N_TOP_MISMATCH``,
+    a difference on a side without an entering level in ``N_LEVEL_MISMATCH`` (an engine or
+    data error; that side is resynchronised too, so one difference does not cascade).
+    """
     L = fpx.shape[2]
-    e = entry[row]
+    e = np.int64(entry[row])
+    if e == 0 and not verify:
+        return
     if verify:
         ok_top = _side_matches(i, BID, row, px, sz, nl, fpx, fsz, 1) and \
             _side_matches(i, ASK, row, px, sz, nl, fpx, fsz, 1)
         if not ok_top:
             cnt[i, N_TOP_MISMATCH] += 1
-        if e == 0:
-            ok = ok_top and _side_matches(i, BID, row, px, sz, nl, fpx, fsz, L) and \
-                _side_matches(i, ASK, row, px, sz, nl, fpx, fsz, L)
-            if not ok:
-                cnt[i, N_LEVEL_MISMATCH] += 1
-                if cnt[i, FIRST_MISMATCH_ROW] < 0:
-                    cnt[i, FIRST_MISMATCH_ROW] = row
-                e = 3  # resynchronise both sides so one mismatch does not cascade
-        elif not ok_top and cnt[i, FIRST_MISMATCH_ROW] < 0:
+            if cnt[i, FIRST_MISMATCH_ROW] < 0:
+                cnt[i, FIRST_MISMATCH_ROW] = row
+    fix = 0
+    genuine = False
+    for s in range(2):
+        if verify or (e & (1 << s)):
+            if not _side_matches(i, s, row, px, sz, nl, fpx, fsz, L):
+                fix |= 1 << s
+                if not (e & (1 << s)):
+                    genuine = True
+    if genuine:
+        cnt[i, N_LEVEL_MISMATCH] += 1
+        if cnt[i, FIRST_MISMATCH_ROW] < 0:
             cnt[i, FIRST_MISMATCH_ROW] = row
-    if e != 0:
+    elif fix != 0:
         cnt[i, N_RESYNC] += 1
-        for s in range(2):
-            if e & (1 << s):
-                _resync_side(i, s, row, px, sz, dq, nl, fpx, fsz)
-                if es[i, ES_NLIVE] > 0:
-                    _clamp_side(i, s, px, sz, dq, nl, orders)
+    for s in range(2):
+        if fix & (1 << s):
+            _resync_side(i, s, row, px, sz, dq, nl, fpx, fsz)
+            if es[i, ES_NLIVE] > 0:
+                _clamp_side(i, s, px, sz, dq, nl, orders)
 
 
 # =========================================================================================
@@ -599,6 +609,7 @@ def _decide(i, t_view, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat):
     m[P_PRICE] = price
     m[P_SIZE] = size
     m[P_ID] = o[O_ID]
+    m[P_T_SENT] = t_dec
     es[i, ES_PEND_COUNT] += 1
 
 
@@ -658,6 +669,7 @@ def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mod
             # a price change (or a size-up) is a new order at the back: it loses its place
             es[i, ES_NLIVE] -= 1
             o[O_PRICE] = p
+            o[O_T_SENT] = m[P_T_SENT]
             o[O_QTY] = o[O_FILLED] + q
             o[O_REM] = q
             _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode)
@@ -665,7 +677,8 @@ def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mod
 
 @njit(cache=True)
 def _agent_until(i, t_bound, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode):
-    """Process the agent's decisions and arrivals strictly before ``t_bound`` in time order."""
+    """Process the agent's decisions and arrivals strictly before ``t_bound`` in time order;
+    return the time of the next one (``INT_MAX``: none)."""
     while True:
         tv = INT_MAX
         if es[i, ES_CMD_HEAD] < es[i, ES_CMD_TAIL]:
@@ -680,11 +693,11 @@ def _agent_until(i, t_bound, px, sz, dq, nl, orders, pend, cmds, fills, es, acct
             ta = pend[i, es[i, ES_PEND_HEAD], P_T_ARR]
         if ta <= tv:
             if ta >= t_bound:
-                return
+                return ta
             _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mode)
         else:
             if tv >= t_bound:
-                return
+                return tv
             _decide(i, tv, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat)
 
 
@@ -702,13 +715,14 @@ def _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, px, sz, dq, n
     end = stop[i]
     if end > N:
         end = N
+    t_next = -INT_MAX  # time of the agent's next decision or arrival (unknown yet)
     while pos < end and es[i, ES_FROZEN] == 0:
         t = tt[pos]
-        if es[i, ES_NLIVE] > 0 or es[i, ES_PEND_COUNT] > 0 or es[i, ES_CMD_HEAD] < es[i, ES_CMD_TAIL]:
-            _agent_until(i, t, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+        if t_next < t:
+            t_next = _agent_until(i, t, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
         ok = _apply_message(i, pos, t, np.int64(ttype[pos]), np.int64(tside[pos]), tpx[pos], tsz[pos], px, sz,
                             dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow)
-        if ok and resync:
+        if ok and resync and (verify or entry[pos] != 0):
             _check_row(i, pos, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, verify)
         if es[i, ES_FROZEN] == 0:
             pos += 1

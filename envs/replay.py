@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import pathlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -32,7 +32,12 @@ from lobworld.envs.book import (
 )
 from lobworld.world_models.data.schema import book_columns, infer_levels
 
-__all__ = ["ReplayData", "ReplayReport", "replay", "touch_quoter_commands"]
+__all__ = ["DEFAULT_REPLAY_DEPTH", "ReplayData", "ReplayReport", "prepare_replay", "replay", "run_replay",
+           "touch_quoter_commands"]
+
+#: levels per side a replay keeps by default (more than the file: levels pushed out of the
+#: window are remembered, so most that come back need no resync)
+DEFAULT_REPLAY_DEPTH = 20
 
 _TYPE_OF_EVENT = {"submit": 1, "cancel": 2, "delete": 3, "exec_visible": 4, "exec_hidden": 5, "cross": 6,
                   "halt": 7}
@@ -155,20 +160,12 @@ class ReplayReport:
                 f"{self.exec_volume_visible[env]} visible + {self.exec_volume_hidden[env]} hidden shares")
 
 
-def replay(data: ReplayData, windows: Sequence[tuple[int, int]] | None = None, *, config: BookConfig | None = None,
-           latency="none", md_latency=None, seed=0, commands: Sequence[np.ndarray | None] | None = None,
-           verify: bool = True, strict: bool = True, parallel: bool | None = None) -> ReplayReport:
-    """Replay ``data`` in one env per window ``(start, end)`` (default: the whole day).
-
-    Env ``i`` starts from the file's book at row ``start`` and applies messages ``start + 1 ..
-    end - 1``. ``commands[i]`` (``(m, N_CCOL)`` int64, or None) are its agent's decisions.
-    ``config`` defaults to ``BookConfig(depth=L)``; its ``depth`` must be at least ``L``, its
-    ``strict`` is overridden by ``strict``. ``verify`` compares every row with the file;
-    without it the entering levels are still taken from the file (``resync``), which is the
-    fast path. ``strict=True`` raises :class:`~lobworld.envs.book.BookError` naming the first
-    bad message (after every env has run: the others are unaffected); ``strict=False`` skips
-    and counts them (``report.errors``).
-    """
+def prepare_replay(data: ReplayData, windows: Sequence[tuple[int, int]] | None = None, *,
+                   config: BookConfig | None = None, latency="none", md_latency=None, seed=0,
+                   commands: Sequence[np.ndarray | None] | None = None, strict: bool = True) -> Book:
+    """Build the :class:`~lobworld.envs.book.Book` that :func:`replay` runs: one env per window,
+    its book set to the file's row ``start``, its cursor at ``start + 1``, its commands
+    scheduled. Run it with :func:`run_replay` (separate so a benchmark can time the run alone)."""
     N = data.n_rows
     win = np.array([(0, N)] if windows is None else list(windows), np.int64).reshape(-1, 2)
     if np.any(win[:, 0] < 0) or np.any(win[:, 1] > N) or np.any(win[:, 1] <= win[:, 0]):
@@ -176,26 +173,34 @@ def replay(data: ReplayData, windows: Sequence[tuple[int, int]] | None = None, *
         raise BookError(f"replay: window {j} = {tuple(win[j])} is not 0 <= start < end <= {N}")
     n = len(win)
     if config is None:
-        config = BookConfig(depth=data.levels, strict=strict)
+        config = BookConfig(depth=max(data.levels, DEFAULT_REPLAY_DEPTH), strict=strict)
     else:
         if config.depth < data.levels:
             raise BookError(f"replay: BookConfig.depth={config.depth} is shallower than the file's "
                             f"{data.levels} levels")
-        from dataclasses import replace
-
         config = replace(config, strict=strict)
+    most = max((len(c) for c in commands if c is not None), default=0) if commands is not None else 0
+    if most > config.max_commands:  # the command buffer grows to hold the longest schedule
+        config = replace(config, max_commands=int(most))
     book = Book(n, config, latency=latency, md_latency=md_latency, seed=seed)
     envs = np.arange(n, dtype=np.int64)
     bk.load_rows(envs, win[:, 0].copy(), data.fpx, data.fsz, book.px, book.sz, book.dq, book.nl)
     book.seek(win[:, 0] + 1)
     book.es[:, bk.ES_LAST_T] = data.tape.t[win[:, 0]]
+    book.windows = win
     if commands is not None:
         if len(commands) != n:
             raise BookError(f"replay: got {len(commands)} command arrays for {n} windows")
         for i, c in enumerate(commands):
             if c is not None and len(c):
                 book.schedule(i, c)
-    book.config = config
+    return book
+
+
+def run_replay(data: ReplayData, book: Book, *, verify: bool = True, parallel: bool | None = None) -> ReplayReport:
+    """Run a book made by :func:`prepare_replay` to the end of its windows; return the report."""
+    N = data.n_rows
+    win = book.windows
     t_flush = np.where(win[:, 1] < N, data.tape.t[np.minimum(win[:, 1], N - 1)], np.int64(bk.INT_MAX))
     book.run(data.tape, win[:, 1].copy(), t_flush=t_flush, file=data.file, verify=verify, resync=True,
              parallel=parallel)
@@ -208,6 +213,27 @@ def replay(data: ReplayData, windows: Sequence[tuple[int, int]] | None = None, *
         exec_messages=c[:, bk.N_EXEC_MSGS].copy(), trades=c[:, bk.N_TRADES].copy(),
         errors={name: c[:, code].copy() for code, name in ERROR_NAMES.items()}, book=book,
     )
+
+
+def replay(data: ReplayData, windows: Sequence[tuple[int, int]] | None = None, *, config: BookConfig | None = None,
+           latency="none", md_latency=None, seed=0, commands: Sequence[np.ndarray | None] | None = None,
+           verify: bool = True, strict: bool = True, parallel: bool | None = None) -> ReplayReport:
+    """Replay ``data`` in one env per window ``(start, end)`` (default: the whole day).
+
+    Env ``i`` starts from the file's book at row ``start`` and applies messages ``start + 1 ..
+    end - 1``. ``commands[i]`` (``(m, N_CCOL)`` int64, or None) are its agent's decisions.
+    ``config`` defaults to ``BookConfig(depth=max(L, DEFAULT_REPLAY_DEPTH))``: a book deeper than
+    the file remembers the levels pushed out of the window, so most levels that come back
+    match without a resync. Its ``depth`` must be at least ``L``; its ``strict`` is overridden
+    by ``strict``. ``verify`` compares every row with the file; without it only the rows where
+    a level enters the window are compared (and resynchronised where they differ), which is
+    the fast path. ``strict=True`` raises :class:`~lobworld.envs.book.BookError` naming the
+    first bad message (after every env has run: the others are unaffected); ``strict=False``
+    skips and counts them (``report.errors``).
+    """
+    book = prepare_replay(data, windows, config=config, latency=latency, md_latency=md_latency, seed=seed,
+                          commands=commands, strict=strict)
+    return run_replay(data, book, verify=verify, parallel=parallel)
 
 
 def touch_quoter_commands(t: np.ndarray, start: int, end: int, *, every_ns: int = 100_000_000, size: int = 100,
