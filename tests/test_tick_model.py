@@ -86,3 +86,39 @@ def test_training_lowers_held_out_nll_and_is_seeded(hour_tokens):
     assert h1 == h2
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path, hour_tokens):
+    from lobworld.errors import LobworldError
+    from lobworld.world_models.tick_model import TickModelError, load_tick_model, save_tick_model
+
+    tok = hour_tokens
+    x, tg = tick_features(tok, SMALL.level_max)
+    torch.manual_seed(3)
+    net = TickGRU(x.shape[1], tok.scale.n_bins, SMALL, x.mean(0), x.std(0) + 1e-3)
+    path = save_tick_model(net, tmp_path / "m.npz", scale=tok.scale, token_config=tok.config, metrics={"a": 1})
+    back, meta = load_tick_model(path)
+    assert meta["metrics"] == {"a": 1} and meta["scale"]["lot"] == tok.scale.lot
+    np.testing.assert_array_equal(event_nats(back, x[:500], _head(tg, 500)), event_nats(net, x[:500], _head(tg, 500)))
+    with pytest.raises(TickModelError, match="no such"):
+        load_tick_model(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(TickModelError, match="not a tick-model checkpoint"):
+        load_tick_model(tmp_path / "junk.npz")
+    with np.load(path) as z:
+        d = {k: z[k] for k in z.files}
+    d.pop("w/gru.weight_hh_l0")
+    np.savez(tmp_path / "cut.npz", **d)
+    with pytest.raises(TickModelError, match="gru.weight_hh_l0' missing"):
+        load_tick_model(tmp_path / "cut.npz")
+    d["w/gru.weight_hh_l0"] = np.zeros((3, 3), np.float32)
+    np.savez(tmp_path / "bad.npz", **d)
+    with pytest.raises(TickModelError, match=r"shape \(3, 3\)"):
+        load_tick_model(tmp_path / "bad.npz")
+    assert issubclass(TickModelError, LobworldError)
+
+
+def _head(tg, n):
+    from lobworld.world_models.tick_model import TickTargets
+
+    return TickTargets(*(getattr(tg, f)[:n] for f in ("y", "etype", "side", "level", "size")))

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lobworld.errors import LobworldError
 from lobworld.world_models.data.events import N_TYPES, SESSION_LENGTH_S, SESSION_OPEN_S, EventTokens, level_class
 
-__all__ = ["TickModelConfig", "tick_features", "TickTargets", "TickGRU", "train_tick_model",
+__all__ = ["TickModelConfig", "TickModelError", "save_tick_model", "load_tick_model", "tick_features", "TickTargets", "TickGRU", "train_tick_model",
            "event_nats"]
 
 
@@ -243,16 +244,77 @@ def train_tick_model(tokens: EventTokens, train, early_stop, config: TickModelCo
     return model, hist
 
 
+FORMAT = "lobworld.tick_gru/1"
+
+
+class TickModelError(LobworldError):
+    """A tick-model checkpoint that is missing, of another format, or does not match the model."""
+
+
+def save_tick_model(model, path, *, scale, token_config, metrics=None):
+    """Write ``model`` as a torch-free ``.npz``: ``w/<name>`` float32 arrays (bit-exact) and ``meta``, a JSON
+    document (``format``, ``config``, ``n_features``, ``n_size_bins``, the size ``scale`` and
+    ``token_config`` the model was trained with, ``metrics``)."""
+    import dataclasses
+    import json
+    import pathlib
+
+    path = pathlib.Path(path)
+    arrays = {f"w/{k}": v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "config": dataclasses.asdict(model.config),
+            "n_features": int(model.feat_mean.numel()), "n_size_bins": int(model.n_size),
+            "scale": dataclasses.asdict(scale), "token_config": dataclasses.asdict(token_config),
+            "metrics": metrics or {}}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    return path
+
+
+def load_tick_model(path, device: str = "cpu"):
+    """Read a checkpoint written by :func:`save_tick_model`; returns ``(model, meta)``.
+    :class:`TickModelError` names a missing file, a wrong format, a missing or mis-shaped weight."""
+    import json
+    import pathlib
+    import zipfile
+
+    import torch
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise TickModelError(f"{path}: no such tick-model checkpoint")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise TickModelError(f"{path}: not a tick-model checkpoint ({e})") from None
+    if "meta" not in data:
+        raise TickModelError(f"{path}: no 'meta' entry")
+    meta = json.loads(bytes(data.pop("meta")).decode())
+    if meta.get("format") != FORMAT:
+        raise TickModelError(f"{path}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    cfg = TickModelConfig(**{**meta["config"], "device": device})
+    model = TickGRU(meta["n_features"], meta["n_size_bins"], cfg)
+    state = model.state_dict()
+    for k, v in state.items():
+        a = data.get(f"w/{k}")
+        if a is None:
+            raise TickModelError(f"{path}: weight {k!r} missing")
+        if tuple(a.shape) != tuple(v.shape):
+            raise TickModelError(f"{path}: weight {k!r} has shape {a.shape}, the config needs {tuple(v.shape)}")
+        state[k] = torch.as_tensor(a)
+    model.load_state_dict(state)
+    return model.to(device), meta
+
+
 def compare_with_cst(message_path, config: TickModelConfig = TickModelConfig(), token_config=None, out_dir=None,
                      log=print) -> dict:
     """Train the tick GRU on one LOBSTER day and score it and the Cont-Stoikov-Talreja baseline on the
     held-out block (the last ``token_config.test_hours``): mean nats per event, time and marks apart.
     Both are fitted on the training block only; the GRU early-stops on the block before the test hours.
-    With ``out_dir`` writes ``tick_gru.pt`` (state dict + configs) and ``compare.json``."""
+    With ``out_dir`` writes ``tick_gru.npz`` (:func:`save_tick_model`) and ``compare.json``."""
     import json
     import pathlib
-
-    import torch
 
     from lobworld.world_models.data import load_lobster
     from lobworld.world_models.data.events import TokenConfig, split_masks, tokenize
@@ -282,8 +344,8 @@ def compare_with_cst(message_path, config: TickModelConfig = TickModelConfig(), 
     if out_dir is not None:
         out = pathlib.Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        torch.save({"state_dict": model.state_dict(), "config": res["config"],
-                    "n_features": x.shape[1], "n_size_bins": tok.scale.n_bins}, out / "tick_gru.pt")
+        save_tick_model(model, out / "tick_gru.npz", scale=tok.scale, token_config=token_config,
+                        metrics={k: res[k] for k in ("ticker", "n_test_events", "gru", "cst")})
         (out / "compare.json").write_text(json.dumps(res, indent=1) + "\n")
     return res
 
