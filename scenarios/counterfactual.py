@@ -404,8 +404,8 @@ def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any],
             probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core
             return {**env_kwargs, "dynamics": LatencyDynamics(probe.dynamics, lat, adverse_bps_per_s)}
         with_latency = ", ".join(i for i, sp in _spec.ENV_SPECS.items() if sp.latency != "none")
-        raise LobworldError(f"scenario {scenario!r}: {env_id} has no latency model (latency scenarios apply to "
-                            f"{with_latency})")
+        raise CounterfactualError(f"scenario {scenario!r}: {env_id} has no latency setting (latency scenarios "
+                                  f"apply to {with_latency})")
     regime = get_regime(scenario)
     if scenario == "normal":
         return dict(env_kwargs)

@@ -206,7 +206,7 @@ def test_latency_model_matches_the_env(env_id):
     assert hasattr(core.config, "latency") == (s.latency == "env")
     kw = {"dynamics": "parametric"}
     if s.latency == "none":
-        with pytest.raises(LobworldError, match="has no latency model"):
+        with pytest.raises(LobworldError, match="has no latency setting"):
             _scenario_kwargs(env_id, "latency:cloud", kw)
         return
     out = _scenario_kwargs(env_id, "latency:cloud", kw)
