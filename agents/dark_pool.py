@@ -80,7 +80,7 @@ def alloc_fill_from_obs(obs: np.ndarray, config: DarkPoolConfig) -> tuple[np.nda
 
     Exact while ``order_size < 2**23`` (float32 keeps the share counts to within 1/2).
     """
-    K, Q = config.n_dark, config.order_size
+    K, Q = config.n_dark, config.quantity
     obs = _check_obs(obs, K).astype(np.float64)
     base = N_OBS_GLOBAL + N_OBS_VENUE * np.arange(K)
     alloc = np.rint(obs[:, base + OV_LAST_ALLOC] * Q).astype(np.int64)
@@ -90,7 +90,7 @@ def alloc_fill_from_obs(obs: np.ndarray, config: DarkPoolConfig) -> tuple[np.nda
 
 def slice_shares(obs: np.ndarray, config: DarkPoolConfig, slice_mult: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Remaining shares ``R`` and this step's slice ``V = floor(slice_mult R / (T - t) + 1/2)``, clipped to [0, R]."""
-    Q, T = config.order_size, config.horizon
+    Q, T = config.quantity, config.horizon
     R = np.rint(obs[:, OBS_REMAINING].astype(np.float64) * Q).astype(np.int64)
     t = np.rint(obs[:, OBS_TIME].astype(np.float64) * T).astype(np.int64)
     left = np.maximum(T - t, 1)
@@ -291,7 +291,7 @@ class GanchevPolicy(_Base):
             raise ValueError(f"unit must be an integer >= 1 (shares), got {unit!r}")
         if not (math.isfinite(prior) and prior >= 0):
             raise ValueError(f"prior must be a finite number >= 0 (pseudo-observations), got {prior!r}")
-        self.state = GanchevState.empty(n_envs, config.n_dark, config.order_size, int(unit), prior)
+        self.state = GanchevState.empty(n_envs, config.n_dark, config.quantity, int(unit), prior)
         self.reset_each_episode = bool(reset_each_episode)
         self._out = np.zeros((n_envs, config.n_dark), np.int64)
 
@@ -344,7 +344,7 @@ class OraclePolicy(_Base):
     def act(self, obs: np.ndarray) -> np.ndarray:
         obs = _check_obs(obs, self.config.n_dark)
         R, V = slice_shares(obs, self.config, self.slice_mult)
-        tails = oracle_tails(self.core.venue_params(), self.config.order_size, self.unit)
+        tails = oracle_tails(self.core.venue_params(), self.config.quantity, self.unit)
         _greedy(np.ascontiguousarray(tails), V, self.unit, self._out)
         shares = np.concatenate([np.zeros((len(V), 1), np.int64), self._out], axis=1)
         return _action_from_shares(shares, R)

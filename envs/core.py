@@ -15,15 +15,25 @@ this module builds the three faces users see:
   ``TimeLimit.truncated``, ``seed()`` applied at the next ``reset()``).
 
 Seeding: env ``i`` of a batch reset with ``seed=s`` is seeded with ``s + i``,
-so it replays exactly the single env reset with ``seed=s + i``.
+so it replays exactly the single env reset with ``seed=s + i``. Seeds are ints in
+``[0, MAX_SEED]`` (``2**63 - 1``); any other seed, or a batch whose ``s + i`` leaves the
+range, raises :class:`SeedError` (never wrapped).
+
+Inputs every face checks: ``step()`` before the first ``reset()`` raises
+:class:`ResetNeeded`; an action that is not numbers in the action space raises
+:class:`ActionError` naming the space; an env keyword that is not a field of the env's
+config raises :class:`UnknownArgumentError` listing the valid ones
+(:func:`config_from_kwargs`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import itertools
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -44,6 +54,14 @@ __all__ = [
     "LOBSB3VecEnv",
     "ActionError",
     "VecAttributeError",
+    "ResetNeeded",
+    "EnvConfigError",
+    "SeedError",
+    "UnknownArgumentError",
+    "MAX_SEED",
+    "check_seed",
+    "config_from_kwargs",
+    "renamed_kwarg",
     "batch_infos",
     "make_sb3_vec_env",
 ]
@@ -173,6 +191,81 @@ class VecAttributeError(LobworldError):
     or method belongs to the whole batch (one core), not to the envs named."""
 
 
+class ResetNeeded(LobworldError, RuntimeError):
+    """``step()`` on a face that has not been reset (or, single env, whose episode ended)."""
+
+
+class EnvConfigError(LobworldError):
+    """A bad value of an env config field (the message names the config class and field)."""
+
+
+class SeedError(LobworldError):
+    """A seed that is not an int in ``[0, MAX_SEED]``."""
+
+
+class UnknownArgumentError(LobworldError, TypeError):
+    """An env keyword argument that is neither a config field nor a parameter of the env (also a
+    ``TypeError``, what Python raises for an unexpected keyword)."""
+
+
+#: largest seed an env accepts (the int64 range: seeds are recorded as int64 and ``seed + i``
+#: must stay representable); larger or negative seeds are refused rather than wrapped
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(seed: Any, what: str = "seed") -> int | None:
+    """``seed`` as a Python int (``None`` passes), or :class:`SeedError` naming ``what``."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise SeedError(f"{what} must be an int in [0, 2**63 - 1] or None, got {seed!r}")
+    s = int(seed)
+    if not 0 <= s <= MAX_SEED:
+        raise SeedError(f"{what} must be in [0, 2**63 - 1], got {s} (seeds are refused, not wrapped)")
+    return s
+
+
+def batch_seeds(seed: Any, n: int) -> list[int]:
+    """Seeds ``seed + i`` of a batch of ``n`` envs, each checked (:func:`check_seed`)."""
+    s = check_seed(seed)
+    return [check_seed(s + i, f"seed + {i} (env {i} of {n})") if i else s for i in range(n)]
+
+
+def renamed_kwarg(kwargs: dict[str, Any], old: str, new: str, owner: str) -> dict[str, Any]:
+    """``kwargs`` with the deprecated name ``old`` renamed ``new`` (a ``DeprecationWarning``); both
+    given is a :class:`~lobworld.errors.LobworldError`."""
+    if old not in kwargs:
+        return kwargs
+    if new in kwargs:
+        raise UnknownArgumentError(f"{owner}: give {new!r} only ({old!r} is its deprecated alias), got both")
+    warnings.warn(f"{owner}: {old!r} is deprecated, use {new!r} (the same parent-order size in every env)",
+                  DeprecationWarning, stacklevel=4)
+    out = dict(kwargs)
+    out[new] = out.pop(old)
+    return out
+
+
+def config_from_kwargs(config_cls: type, config: Any, overrides: dict[str, Any], owner: str,
+                       params: Sequence[str] = ()) -> Any:
+    """The env config: ``config`` (default ``config_cls()``) with the fields ``overrides`` replaced.
+
+    A name that is not a field of ``config_cls`` raises :class:`UnknownArgumentError` listing the
+    fields and the env's own ``params``.
+    """
+    names = [f.name for f in dataclasses.fields(config_cls) if f.init]
+    unknown = [k for k in overrides if k not in names]
+    if unknown:
+        raise UnknownArgumentError(
+            f"{owner}: unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"valid arguments: {', '.join(names)} ({config_cls.__name__} fields)"
+            + (f" and {', '.join(params)}" if params else ""))
+    if config is None:
+        return config_cls(**overrides)
+    if not isinstance(config, config_cls):
+        raise TypeError(f"{owner}: config must be a {config_cls.__name__}, got {type(config).__name__}")
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
 class BatchedCore:
     """Base class of a Numba-batched environment.
 
@@ -253,7 +346,7 @@ class BatchedCore:
     def seed_rows(self, indices: Sequence[int], seeds: Sequence[int | None]) -> None:
         """Re-seed the random streams of the given envs (``None``: fresh entropy)."""
         for i, s in zip(indices, seeds):
-            self.rng_state[i] = seed_state(s, self.n_streams)
+            self.rng_state[i] = seed_state(check_seed(s, f"seed of env {i}"), self.n_streams)
 
     def reset(self, mask: np.ndarray | None = None) -> None:
         """Reset the envs selected by ``mask`` (all when ``None``)."""
@@ -277,7 +370,12 @@ class BatchedCore:
         try:
             a = np.asarray(actions)
         except Exception as exc:  # ragged lists and the like
-            raise ActionError(f"{type(self).__name__}: actions are not an array: {exc}") from exc
+            raise ActionError(f"{type(self).__name__}: actions are not an array: {exc}; expected actions "
+                              f"in {space}") from exc
+        if a.dtype.kind not in "biuf":
+            example = a.reshape(-1)[0] if a.size else a
+            raise ActionError(f"{type(self).__name__}: actions must be numbers in {space}, got {a.dtype} "
+                              f"values such as {example!r}")
         if isinstance(space, spaces.Discrete):
             want: tuple[int, ...] = (self.n_envs,)
             if a.shape != want:
@@ -343,6 +441,7 @@ class LOBEnv(gym.Env):
         self._needs_reset = True
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        seed = check_seed(seed)
         super().reset(seed=seed)
         if seed is not None:
             self.core.seed_rows([0], [seed])
@@ -354,7 +453,8 @@ class LOBEnv(gym.Env):
 
     def step(self, action):
         if self._needs_reset:
-            raise RuntimeError(f"{type(self).__name__}: call reset() before step() (episode ended)")
+            raise ResetNeeded(f"{type(self).__name__}: call reset() before step() (not reset yet, or the "
+                              f"episode ended)")
         a = np.asarray(action)
         self.core.step(a[None, ...], autoreset=False)
         terminated = bool(self.core.terminated[0])
@@ -395,20 +495,28 @@ class LOBVectorEnv(VectorEnv):
         self.single_action_space = self.core.single_action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._needs_reset = True
 
     def reset(self, *, seed: int | Sequence[int | None] | None = None, options: dict | None = None):
         if seed is not None:
-            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, (int, np.integer)) else list(seed)
+            if isinstance(seed, (list, tuple, np.ndarray)):
+                seeds = [check_seed(s, f"seed of env {i}") for i, s in enumerate(seed)]
+            else:
+                seeds = batch_seeds(seed, self.num_envs)
             if len(seeds) != self.num_envs:
-                raise ValueError(f"expected {self.num_envs} seeds, got {len(seeds)}")
+                raise SeedError(f"expected {self.num_envs} seeds, got {len(seeds)}")
             self.core.seed_rows(range(self.num_envs), seeds)
-            self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seeds[0])
+            if seeds[0] is not None:
+                self._np_random, self._np_random_seed = gym.utils.seeding.np_random(seeds[0])
         if options:
             self.core.set_options(range(self.num_envs), options)
         self.core.reset()
+        self._needs_reset = False
         return self.core.obs.copy(), {}
 
     def step(self, actions):
+        if self._needs_reset:
+            raise ResetNeeded(f"{type(self).__name__}: call reset() before step()")
         core = self.core
         core.step(actions, autoreset=True)
         done = core.terminated | core.truncated
@@ -449,6 +557,7 @@ class LOBSB3VecEnv(VecEnv):
         self._env_attrs: list[dict[str, Any]] = [{} for _ in range(core.n_envs)]
         super().__init__(core.n_envs, core.single_observation_space, core.single_action_space)
         self._actions: np.ndarray | None = None
+        self._needs_reset = True
 
     # --- core API
     def reset(self):
@@ -463,12 +572,22 @@ class LOBSB3VecEnv(VecEnv):
                 if o:
                     self.core.set_options([i], o)
         self.core.reset()
+        self._needs_reset = False
         self.reset_infos = [{} for _ in range(n)]
         self._reset_seeds()
         self._reset_options()
         return self.core.obs.copy()
 
+    def seed(self, seed: int | None = None) -> Sequence[None | int]:
+        """Store ``seed + i`` for env ``i`` for the next :meth:`reset` (a random seed when ``None``);
+        a seed outside ``[0, MAX_SEED]`` for any env raises :class:`SeedError` now."""
+        if seed is not None:
+            batch_seeds(seed, self.num_envs)
+        return super().seed(seed)
+
     def step_async(self, actions: np.ndarray) -> None:
+        if self._needs_reset:
+            raise ResetNeeded(f"{type(self).__name__}: call reset() before step()")
         self._actions = actions
 
     def step_wait(self):

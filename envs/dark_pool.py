@@ -13,14 +13,16 @@ spread and impact come from a :class:`lobworld.envs.dynamics.MarketDynamics`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from numba import njit
 
-from lobworld.envs.core import BatchedCore, LOBEnv, LOBVectorEnv
+from lobworld.envs.core import (BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs,
+                                renamed_kwarg)
 from lobworld.envs.dynamics import MID, PERM_IMPACT, SIGMA, SPREAD, MarketDynamics, make_dynamics
 from lobworld.envs.rng import normal, uniform
 from lobworld.envs.dark_pool_scenarios import DarkPoolScenario, get_scenario
@@ -94,8 +96,9 @@ _MAX_LIQ = 1e12  # hidden draws are clipped here before the integer cast (shares
 class DarkPoolConfig:
     """Settings of ``LOB-DarkPool-v0`` (units per field)."""
 
-    order_size: int = 2000
-    """Parent order Q (shares, integer >= 1)."""
+    quantity: int = 2000
+    """Parent order Q (shares, integer >= 1), named as in the execution envs; ``order_size`` is a
+    deprecated alias (env arguments and this attribute)."""
     horizon: int = 30
     """Number of decision steps T; what is left after step T is executed lit (forced)."""
     dt: float = 10.0
@@ -112,26 +115,33 @@ class DarkPoolConfig:
     """Half-life (steps) of the exponentially weighted fill and volatility statistics in the observation."""
 
     def __post_init__(self) -> None:
-        for f in ("order_size", "horizon", "n_dark"):
+        for f in ("quantity", "horizon", "n_dark"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"DarkPoolConfig.{f} must be an integer >= 1, got {v!r}")
-        if self.order_size > 10**9:
-            raise ValueError(f"DarkPoolConfig.order_size must be <= 1e9 shares, got {self.order_size}")
+                raise EnvConfigError(f"DarkPoolConfig.{f} must be an integer >= 1, got {v!r}")
+        if self.quantity > 10**9:
+            raise EnvConfigError(f"DarkPoolConfig.quantity must be <= 1e9 shares, got {self.quantity}")
         for f in ("dt", "ew_halflife"):
             v = getattr(self, f)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"DarkPoolConfig.{f} must be a finite number > 0, got {v!r}")
+                raise EnvConfigError(f"DarkPoolConfig.{f} must be a finite number > 0, got {v!r}")
         v = self.unfilled_penalty_bps
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise ValueError(f"DarkPoolConfig.unfilled_penalty_bps must be a finite number >= 0, got {v!r}")
+            raise EnvConfigError(f"DarkPoolConfig.unfilled_penalty_bps must be a finite number >= 0, got {v!r}")
         if self.side not in ("sell", "buy"):
-            raise ValueError(f"DarkPoolConfig.side must be 'sell' or 'buy', got {self.side!r}")
+            raise EnvConfigError(f"DarkPoolConfig.side must be 'sell' or 'buy', got {self.side!r}")
         scen = get_scenario(self.scenario)  # raises on unknown names
         if scen.venues is not None and len(scen.venues) != self.n_dark:
-            raise ValueError(
+            raise EnvConfigError(
                 f"DarkPoolConfig: scenario {scen.name!r} fixes {len(scen.venues)} pools but n_dark={self.n_dark}"
             )
+
+    @property
+    def order_size(self) -> int:
+        """Deprecated alias of :attr:`quantity` (warns)."""
+        warnings.warn("DarkPoolConfig.order_size is deprecated, use DarkPoolConfig.quantity", DeprecationWarning,
+                      stacklevel=2)
+        return self.quantity
 
     @property
     def side_sign(self) -> float:
@@ -432,18 +442,8 @@ class DarkPoolCore(BatchedCore):
 
     def __init__(self, n_envs: int = 1, config: DarkPoolConfig | None = None,
                  dynamics: str | MarketDynamics | None = "parametric", **overrides: Any):
-        if config is None:
-            config = DarkPoolConfig(**overrides)
-        elif overrides:
-            if not isinstance(config, DarkPoolConfig):
-                raise TypeError(f"config must be a DarkPoolConfig, got {type(config).__name__}")
-            names = {f.name for f in fields(DarkPoolConfig)}
-            bad = sorted(set(overrides) - names)
-            if bad:
-                raise TypeError(f"unknown DarkPoolConfig field(s) {bad}")
-            config = DarkPoolConfig(**{**{f.name: getattr(config, f.name) for f in fields(config)}, **overrides})
-        if not isinstance(config, DarkPoolConfig):
-            raise TypeError(f"config must be a DarkPoolConfig, got {type(config).__name__}")
+        overrides = renamed_kwarg(overrides, "order_size", "quantity", "DarkPoolEnv")
+        config = config_from_kwargs(DarkPoolConfig, config, overrides, "DarkPoolEnv", ("config", "dynamics"))
         self.config = config
         self.scenario = config.scenario_obj
         self.dynamics = make_dynamics(dynamics)
@@ -464,7 +464,7 @@ class DarkPoolCore(BatchedCore):
 
     def _alloc_state(self) -> None:
         n, K, c = self.n_envs, self.n_dark, self.config
-        self.cfg = np.array([c.order_size, c.horizon, c.side_sign, c.unfilled_penalty_bps,
+        self.cfg = np.array([c.quantity, c.horizon, c.side_sign, c.unfilled_penalty_bps,
                              1.0 - 0.5 ** (1.0 / c.ew_halflife), c.dt], np.float64)
         self.sc, self.fixed = _scenario_array(self.scenario, K)
         self.dyn_args = self.dynamics.args(n, c.dt)
@@ -497,7 +497,7 @@ class DarkPoolCore(BatchedCore):
 
     def episode_info(self, i: int) -> dict[str, float]:
         e = self.ep_done[i]
-        Q = float(self.config.order_size)
+        Q = float(self.config.quantity)
         info = {name: float(e[c]) for c, name in _EP_NAMES.items()}
         info["cost_bps"] = -float(e[EP_RETURN])
         info["dark_fraction"] = float(e[EP_DARK]) / Q
@@ -531,7 +531,7 @@ class DarkPoolEnv(LOBEnv):
 
     ## Description
 
-    The agent sells (or buys) ``Q = order_size`` shares within ``T = horizon`` steps of
+    The agent sells (or buys) ``Q = quantity`` shares within ``T = horizon`` steps of
     ``dt`` seconds. Each step it sends part of the remaining quantity ``R`` to one lit
     venue and ``K = n_dark`` dark pools. The lit venue fills with certainty at the touch
     plus the temporary impact of the market dynamics (``dynamics="parametric"``:

@@ -26,7 +26,7 @@ import numpy as np
 from gymnasium import spaces
 from numba import njit, prange
 
-from lobworld.envs.core import BatchedCore, LOBEnv, LOBVectorEnv
+from lobworld.envs.core import BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs
 from lobworld.envs.dynamics import (
     LAST_RET,
     MID,
@@ -126,43 +126,43 @@ class ExecutionConfig:
 
     def __post_init__(self) -> None:
         if self.side not in ("sell", "buy"):
-            raise ValueError(f"ExecutionConfig.side must be 'sell' or 'buy', got {self.side!r}")
+            raise EnvConfigError(f"ExecutionConfig.side must be 'sell' or 'buy', got {self.side!r}")
         if self.benchmark not in _BENCH_CODES:
-            raise ValueError(
+            raise EnvConfigError(
                 f"ExecutionConfig.benchmark must be one of {sorted(_BENCH_CODES)}, got {self.benchmark!r}"
             )
         if self.volume_profile not in ("auto", "u", "flat"):
-            raise ValueError(
+            raise EnvConfigError(
                 f"ExecutionConfig.volume_profile must be 'auto', 'u' or 'flat', got {self.volume_profile!r}"
             )
         for name in ("quantity", "dt", "risk_aversion", "start_minute", "ewm_alpha"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
-                raise ValueError(f"ExecutionConfig.{name} must be a finite number, got {v!r}")
+                raise EnvConfigError(f"ExecutionConfig.{name} must be a finite number, got {v!r}")
         if self.quantity <= 0:
-            raise ValueError(f"ExecutionConfig.quantity must be > 0 shares, got {self.quantity!r}")
+            raise EnvConfigError(f"ExecutionConfig.quantity must be > 0 shares, got {self.quantity!r}")
         if self.dt <= 0:
-            raise ValueError(f"ExecutionConfig.dt must be > 0 seconds, got {self.dt!r}")
+            raise EnvConfigError(f"ExecutionConfig.dt must be > 0 seconds, got {self.dt!r}")
         if self.risk_aversion < 0:
-            raise ValueError(f"ExecutionConfig.risk_aversion must be >= 0, got {self.risk_aversion!r}")
+            raise EnvConfigError(f"ExecutionConfig.risk_aversion must be >= 0, got {self.risk_aversion!r}")
         if not (0.0 < self.ewm_alpha <= 1.0):
-            raise ValueError(f"ExecutionConfig.ewm_alpha must be in (0, 1], got {self.ewm_alpha!r}")
+            raise EnvConfigError(f"ExecutionConfig.ewm_alpha must be in (0, 1], got {self.ewm_alpha!r}")
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
-            raise ValueError(f"ExecutionConfig.horizon must be an int >= 1, got {self.horizon!r}")
+            raise EnvConfigError(f"ExecutionConfig.horizon must be an int >= 1, got {self.horizon!r}")
         window = self.horizon * self.dt / 60.0
         if window > SESSION_MINUTES:
-            raise ValueError(f"ExecutionConfig: horizon*dt = {window:g} min exceeds the 390-min session")
+            raise EnvConfigError(f"ExecutionConfig: horizon*dt = {window:g} min exceeds the 390-min session")
         if not (0.0 <= self.start_minute <= SESSION_MINUTES - window):
-            raise ValueError(
+            raise EnvConfigError(
                 f"ExecutionConfig.start_minute must be in [0, {SESSION_MINUTES - window:g}] so the "
                 f"window ends by the close, got {self.start_minute!r}"
             )
         coef = tuple(float(c) for c in self.profile_coef)
         if len(coef) != 3 or not all(np.isfinite(coef)):
-            raise ValueError(f"ExecutionConfig.profile_coef must be 3 finite numbers, got {self.profile_coef!r}")
+            raise EnvConfigError(f"ExecutionConfig.profile_coef must be 3 finite numbers, got {self.profile_coef!r}")
         xs = np.linspace(0.0, 1.0, 401)
         if np.any(np.polyval(coef, xs) <= 0):
-            raise ValueError(f"ExecutionConfig.profile_coef {coef} gives a non-positive volume profile")
+            raise EnvConfigError(f"ExecutionConfig.profile_coef {coef} gives a non-positive volume profile")
         object.__setattr__(self, "profile_coef", coef)
 
     @property
@@ -531,12 +531,7 @@ class ExecutionCore(BatchedCore):
 
     def __init__(self, n_envs: int = 1, config: ExecutionConfig | None = None,
                  parallel: bool | None = None, **overrides: Any):
-        if config is None:
-            config = ExecutionConfig(**overrides)
-        elif overrides:
-            config = config.replace(**overrides)
-        if not isinstance(config, ExecutionConfig):
-            raise TypeError(f"config must be an ExecutionConfig, got {type(config).__name__}")
+        config = config_from_kwargs(ExecutionConfig, config, overrides, "ExecutionEnv", ("config", "parallel"))
         self.config = config
         self.dynamics = make_dynamics(config.dynamics)
         self._parallel = parallel

@@ -19,7 +19,7 @@ import numpy as np
 from gymnasium import spaces
 
 from lobworld.envs import market_making_kernels as K
-from lobworld.envs.core import BatchedCore, LOBEnv, LOBVectorEnv
+from lobworld.envs.core import BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs
 from lobworld.envs.dynamics import MarketDynamics, ParametricDynamics, ParametricParams, make_dynamics
 from lobworld.envs.latency import LatencyScenario, resolve_latency
 from lobworld.envs.arrivals import HawkesParams, PoissonParams
@@ -114,7 +114,7 @@ class MarketMakingConfig:
 
     def __post_init__(self) -> None:
         def bad(name, why):
-            raise ValueError(f"MarketMakingConfig.{name} {why}, got {getattr(self, name)!r}")
+            raise EnvConfigError(f"MarketMakingConfig.{name} {why}, got {getattr(self, name)!r}")
 
         if not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
             bad("horizon", "must be a positive int (steps)")
@@ -206,16 +206,8 @@ class MarketMakingCore(BatchedCore):
 
     def __init__(self, n_envs: int = 1, config: MarketMakingConfig | None = None, discrete: bool = False,
                  parallel: bool | None = None, **overrides: Any):
-        if config is None:
-            config = MarketMakingConfig()
-        if not isinstance(config, MarketMakingConfig):
-            raise TypeError(f"config must be a MarketMakingConfig, got {type(config).__name__}")
-        unknown = set(overrides) - _CFG_FIELDS
-        if unknown:
-            raise TypeError(f"MarketMakingEnv: unknown argument(s) {sorted(unknown)}; "
-                            f"config fields are {sorted(_CFG_FIELDS)}")
-        if overrides:
-            config = config.replace(**overrides)
+        config = config_from_kwargs(MarketMakingConfig, config, overrides, "MarketMakingEnv",
+                                    ("config", "discrete", "parallel"))
         self.config = config
         self.discrete = bool(discrete)
         c = config

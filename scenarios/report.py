@@ -3,7 +3,7 @@
 :func:`pre_trade_report` simulates the order (``side``, ``quantity`` shares over
 ``horizon_min`` minutes) in an env id -- ``LOB-Execution-v0`` by default (one-minute
 steps), also the other execution ids, ``LOB-DarkPool-v0`` (10 s routing steps; the
-order is ``order_size`` = ``quantity``) and the market-making ids (no parent order:
+order is ``quantity``, as for the execution ids) and the market-making ids (no parent order:
 ``side``/``quantity`` are not used; ``horizon_min`` minutes of 1 s steps) -- for each
 candidate strategy on the same market paths (common random numbers), under the base
 market, each regime scenario (:mod:`lobworld.scenarios.presets`) and each latency
@@ -111,7 +111,7 @@ def _order_kwargs(env_id: str, fam: str, side: str | None, quantity: float | Non
         if quantity != round(quantity):
             raise ReportError(f"{env_id}: the dark-pool order size is a whole number of shares, got {quantity!r}")
         dt = DarkPoolConfig().dt
-        return {"side": side, "order_size": int(round(quantity)), "horizon": max(1, int(round(horizon_min * 60 / dt))),
+        return {"side": side, "quantity": int(round(quantity)), "horizon": max(1, int(round(horizon_min * 60 / dt))),
                 "dynamics": dynamics}
     if fam == "market_making":
         if side is not None or quantity is not None:

@@ -179,3 +179,147 @@ def test_env_method_per_env_and_batch_methods():
     with pytest.raises(VecAttributeError, match="reset acts on all 3 envs"):
         native.env_method("reset", indices=[1])
     assert len(calls) == 1
+
+
+# ------------------------------------------------------------------ face-level inputs
+from gymnasium import spaces  # noqa: E402
+
+from lobworld.envs.core import (  # noqa: E402
+    MAX_SEED,
+    ActionError,
+    BatchedCore,
+    ResetNeeded,
+    SeedError,
+    UnknownArgumentError,
+    make_sb3_vec_env,
+)
+
+
+def _faces(env_id, n=2):
+    return [("single", gym.make(env_id).unwrapped),
+            ("vector", gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point")),
+            ("sb3", make_sb3_vec_env(env_id, n_envs=n))]
+
+
+def _one_action(face, venv, n=2):
+    space = venv.action_space if face != "vector" else venv.single_action_space
+    a = batch_actions(space, 1 if face == "single" else n, 1)[0]
+    return a[0] if face == "single" else a
+
+
+@pytest.mark.parametrize("env_id", list(lobworld.ENV_IDS))
+def test_step_before_reset_raises_on_every_face(env_id):
+    for face, venv in _faces(env_id):
+        with pytest.raises(ResetNeeded, match="reset"):
+            venv.step(_one_action(face, venv))
+        assert isinstance(ResetNeeded("x"), RuntimeError) and isinstance(ResetNeeded("x"), LobworldError)
+
+
+def test_faces_step_after_reset_and_vector_autoreset_keeps_going():
+    vec = ToyVectorEnv(num_envs=2, horizon=1, limit=1e9)
+    vec.reset(seed=0)
+    for _ in range(3):  # every step ends both episodes; same-step autoreset needs no reset()
+        vec.step(np.zeros((2, 1), np.float32))
+    sb3 = LOBSB3VecEnv(ToyCore(n_envs=2, horizon=1, limit=1e9))
+    sb3.reset()
+    for _ in range(3):
+        sb3.step(np.zeros((2, 1), np.float32))
+
+
+from lobworld.errors import LobworldError  # noqa: E402
+
+
+@pytest.mark.parametrize("bad", [2**64 + 5, -1, MAX_SEED + 1, True, 1.5, "5"])
+def test_seed_outside_the_supported_range_is_rejected_on_every_face(bad):
+    with pytest.raises(SeedError, match="seed"):
+        ToyEnv().reset(seed=bad)
+    with pytest.raises(SeedError, match="seed"):
+        ToyVectorEnv(num_envs=2).reset(seed=bad)
+    with pytest.raises(SeedError, match="seed"):
+        LOBSB3VecEnv(ToyCore(n_envs=2)).seed(bad)
+    with pytest.raises(SeedError, match="seed"):
+        ToyCore(n_envs=1).seed_rows([0], [bad])
+
+
+def test_seed_range_edges():
+    assert MAX_SEED == 2**63 - 1
+    a = ToyEnv()
+    a.reset(seed=MAX_SEED)  # the largest seed is accepted
+    o_max = a.step(np.ones(1, np.float32))[0]
+    a.reset(seed=MAX_SEED % 2**32)
+    assert not np.array_equal(o_max, a.step(np.ones(1, np.float32))[0])  # not wrapped to 32 bits
+    with pytest.raises(SeedError, match=r"seed \+ 1 \(env 1 of 2\)"):
+        ToyVectorEnv(num_envs=2).reset(seed=MAX_SEED)  # env 1 would need MAX_SEED + 1
+    with pytest.raises(SeedError, match="env 1"):
+        LOBSB3VecEnv(ToyCore(n_envs=2)).seed(MAX_SEED)
+    v = LOBSB3VecEnv(ToyCore(n_envs=2))
+    assert v.seed(MAX_SEED - 1) == [MAX_SEED - 1, MAX_SEED]
+    v.reset()
+    ToyVectorEnv(num_envs=2).reset(seed=[np.uint64(MAX_SEED), None])
+
+
+class _DiscreteCore(BatchedCore):
+    single_observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    single_action_space = spaces.Discrete(3)
+
+    def _alloc_state(self):
+        pass
+
+
+@pytest.mark.parametrize("bad", ["1", ["a", "b"], np.array(["x", "y"]), [None, 1], [1 + 2j, 0]])
+def test_non_numeric_discrete_actions_name_the_space(bad):
+    core = _DiscreteCore(n_envs=2)
+    with pytest.raises(ActionError, match=r"Discrete\(3\)") as exc:
+        core.check_actions(bad)
+    assert "shape" not in str(exc.value)
+    np.testing.assert_array_equal(core.check_actions([2, 0]), [2, 0])
+
+
+@pytest.mark.parametrize("bad", ["0.5", ["0.5"], np.array([["a"], ["b"]]), [[None], [0.5]]])
+def test_non_numeric_box_actions_name_the_space(bad):
+    core = ToyCore(n_envs=2) if not isinstance(bad, str) else ToyCore(n_envs=1)
+    with pytest.raises(ActionError, match=r"Box\(0\.0, 1\.0, \(1,\), float32\)") as exc:
+        core.check_actions(bad)
+    assert "shape" not in str(exc.value)
+
+
+def test_string_action_on_registered_discrete_and_box_envs():
+    env = gym.make("LOB-MarketMaking-Discrete-v0").unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ActionError, match=r"Discrete\(11\)"):
+        env.step("3")
+    env = gym.make("LOB-DarkPool-v0").unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ActionError, match=r"Box\(0\.0, 1\.0, \(6,\), float32\)"):
+        env.step("0.5")
+
+
+@pytest.mark.parametrize("env_id", list(lobworld.ENV_IDS))
+def test_unknown_env_kwarg_lists_the_valid_fields(env_id):
+    for make in (lambda: gym.make(env_id, horizonn=5),
+                 lambda: gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", horizonn=5),
+                 lambda: make_sb3_vec_env(env_id, n_envs=2, horizonn=5)):
+        with pytest.raises(UnknownArgumentError, match=r"unknown argument.*'horizonn'.*valid.*\bhorizon\b"):
+            make()
+    assert issubclass(UnknownArgumentError, TypeError) and issubclass(UnknownArgumentError, LobworldError)
+
+
+def test_one_name_for_the_order_size_across_envs():
+    from lobworld.envs.dark_pool import DarkPoolConfig, DarkPoolEnv
+    from lobworld.envs.execution import ExecutionConfig
+
+    assert "quantity" in {f.name for f in __import__("dataclasses").fields(ExecutionConfig)}
+    assert "quantity" in {f.name for f in __import__("dataclasses").fields(DarkPoolConfig)}
+    new = DarkPoolEnv(quantity=800, horizon=5)
+    with pytest.warns(DeprecationWarning, match="order_size.*quantity"):
+        old = DarkPoolEnv(order_size=800, horizon=5)
+    assert old.core.config == new.core.config and new.core.config.quantity == 800
+    with pytest.warns(DeprecationWarning, match="order_size"):
+        assert new.core.config.order_size == 800
+    with pytest.raises(LobworldError, match="quantity.*order_size.*got both"):
+        DarkPoolEnv(order_size=800, quantity=900)
+    a = np.full(6, 0.3, np.float32)
+    o1, o2 = new.reset(seed=4)[0], old.reset(seed=4)[0]
+    np.testing.assert_array_equal(o1, o2)
+    for _ in range(5):
+        np.testing.assert_array_equal(new.step(a)[0], old.step(a)[0])

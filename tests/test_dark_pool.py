@@ -76,7 +76,7 @@ def _det_core(**kw):
     scen = DarkPoolScenario(name="det", venues=(VenueSpec(p_zero=0.0, scale=50.0, shape=1e9,
                                                           price_improvement=0.5, toxicity=2.0),))
     params = ParametricParams(sigma=0.0, spread=0.30, spread_logsd=0.0, gamma=0.0, eta=0.05)
-    cfg = dict(order_size=1000, horizon=5, n_dark=1, scenario=scen, dt=10.0)
+    cfg = dict(quantity=1000, horizon=5, n_dark=1, scenario=scen, dt=10.0)
     cfg.update(kw)
     core = DarkPoolCore(n_envs=1, dynamics=ParametricDynamics(params), **cfg)
     core.seed_rows([0], [0])
@@ -140,7 +140,7 @@ def test_shortfall_decomposition_and_conservation(scenario, side):
         for i in np.flatnonzero(done):
             info = core.episode_info(int(i))
             n_done += 1
-            assert info["dark_shares"] + info["lit_shares"] == core.config.order_size
+            assert info["dark_shares"] + info["lit_shares"] == core.config.quantity
             assert info["cost_bps"] == pytest.approx(-returns[i], abs=1e-9)
             lhs = info["shortfall_bps"]
             rhs = info["cost_bps"] - info["penalty_bps"] + info["half_spread_bps"] + info["market_move_bps"]
@@ -309,7 +309,7 @@ def test_bad_actions_raise_and_leave_state(bad, msg):
 
 @pytest.mark.parametrize("kw, msg", [
     (dict(n_dark=0), "n_dark"),
-    (dict(order_size=2.5), "order_size"),
+    (dict(quantity=2.5), "quantity"),
     (dict(horizon=0), "horizon"),
     (dict(side="short"), "side"),
     (dict(dt=float("nan")), "dt"),
@@ -331,7 +331,7 @@ def test_bad_scenario_and_overrides_raise():
         DarkPoolScenario(family="cauchy")
     with pytest.raises(ValueError, match="shape"):
         VenueSpec(shape=0.0)
-    with pytest.raises(TypeError, match="unknown DarkPoolConfig field"):
+    with pytest.raises(TypeError, match="unknown argument .n_dak.*valid arguments: quantity"):
         DarkPoolCore(config=DarkPoolConfig(), n_dak=3)
     assert {"stationary", "drifting", "adversarial"} <= set(SCENARIOS)
 
@@ -370,7 +370,7 @@ def test_oracle_tails_match_simulated_hidden_liquidity(family):
         core.step(np.zeros((n, K + 2)), autoreset=True)
         draws.append(core._hidden.copy())
     s = np.concatenate(draws)  # (steps * n, K)
-    tails = oracle_tails(core.venue_params(), core.config.order_size, 10)[0]
+    tails = oracle_tails(core.venue_params(), core.config.quantity, 10)[0]
     for j in (1, 3, 8):
         emp = (s >= 10 * j).mean(axis=0)
         se = np.sqrt(tails[:, j] * (1 - tails[:, j]) / s.shape[0])
@@ -496,6 +496,6 @@ def test_learned_dynamics_runs_and_keeps_the_shortfall_identity():
             info = core.episode_info(int(i))
             rhs = info["cost_bps"] - info["penalty_bps"] + info["half_spread_bps"] + info["market_move_bps"]
             assert info["shortfall_bps"] == pytest.approx(rhs, abs=1e-8)
-            assert info["dark_shares"] + info["lit_shares"] == core.config.order_size
+            assert info["dark_shares"] + info["lit_shares"] == core.config.quantity
             done += 1
     assert done >= 4
