@@ -144,3 +144,14 @@ def test_a_lobworld_error_raised_deep_inside_is_one_line(monkeypatch, capsys):
     assert cli.main(["evaluate", "--env", "LOB-Execution-v0", "--strategy", "nosuch"]) == 2
     line = _one_error_line(capsys, "evaluate")
     assert line.endswith("unknown strategy 'nosuch' for LOB-Execution-v0; known: twap, vwap")
+
+
+@pytest.mark.parametrize("env_kwargs, expect", [
+    ('{"horizon": 0}', "ExecutionConfig.horizon must be an int >= 1"),
+    ('{"horizonn": 5}', "unknown argument 'horizonn'; valid arguments: side, quantity, horizon"),
+])
+def test_a_bad_env_argument_is_one_line_exit_2(capsys, env_kwargs, expect):
+    argv = ["evaluate", "--env", "LOB-Execution-v0", "--strategy", "twap", "--episodes", "2",
+            "--dynamics", "parametric", "--env-kwargs", env_kwargs]
+    assert cli.main(argv) == 2
+    assert expect in _one_error_line(capsys, "evaluate")
