@@ -23,6 +23,7 @@ from numba import njit
 
 from lobworld.envs.core import (BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs,
                                 renamed_kwarg)
+from lobworld.envs.jit import bind
 from lobworld.envs.dynamics import MID, PERM_IMPACT, SIGMA, SPREAD, MarketDynamics, make_dynamics
 from lobworld.envs.rng import normal, uniform
 from lobworld.envs.dark_pool_scenarios import DarkPoolScenario, get_scenario
@@ -222,7 +223,7 @@ def _write_obs(i, obs, rem, t, cfg, market, ew_var, last_alloc, last_fill, ew_ra
         obs[i, b + OV_MEAN_FILL] = ew_fill[i, k] / slice_
 
 
-@njit  # takes the dynamics' functions as arguments: not disk-cacheable
+@njit(inline="always")  # inlined into the kernels bound per dynamics below
 def _reset_row(i, rng, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market, venue, last_alloc,
                last_fill, ew_rate, ew_fill, ew_var, endo, ep, obs):
     rem[i] = int(cfg[C_Q])
@@ -245,7 +246,7 @@ def _reset_row(i, rng, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market, v
     _write_obs(i, obs, rem, t, cfg, market, ew_var, last_alloc, last_fill, ew_rate, ew_fill)
 
 
-@njit  # takes the dynamics' functions as arguments: not disk-cacheable
+@njit(inline="always")  # inlined into the kernels bound per dynamics below
 def _reset_kernel(mask, rng, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market, venue, last_alloc,
                   last_fill, ew_rate, ew_fill, ew_var, endo, ep, obs):
     for i in range(mask.shape[0]):
@@ -297,7 +298,7 @@ def _allocate(a, R, out):
     return V
 
 
-@njit  # takes the dynamics' functions as arguments: not disk-cacheable
+@njit(inline="always")  # inlined into the kernels bound per dynamics below
 def _step_kernel(actions, autoreset, rng, step_fn, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market,
                  venue, last_alloc, last_fill, ew_rate, ew_fill, ew_var, endo, hidden, ep, ep_done,
                  obs, final_obs, reward, term, trunc):
@@ -425,6 +426,32 @@ def _step_kernel(actions, autoreset, rng, step_fn, reset_fn, dyn_args, cfg, sc, 
 # ---------------------------------------------------------------------------
 # core and faces
 # ---------------------------------------------------------------------------
+
+# Kernels bound per dynamics by :func:`lobworld.envs.jit.bind` (one disk-cached copy each):
+# ``step_fn``/``reset_fn`` are the dynamics' functions, placeholders here.
+step_fn = reset_fn = None
+
+
+def _reset_bound(mask, rng, dyn_args, cfg, sc, fixed, rem, t, s0, market, venue, last_alloc,
+                 last_fill, ew_rate, ew_fill, ew_var, endo, ep, obs):
+    _reset_kernel(mask, rng, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market, venue, last_alloc,
+                  last_fill, ew_rate, ew_fill, ew_var, endo, ep, obs)
+
+
+def _step_bound(actions, autoreset, rng, dyn_args, cfg, sc, fixed, rem, t, s0, market,
+                venue, last_alloc, last_fill, ew_rate, ew_fill, ew_var, endo, hidden, ep, ep_done,
+                obs, final_obs, reward, term, trunc):
+    _step_kernel(actions, autoreset, rng, step_fn, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market,
+                 venue, last_alloc, last_fill, ew_rate, ew_fill, ew_var, endo, hidden, ep, ep_done,
+                 obs, final_obs, reward, term, trunc)
+
+
+def get_kernels(dynamics: MarketDynamics) -> tuple:
+    """The dark pool's compiled ``(reset_kernel, step_kernel)`` for a dynamics (serial, disk-cached)."""
+    return bind((_reset_bound, _step_bound), (), {"step_fn": dynamics.step_fn, "reset_fn": dynamics.reset_fn},
+                label=f"darkpool_{type(dynamics).__name__.lower()}", parallel=False)
+
+
 class DarkPoolCore(BatchedCore):
     """Numba-batched core of ``LOB-DarkPool-v0`` (spec: :class:`DarkPoolEnv`).
 
@@ -468,6 +495,7 @@ class DarkPoolCore(BatchedCore):
                              1.0 - 0.5 ** (1.0 / c.ew_halflife), c.dt], np.float64)
         self.sc, self.fixed = _scenario_array(self.scenario, K)
         self.dyn_args = self.dynamics.args(n, c.dt)
+        self._kernels = get_kernels(self.dynamics)
         self.market = np.zeros((n, self.dynamics.n_state), np.float64)
         self.remaining = np.zeros(n, np.int64)
         self.t = np.zeros(n, np.int64)
@@ -484,12 +512,12 @@ class DarkPoolCore(BatchedCore):
         self.ep_done = np.zeros((n, N_EP), np.float64)
 
     def _reset_rows(self, mask: np.ndarray) -> None:
-        _reset_kernel(mask, self.rng_state, self.dynamics.reset_fn, self.dyn_args, self.cfg, self.sc, self.fixed,
+        self._kernels[0](mask, self.rng_state, self.dyn_args, self.cfg, self.sc, self.fixed,
                       self.remaining, self.t, self.s0, self.market, self.venue, self.last_alloc, self.last_fill,
                       self.ew_rate, self.ew_fill, self.ew_var, self.endo, self.ep, self.obs)
 
     def _step_rows(self, actions: np.ndarray, autoreset: bool) -> None:
-        _step_kernel(actions, autoreset, self.rng_state, self.dynamics.step_fn, self.dynamics.reset_fn,
+        self._kernels[1](actions, autoreset, self.rng_state,
                      self.dyn_args, self.cfg, self.sc, self.fixed, self.remaining, self.t, self.s0, self.market,
                      self.venue, self.last_alloc, self.last_fill, self.ew_rate, self.ew_fill, self.ew_var,
                      self.endo, self._hidden, self.ep, self.ep_done, self.obs, self.final_obs, self.reward,

@@ -18,7 +18,7 @@ reset every env in place and allocate nothing per step.
 from __future__ import annotations
 
 import math
-import os
+import time
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -37,6 +37,7 @@ from lobworld.envs.dynamics import (
     MarketDynamics,
     make_dynamics,
 )
+from lobworld.envs.jit import ThreadChoice, bind, use_parallel
 from lobworld.envs.rng import uniform
 
 __all__ = [
@@ -229,280 +230,254 @@ def fit_volume_profile(events=None, *, message_path=None, bin_minutes: float = 1
 
 
 # ---------------------------------------------------------------------------
-# Kernels (one compiled set per dynamics class: a factory closing over its njit functions)
+# Kernels: written once; lobworld.envs.jit.bind compiles one cached copy per dynamics
 # ---------------------------------------------------------------------------
-_KERNELS: dict[tuple, tuple] = {}
-#: Batches of at least ``PARALLEL_MIN_ENVS`` envs use the ``parallel=True`` kernel (prange
-#: over envs), smaller ones the serial kernel (measured figures: ``docs/benchmarks.md``,
-#: ``benchmarks/bench_envs.py --serial-vs-parallel``). Under heavy
-#: load from other processes parallel can lose; ``LOBWORLD_PARALLEL=0`` forces serial per
-#: process, ``parallel=False``/``True`` per core. Results are bit-identical either way (each
-#: env owns its random streams). Closure kernels are not disk-cached by Numba: each process
-#: compiles once per dynamics class.
-PARALLEL_MIN_ENVS = 2048
-_PAR_ENV = os.environ.get("LOBWORLD_PARALLEL", "")
+# Names bound per dynamics by :func:`lobworld.envs.jit.bind` (placeholders here): the
+# dynamics' per-env ``step_fn``/``reset_fn`` and batch-level ``batch_step_fn``/``batch_reset_fn``
+# (see :class:`lobworld.envs.dynamics.MarketDynamics`).
+step_fn = reset_fn = batch_step_fn = batch_reset_fn = None
 
+# With the dynamics' batch-level functions the envs are processed in chunks (one ``prange``
+# over chunks, one parallel region per call); a chunk runs in phases: the agent's child
+# orders of its envs, one batched market step, the execution bookkeeping, then the batched
+# reset of its finished envs (autoreset; ``reset`` likewise resets the masked envs chunk by
+# chunk). Otherwise one loop over envs calls ``step_fn`` per env. Per env, both compute the
+# same episode from the same random draws.
 
-def _build_kernels(step_fn, reset_fn, parallel: bool, batch_step_fn=None, batch_reset_fn=None):
-    """Reset and step kernels for one dynamics.
+@njit(inline="always")
+def vol_mult(cfg, tod0, k):
+    if cfg[C_PROFILE] == 0.0:
+        return 1.0
+    x = (tod0 + (k + 0.5) * cfg[C_DT] / 60.0) / SESSION_MINUTES
+    x = min(max(x, 0.0), 1.0)
+    return (cfg[C_PA] * x + cfg[C_PB]) * x + cfg[C_PC]
 
-    With the dynamics' batch-level functions (``batch_step_fn``/``batch_reset_fn``, see
-    :class:`lobworld.envs.dynamics.MarketDynamics`) the envs are processed in chunks (one
-    ``prange`` over chunks, one parallel region per call); a chunk runs in phases: the agent's
-    child orders of its envs, one batched market step, the execution bookkeeping, then the
-    batched reset of its finished envs (autoreset; ``reset`` likewise resets the masked envs
-    chunk by chunk). Otherwise one loop over envs calls ``step_fn`` per env. Per env, both
-    compute the same episode from the same random draws.
-    """
-    batched = batch_step_fn is not None and batch_reset_fn is not None
+@njit(inline="always")
+def write_obs(cfg, row, es, i, k, obs):
+    s0 = es[i, ES_ARRIVAL]
+    obs[i, O_REMAINING] = es[i, ES_REMAINING] / cfg[C_Q]
+    obs[i, O_TIME] = k / cfg[C_T]
+    obs[i, O_RET] = (row[MID] - s0) / s0 * 100.0
+    obs[i, O_SPREAD] = row[SPREAD] / s0 * 1000.0
+    obs[i, O_VOL] = math.sqrt(es[i, ES_VAR_EWM]) / s0 * 1000.0
+    obs[i, O_VOLUME] = es[i, ES_VOL_EWM] / es[i, ES_VOL_REF]
+    obs[i, O_IMPACT] = row[TEMP_IMPACT] / s0 * 100.0
+    obs[i, O_TOD] = (es[i, ES_TOD0] + k * cfg[C_DT] / 60.0) / SESSION_MINUTES
 
-    @njit(inline="always")
-    def vol_mult(cfg, tod0, k):
-        if cfg[C_PROFILE] == 0.0:
-            return 1.0
-        x = (tod0 + (k + 0.5) * cfg[C_DT] / 60.0) / SESSION_MINUTES
-        x = min(max(x, 0.0), 1.0)
-        return (cfg[C_PA] * x + cfg[C_PB]) * x + cfg[C_PC]
+@njit(inline="always")
+def reset_rest(i, rng, market, cfg, es, t, obs):
+    """Everything of an env reset after the dynamics' reset of its market row."""
+    row = market[i]
+    if cfg[C_RANDSTART] != 0.0:
+        span = SESSION_MINUTES - cfg[C_T] * cfg[C_DT] / 60.0
+        es[i, ES_TOD0] = uniform(rng[i, _STREAM_EPISODE]) * span
+    else:
+        es[i, ES_TOD0] = cfg[C_START]
+    es[i, ES_ARRIVAL] = row[MID]
+    es[i, ES_REMAINING] = cfg[C_Q]
+    es[i, ES_EXECUTED] = 0.0
+    es[i, ES_PAID] = 0.0
+    es[i, ES_VAR_EWM] = row[SIGMA] * row[SIGMA] * cfg[C_DT]
+    ref = row[VOLUME]
+    if not ref > 0.0:
+        ref = 1.0
+    es[i, ES_VOL_REF] = ref
+    es[i, ES_VOL_EWM] = ref
+    es[i, ES_ACC_NPM] = 0.0
+    es[i, ES_ACC_VPM] = 0.0
+    es[i, ES_ACC_V] = 0.0
+    es[i, ES_ACC_PM] = 0.0
+    es[i, ES_RETURN] = 0.0
+    es[i, ES_PENALTY] = 0.0
+    t[i] = 0
+    write_obs(cfg, row, es, i, 0, obs)
 
-    @njit(inline="always")
-    def write_obs(cfg, row, es, i, k, obs):
-        s0 = es[i, ES_ARRIVAL]
-        obs[i, O_REMAINING] = es[i, ES_REMAINING] / cfg[C_Q]
-        obs[i, O_TIME] = k / cfg[C_T]
-        obs[i, O_RET] = (row[MID] - s0) / s0 * 100.0
-        obs[i, O_SPREAD] = row[SPREAD] / s0 * 1000.0
-        obs[i, O_VOL] = math.sqrt(es[i, ES_VAR_EWM]) / s0 * 1000.0
-        obs[i, O_VOLUME] = es[i, ES_VOL_EWM] / es[i, ES_VOL_REF]
-        obs[i, O_IMPACT] = row[TEMP_IMPACT] / s0 * 100.0
-        obs[i, O_TOD] = (es[i, ES_TOD0] + k * cfg[C_DT] / 60.0) / SESSION_MINUTES
+def reset_one(i, rng, market, args, cfg, es, t, obs):
+    reset_fn(i, market[i], args, rng[i, _STREAM_MARKET])
+    reset_rest(i, rng, market, cfg, es, t, obs)
 
-    @njit(inline="always")
-    def reset_rest(i, rng, market, cfg, es, t, obs):
-        """Everything of an env reset after the dynamics' reset of its market row."""
-        row = market[i]
-        if cfg[C_RANDSTART] != 0.0:
-            span = SESSION_MINUTES - cfg[C_T] * cfg[C_DT] / 60.0
-            es[i, ES_TOD0] = uniform(rng[i, _STREAM_EPISODE]) * span
-        else:
-            es[i, ES_TOD0] = cfg[C_START]
-        es[i, ES_ARRIVAL] = row[MID]
-        es[i, ES_REMAINING] = cfg[C_Q]
-        es[i, ES_EXECUTED] = 0.0
-        es[i, ES_PAID] = 0.0
-        es[i, ES_VAR_EWM] = row[SIGMA] * row[SIGMA] * cfg[C_DT]
-        ref = row[VOLUME]
-        if not ref > 0.0:
-            ref = 1.0
-        es[i, ES_VOL_REF] = ref
-        es[i, ES_VOL_EWM] = ref
-        es[i, ES_ACC_NPM] = 0.0
-        es[i, ES_ACC_VPM] = 0.0
-        es[i, ES_ACC_V] = 0.0
-        es[i, ES_ACC_PM] = 0.0
-        es[i, ES_RETURN] = 0.0
-        es[i, ES_PENALTY] = 0.0
-        t[i] = 0
-        write_obs(cfg, row, es, i, 0, obs)
+@njit(inline="always")
+def child_order(i, actions, cfg, es, t):
+    """Shares n traded by env i this step (the whole remainder at the last step)."""
+    rem = es[i, ES_REMAINING]
+    if t[i] >= int(cfg[C_T]) - 1:
+        return rem
+    n = actions[i, 0] * rem
+    return rem if n > rem else n
 
-    @njit(inline="always")
-    def reset_one(i, rng, market, args, cfg, es, t, obs):
-        reset_fn(i, market[i], args, rng[i, _STREAM_MARKET])
-        reset_rest(i, rng, market, cfg, es, t, obs)
-
-    @njit(inline="always")
-    def child_order(i, actions, cfg, es, t):
-        """Shares n traded by env i this step (the whole remainder at the last step)."""
-        rem = es[i, ES_REMAINING]
-        if t[i] >= int(cfg[C_T]) - 1:
-            return rem
-        n = actions[i, 0] * rem
-        return rem if n > rem else n
-
-    @njit(inline="always")
-    def finish_step(i, n, price, mid_prev, rng, market, args, cfg, es, t, ep, obs, final_obs, reward, term, trunc):
-        """Bookkeeping of env i after its market step (``n`` shares filled at ``price``); returns done."""
-        Q = cfg[C_Q]
-        T = int(cfg[C_T])
-        dt = cfg[C_DT]
-        s = cfg[C_SIDE]
-        bench = int(cfg[C_BENCH])
-        lam = cfg[C_LAM]
-        alpha = cfg[C_ALPHA]
-        row = market[i]
-        st = rng[i, _STREAM_MARKET]
-        k = t[i]
-        s0 = es[i, ES_ARRIVAL]
-        norm = 1e4 / (s0 * Q)
-        pm = 0.5 * (mid_prev + row[MID])
-        vol = row[VOLUME]
-        es[i, ES_PAID] += n * price
-        rem = es[i, ES_REMAINING] - n
-        if k >= T - 1 or n == es[i, ES_REMAINING]:
-            rem = 0.0
-        es[i, ES_REMAINING] = rem
-        es[i, ES_EXECUTED] = Q - rem
-        es[i, ES_ACC_NPM] += n * pm
-        es[i, ES_ACC_VPM] += vol * pm
-        es[i, ES_ACC_V] += vol
-        es[i, ES_ACC_PM] += pm
+def finish_step(i, n, price, mid_prev, rng, market, args, cfg, es, t, ep, obs, final_obs, reward, term, trunc):
+    """Bookkeeping of env i after its market step (``n`` shares filled at ``price``); returns done."""
+    Q = cfg[C_Q]
+    T = int(cfg[C_T])
+    dt = cfg[C_DT]
+    s = cfg[C_SIDE]
+    bench = int(cfg[C_BENCH])
+    lam = cfg[C_LAM]
+    alpha = cfg[C_ALPHA]
+    row = market[i]
+    st = rng[i, _STREAM_MARKET]
+    k = t[i]
+    s0 = es[i, ES_ARRIVAL]
+    norm = 1e4 / (s0 * Q)
+    pm = 0.5 * (mid_prev + row[MID])
+    vol = row[VOLUME]
+    es[i, ES_PAID] += n * price
+    rem = es[i, ES_REMAINING] - n
+    if k >= T - 1 or n == es[i, ES_REMAINING]:
+        rem = 0.0
+    es[i, ES_REMAINING] = rem
+    es[i, ES_EXECUTED] = Q - rem
+    es[i, ES_ACC_NPM] += n * pm
+    es[i, ES_ACC_VPM] += vol * pm
+    es[i, ES_ACC_V] += vol
+    es[i, ES_ACC_PM] += pm
+    if bench == 0:
+        r = -norm * s * (price - s0) * n
+    else:
+        r = -norm * s * (price - pm) * n
+    sig = row[SIGMA]
+    pen = lam * norm * norm * sig * sig * dt * rem * rem
+    r -= pen
+    ret = row[LAST_RET]
+    es[i, ES_VAR_EWM] = (1.0 - alpha) * es[i, ES_VAR_EWM] + alpha * ret * ret
+    es[i, ES_VOL_EWM] = (1.0 - alpha) * es[i, ES_VOL_EWM] + alpha * vol
+    k += 1
+    t[i] = k
+    done = rem == 0.0
+    es[i, ES_RETURN] += r
+    es[i, ES_PENALTY] += pen
+    if done:
+        # finish the benchmark window with the market alone (same random draws)
+        n_win = k
+        if bench != 0:
+            for j in range(k, T):
+                mp = row[MID]
+                step_fn(i, row, args, st, 0.0, vol_mult(cfg, es[i, ES_TOD0], j))
+                pmj = 0.5 * (mp + row[MID])
+                es[i, ES_ACC_VPM] += row[VOLUME] * pmj
+                es[i, ES_ACC_V] += row[VOLUME]
+                es[i, ES_ACC_PM] += pmj
+            n_win = T
+        twap = es[i, ES_ACC_PM] / n_win
+        mvwap = es[i, ES_ACC_VPM] / es[i, ES_ACC_V] if es[i, ES_ACC_V] > 0.0 else twap
+        if bench == 1:
+            corr = -norm * s * (es[i, ES_ACC_NPM] - Q * mvwap)
+            r += corr
+            es[i, ES_RETURN] += corr
+        elif bench == 2:
+            corr = -norm * s * (es[i, ES_ACC_NPM] - Q * twap)
+            r += corr
+            es[i, ES_RETURN] += corr
+        ex = es[i, ES_EXECUTED]
+        avg = es[i, ES_PAID] / ex if ex > 0.0 else 0.0
+        ep[i, EP_SHORTFALL_BPS] = s * (es[i, ES_PAID] - ex * s0) * norm
         if bench == 0:
-            r = -norm * s * (price - s0) * n
+            ep[i, EP_BENCH_BPS] = ep[i, EP_SHORTFALL_BPS]
+        elif bench == 1:
+            ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * mvwap) * norm
         else:
-            r = -norm * s * (price - pm) * n
-        sig = row[SIGMA]
-        pen = lam * norm * norm * sig * sig * dt * rem * rem
-        r -= pen
-        ret = row[LAST_RET]
-        es[i, ES_VAR_EWM] = (1.0 - alpha) * es[i, ES_VAR_EWM] + alpha * ret * ret
-        es[i, ES_VOL_EWM] = (1.0 - alpha) * es[i, ES_VOL_EWM] + alpha * vol
-        k += 1
-        t[i] = k
-        done = rem == 0.0
-        es[i, ES_RETURN] += r
-        es[i, ES_PENALTY] += pen
-        if done:
-            # finish the benchmark window with the market alone (same random draws)
-            n_win = k
-            if bench != 0:
-                for j in range(k, T):
-                    mp = row[MID]
-                    step_fn(i, row, args, st, 0.0, vol_mult(cfg, es[i, ES_TOD0], j))
-                    pmj = 0.5 * (mp + row[MID])
-                    es[i, ES_ACC_VPM] += row[VOLUME] * pmj
-                    es[i, ES_ACC_V] += row[VOLUME]
-                    es[i, ES_ACC_PM] += pmj
-                n_win = T
-            twap = es[i, ES_ACC_PM] / n_win
-            mvwap = es[i, ES_ACC_VPM] / es[i, ES_ACC_V] if es[i, ES_ACC_V] > 0.0 else twap
-            if bench == 1:
-                corr = -norm * s * (es[i, ES_ACC_NPM] - Q * mvwap)
-                r += corr
-                es[i, ES_RETURN] += corr
-            elif bench == 2:
-                corr = -norm * s * (es[i, ES_ACC_NPM] - Q * twap)
-                r += corr
-                es[i, ES_RETURN] += corr
-            ex = es[i, ES_EXECUTED]
-            avg = es[i, ES_PAID] / ex if ex > 0.0 else 0.0
-            ep[i, EP_SHORTFALL_BPS] = s * (es[i, ES_PAID] - ex * s0) * norm
-            if bench == 0:
-                ep[i, EP_BENCH_BPS] = ep[i, EP_SHORTFALL_BPS]
-            elif bench == 1:
-                ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * mvwap) * norm
-            else:
-                ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * twap) * norm
-            ep[i, EP_VWAP] = avg
-            ep[i, EP_MKT_VWAP] = mvwap
-            ep[i, EP_TWAP] = twap
-            ep[i, EP_EXECUTED] = ex
-            ep[i, EP_COMPLETION] = ex / Q
-            ep[i, EP_RETURN] = es[i, ES_RETURN]
-            ep[i, EP_LEN] = k
-            ep[i, EP_ARRIVAL] = s0
-            ep[i, EP_PENALTY] = es[i, ES_PENALTY]
-        reward[i] = r
-        term[i] = done
-        trunc[i] = False
-        write_obs(cfg, row, es, i, k, obs)
-        if done:
-            for c in range(obs.shape[1]):
-                final_obs[i, c] = obs[i, c]
-        return done
+            ep[i, EP_BENCH_BPS] = s * (es[i, ES_PAID] - Q * twap) * norm
+        ep[i, EP_VWAP] = avg
+        ep[i, EP_MKT_VWAP] = mvwap
+        ep[i, EP_TWAP] = twap
+        ep[i, EP_EXECUTED] = ex
+        ep[i, EP_COMPLETION] = ex / Q
+        ep[i, EP_RETURN] = es[i, ES_RETURN]
+        ep[i, EP_LEN] = k
+        ep[i, EP_ARRIVAL] = s0
+        ep[i, EP_PENALTY] = es[i, ES_PENALTY]
+    reward[i] = r
+    term[i] = done
+    trunc[i] = False
+    write_obs(cfg, row, es, i, k, obs)
+    if done:
+        for c in range(obs.shape[1]):
+            final_obs[i, c] = obs[i, c]
+    return done
 
-    if not batched:
-        @njit(parallel=parallel)
-        def reset_kernel(mask, rng, market, args, cfg, es, t, obs):
-            for i in prange(mask.shape[0]):
-                if mask[i]:
-                    reset_one(i, rng, market, args, cfg, es, t, obs)
+def reset_kernel(mask, rng, market, args, cfg, es, t, obs):
+    for i in prange(mask.shape[0]):
+        if mask[i]:
+            reset_one(i, rng, market, args, cfg, es, t, obs)
 
-        @njit(parallel=parallel)
-        def step_kernel(actions, rng, market, args, cfg, es, t, ep, autoreset,
-                        obs, final_obs, reward, term, trunc):
-            for i in prange(actions.shape[0]):
-                row = market[i]
-                n = child_order(i, actions, cfg, es, t)
-                mid_prev = row[MID]
-                price = step_fn(i, row, args, rng[i, _STREAM_MARKET], cfg[C_SIDE] * n,
-                                vol_mult(cfg, es[i, ES_TOD0], t[i]))
-                done = finish_step(i, n, price, mid_prev, rng, market, args, cfg, es, t, ep, obs, final_obs,
-                                   reward, term, trunc)
-                if done and autoreset:
-                    reset_one(i, rng, market, args, cfg, es, t, obs)
+def step_kernel(actions, rng, market, args, cfg, es, t, ep, autoreset,
+                obs, final_obs, reward, term, trunc):
+    for i in prange(actions.shape[0]):
+        row = market[i]
+        n = child_order(i, actions, cfg, es, t)
+        mid_prev = row[MID]
+        price = step_fn(i, row, args, rng[i, _STREAM_MARKET], cfg[C_SIDE] * n,
+                        vol_mult(cfg, es[i, ES_TOD0], t[i]))
+        done = finish_step(i, n, price, mid_prev, rng, market, args, cfg, es, t, ep, obs, final_obs,
+                           reward, term, trunc)
+        if done and autoreset:
+            reset_one(i, rng, market, args, cfg, es, t, obs)
 
-        return reset_kernel, step_kernel
 
-    @njit(inline="always")
-    def reset_listed(ridx, lo, m, wsc, rng, market, args, cfg, es, t, obs):
-        """Reset the envs ridx[lo:m] of one chunk: one batched market reset, then the rest."""
-        if m > lo:
-            batch_reset_fn(ridx, lo, m, wsc, market, args, rng, _STREAM_MARKET)
-            for j in range(lo, m):
-                reset_rest(ridx[j], rng, market, cfg, es, t, obs)
+def reset_listed(ridx, lo, m, wsc, rng, market, args, cfg, es, t, obs):
+    """Reset the envs ridx[lo:m] of one chunk: one batched market reset, then the rest."""
+    if m > lo:
+        batch_reset_fn(ridx, lo, m, wsc, market, args, rng, _STREAM_MARKET)
+        for j in range(lo, m):
+            reset_rest(ridx[j], rng, market, cfg, es, t, obs)
 
-    @njit(parallel=parallel)
-    def reset_kernel_batched(mask, rng, market, args, cfg, es, t, obs, ws, scr, idx, ridx):
-        # one parallel region: chunk c resets its masked envs, listed in ridx[lo:m]
-        n_envs = mask.shape[0]
-        ch = ws.shape[2]
-        for c in prange((n_envs + ch - 1) // ch):
-            lo = c * ch
-            m = lo
-            for i in range(lo, min(n_envs, lo + ch)):
-                if mask[i]:
-                    ridx[m] = i
-                    m += 1
-            reset_listed(ridx, lo, m, ws[c], rng, market, args, cfg, es, t, obs)
+def reset_kernel_batched(mask, rng, market, args, cfg, es, t, obs, ws, scr, idx, ridx):
+    # one parallel region: chunk c resets its masked envs, listed in ridx[lo:m]
+    n_envs = mask.shape[0]
+    ch = ws.shape[2]
+    for c in prange((n_envs + ch - 1) // ch):
+        lo = c * ch
+        m = lo
+        for i in range(lo, min(n_envs, lo + ch)):
+            if mask[i]:
+                ridx[m] = i
+                m += 1
+        reset_listed(ridx, lo, m, ws[c], rng, market, args, cfg, es, t, obs)
 
-    @njit(parallel=parallel)
-    def step_kernel_batched(actions, rng, market, args, cfg, es, t, ep, autoreset,
-                            obs, final_obs, reward, term, trunc, ws, scr, idx, ridx):
-        # one parallel region: chunk c = envs lo..hi-1 runs the three phases (child orders, one
-        # batched market step, bookkeeping) and the batched autoreset of its finished envs.
-        # scr rows: 0 shares n, 1 signed quantity q, 2 volume multiplier, 3 mid before, 4 price
-        n_envs = actions.shape[0]
-        ch = ws.shape[2]
-        q = scr[1]
-        vm = scr[2]
-        price = scr[4]
-        for c in prange((n_envs + ch - 1) // ch):
-            lo = c * ch
-            hi = min(n_envs, lo + ch)
-            for i in range(lo, hi):
-                n = child_order(i, actions, cfg, es, t)
-                scr[0, i] = n
-                scr[1, i] = cfg[C_SIDE] * n
-                scr[2, i] = vol_mult(cfg, es[i, ES_TOD0], t[i])
-                scr[3, i] = market[i, MID]
-            batch_step_fn(idx, lo, hi, ws[c], market, args, rng, _STREAM_MARKET, q, vm, price)
-            m = lo
-            for i in range(lo, hi):
-                done = finish_step(i, scr[0, i], scr[4, i], scr[3, i], rng, market, args, cfg, es, t, ep, obs,
-                                   final_obs, reward, term, trunc)
-                if done and autoreset:
-                    ridx[m] = i
-                    m += 1
-            reset_listed(ridx, lo, m, ws[c], rng, market, args, cfg, es, t, obs)
-
-    return reset_kernel_batched, step_kernel_batched
+def step_kernel_batched(actions, rng, market, args, cfg, es, t, ep, autoreset,
+                        obs, final_obs, reward, term, trunc, ws, scr, idx, ridx):
+    # one parallel region: chunk c = envs lo..hi-1 runs the three phases (child orders, one
+    # batched market step, bookkeeping) and the batched autoreset of its finished envs.
+    # scr rows: 0 shares n, 1 signed quantity q, 2 volume multiplier, 3 mid before, 4 price
+    n_envs = actions.shape[0]
+    ch = ws.shape[2]
+    q = scr[1]
+    vm = scr[2]
+    price = scr[4]
+    for c in prange((n_envs + ch - 1) // ch):
+        lo = c * ch
+        hi = min(n_envs, lo + ch)
+        for i in range(lo, hi):
+            n = child_order(i, actions, cfg, es, t)
+            scr[0, i] = n
+            scr[1, i] = cfg[C_SIDE] * n
+            scr[2, i] = vol_mult(cfg, es[i, ES_TOD0], t[i])
+            scr[3, i] = market[i, MID]
+        batch_step_fn(idx, lo, hi, ws[c], market, args, rng, _STREAM_MARKET, q, vm, price)
+        m = lo
+        for i in range(lo, hi):
+            done = finish_step(i, scr[0, i], scr[4, i], scr[3, i], rng, market, args, cfg, es, t, ep, obs,
+                               final_obs, reward, term, trunc)
+            if done and autoreset:
+                ridx[m] = i
+                m += 1
+        reset_listed(ridx, lo, m, ws[c], rng, market, args, cfg, es, t, obs)
 
 
 def get_kernels(dynamics: MarketDynamics, parallel: bool | None = None, n_envs: int = 1):
-    """The compiled ``(reset_kernel, step_kernel)`` for a dynamics class (cached per process).
+    """The compiled ``(reset_kernel, step_kernel)`` for a dynamics (disk-cached, see :mod:`lobworld.envs.jit`).
 
-    ``parallel=None``: parallel when ``n_envs >= PARALLEL_MIN_ENVS`` unless ``LOBWORLD_PARALLEL=0``.
+    ``parallel=None``: the threading policy of :func:`lobworld.envs.jit.use_parallel`.
     """
-    if parallel is None:
-        par = _PAR_ENV != "0" and n_envs >= PARALLEL_MIN_ENVS
-    else:
-        par = bool(parallel)
-    bstep = breset = None
+    par = use_parallel(n_envs, parallel)
+    binding = {"step_fn": dynamics.step_fn, "reset_fn": dynamics.reset_fn}
+    label = type(dynamics).__name__.lower()
     if uses_batch_kernels(dynamics):
-        bstep, breset = dynamics.batch_step_fn, dynamics.batch_reset_fn
-    key = (dynamics.step_fn, dynamics.reset_fn, par, bstep, breset)
-    if key not in _KERNELS:
-        _KERNELS[key] = _build_kernels(dynamics.step_fn, dynamics.reset_fn, par, bstep, breset)
-    return _KERNELS[key]
+        binding.update(batch_step_fn=dynamics.batch_step_fn, batch_reset_fn=dynamics.batch_reset_fn)
+        return bind((reset_kernel_batched, step_kernel_batched), (finish_step, reset_listed), binding,
+                    label=f"exec_{label}_batch", parallel=par)
+    return bind((reset_kernel, step_kernel), (reset_one, finish_step), binding,
+                label=f"exec_{label}", parallel=par)
 
 
 def uses_batch_kernels(dynamics: MarketDynamics) -> bool:
@@ -549,7 +524,10 @@ class ExecutionCore(BatchedCore):
         self.t = np.zeros(n, dtype=np.int64)
         self.ep = np.zeros((n, N_EP), dtype=np.float64)
         self.cfg = self._cfg_vector()
-        self._reset_kernel, self._step_kernel = get_kernels(bundle, self._parallel, n)
+        self._bundle = bundle
+        self._threads = ThreadChoice(n, self._parallel)  # serial or parallel kernel per call (measured)
+        self._kernel_pairs: dict[bool, tuple] = {}
+        self._reset_kernel, self._step_kernel = self._kernels(self._threads.parallel)
         self._batched = uses_batch_kernels(bundle)
         if self._batched:  # scratch of the batched market step (allocated once, reused every step)
             self._ws = self.dynamics.workspace(n)
@@ -573,7 +551,19 @@ class ExecutionCore(BatchedCore):
         cfg[C_ALPHA] = c.ewm_alpha
         return cfg
 
+    def _kernels(self, parallel: bool) -> tuple:
+        pair = self._kernel_pairs.get(parallel)
+        if pair is None:
+            pair = self._kernel_pairs[parallel] = get_kernels(self._bundle, parallel, self.n_envs)
+        return pair
+
+    @property
+    def parallel(self) -> bool:
+        """Whether the next step runs the parallel kernel (see :class:`lobworld.envs.jit.ThreadChoice`)."""
+        return self._threads.parallel
+
     def _reset_rows(self, mask: np.ndarray) -> None:
+        self._reset_kernel, self._step_kernel = self._kernels(self._threads.parallel)
         if self._batched:
             self._reset_kernel(mask, self.rng_state, self.market, self.args, self.cfg, self.es, self.t, self.obs,
                                self._ws, self._scr, self._idx, self._ridx)
@@ -581,6 +571,9 @@ class ExecutionCore(BatchedCore):
             self._reset_kernel(mask, self.rng_state, self.market, self.args, self.cfg, self.es, self.t, self.obs)
 
     def _step_rows(self, actions: np.ndarray, autoreset: bool) -> None:
+        par = self._threads.choose()
+        self._reset_kernel, self._step_kernel = self._kernels(par)
+        t0 = time.perf_counter()
         if self._batched:
             self._step_kernel(actions, self.rng_state, self.market, self.args, self.cfg, self.es, self.t,
                               self.ep, bool(autoreset), self.obs, self.final_obs, self.reward,
@@ -589,6 +582,7 @@ class ExecutionCore(BatchedCore):
             self._step_kernel(actions, self.rng_state, self.market, self.args, self.cfg, self.es, self.t,
                               self.ep, bool(autoreset), self.obs, self.final_obs, self.reward,
                               self.terminated, self.truncated)
+        self._threads.record(par, time.perf_counter() - t0)
 
     def step_unchecked(self, actions: np.ndarray, autoreset: bool = True) -> None:
         """Step without validating ``actions`` (float64 ``(n_envs, 1)`` in [0, 1]; benchmarks)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -21,6 +21,7 @@ from gymnasium import spaces
 from lobworld.envs import market_making_kernels as K
 from lobworld.envs.core import BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs
 from lobworld.envs.dynamics import MarketDynamics, ParametricDynamics, ParametricParams, make_dynamics
+from lobworld.envs.jit import ThreadChoice
 from lobworld.envs.latency import LatencyScenario, resolve_latency
 from lobworld.envs.arrivals import HawkesParams, PoissonParams
 
@@ -229,11 +230,14 @@ class MarketMakingCore(BatchedCore):
             dyn = ParametricDynamics(list(dyn) if isinstance(dyn, (list, tuple)) else dyn)
         self.dynamics: MarketDynamics = make_dynamics(dyn)
         self.latency: list[LatencyScenario] = resolve_latency(c.latency, int(n_envs))
-        if parallel is None:
-            flag = os.environ.get("LOBWORLD_PARALLEL", "")
-            parallel = flag == "1" or (flag != "0" and int(n_envs) >= PARALLEL_MIN_ENVS)
-        self.parallel = bool(parallel)
+        # all threads or one per call, chosen from measured wall time (lobworld.envs.jit.ThreadChoice)
+        self._threads_choice = ThreadChoice(int(n_envs), parallel, min_envs=PARALLEL_MIN_ENVS)
         super().__init__(n_envs)
+
+    @property
+    def parallel(self) -> bool:
+        """Whether the next step runs on all Numba threads (see :class:`lobworld.envs.jit.ThreadChoice`)."""
+        return self._threads_choice.parallel
 
     # ------------------------------------------------------------------ state
     def _alloc_state(self) -> None:
@@ -288,6 +292,11 @@ class MarketMakingCore(BatchedCore):
         cfg[K.C_P0] = math.exp(-(mu[0] + mu[1]) * c.dt) if c.arrival == "poisson" else 0.0
         cfg[K.C_QDECAY_DT] = math.exp(-c.queue_cancel_rate * c.dt)
         self._parametric = type(self.dynamics) is ParametricDynamics
+        if self._parametric:  # the market-making parametric step (mid, spread and volume per second)
+            self._kernels = K.get_kernels(K._parametric_reset, K._mm_parametric_step, "parametric")
+        else:
+            self._kernels = K.get_kernels(self.dynamics.reset_fn, self.dynamics.step_fn,
+                                          type(self.dynamics).__name__.lower())
         self.cfg = cfg
 
     def _reset_rows(self, mask: np.ndarray) -> None:
@@ -295,12 +304,8 @@ class MarketMakingCore(BatchedCore):
             self._reset_rows_kernel(mask)
 
     def _reset_rows_kernel(self, mask: np.ndarray) -> None:
-        if self._parametric:
-            K.mm_reset_parametric(mask, self.market, self.sv, self.qs, self.ep, self.t, self.cfg, self.lat_obs,
-                                  self.rng_state, self.dyn_args, self.obs)
-        else:
-            K.mm_reset_generic(mask, self.market, self.sv, self.qs, self.ep, self.t, self.cfg, self.lat_obs,
-                               self.rng_state, self.dynamics.reset_fn, self.dyn_args, self.obs)
+        self._kernels[0](mask, self.market, self.sv, self.qs, self.ep, self.t, self.cfg, self.lat_obs,
+                         self.rng_state, self.dyn_args, self.obs)
         self.fills[mask] = 0.0
 
     def _step_rows(self, actions: np.ndarray, autoreset: bool) -> None:
@@ -313,20 +318,17 @@ class MarketMakingCore(BatchedCore):
             act = self._act
         else:
             act = actions
-        with _threads(self.parallel):
+        par = self._threads_choice.choose()
+        t0 = time.perf_counter()
+        with _threads(par):
             self._step_kernel(act, autoreset)
+        self._threads_choice.record(par, time.perf_counter() - t0)
 
     def _step_kernel(self, act: np.ndarray, autoreset: bool) -> None:
-        if self._parametric:
-            K.mm_step_parametric(act, self._modes, self.rng_state, self.market, self.sv, self.qs, self.ep, self.t,
-                                 self.fills, self.cfg, self.lat_ow, self.lat_jit, self.lat_obs, self.dyn_args,
-                                 bool(autoreset), self.obs, self.final_obs, self.reward, self.terminated,
-                                 self.truncated, self.ep_done)
-        else:
-            K.mm_step_generic(act, self._modes, self.rng_state, self.market, self.sv, self.qs, self.ep, self.t,
-                              self.fills, self.cfg, self.lat_ow, self.lat_jit, self.lat_obs, self.dynamics.reset_fn,
-                              self.dynamics.step_fn, self.dyn_args, bool(autoreset), self.obs, self.final_obs,
-                              self.reward, self.terminated, self.truncated, self.ep_done)
+        self._kernels[1](act, self._modes, self.rng_state, self.market, self.sv, self.qs, self.ep, self.t,
+                         self.fills, self.cfg, self.lat_ow, self.lat_jit, self.lat_obs, self.dyn_args,
+                         bool(autoreset), self.obs, self.final_obs, self.reward, self.terminated,
+                         self.truncated, self.ep_done)
 
     # ------------------------------------------------------------------- info
     def episode_info(self, i: int) -> dict[str, float]:

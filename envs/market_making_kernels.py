@@ -42,8 +42,9 @@ from lobworld.envs.dynamics import (
     P_TICK,
     SIGMA,
     SPREAD,
-    _parametric_reset,
+    _parametric_reset,  # noqa: F401  (bound by market_making.MarketMakingCore)
 )
+from lobworld.envs.jit import bind
 from lobworld.envs.rng import exponential, normal, uniform
 
 S_MID, S_ARR, S_FILL, S_LAT = 0, 1, 2, 3
@@ -170,22 +171,16 @@ def _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, 
     _write_obs(i, market, sv, qs, cfg, lat_obs, t, obs)
 
 
-@njit(parallel=True)
-def mm_reset_generic(mask, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs):
-    """Reset every env ``i`` with ``mask[i]``; writes its first observation (any dynamics; not disk-cached)."""
+# Kernels bound per dynamics by :func:`lobworld.envs.jit.bind` (one disk-cached copy each, see
+# :func:`get_kernels`): ``reset_fn``/``step_fn`` are the dynamics' functions, placeholders here.
+reset_fn = step_fn = None
+
+
+def mm_reset(mask, market, sv, qs, ep, t, cfg, lat_obs, rng, dyn_args, obs):
+    """Reset every env ``i`` with ``mask[i]``; writes its first observation."""
     for i in prange(mask.shape[0]):
         if mask[i]:
             _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
-
-
-
-@njit(cache=True, parallel=True)
-def mm_reset_parametric(mask, market, sv, qs, ep, t, cfg, lat_obs, rng, dyn_args, obs):
-    """:func:`mm_reset_generic` specialised to the parametric dynamics (disk-cached)."""
-    for i in prange(mask.shape[0]):
-        if mask[i]:
-            _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, _parametric_reset, dyn_args, obs)
-
 
 
 @njit(inline="always")
@@ -532,21 +527,18 @@ def _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
             _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
 
 
-@njit(parallel=True)
-def mm_step_generic(actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
-                    reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
-    """Advance every env one step (any dynamics; not disk-cached). ``ep_done[i]`` gets a finished episode's stats."""
+def mm_step(actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
+            dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
+    """Advance every env one step. ``ep_done[i]`` gets a finished episode's stats."""
     for i in prange(actions.shape[0]):
         _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
                   reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done)
 
 
+def get_kernels(reset, step, label: str) -> tuple:
+    """``(mm_reset, mm_step)`` bound to the dynamics functions ``reset``/``step``.
 
-@njit(cache=True, parallel=True)
-def mm_step_parametric(actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
-                       dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
-    """:func:`mm_step_generic` specialised to the parametric dynamics (disk-cached)."""
-    for i in prange(actions.shape[0]):
-        _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
-                  _parametric_reset, _mm_parametric_step, dyn_args, autoreset, obs, final_obs, reward, term, trunc,
-                  ep_done)
+    Compiled with ``parallel=True`` whatever the batch size: small batches run them on one
+    Numba thread (see the module docstring for why this beats a serial build).
+    """
+    return bind((mm_reset, mm_step), (), {"reset_fn": reset, "step_fn": step}, label=f"mm_{label}", parallel=True)
