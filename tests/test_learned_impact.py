@@ -51,6 +51,7 @@ from lobworld.world_models.learned import (
     Q_IPF,
     Q_TRACK,
     LearnedDynamics,
+    LegacyGRUImpactDynamics,
     learned_batch_reset,
     learned_batch_step,
 )
@@ -333,7 +334,7 @@ def test_batch_kernels_match_the_per_env_step_with_the_impact_channel(goog):
 # 7. legacy mode: the agent's flow drives the GRU
 # ---------------------------------------------------------------------------
 def test_legacy_gru_mode_feeds_the_agent_flow_to_the_market(ck, goog):
-    gru = LearnedDynamics(ck, asset="GOOG", impact="gru")
+    gru = LegacyGRUImpactDynamics(ck, asset="GOOG")
     P = gru.param_rows(1, DT)
     assert P[0, Q_IMODE] == 0.0 and P[0, Q_TRACK] == 1.0
     qs = [3000.0] * 6

@@ -39,7 +39,13 @@ from lobworld.world_models.dynamics_model import (
     BarWorldModel,
     ModelConfig,
 )
-from lobworld.world_models.learned import DEFAULT_CHECKPOINT, LearnedDynamics, numba_forward, rollout
+from lobworld.world_models.learned import (
+    DEFAULT_CHECKPOINT,
+    LearnedDynamics,
+    LegacyGRUImpactDynamics,
+    numba_forward,
+    rollout,
+)
 from lobworld.world_models.training import DayBars, TrainConfig, load_config, model_from_checkpoint, train_on_days
 
 STATS = AssetStats(tick=0.01, sigma_bar=0.28, median_spread=0.28, mean_volume=1800.0, mean_count=30.0,
@@ -200,7 +206,7 @@ def test_same_random_draws_whatever_q(dyn):
 
 def test_execution_price_closed_form():
     """The legacy channel (impact="gru"): temporary cost Y sigma_step sqrt(|q| / V_step) over the half spread."""
-    dyn = LearnedDynamics(random_checkpoint(5, ModelConfig(hidden=16, latent=8)), burn_in=5, impact="gru")
+    dyn = LegacyGRUImpactDynamics(random_checkpoint(5, ModelConfig(hidden=16, latent=8)), burn_in=5)
     args, row, st = _fresh(dyn, 11)
     Y = dyn.sqrt_y
     for q in (0.0, 300.0, -300.0, 4000.0):

@@ -14,8 +14,9 @@ Per model bar (the same random draws -- 6 uniforms, 6 normals -- whatever ``q``)
    copula of correlation ``AssetStats.flow_rho`` (fitted after training), so
    signed volume and OFI move together as in the data (marginals unchanged);
 2. the control ``a = (OFI / OFI sd, signed volume / mean volume)`` of the
-   market's own flow (with ``impact="gru"`` the agent's child order
-   ``q / n_sub`` is added to the buy or sell volume and to the OFI first);
+   market's own flow (with the legacy :class:`LegacyGRUImpactDynamics` the
+   agent's child order ``q / n_sub`` is added to the buy or sell volume and to
+   the OFI first);
    ``h <- GRU([z, a], h)``;
 3. the state heads on ``h`` sample the mid change (Gaussian mixture, in units
    of the asset's ``sigma_bar``, rounded to half ticks; or, for a categorical-head
@@ -53,22 +54,11 @@ GOOG, 0.49 AMZN); its level lies between ``w`` and 1 times ``Y sigma_D (Q / V_D)
 depending on how much of the transient part has decayed, and the market's own path is the same with or
 without the agent (common random numbers hold exactly).
 
-Legacy ``impact="gru"``, execution price of the agent's order ``q`` (+ buy) over the step::
-
-    price = mid_before + sign(q) * (spread_before / 2 + temp)
-    temp  = Y * sigma_step * (|q| / V_step) ** delta        (USD per share)
-
-with ``sigma_step`` the model's conditional mid-change sd over the step (USD),
-``V_step`` the market volume of the step (shares, agent excluded), ``Y =
-sqrt_y`` (default 0.5, the same constant as ``ParametricParams.sqrt_y``) and
-``delta = impact_exponent`` (default 0.5, the square-root law; the hook for
-the exponent fitted by :mod:`lobworld.world_models.impact`). Permanent impact
-is *not* a formula: it is the GRU's response to the agent's signed volume in
-the control. ``PERM_IMPACT`` accumulates the expected part of it: per bar, the
-mixture mean with the agent's flow minus the mixture mean of a counterfactual
-GRU update without it (USD), computed only when ``q != 0`` and
-``track_permanent`` (it draws no random numbers; it shares the hidden-state part of the
-gates with the real update, so it costs the gate nonlinearities and 3K head rows).
+The legacy channel ``impact="gru"`` (the agent's flow fed to the GRU, a temporary cost
+``sqrt_y sigma_step (|q| / V_step)^impact_exponent``) is the class
+:class:`~lobworld.world_models.learned.legacy.LegacyGRUImpactDynamics`, per env only;
+``LearnedDynamics(impact="gru")`` raises and names it. The kernels of :class:`LearnedDynamics`
+run the square-root channel only.
 
 Two implementations of the same bar:
 
@@ -90,6 +80,7 @@ Modules
 * :mod:`~lobworld.world_models.learned.kernel`: the per-env forward pass, bar, reset and step;
 * :mod:`~lobworld.world_models.learned.batch`: the batch-level kernels;
 * :mod:`~lobworld.world_models.learned.impact_channel`: the agent's impact channels;
+* :mod:`~lobworld.world_models.learned.legacy`: :class:`LegacyGRUImpactDynamics` (``impact="gru"``);
 * :mod:`~lobworld.world_models.learned.host`: :class:`LearnedDynamics`, :func:`export_args`;
 * :mod:`~lobworld.world_models.learned.evaluation`: :func:`numba_forward`, :func:`rollout`.
 
@@ -152,6 +143,7 @@ from lobworld.world_models.learned.fastmath import (  # noqa: F401  (re-exported
 )
 from lobworld.world_models.learned.host import (  # noqa: F401  (re-exported)
     DEFAULT_CHECKPOINT,
+    LearnedBundle,
     LearnedDynamics,
     export_args,
 )
@@ -214,6 +206,7 @@ from lobworld.world_models.learned.layout import (  # noqa: F401  (re-exported)
     Q_Y,
     _layout,
 )
+from lobworld.world_models.learned.legacy import LegacyGRUImpactDynamics
 
 __all__ = ["LearnedDynamics", "DEFAULT_CHECKPOINT", "BATCH_CHUNK", "export_args", "learned_batch_reset",
-           "learned_batch_step", "numba_forward", "rollout"]
+           "learned_batch_step", "numba_forward", "rollout", "LegacyGRUImpactDynamics", "LearnedBundle"]

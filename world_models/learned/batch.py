@@ -45,7 +45,7 @@ from lobworld.world_models.dynamics_model import (
     TIMB_CLIP,
 )
 from lobworld.world_models.learned.fastmath import _clamp, _couple, _exp, _sigmoid, _tanh
-from lobworld.world_models.learned.impact_channel import _exec_price, _sqrt_impact
+from lobworld.world_models.learned.impact_channel import _sqrt_impact
 from lobworld.world_models.learned.layout import (
     _LS_HI,
     _LS_LO,
@@ -73,7 +73,6 @@ from lobworld.world_models.learned.layout import (
     Q_SIG,
     Q_SLA,
     Q_TICK,
-    Q_TRACK,
 )
 
 
@@ -292,8 +291,9 @@ def _b_draws(ws, r_rnd, rng, stream, idx, lo, m, P):
 def _b_bar(args, ws, m):
     """One model bar (as _substep) for lanes 0..m-1 of a chunk workspace whose draws are filled.
 
-    Reads rows h, x, V_QS, V_VM and the per-env constants; writes the next h, x, V_MID,
-    V_SPREAD, V_IMB and the bar's V_VOL, V_VAR, V_PERM, V_RET.
+    The market's own flow only (``impact="sqrt"``: the agent acts through the impact channel).
+    Reads rows h, x, V_VM and the per-env constants; writes the next h, x, V_MID,
+    V_SPREAD, V_IMB and the bar's V_VOL, V_VAR, V_RET.
     """
     We, be, Wf, bf, Wih, Whh, bih, bhh, Wo, bo, P, meta = args
     K = int(meta[M_NMIX])
@@ -324,45 +324,23 @@ def _b_bar(args, ws, m):
         vol = mvol * _exp(lv) * ws[r_v + V_VM, j]
         vol = vol if traded else 0.0
         imb = imb if traded else 0.0
-        buy0 = 0.5 * vol * (1.0 + imb)
-        sell0 = 0.5 * vol * (1.0 - imb)
-        qs = ws[r_v + V_QS, j]
-        buy = buy0 + (qs if qs > 0.0 else 0.0)
-        sell = sell0 + (-qs if qs < 0.0 else 0.0)
+        buy = 0.5 * vol * (1.0 + imb)
+        sell = 0.5 * vol * (1.0 - imb)
         tot = buy + sell
         ws[r_v + V_AIMB, j] = (buy - sell) / tot if tot > 0.0 else 0.0
         ws[r_v + V_A1, j] = (buy - sell) / mvol
-        ws[r_v + V_A1C, j] = (buy0 - sell0) / mvol
-        ofi0 = _clamp(ofi0, -RET_CLIP, RET_CLIP)
-        ws[r_v + V_OFI0, j] = ofi0
-        ws[r_v + V_A0, j] = _clamp(ofi0 + qs / ws[r_v + V_OFIS, j], -RET_CLIP, RET_CLIP)
+        ws[r_v + V_A0, j] = _clamp(ofi0, -RET_CLIP, RET_CLIP)
         ws[r_v + V_TOT, j] = tot
         ws[r_v + V_VOL, j] = vol
         ws[r_v + V_LC, j] = lc
         ws[r_v + V_TRADED, j] = 1.0 if traded else 0.0
-    # M: GRU update with the control (agent included); gi without the control is shared
-    # with the counterfactual
+    # M: GRU update with the control (the market's own OFI and signed volume)
     _b_matvec(Wih, bih, 3 * H, E, ws, r_z, r_gib, m)
     _b_matvec(Whh, bhh, 3 * H, H, ws, r_h, r_gh, m)
     _b_gates(Wih, E, H, ws, r_gib, r_gh, r_h, r_hn, r_v + V_A0, r_v + V_A1, m)
     n_head = N_MIX_BLOCKS * K + S + N_STATE_TAIL
     _b_matvec(Wo, bo, n_head, H, ws, r_hn, r_ho, m)
     _b_mix_mean_var(ws, r_ho, K, r_v + V_MQ, r_v + V_VAR, r_v + V_T0, r_v + V_T1, m)
-    any_q = False
-    for j in range(m):
-        if ws[r_v + V_QS, j] != 0.0 and ws[r_v + V_TRACK, j] > 0.0:
-            any_q = True
-    if any_q:  # counterfactual update without the agent's flow (expected permanent impact)
-        _b_gates(Wih, E, H, ws, r_gib, r_gh, r_h, r_hc, r_v + V_OFI0, r_v + V_A1C, m)
-        _b_matvec(Wo, bo, N_MIX_BLOCKS * K, H, ws, r_hc, r_hco, m)
-        _b_mix_mean_var(ws, r_hco, K, r_v + V_PERM, r_v + V_T2, r_v + V_T0, r_v + V_T1, m)
-        for j in range(m):
-            on = ws[r_v + V_QS, j] != 0.0 and ws[r_v + V_TRACK, j] > 0.0
-            d = (ws[r_v + V_MQ, j] - ws[r_v + V_PERM, j]) * ws[r_v + V_SIG, j]
-            ws[r_v + V_PERM, j] = d if on else 0.0
-    else:
-        for j in range(m):
-            ws[r_v + V_PERM, j] = 0.0
     # heads: sample the next bar
     _b_categorical(ws, r_ho + MIX_LOGIT * K, K, r_rnd + 5, r_v + V_K, r_v + V_T0, r_v + V_T1, m)
     for j in range(m):
@@ -440,11 +418,9 @@ def _b_gather(idx, lo, m, ws, market, P, meta, r_v):
         ws[r_v + V_MSPR, j] = P[i, Q_MSPR]
         ws[r_v + V_MCNT, j] = P[i, Q_MCNT]
         ws[r_v + V_OFIS, j] = P[i, Q_OFIS]
-        ws[r_v + V_TRACK, j] = P[i, Q_TRACK]
         ws[r_v + V_SLA, j] = P[i, Q_SLA]
         ws[r_v + V_AVOL, j] = 0.0
         ws[r_v + V_AVAR, j] = 0.0
-        ws[r_v + V_APERM, j] = 0.0
         ws[r_v + V_ARET, j] = 0.0
 
 
@@ -483,8 +459,9 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
     nsub = int(P[i0, Q_NSUB])
     for j in range(m):
         i = idx[lo + j]
-        # impact="sqrt": the market's own flow only, the agent acts through the impact channel
-        ws[r_v + V_QS, j] = 0.0 if P[i, Q_IMODE] > 0.0 else q[i] / nsub
+        if P[i, Q_IMODE] == 0.0:
+            raise ValueError("the batch kernels implement the square-root impact channel only; the legacy "
+                             "LegacyGRUImpactDynamics runs through its per-env step_fn")
         ws[r_v + V_VM, j] = vol_mult[i]
     for _ in range(nsub):
         _b_draws(ws, r_rnd, rng, stream, idx, lo, m, P)
@@ -492,7 +469,6 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
         for j in range(m):
             ws[r_v + V_AVOL, j] += ws[r_v + V_VOL, j]
             ws[r_v + V_AVAR, j] += ws[r_v + V_VAR, j]
-            ws[r_v + V_APERM, j] += ws[r_v + V_PERM, j]
             ws[r_v + V_ARET, j] += ws[r_v + V_RET, j]
     _b_scatter_state(idx, lo, m, ws, market, meta)
     oimp = int(meta[M_OIMP])
@@ -504,13 +480,8 @@ def learned_batch_step(idx, lo, hi, ws, market, args, rng, stream, q, vol_mult, 
         vol = ws[r_v + V_AVOL, j]
         sigma_step = math.sqrt(ws[r_v + V_AVAR, j]) * P[i, Q_SIG]
         ret = ws[r_v + V_ARET, j]
-        dd = 0.0
-        if P[i, Q_IMODE] > 0.0:
-            price[i], temp, dd = _sqrt_impact(P, i, row, oimp, q[i], mid0, spread0)
-            ret += dd
-        else:
-            price[i], temp = _exec_price(P, i, q[i], vol, sigma_step, mid0, spread0)
-            row[PERM_IMPACT] += ws[r_v + V_APERM, j]
+        price[i], temp, dd = _sqrt_impact(P, i, row, oimp, q[i], mid0, spread0)
+        ret += dd
         row[MID] = ws[r_v + V_MID, j] + dd
         row[SPREAD] = ws[r_v + V_SPREAD, j]
         row[IMBALANCE] = ws[r_v + V_IMB, j]
@@ -542,7 +513,6 @@ def learned_batch_reset(idx, lo, hi, ws, market, args, rng, stream):
         ws[r_x + F_TRADED, j] = 1.0
         ws[r_v + V_MID, j] = P[i, Q_S0]
         ws[r_v + V_SPREAD, j] = P[i, Q_MSPR]
-        ws[r_v + V_QS, j] = 0.0
         ws[r_v + V_VM, j] = 1.0
         ws[r_v + V_VOL, j] = P[i, Q_MVOL]
         ws[r_v + V_VAR, j] = 1.0

@@ -19,6 +19,7 @@ from lobworld.world_models.learned.kernel import (
     _learned_step,
 )
 from lobworld.world_models.learned.layout import M_OFO, M_OGH, M_OGI, M_OH, M_OHN, M_OHO, M_OX, M_OZ
+from lobworld.world_models.learned.legacy import _learned_step_gru, _rollout_kernel_gru
 
 
 # ---------------------------------------------------------------------------
@@ -95,5 +96,10 @@ def rollout(dyn: LearnedDynamics, n_paths: int, n_steps: int, dt: float, seed: i
         np.broadcast_to(np.asarray(q, dtype=np.float64), (n_paths, n_steps)))
     mids = np.empty((n_paths, n_steps + 1))
     vols = np.empty((n_paths, n_steps))
-    _rollout_kernel(rows, args, rng, 0, qq, n_steps, mids, vols)
+    if dyn.step_fn is _learned_step:
+        _rollout_kernel(rows, args, rng, 0, qq, n_steps, mids, vols)
+    else:  # the legacy channel's step (LegacyGRUImpactDynamics)
+        if dyn.step_fn is not _learned_step_gru:
+            raise TypeError(f"rollout: no rollout kernel for {type(dyn).__name__}.step_fn")
+        _rollout_kernel_gru(rows, args, rng, 0, qq, n_steps, mids, vols)
     return mids, vols

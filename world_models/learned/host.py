@@ -64,22 +64,20 @@ class LearnedDynamics(MarketDynamics):
     asset: ticker whose normalisation statistics to use (``"GOOG"``, ``"AMZN"`` for
         the shipped model), or a sequence of ``n_envs`` tickers (one per env).
     s0: starting mid (USD); default the asset's first training mid.
-    impact: the agent's impact channel (module docstring). ``"sqrt"`` (default): the fitted
-        square-root law (:class:`~lobworld.world_models.impact.ImpactModel`) with a decaying
-        transient part; the GRU sees only the market's own flow. ``"gru"``: the legacy channel,
-        the agent's flow added to the GRU's control and the temporary cost
-        ``sqrt_y sigma_step (|q| / V_step)^impact_exponent``.
+    impact: the agent's impact channel (module docstring): ``"sqrt"``, the fitted square-root
+        law (:class:`~lobworld.world_models.impact.ImpactModel`) with a decaying transient part;
+        the GRU sees only the market's own flow. The legacy ``"gru"`` channel is
+        :class:`~lobworld.world_models.learned.legacy.LegacyGRUImpactDynamics`.
     impact_model: an :class:`~lobworld.world_models.impact.ImpactModel` for every asset, or a
         dict of them by asset; default: the model fitted on the asset's shipped LOBSTER day
         (``assets/fitted/<asset>.json``), else the square-root prior ``ImpactParams()`` scaled to
         the asset's session sigma and volume, with a warning. ``impact="sqrt"`` only.
     impact_decay_s: e-folding time (seconds) of the transient part of the agent's impact
         (``math.inf``: none decays). ``impact="sqrt"`` only.
-    sqrt_y: the temporary-impact constant ``Y`` (dimensionless); ``impact="gru"`` only.
-    impact_exponent: ``delta`` in ``(|q| / V)^delta``; 0.5 is the square-root law; ``impact="gru"`` only.
-    track_permanent: compute ``PERM_IMPACT`` by the counterfactual GRU update
-        (doubles the cost of steps with ``q != 0``; the dynamics are the same either way);
-        ``impact="gru"`` only (with ``"sqrt"``, ``PERM_IMPACT`` is the displacement ``D``).
+    sqrt_y, impact_exponent, track_permanent: parameters of the legacy channel
+        (:class:`~lobworld.world_models.learned.legacy.LegacyGRUImpactDynamics`); validated and
+        written to the parameter rows (``Q_Y``, ``Q_DELTA``; ``Q_TRACK`` is 0), unused by the
+        square-root channel, whose ``PERM_IMPACT`` is the displacement ``D``.
     burn_in: model bars run at reset (no agent flow) before the episode starts
         (default: 5 minutes of model time).
     batch: let envs that can (the execution env) step the market with the batch-level
@@ -89,6 +87,7 @@ class LearnedDynamics(MarketDynamics):
     """
 
     name = "learned"
+    _impact_mode = "sqrt"  # the channel this class's step_fn implements
     reset_fn = staticmethod(_learned_reset)
     step_fn = staticmethod(_learned_step)
     batch_reset_fn = staticmethod(learned_batch_reset)
@@ -125,6 +124,9 @@ class LearnedDynamics(MarketDynamics):
         self.s0, self.sqrt_y, self.impact_exponent = s0, float(sqrt_y), float(impact_exponent)
         if impact not in ("sqrt", "gru"):
             raise ValueError(f"LearnedDynamics.impact must be 'sqrt' or 'gru', got {impact!r}")
+        if impact != self._impact_mode:
+            raise ValueError(f"{type(self).__name__} implements impact={self._impact_mode!r}; the legacy impact='gru' "
+                             "channel is lobworld.world_models.learned.LegacyGRUImpactDynamics")
         if not (isinstance(impact_decay_s, numbers.Real) and not isinstance(impact_decay_s, bool)
                 and impact_decay_s > 0 and not math.isnan(impact_decay_s)):
             raise ValueError(f"LearnedDynamics.impact_decay_s must be a positive number of seconds (inf: no "
@@ -269,7 +271,7 @@ class LearnedDynamics(MarketDynamics):
         ck, weights, meta, _n = self._models[k]
         P = self.param_rows(n_envs, dt)
         ok = self.batch and _batch_ok(meta)
-        return LearnedBundle(args=(*weights, P, meta), reset_fn=_learned_reset, step_fn=_learned_step,
+        return LearnedBundle(args=(*weights, P, meta), reset_fn=self.reset_fn, step_fn=self.step_fn,
                              batch_reset_fn=learned_batch_reset if ok else None,
                              batch_step_fn=learned_batch_step if ok else None, checkpoint=ck, model_dt=ck.dt,
                              n_substeps=self.n_substeps(dt), burn_in=self._burn_in_for(ck))

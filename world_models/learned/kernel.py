@@ -48,7 +48,7 @@ from lobworld.world_models.dynamics_model import (
     TIMB_CLIP,
 )
 from lobworld.world_models.learned.fastmath import _clamp, _couple, _exp, _sigmoid, _tanh
-from lobworld.world_models.learned.impact_channel import _exec_price, _sqrt_impact
+from lobworld.world_models.learned.impact_channel import _sqrt_impact
 from lobworld.world_models.learned.layout import (
     _LS_HI,
     _LS_LO,
@@ -73,7 +73,6 @@ from lobworld.world_models.learned.layout import (
     M_SREL,
     Q_CSCALE,
     Q_DT,
-    Q_IMODE,
     Q_MCNT,
     Q_MSPR,
     Q_MVOL,
@@ -254,7 +253,12 @@ def _head_scale(Wo, row, oout, n_out, H, cs):
 
 @njit(cache=True, fastmath=True)
 def _substep(i, row, args, st, qs, vol_mult):
-    """One model bar for env ``i``; returns (market volume, mixture variance, expected perm. impact USD)."""
+    """One model bar for env ``i``; returns (market volume, mixture variance, expected perm. impact USD, mid change).
+
+    ``qs``: agent shares added to the bar's flow before the GRU update, and the expected permanent
+    impact by the counterfactual update without them (``Q_TRACK``): the legacy channel of
+    :class:`~lobworld.world_models.learned.legacy.LegacyGRUImpactDynamics` only; the square-root
+    channel's kernels pass 0 (the market's own flow), and then neither is computed."""
     We, be, Wf, bf, Wih, Whh, bih, bhh, Wo, bo, P, meta = args
     K = int(meta[M_NMIX])
     S = int(meta[M_NSPR])
@@ -417,33 +421,25 @@ def _learned_reset(i, row, args, st):
     row[SIGMA] = math.sqrt(var) * P[i, Q_SIG] * math.sqrt(P[i, Q_NSUB]) / math.sqrt(P[i, Q_DT])
 @njit
 def _learned_step(i, row, args, st, q, vol_mult):
+    """One env step (``step_fn``): ``n_sub`` model bars of the market's own flow, then the agent's order
+    of ``q`` shares through the square-root impact channel (:func:`_sqrt_impact`); returns its price."""
     P = args[10]
     nsub = int(P[i, Q_NSUB])
     dt = P[i, Q_DT]
     mid0 = row[MID]
     spread0 = row[SPREAD]
-    qs = q / nsub
     vol = 0.0
     var = 0.0
-    perm = 0.0
     ret = 0.0
-    sq = P[i, Q_IMODE] > 0.0
-    if sq:  # the market's own flow only: the agent acts through the impact channel
-        qs = 0.0
     for _ in range(nsub):
-        v, s2, p, r = _substep(i, row, args, st, qs, vol_mult)
+        v, s2, _p, r = _substep(i, row, args, st, 0.0, vol_mult)
         vol += v
         var += s2
-        perm += p
         ret += r
     sigma_step = math.sqrt(var) * P[i, Q_SIG]
-    if sq:
-        price, temp, dd = _sqrt_impact(P, i, row, int(args[11][M_OIMP]), q, mid0, spread0)
-        row[MID] += dd
-        ret += dd
-    else:
-        price, temp = _exec_price(P, i, q, vol, sigma_step, mid0, spread0)
-        row[PERM_IMPACT] += perm
+    price, temp, dd = _sqrt_impact(P, i, row, int(args[11][M_OIMP]), q, mid0, spread0)
+    row[MID] += dd
+    ret += dd
     row[VOLUME] = vol
     row[LAST_RET] = ret
     row[TEMP_IMPACT] = temp
