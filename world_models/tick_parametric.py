@@ -33,6 +33,10 @@ model: ``mu`` and ``theta`` are rescaled by the mean market / cancel size over `
 ``size_law="lognormal"`` the count rates are used and each order's size is drawn from the fitted
 log-normal of its kind (limit, market, cancel).
 
+:func:`cst_event_nats` scores every token of the learned tick model's space under the fitted model
+(completed with constant-rate streams for what CST does not model), for held-out comparisons.
+:func:`load_fitted_cst` reads the parameters shipped for GOOG and AMZN.
+
 :func:`simulate_cst` is the NumPy reference simulator (one Gillespie step per event on an
 :class:`ArrayBook`); it takes a ``numpy.random.Generator`` and returns
 :class:`lobworld.world_models.data.events.Messages` in the LOBSTER layout plus the book after every

@@ -188,6 +188,13 @@ class Messages:
     sub_tick: np.ndarray | None = None
     """int8 half ticks to add to ``price_ticks`` for the exact price (-1, 0, +1), or None (all 0)."""
 
+    def __post_init__(self):
+        n = len(self.time_ns)
+        for f in ("type", "size", "price_ticks", "direction", "order_id", "sub_tick"):
+            v = getattr(self, f)
+            if v is not None and len(v) != n:
+                raise EventTokenError(f, f"has {len(v)} entries, time_ns has {n}")
+
     def __len__(self) -> int:
         return len(self.time_ns)
 
@@ -364,8 +371,8 @@ def split_masks(tokens: EventTokens, test_hours: float | None = None, early_stop
     return time_split_masks(tokens.time_ns(), th, eh)
 
 
-def _wall_ns(ts: pd.Series) -> np.ndarray:
-    """Nanoseconds after midnight of the exchange wall clock."""
+def _wall_ns(ts: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 nanoseconds after midnight of the exchange wall clock, datetime64[D] day) of every row."""
     if isinstance(ts.dtype, pd.DatetimeTZDtype):
         ts = ts.dt.tz_localize(None)
     if not pd.api.types.is_datetime64_any_dtype(ts.dtype):
