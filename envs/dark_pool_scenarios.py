@@ -35,7 +35,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from lobworld.errors import LobworldError
+
 __all__ = [
+    "DarkPoolScenarioError",
     "VenueSpec",
     "DarkPoolScenario",
     "DARK_POOL_SCENARIOS",
@@ -45,6 +48,10 @@ __all__ = [
     "get_scenario",
     "register_scenario",
 ]
+
+
+class DarkPoolScenarioError(LobworldError):
+    """A bad dark-pool scenario: a field out of range, an unknown or duplicate name."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class VenueSpec:
 
 def _check_pos(name: str, v: float) -> None:
     if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+        raise DarkPoolScenarioError(f"{name} must be a finite number > 0, got {v!r}")
 
 
 def _check_range(name: str, r, lo: float, hi: float, hi_open: bool = False) -> None:
@@ -81,14 +88,14 @@ def _check_range(name: str, r, lo: float, hi: float, hi_open: bool = False) -> N
         if len(r) != 2:
             raise TypeError
     except (TypeError, ValueError, IndexError) as exc:
-        raise ValueError(f"{name} must be a (low, high) pair of numbers, got {r!r}") from exc
+        raise DarkPoolScenarioError(f"{name} must be a (low, high) pair of numbers, got {r!r}") from exc
     if not (math.isfinite(a) and (math.isfinite(b) or hi == math.inf)):
-        raise ValueError(f"{name} must be finite, got {r!r}")
+        raise DarkPoolScenarioError(f"{name} must be finite, got {r!r}")
     if a > b:
-        raise ValueError(f"{name}: low {a} > high {b}")
+        raise DarkPoolScenarioError(f"{name}: low {a} > high {b}")
     if a < lo or b > hi or (hi_open and b >= hi):
         bracket = ")" if hi_open else "]"
-        raise ValueError(f"{name} must lie in [{lo}, {hi}{bracket}, got {r!r}")
+        raise DarkPoolScenarioError(f"{name} must lie in [{lo}, {hi}{bracket}, got {r!r}")
 
 
 @dataclass(frozen=True)
@@ -130,30 +137,30 @@ class DarkPoolScenario:
 
     def __post_init__(self) -> None:
         if self.family not in ("pareto", "lognormal"):
-            raise ValueError(f"DarkPoolScenario.family must be 'pareto' or 'lognormal', got {self.family!r}")
+            raise DarkPoolScenarioError(f"DarkPoolScenario.family must be 'pareto' or 'lognormal', got {self.family!r}")
         _check_range("DarkPoolScenario.p_zero", self.p_zero, 0.0, 1.0, hi_open=True)
         _check_range("DarkPoolScenario.scale", self.scale, 0.0, math.inf)
         if self.scale[0] <= 0 or not math.isfinite(self.scale[1]):
-            raise ValueError(f"DarkPoolScenario.scale must be finite and > 0, got {self.scale!r}")
+            raise DarkPoolScenarioError(f"DarkPoolScenario.scale must be finite and > 0, got {self.scale!r}")
         _check_range("DarkPoolScenario.shape", self.shape, 0.0, math.inf)
         if self.shape[0] <= 0 or not math.isfinite(self.shape[1]):
-            raise ValueError(f"DarkPoolScenario.shape must be finite and > 0, got {self.shape!r}")
+            raise DarkPoolScenarioError(f"DarkPoolScenario.shape must be finite and > 0, got {self.shape!r}")
         _check_range("DarkPoolScenario.price_improvement", self.price_improvement, 0.0, 1.0)
         _check_range("DarkPoolScenario.toxic_prob", (self.toxic_prob,) * 2, 0.0, 1.0)
         _check_range("DarkPoolScenario.toxicity", self.toxicity, 0.0, math.inf)
         if not math.isfinite(self.toxicity[1]):
-            raise ValueError("DarkPoolScenario.toxicity must be finite")
+            raise DarkPoolScenarioError("DarkPoolScenario.toxicity must be finite")
         for f in ("drift_sd", "adversarial"):
             v = getattr(self, f)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"DarkPoolScenario.{f} must be a finite number >= 0, got {v!r}")
+                raise DarkPoolScenarioError(f"DarkPoolScenario.{f} must be a finite number >= 0, got {v!r}")
         if not (0.0 < self.pressure_rate <= 1.0):
-            raise ValueError(f"DarkPoolScenario.pressure_rate must be in (0, 1], got {self.pressure_rate!r}")
+            raise DarkPoolScenarioError(f"DarkPoolScenario.pressure_rate must be in (0, 1], got {self.pressure_rate!r}")
         if not (self.liquidity_cap > 0):
-            raise ValueError(f"DarkPoolScenario.liquidity_cap must be > 0 shares, got {self.liquidity_cap!r}")
+            raise DarkPoolScenarioError(f"DarkPoolScenario.liquidity_cap must be > 0 shares, got {self.liquidity_cap!r}")
         if self.venues is not None:
             if len(self.venues) == 0 or not all(isinstance(v, VenueSpec) for v in self.venues):
-                raise ValueError("DarkPoolScenario.venues must be a non-empty tuple of VenueSpec")
+                raise DarkPoolScenarioError("DarkPoolScenario.venues must be a non-empty tuple of VenueSpec")
             object.__setattr__(self, "venues", tuple(self.venues))
 
     def replace(self, **changes) -> "DarkPoolScenario":
@@ -171,7 +178,7 @@ SCENARIOS: dict[str, DarkPoolScenario] = {}
 def register_scenario(s: DarkPoolScenario) -> DarkPoolScenario:
     """Add ``s`` to :data:`SCENARIOS` under ``s.name`` (names are unique)."""
     if s.name in SCENARIOS:
-        raise ValueError(f"dark-pool scenario {s.name!r} already registered")
+        raise DarkPoolScenarioError(f"dark-pool scenario {s.name!r} already registered")
     SCENARIOS[s.name] = s
     return s
 
@@ -181,7 +188,7 @@ def get_scenario(s: str | DarkPoolScenario) -> DarkPoolScenario:
     if isinstance(s, DarkPoolScenario):
         return s
     if s not in SCENARIOS:
-        raise ValueError(f"unknown dark-pool scenario {s!r}; known: {sorted(SCENARIOS)}")
+        raise DarkPoolScenarioError(f"unknown dark-pool scenario {s!r}; known: {sorted(SCENARIOS)}")
     return SCENARIOS[s]
 
 
@@ -203,7 +210,7 @@ def register_dark_pool_scenario(s: DarkPoolScenario, *, overwrite: bool = False)
     if not isinstance(s, DarkPoolScenario):
         raise TypeError(f"expected a DarkPoolScenario, got {type(s).__name__}")
     if s.name in SCENARIOS and not overwrite and SCENARIOS[s.name] != s:
-        raise ValueError(f"dark-pool scenario {s.name!r} already exists; pass overwrite=True to replace it")
+        raise DarkPoolScenarioError(f"dark-pool scenario {s.name!r} already exists; pass overwrite=True to replace it")
     SCENARIOS[s.name] = s
     return s
 

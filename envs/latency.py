@@ -68,8 +68,11 @@ from numba import njit
 
 from lobworld.envs.dynamics import MID, SIGMA, MarketDynamics, make_dynamics
 from lobworld.envs.rng import normal
+from lobworld.errors import LobworldError
 
 __all__ = [
+    "LatencyError",
+    "UnknownLatencyError",
     "LatencyDynamics",
     "LAT_EXTRA_COST",
     "LAT_DELAY",
@@ -80,6 +83,17 @@ __all__ = [
     "resolve_latency",
     "random_latency_sampler",
 ]
+
+
+class LatencyError(LobworldError):
+    """A bad latency scenario or latency argument (field out of range, duplicate name, wrong count)."""
+
+
+class UnknownLatencyError(LatencyError, KeyError):
+    """An unknown latency scenario name (also a ``KeyError``, what a name lookup raises)."""
+
+    def __str__(self) -> str:  # the message, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -95,11 +109,11 @@ class LatencyScenario:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"LatencyScenario.name must be a non-empty string, got {self.name!r}")
+            raise LatencyError(f"LatencyScenario.name must be a non-empty string, got {self.name!r}")
         for f in ("one_way_us", "jitter_us"):
             v = getattr(self, f)
             if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"LatencyScenario.{f} must be a finite number >= 0 (microseconds), got {v!r}")
+                raise LatencyError(f"LatencyScenario.{f} must be a finite number >= 0 (microseconds), got {v!r}")
 
     @property
     def one_way_s(self) -> float:
@@ -131,11 +145,11 @@ LATENCY_SCENARIOS: dict[str, LatencyScenario] = {
 
 
 def get_latency_scenario(name: str) -> LatencyScenario:
-    """Return the preset (or registered) scenario ``name``; raise ``KeyError`` listing the known names."""
+    """Return the preset (or registered) scenario ``name``; raise :class:`UnknownLatencyError` (a ``KeyError``) listing the known names."""
     try:
         return LATENCY_SCENARIOS[name]
     except (KeyError, TypeError):
-        raise KeyError(
+        raise UnknownLatencyError(
             f"unknown latency scenario {name!r}; known: {', '.join(sorted(LATENCY_SCENARIOS))}"
         ) from None
 
@@ -145,7 +159,7 @@ def register_latency_scenario(scenario: LatencyScenario, *, overwrite: bool = Fa
     if not isinstance(scenario, LatencyScenario):
         raise TypeError(f"expected a LatencyScenario, got {type(scenario).__name__}")
     if scenario.name in LATENCY_SCENARIOS and not overwrite and LATENCY_SCENARIOS[scenario.name] != scenario:
-        raise ValueError(f"latency scenario {scenario.name!r} already exists; pass overwrite=True to replace it")
+        raise LatencyError(f"latency scenario {scenario.name!r} already exists; pass overwrite=True to replace it")
     LATENCY_SCENARIOS[scenario.name] = scenario
     return scenario
 
@@ -175,7 +189,7 @@ def resolve_latency(spec: LatencySpec, n_envs: int) -> list[LatencyScenario]:
         return [_one(spec(i)) for i in range(n_envs)]
     if isinstance(spec, Sequence):
         if len(spec) != n_envs:
-            raise ValueError(f"latency: got a list of {len(spec)} scenarios for {n_envs} envs (need exactly one per env)")
+            raise LatencyError(f"latency: got a list of {len(spec)} scenarios for {n_envs} envs (need exactly one per env)")
         return [_one(s) for s in spec]
     raise TypeError(f"latency must be a name, a LatencyScenario, a list of them or a callable, got {type(spec).__name__}")
 
@@ -194,12 +208,12 @@ def random_latency_sampler(
     """
     pool = [_one(s) for s in scenarios]
     if not pool:
-        raise ValueError("random_latency_sampler needs at least one scenario")
+        raise LatencyError("random_latency_sampler needs at least one scenario")
     p = None
     if weights is not None:
         p = np.asarray(weights, dtype=float)
         if p.shape != (len(pool),) or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
-            raise ValueError(f"weights must be {len(pool)} non-negative numbers with a positive sum, got {weights!r}")
+            raise LatencyError(f"weights must be {len(pool)} non-negative numbers with a positive sum, got {weights!r}")
         p = p / p.sum()
 
     def sample(i: int) -> LatencyScenario:
@@ -301,12 +315,12 @@ class LatencyDynamics(MarketDynamics):
     def __init__(self, inner: str | MarketDynamics | None = "parametric", latency: LatencySpec = "none",
                  adverse_bps_per_s: float = 0.0):
         if isinstance(inner, LatencyDynamics):
-            raise ValueError("LatencyDynamics: the inner dynamics already has a latency wrapper")
+            raise LatencyError("LatencyDynamics: the inner dynamics already has a latency wrapper")
         self.inner = make_dynamics(inner)
         v = adverse_bps_per_s
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or \
                 not math.isfinite(v) or v < 0:
-            raise ValueError(f"LatencyDynamics.adverse_bps_per_s must be a finite number >= 0, got {v!r}")
+            raise LatencyError(f"LatencyDynamics.adverse_bps_per_s must be a finite number >= 0, got {v!r}")
         self.adverse_bps_per_s = float(v)
         if isinstance(latency, (str, LatencyScenario)):
             resolve_latency(latency, 1)  # unknown names fail here, not at the first reset
