@@ -75,10 +75,26 @@ def _clamp(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
 
 
-# scipy's inverse standard normal CDF (cephes ndtri), called from the kernels as an external
-# symbol (registered with LLVM by name, so the kernels that call it stay cacheable)
-llvm_binding.add_symbol("lobworld_scipy_ndtri", get_cython_function_address("scipy.special.cython_special", "ndtri"))
-_ndtri = types.ExternalFunction("lobworld_scipy_ndtri", types.float64(types.float64))
+#: LLVM name of scipy's inverse standard normal CDF (cephes ``ndtri``) in the kernels
+NDTRI_SYMBOL = "lobworld_scipy_ndtri"
+_ndtri_registered = False
+
+
+def register_ndtri() -> None:
+    """Make :data:`NDTRI_SYMBOL` known to LLVM as scipy's ``ndtri`` (idempotent).
+
+    The kernels call ``ndtri`` as an external symbol by name, so they stay disk-cacheable; the
+    name must be registered before any kernel that calls it is compiled *or loaded from the
+    cache* (a cached kernel is linked against it on load), and Numba has no hook there, so this
+    module calls it once when first imported: the package's only import-time side effect."""
+    global _ndtri_registered
+    if not _ndtri_registered:
+        llvm_binding.add_symbol(NDTRI_SYMBOL, get_cython_function_address("scipy.special.cython_special", "ndtri"))
+        _ndtri_registered = True
+
+
+register_ndtri()
+_ndtri = types.ExternalFunction(NDTRI_SYMBOL, types.float64(types.float64))
 
 
 @njit(inline="always")
