@@ -20,7 +20,7 @@ State (struct of arrays, ``n_envs`` leading; ``D = config.depth``, ``K = config.
     ``nl``          (n, 2) int64            levels in use per side
     ``orders``      (n, K, N_OCOL) int64    the agent's orders, columns ``O_*`` (side, price,
                                             remaining, shares ahead, status, t_sent / t_live /
-                                            t_filled / t_done in ns, order id)
+                                            t_filled / t_done in ns, order id, cancelled)
     ``pend``        (n, P, N_PCOL) int64    the agent's messages in flight (FIFO ring)
     ``cmds``        (n, C, N_CCOL) int64    the agent's decisions not yet taken (``C_*``)
     ``fills``       (n, F, N_FCOL) int64    the agent's fills (``F_*``: exchange time, time the
@@ -72,7 +72,7 @@ from lobworld.envs.book_kernels import (  # noqa: F401  (re-exported layout cons
     MSG_SUBMIT, N_ACC, N_BEYOND, N_CANCEL_FAILED, N_CCOL, N_CMD_REJECTED, N_CNT, N_ERR, N_ES,
     N_EXEC_MSGS, N_FCOL, N_FILL_OVERFLOW, N_HIDDEN_MSGS, N_LEVEL_MISMATCH, N_MSGS, N_OCOL, N_PCOL,
     N_PUSHED_OUT, N_RESYNC, N_STREAMS, N_TOP_MISMATCH, N_TRADES, O_AHEAD, O_FILLED, O_ID, O_PRICE,
-    O_QTY, O_REM, O_SIDE, O_STATUS, O_T_DONE, O_T_FILLED, O_T_LIVE, O_T_SENT, PM_ABS, PM_CROSS,
+    O_CXL, O_QTY, O_REM, O_SIDE, O_STATUS, O_T_DONE, O_T_FILLED, O_T_LIVE, O_T_SENT, PM_ABS, PM_CROSS,
     PM_TOUCH, SHARES_IN, SHARES_OUT, ST_CANCELLED, ST_EMPTY, ST_FILLED, ST_LIVE, ST_PENDING,
     ST_REJECTED,
 )
@@ -233,7 +233,7 @@ def _latency_ns(spec, n_envs, field) -> np.ndarray:
         bad = np.argwhere(a < 0)
         if len(bad):
             i, j = bad[0]
-            raise BookError(f"{field}[{i}, {j}] = {a[i, j]!r}: latency {'mean' if j == 0 else 'jitter'} "
+            raise BookError(f"{field}[{i}, {j}] = {float(a[i, j])!r}: latency {'mean' if j == 0 else 'jitter'} "
                             f"must be >= 0 ns")
         return a.copy()
     try:
@@ -344,7 +344,7 @@ class Book:
         """The agent's order in ``slot`` as a dict of its columns."""
         o = self.orders[env, slot]
         names = ("status", "side", "price", "qty", "remaining", "ahead", "filled", "t_sent", "t_live",
-                 "t_filled", "t_done", "id")
+                 "t_filled", "t_done", "id", "cancelled")
         return {k: int(o[c]) for k, c in zip(names, range(N_OCOL))}
 
     def fill_log(self, env: int) -> np.ndarray:

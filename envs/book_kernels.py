@@ -43,8 +43,10 @@ N_STREAMS = 3
 
 # ---- agent order table ``orders (n, K, N_OCOL)`` int64 ---------------------------------
 (O_STATUS, O_SIDE, O_PRICE, O_QTY, O_REM, O_AHEAD, O_FILLED, O_T_SENT, O_T_LIVE, O_T_FILLED,
- O_T_DONE, O_ID) = range(12)
-N_OCOL = 12
+ O_T_DONE, O_ID, O_CXL) = range(13)
+N_OCOL = 13
+#: shares of an order always add up: ``O_QTY == O_FILLED + O_REM + O_CXL`` (cancelled shares,
+#: including the rest of a cancelled, rejected or exhausted market order)
 #: order status (``O_STATUS``)
 ST_EMPTY, ST_PENDING, ST_LIVE, ST_FILLED, ST_CANCELLED, ST_REJECTED = 0, 1, 2, 3, 4, 5
 
@@ -592,6 +594,7 @@ def _decide(i, t_view, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat):
         o[O_REM] = size
         o[O_AHEAD] = 0
         o[O_FILLED] = 0
+        o[O_CXL] = 0
         o[O_T_SENT] = t_dec
         o[O_T_LIVE] = -1
         o[O_T_FILLED] = -1
@@ -631,6 +634,8 @@ def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mod
         if es[i, ES_TRADING] != 1:
             o[O_STATUS] = ST_REJECTED
             o[O_T_DONE] = t
+            o[O_CXL] += o[O_REM]
+            o[O_REM] = 0
             return
         if kind == K_LIMIT:
             _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode)
@@ -642,6 +647,8 @@ def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mod
             if o[O_REM] > 0:  # the book ran out: the rest is cancelled
                 o[O_STATUS] = ST_CANCELLED
                 o[O_T_DONE] = t
+                o[O_CXL] += o[O_REM]
+                o[O_REM] = 0
                 es[i, ES_NLIVE] -= 1
         return
     if o[O_STATUS] != ST_LIVE:
@@ -650,27 +657,33 @@ def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mod
     if kind == K_CANCEL:
         o[O_STATUS] = ST_CANCELLED
         o[O_T_DONE] = t
+        o[O_CXL] += o[O_REM]
+        o[O_REM] = 0
         es[i, ES_NLIVE] -= 1
     elif kind == K_REDUCE:
         q = m[P_SIZE]
         if q >= o[O_REM]:
+            o[O_CXL] += o[O_REM]
             o[O_REM] = 0
             o[O_STATUS] = ST_CANCELLED
             o[O_T_DONE] = t
             es[i, ES_NLIVE] -= 1
         else:
             o[O_REM] -= q  # keeps its place in the queue
+            o[O_CXL] += q
     elif kind == K_MODIFY:
         p = m[P_PRICE]
         q = m[P_SIZE]
         if p == o[O_PRICE] and q <= o[O_REM]:
+            o[O_CXL] += o[O_REM] - q
             o[O_REM] = q  # a size-down at the same price keeps its place
         else:
             # a price change (or a size-up) is a new order at the back: it loses its place
             es[i, ES_NLIVE] -= 1
             o[O_PRICE] = p
             o[O_T_SENT] = m[P_T_SENT]
-            o[O_QTY] = o[O_FILLED] + q
+            o[O_CXL] += o[O_REM]
+            o[O_QTY] = o[O_FILLED] + o[O_CXL] + q
             o[O_REM] = q
             _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode)
 

@@ -116,7 +116,7 @@ def test_partial_cancel_keeps_priority_price_change_loses_it():
     b.reduce(0, 30, 0, 40)                # keeps its place
     _feed(b, [(40, SUB, B, 100, 10)])
     o = b.order(0, 0)
-    assert (o["remaining"], o["ahead"], o["qty"]) == (60, 300, 100)
+    assert (o["remaining"], o["ahead"], o["qty"], o["cancelled"]) == (60, 300, 100, 40)
     b.modify(0, 50, 0, 60, 100)           # same price, same size: keeps its place
     _feed(b, [(60, SUB, B, 100, 10)])
     assert b.order(0, 0)["ahead"] == 300
@@ -128,7 +128,7 @@ def test_partial_cancel_keeps_priority_price_change_loses_it():
     assert (b.order(0, 0)["price"], b.order(0, 0)["ahead"], b.order(0, 0)["t_live"]) == (100, 370, 90)
     b.modify(0, 110, 0, 70, 100)          # a size-up at the same price is a new order: loses its place
     _feed(b, [(120, SUB, B, 100, 1)])
-    assert b.order(0, 0)["ahead"] == 371 and b.order(0, 0)["remaining"] == 70
+    assert b.order(0, 0)["ahead"] == 370 and b.order(0, 0)["remaining"] == 70  # the 1 share queued behind
 
 
 @pytest.mark.parametrize("exec_t, filled", [(1500, True), (2500, False)])
@@ -204,7 +204,7 @@ def test_market_order_walks_levels(mode):
         _feed(b, [(50, SUB, B, 97, 1)])
         assert b.fill_log(0)[3:, [F_PRICE, F_QTY]].tolist() == [[103, 210], [104, 150]]
         o = b.order(0, 2)
-        assert o["status"] == ST_CANCELLED and o["filled"] == 360 and o["remaining"] == 140
+        assert (o["status"], o["filled"], o["remaining"], o["cancelled"]) == (ST_CANCELLED, 360, 0, 140)
 
 
 def test_halt_rejects_orders_arriving_while_halted():
@@ -293,7 +293,7 @@ def test_conservation_of_shares_and_cash(mode):
     assert b.acct[0, A_POS] == int((-sign * f[:, F_QTY]).sum())
     o = b.orders[0]
     used = o[:, bk.O_ID] > 0
-    assert np.all(o[used, bk.O_FILLED] + o[used, bk.O_REM] == o[used, bk.O_QTY])
+    assert np.all(o[used, bk.O_FILLED] + o[used, bk.O_REM] + o[used, bk.O_CXL] == o[used, bk.O_QTY])
     assert np.all(o[:, bk.O_REM] >= 0) and np.all(o[:, bk.O_AHEAD] >= 0)
     assert np.all(f[:, F_T_SEEN] >= f[:, F_T])
 
