@@ -705,8 +705,9 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, **kw
     the first ``reset()`` seeds env ``i`` with ``seed + i``.
     """
     if env_id not in gym.registry:
-        known = ", ".join(sorted(k for k in gym.registry if k.startswith("LOB-")))
-        raise gym.error.UnregisteredEnv(f"unknown env id {env_id!r}; lobworld ids: {known}")
+        from lobworld.envs.spec import env_ids
+
+        raise gym.error.UnregisteredEnv(f"unknown env id {env_id!r}; lobworld ids: {', '.join(env_ids())}")
     spec = gym.registry[env_id]
     vec_cls = spec.vector_entry_point
     if isinstance(vec_cls, str):
