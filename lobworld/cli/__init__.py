@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "lobworld.cli.bench",
     "lobworld.cli.agents",
     "lobworld.cli.scenarios",
+    "lobworld.cli.backtest",
 )
 
 
