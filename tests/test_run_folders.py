@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import queue
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -313,22 +315,36 @@ def test_sigint_keeps_the_best_so_far_world_model_and_exits_130(tmp_path):
     code = ("import logging, sys\nlogging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
             "from lobworld.cli import main\nsys.exit(main(sys.argv[1:]))")
     proc = subprocess.Popen([sys.executable, "-c", code, "world-model", "train", "--data", str(msg), "--config",
-                             str(cfg), "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                             str(cfg), "--out", str(out)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=(tmp_path / "stderr.txt").open("w"), text=True)
+    lines: queue.Queue = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout] + [lines.put(None)], daemon=True)
+    reader.start()
+    seen = []
     try:
         t0 = time.monotonic()
-        for line in proc.stdout:  # the per-epoch log lines
+        while True:  # the per-epoch log lines, until the second epoch has ended
+            try:
+                line = lines.get(timeout=max(0.1, 240 - (time.monotonic() - t0)))
+            except queue.Empty:
+                pytest.fail("no second epoch in 240 s")
+            if line is None:
+                pytest.fail(f"ended (rc {proc.wait()}) before its second epoch:\n{''.join(seen)[-2000:]}\n"
+                            f"{(tmp_path / 'stderr.txt').read_text()[-3000:]}")
+            seen.append(line)
             if line.startswith("epoch 1:"):
                 break
-            assert time.monotonic() - t0 < 240, "no second epoch in 240 s"
-        else:
-            out_, err_ = proc.communicate()
-            pytest.fail(f"ended (rc {proc.returncode}) before its second epoch:\n{out_[-2000:]}\n{err_[-3000:]}")
         proc.send_signal(signal.SIGINT)
-        rest, stderr = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
+        reader.join(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    rest = []
+    while not lines.empty():
+        rest.append(lines.get() or "")
+    rest = "".join(rest)
+    stderr = (tmp_path / "stderr.txt").read_text()
     assert proc.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
     said = [ln for ln in rest.splitlines() if ln.startswith("interrupted")]

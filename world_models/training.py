@@ -19,6 +19,7 @@ Gaussian random walk, and checks calibration (PIT coverage).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -267,7 +268,7 @@ _RUN_HINT = "pass --overwrite (overwrite=True) to replace it or choose another -
 def train(paths, config: TrainConfig, out_dir, *, overwrite: bool = False, strict: bool = True) -> Checkpoint:
     """Train on the given data files; write ``<out_dir>/model.npz`` (+ ``tb/``); return the checkpoint.
 
-    ``out_dir`` must be new or empty unless ``overwrite`` (:data:`RUN_ARTEFACTS` of the
+    ``out_dir`` (None: write nothing) must be new or empty unless ``overwrite`` (:data:`RUN_ARTEFACTS` of the
     earlier run are then deleted first); it is locked while training
     (:func:`lobworld.world_models.run_folder.claim_run_folder`). ``strict`` is passed to
     the loaders (False: bad rows are dropped and counted instead of raising).
@@ -278,10 +279,13 @@ def train(paths, config: TrainConfig, out_dir, *, overwrite: bool = False, stric
     for p in paths:  # before touching the run folder
         if not p.is_file():
             raise ValueError(f"data file {p} does not exist")
-    with claim_run_folder(out_dir, artefacts=RUN_ARTEFACTS, overwrite=overwrite, hint=_RUN_HINT):
+    claim = (contextlib.nullcontext() if out_dir is None else
+             claim_run_folder(out_dir, artefacts=RUN_ARTEFACTS, overwrite=overwrite, hint=_RUN_HINT))
+    with claim:
         days = [load_day(p, config.freq, strict=strict) for p in paths]
         files = [f for d in days for f in d.files]
-        return _train_on_days(days, config, pathlib.Path(out_dir), file_fingerprint(files))
+        return _train_on_days(days, config, None if out_dir is None else pathlib.Path(out_dir),
+                              file_fingerprint(files))
 
 
 def _stats_and_features(days: list[DayBars], config: TrainConfig):
