@@ -211,6 +211,21 @@ _SPECS = (
             summary="market making on a discrete grid of quote offsets, plus a cancel action"),
     EnvSpec(id="LOB-DarkPool-v0", default_kwargs={}, **_DARK_POOL,
             summary="route a parent order over one lit venue and dark pools with censored fills (cost in bps)"),
+    EnvSpec(id="LOB-TickMarketMaking-v0", family="tick_market_making", module="lobworld.envs.tick",
+            env_class="TickMarketMakingEnv", vector_class="TickMarketMakingVectorEnv", default_kwargs={},
+            metric="pnl", lower_is_better=False, metric_unit="USD", metric_units="USD, higher is better",
+            secondary_metrics=("inventory_terminal", "inventory_max_abs", "filled_shares_bid", "filled_shares_ask"),
+            baselines=(), default_strategies=(), train_config="tick_market_making.toml", latency="env",
+            summary="quote a bid and an ask in ticks from the touch on the event-level book (real tape, queue "
+                    "position, latency); reward: PnL change (USD)"),
+    EnvSpec(id="LOB-TickExecution-v0", family="tick_execution", module="lobworld.envs.tick",
+            env_class="TickExecutionEnv", vector_class="TickExecutionVectorEnv", default_kwargs={},
+            metric="shortfall_bps", lower_is_better=True, metric_unit="bps",
+            metric_units="bps of arrival notional, positive = cost",
+            secondary_metrics=("completion", "forced_shares", "passive_shares"),
+            baselines=(), default_strategies=(), train_config="tick_execution.toml", latency="env",
+            summary="sell (buy) a parent order with market and limit child orders on the event-level book (real "
+                    "tape, queue position, latency); reward: minus shortfall increment (bps)"),
 )
 
 ENV_SPECS: dict[str, EnvSpec] = {s.id: s for s in _SPECS}

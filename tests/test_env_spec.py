@@ -44,7 +44,9 @@ def _lobworld_gym_ids() -> set[str]:
 
 
 def _core(env_id: str, n: int = 3) -> BatchedCore:
-    return make_sb3_vec_env(env_id, n, dynamics="parametric").core
+    # the tick-level envs have no bar dynamics (their market is a tick world: the real tape by default)
+    kw = {} if S.get_spec(env_id).family in ("tick_market_making", "tick_execution") else {"dynamics": "parametric"}
+    return make_sb3_vec_env(env_id, n, **kw).core
 
 
 # ---------------------------------------------------------------------------
