@@ -342,10 +342,10 @@ def test_default_learned_market_picks_the_1s_model_for_dt_1():
     assert p.stat().st_size < 40_000
     d = LearnedDynamics.load_default()
     assert d.n_substeps(1.0) == 1 and d.n_substeps(60.0) == 1 and d.n_substeps(10.0) == 1
-    d.args(2, 1.0)
-    assert d.checkpoint.dt == 1.0 and d.checkpoint.model_config.categorical
-    d.args(2, 60.0)
-    assert d.checkpoint.dt == 60.0 and not d.checkpoint.model_config.categorical
+    b1 = d.bundle(2, 1.0)
+    assert b1.checkpoint.dt == 1.0 and b1.checkpoint.model_config.categorical and b1.batch_step_fn is None
+    b60 = d.bundle(2, 60.0)
+    assert b60.checkpoint.dt == 60.0 and not b60.checkpoint.model_config.categorical
 
 
 @pytest.mark.slow  # ~2 CPU-minutes: compiles the market-making kernels around the learned step
