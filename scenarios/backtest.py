@@ -147,7 +147,7 @@ class ParentOrder:
 class ExecutionParams:
     """Strategy parameters of the execution baselines."""
 
-    pov_rate: float = 0.15
+    pov_rate: float = 0.25
     """POV participation: executed >= rate x the market's executed volume since the start."""
     ac_risk_aversion_bps: float = 1e-4
     """Almgren-Chriss lambda (1/bps of arrival notional), see :mod:`lobworld.agents.almgren_chriss`."""
@@ -169,13 +169,13 @@ class MarketMakingParams:
     """Seconds between re-quotes."""
     inventory_limit: int = 1000
     """No quote on a side whose fill would take |position| above this (shares)."""
-    half_spread_ticks: float = 1.0
+    half_spread_ticks: float = 10.0
     """fixed_spread: quotes at mid -+ this (ticks; rounded away from the mid)."""
-    gamma: float = 0.1
+    gamma: float = 1e-4
     """Avellaneda-Stoikov risk aversion (1 / (tick x lot))."""
     sigma_ticks: float | None = None
     """Mid volatility (ticks / sqrt(s)); None: measured on the tape before each window's start."""
-    k: float = 1.5
+    k: float = 0.1
     """Avellaneda-Stoikov fill-intensity decay (1 / tick)."""
 
     def __post_init__(self) -> None:
@@ -347,6 +347,8 @@ class ExecutionResult:
     data: ReplayData | None = None
     orders: list = field(default_factory=list)
     """Per env: its :class:`ParentOrder`."""
+    book: object = None
+    """The :class:`~lobworld.envs.book.Book` after the run (orders, fill log, counters)."""
 
 
 def _exec_targets(strategy: str, po: ParentOrder, params: ExecutionParams, data, mids, mid0_ticks: float):
@@ -502,7 +504,7 @@ def run_execution(data: ReplayData, orders: Sequence[ParentOrder], strategies: S
             commands_rejected=int(book.cnt[i, bk.N_CMD_REJECTED]), cancels_failed=int(book.cnt[i, bk.N_CANCEL_FAILED]),
         ))
     return ExecutionResult(pd.DataFrame(rows), fills, [np.array(p, np.int64) for p in paths], data,
-                           [e["po"] for e in info])
+                           [e["po"] for e in info], book)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,6 +524,8 @@ class MarketMakingResult:
     inventory: list = field(default_factory=list)
     """Per env: ``(times ns, position shares)`` at each decision."""
     data: ReplayData | None = None
+    book: object = None
+    """The :class:`~lobworld.envs.book.Book` after the run."""
 
 
 def _as_quotes(mid, inv_lots, tau_s, p: MarketMakingParams, sigma):
@@ -629,7 +633,7 @@ def run_market_making(data: ReplayData, starts: Sequence[int], strategies: Seque
             adverse_1s_ticks=wmean(-sign * (m1 - m0)), adverse_10s_ticks=wmean(-sign * (m10 - m0)),
             markout_10s_ticks=wmean(sign * (m10 - fl[:, bk.F_PRICE])),
         ))
-    return MarketMakingResult(pd.DataFrame(rows), fills, [np.array(x, np.int64) for x in inv], data)
+    return MarketMakingResult(pd.DataFrame(rows), fills, [np.array(x, np.int64) for x in inv], data, book)
 
 
 def paired_latency_table(table: pd.DataFrame, metric: str = "pnl_usd", base: str = "colocated",

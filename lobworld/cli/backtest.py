@@ -179,7 +179,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="seconds between decisions (default 10 for execution, 1 for market making)")
     p.add_argument("--latency", default="cloud", help="latency preset(s), comma-separated, or 'all' "
                    "(colocated, proximity, cloud, retail); default cloud")
-    p.add_argument("--pov-rate", type=float, default=0.15, help="pov participation (default 0.15)")
+    p.add_argument("--pov-rate", type=float, default=0.25, help="pov participation (default 0.25)")
     p.add_argument("--size", type=int, default=None, help="market making: quote size in shares (default 100)")
     p.add_argument("--half-spread-ticks", type=float, default=None,
                    help="fixed_spread: quotes at mid -+ this many ticks")

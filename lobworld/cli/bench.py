@@ -5,6 +5,11 @@
 * ``gym``   -- the Gymnasium vector env (``gym.make_vec(..., "vector_entry_point")``);
 * ``sb3``   -- the native SB3 ``VecEnv`` (``make_sb3_vec_env``).
 
+``lobworld bench --book`` instead times the event-level book engine (:mod:`lobworld.envs.replay`):
+LOBSTER messages per second replaying the full GOOG L10 day in one env, and in a batch of
+``--book-envs`` envs replaying different windows of the day with the agent's orders active (the
+touch quoter of :func:`~lobworld.envs.replay.touch_quoter_commands`, colocated latency).
+
 Random valid actions are drawn once (a pool of batches cycled through), so action
 generation is not timed. Compilation happens in an untimed warm-up step.
 """
@@ -137,8 +142,80 @@ def _parse_ints(text: str) -> list[int]:
     return vals
 
 
+GOOG_L10_DAY = "lobster/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz"
+
+
+def default_book_data() -> str:
+    """The full GOOG L10 day in ``../shared/data`` beside the repository."""
+    import pathlib
+
+    return str(pathlib.Path(__file__).resolve().parents[2].parent / "shared" / "data" / GOOG_L10_DAY)
+
+
+def bench_book(path: str | None = None, n_envs: int = 64, window_frac: float = 0.5, repeat: int = 1,
+               quote_every_ms: float = 1000.0) -> list[dict[str, Any]]:
+    """Replay rate of the book engine (LOBSTER messages per second of wall time, best of
+    ``repeat``): one env over the whole day without an agent, the same with the touch quoter,
+    and ``n_envs`` envs replaying windows of ``window_frac`` of the day (starts spread over it)
+    with the quoter active, in one kernel call. Compilation is done in an untimed warm-up."""
+    import pathlib
+
+    from lobworld.envs.book import A_NFILLS
+    from lobworld.envs.replay import ReplayData, prepare_replay, run_replay, touch_quoter_commands
+
+    p = pathlib.Path(path or default_book_data())
+    if not p.is_file():
+        raise CLIError(f"--book-data: {p} is not a file (a LOBSTER message file with its orderbook beside it)")
+    if n_envs < 1 or not 0 < window_frac <= 1:
+        raise CLIError(f"--book-envs must be >= 1 and the window fraction in (0, 1], got {n_envs}, {window_frac}")
+    data = ReplayData.from_lobster(p)
+    N = data.n_rows
+    every = int(quote_every_ms * 1e6)
+    w = max(2, int(N * window_frac))
+    starts = np.linspace(0, N - w, n_envs).astype(np.int64)
+    cases = [("1 env, no agent", [(0, N)], None),
+             ("1 env, touch quoter", [(0, N)], [touch_quoter_commands(data.tape.t, 0, N, every_ns=every)]),
+             (f"{n_envs} envs x {window_frac:g} day, touch quoters",
+              [(int(a), int(a) + w) for a in starts],
+              [touch_quoter_commands(data.tape.t, int(a), int(a) + w, every_ns=every) for a in starts])]
+    m = min(N, 2000)
+    for k in (1, 2):  # compile (or load from the cache) the serial and the threaded kernel
+        run_replay(data, prepare_replay(data, [(0, m)] * k, latency="colocated", commands=[
+            touch_quoter_commands(data.tape.t, 0, m, every_ns=every)] * k), verify=False)
+    rows = []
+    for name, wins, cmds in cases:
+        best = float("inf")
+        msgs = 0
+        for _ in range(max(1, repeat)):
+            book = prepare_replay(data, wins, commands=cmds, latency="colocated", seed=0)
+            t0 = time.perf_counter()
+            rep = run_replay(data, book, verify=False)
+            best = min(best, time.perf_counter() - t0)
+            msgs = int(rep.rows.sum())
+        fills = int(book.acct[:, A_NFILLS].sum())
+        rows.append({"case": name, "data": data.name, "messages": msgs, "seconds": best,
+                     "messages_per_s": msgs / best, "agent_fills": fills})
+    return rows
+
+
+def format_book_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'case':40s} {'messages':>11s} {'seconds':>8s} {'messages/s':>13s} {'agent fills':>11s}"]
+    for r in rows:
+        lines.append(f"{r['case']:40s} {r['messages']:11,d} {r['seconds']:8.3f} {r['messages_per_s']:13,.0f} "
+                     f"{r['agent_fills']:11,d}")
+    return "\n".join(lines)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     import lobworld
+
+    if args.book:
+        rows = bench_book(args.book_data, args.book_envs, args.book_window, args.book_repeat)
+        if args.json:
+            print(json.dumps({"machine": machine_info(), "book": rows}, indent=2))
+        else:
+            print(format_book_table(rows))
+        return 0
 
     unknown = [e for e in (args.env or []) if e not in lobworld.ENV_IDS]
     if unknown:
@@ -168,4 +245,12 @@ def add_commands(sub) -> None:
                    help="market dynamics for every id (default: each id's registered default: learned for "
                         "the execution ids, parametric for market making and the dark pool)")
     p.add_argument("--json", action="store_true", help="print JSON with machine info")
+    p.add_argument("--book", action="store_true",
+                   help="time the event-level book engine instead (replay messages/s over a LOBSTER day)")
+    p.add_argument("--book-data", default=None, metavar="FILE",
+                   help="LOBSTER message file for --book (default: the GOOG L10 day in ../shared/data)")
+    p.add_argument("--book-envs", type=int, default=64, help="--book: envs of the batch case (default 64)")
+    p.add_argument("--book-window", type=float, default=0.5,
+                   help="--book: each batch env replays this fraction of the day (default 0.5)")
+    p.add_argument("--book-repeat", type=int, default=1, help="--book: best of this many runs (default 1)")
     p.set_defaults(func=_cmd_bench)
