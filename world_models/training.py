@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lobworld.errors import LobworldError
 from lobworld.world_models.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
 from lobworld.world_models.run_folder import StopOnSigint, claim_run_folder
 from lobworld.world_models.dynamics_model import (
@@ -52,9 +53,14 @@ from lobworld.world_models.dynamics_model import (
 )
 
 __all__ = ["TrainConfig", "load_config", "DayBars", "load_day", "train", "train_on_days", "evaluate",
-           "evaluate_discrete", "split_masks", "fit_flow_copula", "copula_loglik_gain", "RUN_ARTEFACTS"]
+           "evaluate_discrete", "split_masks", "fit_flow_copula", "copula_loglik_gain", "RUN_ARTEFACTS", "TrainingError"]
 
 log = logging.getLogger(__name__)
+
+
+class TrainingError(LobworldError):
+    """Bad input to world-model training or evaluation: a config value or file, a data file, too few bars."""
+
 
 #: what a world-model run writes into its folder (``overwrite=True`` deletes these, and only these)
 RUN_ARTEFACTS = ("model.npz", "tb")
@@ -130,35 +136,35 @@ class TrainConfig:
         try:
             secs = pd.Timedelta(pd.tseries.frequencies.to_offset(self.freq)).total_seconds()
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"TrainConfig.freq {self.freq!r} is not a pandas offset: {exc}") from exc
+            raise TrainingError(f"TrainConfig.freq {self.freq!r} is not a pandas offset: {exc}") from exc
         if not 1.0 <= secs <= 60.0:
-            raise ValueError(f"TrainConfig.freq must be between 1s and 1min, got {self.freq!r}")
+            raise TrainingError(f"TrainConfig.freq must be between 1s and 1min, got {self.freq!r}")
         for name in ("hidden", "latent", "n_mix", "spread_bins", "mid_half_ticks", "seq_len", "batch_size",
                      "max_epochs", "patience"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive int, got {v!r}")
+                raise TrainingError(f"TrainConfig.{name} must be a positive int, got {v!r}")
         if not (isinstance(self.burn_in, int) and 0 <= self.burn_in < self.seq_len):
-            raise ValueError(f"TrainConfig.burn_in must be an int in [0, seq_len), got {self.burn_in!r}")
+            raise TrainingError(f"TrainConfig.burn_in must be an int in [0, seq_len), got {self.burn_in!r}")
         for name in ("lr", "grad_clip", "test_hours"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"TrainConfig.{name} must be a positive number, got {v!r}")
+                raise TrainingError(f"TrainConfig.{name} must be a positive number, got {v!r}")
         for name in ("weight_decay", "early_stop_hours"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"TrainConfig.{name} must be a non-negative number, got {v!r}")
+                raise TrainingError(f"TrainConfig.{name} must be a non-negative number, got {v!r}")
         if self.mid_head not in MID_HEADS:
-            raise ValueError(f"TrainConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
+            raise TrainingError(f"TrainConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
         for name in ("mirror", "spread_level", "spread_prior_init", "flow_copula", "tensorboard", "progress"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"TrainConfig.{name} must be true or false, got {getattr(self, name)!r}")
+                raise TrainingError(f"TrainConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if self.ofi_head not in OFI_HEADS:
-            raise ValueError(f"TrainConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
+            raise TrainingError(f"TrainConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"TrainConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+            raise TrainingError(f"TrainConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"TrainConfig.seed must be a non-negative int, got {self.seed!r}")
+            raise TrainingError(f"TrainConfig.seed must be a non-negative int, got {self.seed!r}")
 
     @property
     def dt(self) -> float:
@@ -181,19 +187,19 @@ def load_config(path) -> TrainConfig:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ValueError(f"config file {path} does not exist") from exc
+        raise TrainingError(f"config file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {path} is not valid TOML: {exc}") from exc
+        raise TrainingError(f"config file {path} is not valid TOML: {exc}") from exc
     if "train" in raw and isinstance(raw["train"], dict):
         raw = raw["train"]
     known = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"config file {path}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise TrainingError(f"config file {path}: unknown key(s) {unknown}; known: {sorted(known)}")
     try:
         return TrainConfig(**raw)
     except ValueError as exc:
-        raise ValueError(f"config file {path}: {exc}") from exc
+        raise TrainingError(f"config file {path}: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------
@@ -220,7 +226,7 @@ def load_day(path, freq: str, *, strict: bool = True) -> DayBars:
     """
     path = pathlib.Path(path)
     if not path.is_file():
-        raise ValueError(f"data file {path} does not exist")
+        raise TrainingError(f"data file {path} does not exist")
     from lobworld.world_models import data as data_mod
 
     if "_message_" in path.name:
@@ -258,7 +264,7 @@ def _device(name: str):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("TrainConfig.device='cuda' but CUDA is not available")
+        raise TrainingError("TrainConfig.device='cuda' but CUDA is not available")
     return torch.device(name)
 
 
@@ -275,10 +281,10 @@ def train(paths, config: TrainConfig, out_dir, *, overwrite: bool = False, stric
     """
     paths = [pathlib.Path(p) for p in paths]
     if not paths:
-        raise ValueError("train: no data files given")
+        raise TrainingError("train: no data files given")
     for p in paths:  # before touching the run folder
         if not p.is_file():
-            raise ValueError(f"data file {p} does not exist")
+            raise TrainingError(f"data file {p} does not exist")
     claim = (contextlib.nullcontext() if out_dir is None else
              claim_run_folder(out_dir, artefacts=RUN_ARTEFACTS, overwrite=overwrite, hint=_RUN_HINT))
     with claim:
@@ -294,10 +300,10 @@ def _stats_and_features(days: list[DayBars], config: TrainConfig):
     masks = []
     for d in days:
         if len(d.bars) < 10:
-            raise ValueError(f"{d.files[0] if d.files else d.asset}: only {len(d.bars)} bars; need at least 10")
+            raise TrainingError(f"{d.files[0] if d.files else d.asset}: only {len(d.bars)} bars; need at least 10")
         tr, es, te = split_masks(d.bars.index, config.test_hours, config.early_stop_hours)
         if tr.sum() < config.seq_len + 1:
-            raise ValueError(f"{d.asset}: {int(tr.sum())} training bars, fewer than seq_len+1={config.seq_len + 1}; "
+            raise TrainingError(f"{d.asset}: {int(tr.sum())} training bars, fewer than seq_len+1={config.seq_len + 1}; "
                              "shorten seq_len or test_hours")
         masks.append((tr, es, te))
         by_asset.setdefault(d.asset, []).append(d.bars[tr])
@@ -650,7 +656,7 @@ def evaluate(ck: Checkpoint, paths=None, days: list[DayBars] | None = None, n_mc
     per_day = []
     for d in days:
         if d.asset not in ck.assets:
-            raise ValueError(f"checkpoint has no statistics for asset {d.asset!r} (has {sorted(ck.assets)})")
+            raise TrainingError(f"checkpoint has no statistics for asset {d.asset!r} (has {sorted(ck.assets)})")
         st = ck.assets[d.asset]
         x = bar_features(d.bars, st)
         tr, es, te = split_masks(d.bars.index, test_hours, es_hours)
@@ -808,7 +814,7 @@ def evaluate_discrete(ck: Checkpoint, days: list[DayBars], n_mc: int = 64, seed:
     per_day = []
     for d in days:
         if d.asset not in ck.assets:
-            raise ValueError(f"checkpoint has no statistics for asset {d.asset!r} (has {sorted(ck.assets)})")
+            raise TrainingError(f"checkpoint has no statistics for asset {d.asset!r} (has {sorted(ck.assets)})")
         st = ck.assets[d.asset]
         x = bar_features(d.bars, st)
         jall = half_tick_changes(d.bars, d.tick)
