@@ -29,7 +29,7 @@ import numpy as np
 from lobworld.errors import LobworldError
 from lobworld.world_models.data.events import N_TYPES, SESSION_LENGTH_S, SESSION_OPEN_S, EventTokens, level_class
 
-__all__ = ["TickModelConfig", "TickModelError", "save_tick_model", "load_tick_model", "tick_features", "TickTargets", "TickGRU", "train_tick_model",
+__all__ = ["TickModelConfig", "TickModelError", "save_tick_model", "load_tick_model", "load_fitted_tick_model", "tick_features", "TickTargets", "TickGRU", "train_tick_model",
            "event_nats"]
 
 
@@ -305,6 +305,20 @@ def load_tick_model(path, device: str = "cpu"):
         state[k] = torch.as_tensor(a)
     model.load_state_dict(state)
     return model.to(device), meta
+
+
+def load_fitted_tick_model(ticker: str = "GOOG", device: str = "cpu"):
+    """The tick GRU shipped for ``ticker`` (``world_models/assets/weights/tick_gru_<ticker>.npz``, trained on
+    the 2012-06-21 training block; its held-out figures and reproduce command are in ``meta["metrics"]``).
+    Returns ``(model, meta)``."""
+    import pathlib
+    from importlib import resources
+
+    path = pathlib.Path(str(resources.files("lobworld.world_models") / "assets" / "weights"
+                            / f"tick_gru_{ticker.lower()}.npz"))
+    if not path.is_file():
+        raise TickModelError(f"no shipped tick model for ticker {ticker!r}")
+    return load_tick_model(path, device)
 
 
 def compare_with_cst(message_path, config: TickModelConfig = TickModelConfig(), token_config=None, out_dir=None,
