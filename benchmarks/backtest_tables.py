@@ -71,14 +71,16 @@ def summarize_execution(tab: pd.DataFrame) -> pd.DataFrame:
     return s.drop(columns=["executed", "is_sd"])
 
 
-def mm_table(data: ReplayData) -> pd.DataFrame:
+def mm_table(data: ReplayData, interval_s: float = 1.0, horizon_s: float = 1800.0) -> pd.DataFrame:
     sp = data.fpx[:, 1, 0] - data.fpx[:, 0, 0]
     med = float(np.median(sp[(data.fsz[:, 0, 0] > 0) & (data.fsz[:, 1, 0] > 0)]))
-    params = bt.MarketMakingParams(half_spread_ticks=max(1.0, round(med / 2)), k=2.0 / med)
-    starts = bt.afternoon_starts(data, 1800.0, "10:00", "15:59")
+    params = bt.MarketMakingParams(half_spread_ticks=max(1.0, round(med / 2)), k=2.0 / med, interval_s=interval_s)
+    starts = bt.afternoon_starts(data, horizon_s, "10:00", "15:59", step_s=1800.0)
     t0 = time.perf_counter()
-    res = bt.run_market_making(data, starts, bt.MM_STRATEGIES, bt.LATENCY_PRESETS, horizon_s=1800.0, params=params)
-    print(f"{data.name}: {len(res.table)} market-making envs (median spread {med:g} ticks), "
+    res = bt.run_market_making(data, starts, bt.MM_STRATEGIES, bt.LATENCY_PRESETS, horizon_s=horizon_s,
+                               params=params)
+    print(f"{data.name}: {len(res.table)} market-making envs (median spread {med:g} ticks, re-quote every "
+          f"{interval_s:g} s, {horizon_s:g} s windows), "
           f"{time.perf_counter() - t0:.1f} s")
     return res.table
 
@@ -87,6 +89,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="runs/backtest_tables")
     ap.add_argument("--tickers", default="GOOG,AMZN")
+    ap.add_argument("--mm-interval", type=float, default=1.0, help="market making: seconds between re-quotes")
+    ap.add_argument("--mm-horizon", type=float, default=1800.0, help="market making: window seconds")
+    ap.add_argument("--skip-execution", action="store_true")
     a = ap.parse_args()
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,11 +99,12 @@ def main() -> None:
         t0 = time.perf_counter()
         data = ReplayData.from_lobster(DATA / FILES[tk])
         print(f"{data.name}: loaded {data.n_rows} rows in {time.perf_counter() - t0:.1f} s")
-        ex = execution_table(data)
-        ex.to_csv(out / f"{tk}_execution.csv", index=False)
-        print(_fmt(summarize_execution(ex)))
-        mm = mm_table(data)
-        mm.to_csv(out / f"{tk}_market_making.csv", index=False)
+        if not a.skip_execution:
+            ex = execution_table(data)
+            ex.to_csv(out / f"{tk}_execution.csv", index=False)
+            print(_fmt(summarize_execution(ex)))
+        mm = mm_table(data, a.mm_interval, a.mm_horizon)
+        mm.to_csv(out / f"{tk}_market_making_{a.mm_interval:g}s.csv", index=False)
         for metric in ("pnl_usd", "bid_fills", "adverse_10s_ticks"):
             print(f"\n{tk} market making, {metric}")
             print(_fmt(bt.paired_latency_table(mm, metric)))

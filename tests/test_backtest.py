@@ -9,6 +9,7 @@ import pytest
 from lobworld.cli import main
 from lobworld.envs import book_kernels as bk
 from lobworld.envs.book import Book, BookConfig, Tape
+from lobworld.envs.execution import GOOG_ADV
 from lobworld.envs.replay import ReplayData
 from lobworld.errors import LobworldError
 from lobworld.scenarios import backtest as bt
@@ -245,7 +246,7 @@ def test_full_goog_day(shared_data):
     lob = shared_data / "lobster"
     data = ReplayData.from_lobster(lob / "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz")
     adv = int(data.tape.size[(data.tape.type == 4) | (data.tape.type == 5)].sum())
-    assert adv == 492_505 + 213_616
+    assert adv == GOOG_ADV  # visible + hidden executed shares of the day
     po = bt.ParentOrder("sell", adv // 100, bt.parse_time("2012-06-21T14:00"), 1800, 10)
     res = bt.run_execution(data, [po], ["twap", "passive_first"], ["cloud"])
     tab = res.table
