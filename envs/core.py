@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
+from numba import njit
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -180,6 +181,17 @@ def _final_info(core: "BatchedCore", idx: np.ndarray, n: int) -> dict[str, Any]:
         out[key] = arr
         out["_" + key] = mask.copy()
     return out
+
+
+@njit(cache=True)
+def _first_bad_row(a, low, high):
+    """First row of ``a`` (n, k) with a value that is not finite or outside ``[low, high]``; -1 when none."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            x = a[i, j]
+            if not (x >= low[j] and x <= high[j] and x - x == 0.0):  # x - x is NaN for +-inf and NaN
+                return i
+    return -1
 
 
 class ActionError(LobworldError):
@@ -401,15 +413,14 @@ class BatchedCore:
         if a.shape != want:
             raise ActionError(f"{type(self).__name__}: actions must have shape {want}, got {a.shape}")
         a = np.ascontiguousarray(a, dtype=np.float64)
-        finite = np.isfinite(a)
-        if not finite.all():
-            i = int(np.flatnonzero(~finite.reshape(self.n_envs, -1).all(axis=1))[0])
-            raise ActionError(f"{type(self).__name__}: action of env {i} is not finite: {a[i]}")
-        low = space.low.astype(np.float64)
-        high = space.high.astype(np.float64)
-        bad = ((a < low) | (a > high)).reshape(self.n_envs, -1).any(axis=1)
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+        bounds = self.__dict__.get("_box_bounds")
+        if bounds is None:
+            bounds = self._box_bounds = (np.ascontiguousarray(space.low, dtype=np.float64).reshape(-1),
+                                         np.ascontiguousarray(space.high, dtype=np.float64).reshape(-1))
+        i = _first_bad_row(a.reshape(self.n_envs, -1), bounds[0], bounds[1])
+        if i >= 0:
+            if not np.isfinite(a[i]).all():
+                raise ActionError(f"{type(self).__name__}: action of env {i} is not finite: {a[i]}")
             raise ActionError(
                 f"{type(self).__name__}: action {a[i]} of env {i} outside the action space "
                 f"[{space.low}, {space.high}]"

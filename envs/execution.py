@@ -464,14 +464,14 @@ def step_kernel_batched(actions, rng, market, args, cfg, es, t, ep, autoreset,
         reset_listed(ridx, lo, m, ws[c], rng, market, args, cfg, es, t, obs)
 
 
-def get_kernels(dynamics: MarketDynamics, parallel: bool | None = None, n_envs: int = 1):
+def get_kernels(dynamics: MarketDynamics, parallel: bool | None = None, n_envs: int = 1, label: str | None = None):
     """The compiled ``(reset_kernel, step_kernel)`` for a dynamics (disk-cached, see :mod:`lobworld.envs.jit`).
 
     ``parallel=None``: the threading policy of :func:`lobworld.envs.jit.use_parallel`.
     """
     par = use_parallel(n_envs, parallel)
     binding = {"step_fn": dynamics.step_fn, "reset_fn": dynamics.reset_fn}
-    label = type(dynamics).__name__.lower()
+    label = label or type(dynamics).__name__.lower()
     if uses_batch_kernels(dynamics):
         binding.update(batch_step_fn=dynamics.batch_step_fn, batch_reset_fn=dynamics.batch_reset_fn)
         return bind((reset_kernel_batched, step_kernel_batched), (finish_step, reset_listed), binding,
@@ -554,7 +554,8 @@ class ExecutionCore(BatchedCore):
     def _kernels(self, parallel: bool) -> tuple:
         pair = self._kernel_pairs.get(parallel)
         if pair is None:
-            pair = self._kernel_pairs[parallel] = get_kernels(self._bundle, parallel, self.n_envs)
+            pair = self._kernel_pairs[parallel] = get_kernels(self._bundle, parallel, self.n_envs,
+                                                                    label=type(self.dynamics).__name__.lower())
         return pair
 
     @property

@@ -331,6 +331,36 @@ class MarketMakingCore(BatchedCore):
                          self.truncated, self.ep_done)
 
     # ------------------------------------------------------------------- info
+    def episode_columns(self, idx) -> tuple[tuple[str, ...], list[list]]:
+        """Column form of :meth:`episode_info` for the envs ``idx`` (the faces' fast path; same values)."""
+        e = self.ep_done[np.asarray(idx, dtype=np.int64)]
+        n = np.maximum(e[:, K.E_LEN], 1.0)
+        mean_dw = e[:, K.E_SUM_DW] / n
+        sd = np.sqrt(np.maximum(e[:, K.E_SUM_DW2] / n - mean_dw * mean_dw, 0.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sharpe = np.where(sd > 0, mean_dw / np.where(sd > 0, sd, 1.0), 0.0)
+
+        def ints(c):
+            return e[:, c].astype(np.int64).tolist()
+
+        cols = {
+            "episode_length": ints(K.E_LEN),
+            "pnl": e[:, K.N_EP].tolist(),
+            "inventory_mean": (e[:, K.E_SUM_INV] / n).tolist(),
+            "inventory_max_abs": e[:, K.E_MAXABS_INV].tolist(),
+            "inventory_terminal": e[:, K.N_EP + 1].tolist(),
+            "fills_bid": ints(K.E_NFILL_BID),
+            "fills_ask": ints(K.E_NFILL_ASK),
+            "filled_shares_bid": e[:, K.E_VFILL_BID].tolist(),
+            "filled_shares_ask": e[:, K.E_VFILL_ASK].tolist(),
+            "adverse_selection_cost": e[:, K.E_ADVERSE].tolist(),
+            "inventory_penalty": e[:, K.E_SUM_PEN].tolist(),
+            "sharpe_per_step": sharpe.tolist(),
+            "market_orders_buy": ints(K.E_NMO_BUY),
+            "market_orders_sell": ints(K.E_NMO_SELL),
+        }
+        return tuple(cols), list(cols.values())
+
     def episode_info(self, i: int) -> dict[str, float]:
         """Statistics of the episode env ``i`` finished last (USD, shares, counts)."""
         e = self.ep_done[i]
