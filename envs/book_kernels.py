@@ -18,6 +18,9 @@ race rules, the replay rule) is ``docs/book.md``; the short version:
 * per-env scalars are ``es (n, N_ES)``, the agent's account ``acct (n, N_ACC)``,
   counters ``cnt (n, N_CNT)`` (error counts first, indexed by the error code).
 
+The helpers are compiled with ``_nrt=False``: they allocate nothing, and without Numba's
+reference counting a call that passes arrays costs no atomic increments or decrements.
+
 Times are int64 nanoseconds; latencies ``lat (n, 4)`` float64 nanoseconds (entry mean,
 entry jitter, market-data mean, market-data jitter). Random streams per env
 (``rng (n, N_STREAMS, 4)``, :mod:`lobworld.envs.rng`): ``S_ENTRY`` order-entry latency,
@@ -175,7 +178,7 @@ def _draw_lat(st, mean, jit):
 # =========================================================================================
 # fills
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _fill(i, k, t, price, q, kind, orders, fills, es, acct, cnt, rng, lat):
     side = orders[i, k, O_SIDE]
     orders[i, k, O_REM] -= q
@@ -214,7 +217,7 @@ def _fill(i, k, t, price, q, kind, orders, fills, es, acct, cnt, rng, lat):
         es[i, ES_NLIVE] -= 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _take(i, k, t, limit, has_limit, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode):
     """Walk the side opposite order ``k`` from the touch while the level price is not worse
     than ``limit`` (every level when ``has_limit`` is False); fill at each level's price."""
@@ -244,7 +247,7 @@ def _take(i, k, t, limit, has_limit, px, sz, dq, nl, orders, fills, es, acct, cn
         _fill(i, k, t, p, q, FILL_AGGRESSIVE, orders, fills, es, acct, cnt, rng, lat)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode):
     """A limit order reaches the book at ``t``: trade what crosses, rest the remainder at
     the back of its level (shares ahead = the visible size there)."""
@@ -263,7 +266,7 @@ def _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mo
 # =========================================================================================
 # the agent's queue positions on a stream message
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _agent_on_message(i, t, typ, s, p, q, v_before, v_after, orders, fills, es, acct, cnt, rng, lat,
                       qmodel, qpow):
     K = orders.shape[1]
@@ -311,7 +314,7 @@ def _agent_on_message(i, t, typ, s, p, q, v_before, v_after, orders, fills, es, 
                     _fill(i, k, t, P, f, FILL_PASSIVE, orders, fills, es, acct, cnt, rng, lat)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _clamp_side(i, s, px, sz, dq, nl, orders):
     """After a resynchronisation: shares ahead never exceed what is visible at the price."""
     for k in range(orders.shape[1]):
@@ -325,7 +328,7 @@ def _clamp_side(i, s, px, sz, dq, nl, orders):
 # =========================================================================================
 # one stream message
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _error(i, code, row, es, cnt, strict):
     cnt[i, code] += 1
     if es[i, ES_ERR] == 0:
@@ -426,7 +429,7 @@ def _apply_message(i, row, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, a
 # =========================================================================================
 # replay against the orderbook file: verification and resynchronisation
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _resync_side(i, s, row, px, sz, dq, nl, fpx, fsz):
     """Replace the top of side ``s`` by the file's levels of ``row``; keep the engine's
     deeper levels beyond the file's last one (when the file's window is full)."""
@@ -474,7 +477,7 @@ def _resync_side(i, s, row, px, sz, dq, nl, fpx, fsz):
     nl[i, s] = new_n
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _side_matches(i, s, row, px, sz, nl, fpx, fsz, depth):
     n = nl[i, s]
     for k in range(depth):
@@ -487,7 +490,7 @@ def _side_matches(i, s, row, px, sz, nl, fpx, fsz, depth):
     return True
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, verify):
     """Compare the book after message ``row`` with the file and resynchronise what differs.
 
@@ -532,7 +535,7 @@ def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, verify)
 # =========================================================================================
 # the agent's decisions and messages
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _decide(i, t_view, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat):
     """Turn the head command into a message in flight (its latencies are already drawn)."""
     c = cmds[i, es[i, ES_CMD_HEAD]]
@@ -616,7 +619,7 @@ def _decide(i, t_view, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat):
     es[i, ES_PEND_COUNT] += 1
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mode):
     """The oldest message in flight reaches the venue."""
     h = es[i, ES_PEND_HEAD]
@@ -688,7 +691,7 @@ def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mod
             _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode)
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _agent_until(i, t_bound, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode):
     """Process the agent's decisions and arrivals strictly before ``t_bound`` in time order;
     return the time of the next one (``INT_MAX``: none)."""
@@ -717,7 +720,7 @@ def _agent_until(i, t_bound, px, sz, dq, nl, orders, pend, cmds, fills, es, acct
 # =========================================================================================
 # the batch kernels
 # =========================================================================================
-@njit(cache=True)
+@njit(cache=True, _nrt=False)
 def _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, px, sz, dq, nl, orders, pend, cmds,
              fills, es, acct, cnt, rng, lat, cfg, qpow, t_flush):
     mode = cfg[CF_MODE]
