@@ -260,6 +260,7 @@ class Book:
             raise BookError(f"config must be a BookConfig, got {type(cfg).__name__}")
         n, D, K = int(n_envs), cfg.depth, cfg.max_orders
         self.n_envs = n
+        self.windows = None  #: ``(n, 2)`` tape row windows when built by :func:`lobworld.envs.replay.prepare_replay`
         self.px = np.zeros((n, 2, D), np.int64)
         self.sz = np.zeros((n, 2, D), np.int64)
         self.dq = np.zeros((n, 2, D), np.int64)
