@@ -53,6 +53,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("market_making.md", "Market making", "lobworld.envs.market_making", "MarketMakingEnv",
            "MarketMakingConfig"),
     Family("dark_pool.md", "Dark-pool routing", "lobworld.envs.dark_pool", "DarkPoolEnv", "DarkPoolConfig"),
+    Family("tick.md", "Tick-level environments", "lobworld.envs.tick", "TickMarketMakingEnv", "TickMarketMakingConfig"),
 )
 
 
