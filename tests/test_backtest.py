@@ -259,3 +259,17 @@ def test_full_goog_day(shared_data):
                           ["twap", "passive_first"], ["cloud"])
     assert r1.book.config.depth == 1
     assert (r1.table["executed"] == 2000).all()
+
+
+def test_bench_book_on_the_hour(capsys):
+    from lobworld.cli.bench import bench_book
+
+    rows = bench_book(str(sample_lobster_paths()[0]), n_envs=3, window_frac=0.2)
+    assert [r["messages"] for r in rows[:2]] == [29_752, 29_752]  # every row after row 0
+    assert rows[2]["messages"] == 3 * (int(29_753 * 0.2) - 1)
+    assert rows[0]["agent_fills"] == 0 and rows[1]["agent_fills"] > 0 and rows[2]["agent_fills"] > 0
+    assert all(r["messages_per_s"] > 0 for r in rows)
+    assert main(["bench", "--book", "--book-data", str(sample_lobster_paths()[0]), "--book-envs", "2",
+                 "--book-window", "0.1"]) == 0
+    assert "touch quoters" in capsys.readouterr().out
+    assert main(["bench", "--book", "--book-data", "/nonexistent/x_message_10.csv"]) == 2
