@@ -12,11 +12,21 @@ scenario (:mod:`lobworld.envs.latency`), and recommends the strategy that minimi
 for execution, ``cost_bps`` for the dark pool; for market making ``-mean + R * std`` of the
 PnL in USD). Everything in the report is SIMULATED; no number in it is a real execution.
 
-Market: ``dynamics="parametric"`` by default (the Almgren-Chriss market calibrated on GOOG
-2012-06-21, or conditioned on a historical book with ``start``/``data``), because the regime
-scenarios are transforms of its parameters; ``dynamics="learned"`` runs the base and the
-latency scenarios on the shipped learned market and skips the regimes (the report says so).
-The report names the market of every table.
+Market: the env id's registered one (``dynamics=None``, the default): the ``dynamics`` of its
+:attr:`~lobworld.envs.spec.EnvSpec.default_kwargs` in :data:`lobworld.envs.spec.ENV_SPECS`, else the
+class's parametric market -- the same rule as ``gym.make`` and every command (``train``,
+``evaluate``, ``counterfactual``): the learned market for the execution ids, the parametric one for
+market making and the dark pool. ``dynamics="parametric"`` selects the Almgren-Chriss market
+calibrated on GOOG 2012-06-21 (or conditioned on a historical book with ``start``/``data``), on which
+the regime scenarios run (they are transforms of its parameters); on the learned market only the
+base scenario runs and the report says so. Every table and plot title names its market.
+
+Order: ``side`` defaults to ``"sell"`` and ``quantity`` to :func:`default_quantity` (execution ids:
+1% of the GOOG average daily volume :data:`lobworld.envs.execution.GOOG_ADV`, 7,061 shares; dark
+pool: the env's default order).
+
+Bounds: strategies that see what a trader cannot (``oracle``: the dark pool's hidden liquidity) are
+simulated and tabled as bounds, never recommended (:data:`BOUND_STRATEGIES`).
 
 Strategies that need a risk-aversion parameter (the Almgren-Chriss schedule) receive the
 env's mean-variance weight ``lambda`` (1/bps) = ``R / (2 sd_TWAP)``, with ``sd_TWAP`` TWAP's
@@ -26,16 +36,21 @@ mean-variance weight whose solution is (to first order) the ``mean + R sd`` opti
 Schedules that read market parameters (AC, POV) are rebuilt for each regime's parameters
 (the trader is assumed to know the regime); ``lambda`` stays the base scenario's.
 
-Latency: for the execution ids each latency scenario wraps the market in
+Latency: for the execution ids the latency scenarios are off by default (``latencies=None``): with
+one decision per minute the mid moves hundredths of a bps over milliseconds, far below the
+differences between strategies (the tick-level backtests, ``lobworld backtest``, show where latency
+matters); pass ``latencies`` to run them. There each latency scenario wraps the market in
 :class:`~lobworld.envs.latency.LatencyDynamics` (every child order reaches the market
 ``L`` seconds after the decision and pays the mid's move over ``L``, plus an optional
 adverse drift ``adverse_bps_per_s``); the mid path is the same in every latency scenario, so
 the table's differences are paired. For market making the scenario sets the env's own
 ``latency`` (quotes and cancels in flight). The dark-pool env has no latency model (skipped).
 
-Output folder: ``report.md``, ``report.json``, ``shortfall_distributions.png``,
-``execution_trajectories.png``, ``inventory_paths.png``, ``scenario_sensitivity.png``,
-``latency_sensitivity.png``.
+Output folder: ``report.md``, ``report.json`` and PNGs named for what they plot:
+``<metric>_distributions.png`` (``shortfall_distributions.png``, ``cost_distributions.png``,
+``pnl_distributions.png``), ``execution_trajectories.png`` (orders: mean executed fraction) or
+``mean_inventory.png`` (market making), ``inventory_paths.png``, ``scenario_sensitivity.png``
+(parametric market), ``latency_sensitivity.png`` (when latency scenarios ran).
 """
 
 from __future__ import annotations
@@ -61,7 +76,8 @@ from lobworld.scenarios.counterfactual import (
 )
 
 __all__ = ["pre_trade_report", "DEFAULT_STRATEGIES", "DEFAULT_SCENARIOS", "DEFAULT_LATENCIES",
-           "FAMILY_STRATEGIES", "ReportError"]
+           "FAMILY_STRATEGIES", "ReportError", "BOUND_STRATEGIES", "DEFAULT_SIDE", "default_quantity",
+           "registered_dynamics", "is_bound"]
 
 
 class ReportError(LobworldError):
@@ -75,6 +91,42 @@ FAMILY_STRATEGIES = _spec.family_view("default_strategies")
 of :attr:`lobworld.envs.spec.EnvSpec.default_strategies`, kept for one release (read the spec instead)."""
 DEFAULT_SCENARIOS = ("calm", "normal", "volatile", "illiquid", "trending")
 DEFAULT_LATENCIES = ("none", "colocated", "proximity", "cloud", "retail")
+"""Latency scenarios run by default for the ids whose env has its own latency (market making); the
+execution ids (latency wrapper at one-minute steps) run none unless asked (see the module docstring)."""
+DEFAULT_SIDE = "sell"
+"""Order side when none is given (execution and dark-pool ids)."""
+BOUND_STRATEGIES = ("oracle",)
+"""Baselines that see information a trader does not have (hidden dark liquidity): shown as bounds in
+the tables, never recommended."""
+LATENCY_NOTE = ("latency does not matter at this grain: with one decision per {dt:g} s step the mid moves "
+                "hundredths of a bps over milliseconds (the tick-level backtests, `lobworld backtest`, show where it "
+                "does); pass latencies (--latencies) to run the scenarios anyway")
+
+
+def is_bound(name: str) -> bool:
+    """True for an oracle-type strategy (:data:`BOUND_STRATEGIES`), which is never recommended."""
+    return _spec.baseline_base(name.strip().lower()) in BOUND_STRATEGIES
+
+
+def registered_dynamics(env_id: str) -> str:
+    """The market ``env_id`` runs on when no ``dynamics`` is given: its spec's registered ``dynamics``,
+    else ``"parametric"`` (the env classes' own default). The one rule of every command and env."""
+    dyn = _spec.get_spec(env_id).default_kwargs.get("dynamics", "parametric")
+    return dyn if isinstance(dyn, str) else getattr(dyn, "name", type(dyn).__name__)
+
+
+def default_quantity(env_id: str) -> float:
+    """The order size (shares) used when none is given: 1% of GOOG's average daily volume
+    (:data:`lobworld.envs.execution.GOOG_ADV`, rounded to whole shares) for the execution ids, the
+    env's default order (``DarkPoolConfig.quantity``) for the dark pool."""
+    fam = _spec.get_spec(env_id).family
+    if fam == "dark_pool":
+        from lobworld.envs.dark_pool import DarkPoolConfig
+
+        return float(DarkPoolConfig().quantity)
+    from lobworld.envs.execution import GOOG_ADV
+
+    return float(round(0.01 * GOOG_ADV))
 
 
 def _usable(env_id: str, strategies: Sequence[str], env_kwargs: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
@@ -126,14 +178,17 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
                      seed: int = 0, scenarios: Sequence[str] | None = None, base_scenario: str = "normal",
                      start: str | None = None, data: str | pathlib.Path | None = None, use_ray: bool = False,
                      n_boot: int = 1000, record: int = 200, plots: bool = True, env_id: str = ENV_ID,
-                     dynamics: str = "parametric", latencies: Sequence[str] | None = None,
+                     dynamics: str | None = None, latencies: Sequence[str] | None = None,
                      adverse_bps_per_s: float = 0.0) -> dict[str, Any]:
     """Simulate, recommend, plot; write ``report.md`` / ``report.json`` into ``out``; return the JSON dict.
 
-    ``scenarios``: regime presets (default calm, normal, volatile, illiquid and the trend adverse
-    to ``side``); ``latencies``: latency scenario names or ``<n>us``/``<n>ms`` (default none,
-    colocated, proximity, cloud, retail; ``[]`` for none); ``dynamics``: ``"parametric"``
-    (default) or ``"learned"`` (regimes skipped).
+    ``side`` / ``quantity``: the order (default :data:`DEFAULT_SIDE` and :func:`default_quantity`;
+    market making takes neither). ``scenarios``: regime presets (default calm, normal, volatile,
+    illiquid and the trend adverse to ``side``; parametric market only); ``latencies``: latency
+    scenario names or ``<n>us``/``<n>ms`` (default for market making: none, colocated, proximity,
+    cloud, retail; for the execution ids: none run, see the module docstring; ``[]`` for none);
+    ``dynamics``: ``None`` (default: the id's registered market, :func:`registered_dynamics`),
+    ``"parametric"`` or ``"learned"`` (regimes skipped).
     """
     spec = _spec.get_spec(env_id)
     fam = spec.family
@@ -141,6 +196,10 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
         if side is not None or quantity is not None:
             raise ReportError(f"{env_id}: market making has no parent order; omit side and quantity")
     else:
+        if side is None:
+            side = DEFAULT_SIDE
+        if quantity is None:
+            quantity = default_quantity(env_id)
         if side not in ("buy", "sell"):
             raise ReportError(f"side must be 'buy' or 'sell', got {side!r}")
         if quantity is None or not (quantity > 0 and math.isfinite(quantity)):
@@ -149,10 +208,13 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
         raise ReportError(f"horizon must be a positive whole number of minutes, got {horizon_min!r}")
     if not (risk_aversion >= 0 and math.isfinite(risk_aversion)):
         raise ReportError(f"risk aversion R must be a finite number >= 0, got {risk_aversion!r}")
+    if dynamics is None:
+        dynamics = registered_dynamics(env_id)
     if dynamics not in ("parametric", "learned"):
         raise ReportError(f"dynamics must be 'parametric' or 'learned', got {dynamics!r}")
     if start is not None and dynamics != "parametric":
-        raise ReportError("start/data condition the parametric market; use dynamics='parametric'")
+        raise ReportError(f"start/data condition the parametric market; {env_id} runs on the {dynamics} market "
+                          "by default: pass dynamics='parametric' (--dynamics parametric)")
     env_kwargs = _order_kwargs(env_id, fam, side, quantity, horizon_min, dynamics)
     if scenarios is None:  # the adverse trend for the order's side
         scenarios = [("trending_up" if sc == "trending" and side == "buy" else sc) for sc in DEFAULT_SCENARIOS]
@@ -162,9 +224,13 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
                            f"{dynamics!r} only the base market is simulated")
         scenarios = []
     scenarios = list(dict.fromkeys([base_scenario, *scenarios]))
-    if latencies is None:
-        latencies = DEFAULT_LATENCIES
     latency_note = None
+    if latencies is None:
+        if spec.latency == "wrapper":
+            latency_note = LATENCY_NOTE.format(dt=float(env_kwargs.get("dt", 60.0)))
+            latencies = []
+        else:
+            latencies = DEFAULT_LATENCIES
     if spec.latency == "none" and latencies:
         latency_note = f"{env_id} has no latency model; no latency scenarios run"
         latencies = []
@@ -200,12 +266,13 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     results.update({k: v for k, v in more.items() if k in others})
     lat_results = {k.split(":", 1)[1]: v for k, v in more.items() if k in lat_names}
     wall = time.perf_counter() - t0
-    best = min(base.summaries.values(), key=lambda s: s.objective)
-    ranking = sorted(base.summaries.values(), key=lambda s: s.objective)
-    per_scenario_best = {sc: min(r.summaries.values(), key=lambda s: s.objective).strategy
-                         for sc, r in results.items()}
-    per_latency_best = {sc: min(r.summaries.values(), key=lambda s: s.objective).strategy
-                        for sc, r in lat_results.items()}
+    best = _best(base)
+    ranking = sorted((s for s in base.summaries.values() if not is_bound(s.strategy)), key=lambda s: s.objective)
+    bounds = [s.strategy for s in base.summaries.values() if is_bound(s.strategy)]
+    per_scenario_best = {sc: _best(r).strategy for sc, r in results.items()}
+    per_latency_best = {sc: _best(r).strategy for sc, r in lat_results.items()}
+    ac_is_twap = [n for n, s in base.summaries.items() if _spec.baseline_base(n.lower()) == "ac" and bench == "twap"
+                  and lam == 0.0 and _same_as_benchmark(s)] if fam == "execution" else []
     figures = _plots(out, base, results, lat_results, spec, env_kwargs, risk_aversion) if plots else {}
     if spec.latency == "wrapper":
         lat_model = (f"LatencyDynamics around the {dynamics} market: each child order reaches the market L s after "
@@ -213,6 +280,8 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     elif spec.latency == "env":
         lat_model = f"the env's own latency setting (quotes and cancels in flight; see {env_id})"
     else:
+        lat_model = latency_note
+    if not lat_results and latency_note:
         lat_model = latency_note
     doc: dict[str, Any] = {
         "inputs": {"side": side, "quantity": quantity, "horizon_min": horizon_min, "risk_aversion": risk_aversion,
@@ -229,6 +298,8 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
         "recommendation": {"strategy": best.strategy, "objective": best.objective, "mean": best.mean,
                            "std": best.std},
         "ranking": [s.strategy for s in ranking],
+        "bounds": bounds,
+        "ac_equals_twap": ac_is_twap,
         "best_by_scenario": per_scenario_best,
         "scenarios": {sc: r.to_dict() for sc, r in results.items()},
         "regimes_skipped": regimes_skipped,
@@ -243,6 +314,17 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     (out / "report.json").write_text(json.dumps(doc, indent=2, default=_json_default))
     (out / "report.md").write_text(_markdown(doc, results, lat_results, base_scenario, bench, spec))
     return doc
+
+
+def _same_as_benchmark(s: Any, tol: float = 1e-9) -> bool:
+    """True when a strategy's paired difference to the benchmark is zero (to ``tol``) on every resample."""
+    return s.diff_mean is not None and abs(s.diff_mean) <= tol and max(abs(s.diff_ci95[0]), abs(s.diff_ci95[1])) <= tol
+
+
+def _best(r: CounterfactualResult):
+    """The summary with the lowest objective among the strategies that may be recommended (not bounds)."""
+    cands = [s for s in r.summaries.values() if not is_bound(s.strategy)] or list(r.summaries.values())
+    return min(cands, key=lambda s: s.objective)
 
 
 def _json_default(o: Any) -> Any:
@@ -283,16 +365,29 @@ def _markdown(doc: dict[str, Any], results: dict[str, CounterfactualResult],
     if inp["mean_variance_lambda_per_bps"]:
         L += [f"Risk-aware schedules use the env's mean-variance weight lambda = R / (2 sd_TWAP) = "
               f"{inp['mean_variance_lambda_per_bps']:.4g} per bps.", ""]
+    if doc["ac_equals_twap"]:
+        L += [f"Almgren-Chriss is TWAP exactly here: with risk aversion R = {R} its mean-variance weight lambda is 0, "
+              "and the lambda = 0 schedule is the linear (TWAP) one, so the `ac` row repeats `twap` on the same paths "
+              "(paired differences below 1e-9 bps: float rounding), not a bug. Give R > 0 (--risk-aversion) for a front-loaded schedule.", ""]
+    if doc["bounds"]:
+        L += [f"Bounds, not candidates: {', '.join(f'`{b}`' for b in doc['bounds'])} sees information a trader does "
+              "not have (the dark pools' hidden liquidity); its row shows the best achievable, and it is never "
+              "recommended.", ""]
     sec_keys = sorted({k for s in base.summaries.values() for k in s.secondary} - {"completion"})
     L += [f"## Strategies (`{base_sc}` scenario, {base.market}; `{base.metric}` in {doc['metric_units']})", "",
           "| strategy | mean | 95% CI | std | q05 | q50 | q95 | completion | objective | "
           f"diff vs {bench} (95% paired bootstrap CI) |" + "".join(f" {k} |" for k in sec_keys),
           "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(sec_keys)]
-    for s in sorted(base.summaries.values(), key=lambda s: s.objective):
-        diff = "benchmark" if s.diff_mean is None else \
-            f"{s.diff_mean:+.2f} ({s.diff_ci95[0]:+.2f} .. {s.diff_ci95[1]:+.2f})"
+    for s in sorted(base.summaries.values(), key=lambda s: (is_bound(s.strategy), s.objective)):
+        if s.diff_mean is None:
+            diff = "benchmark"
+        elif _same_as_benchmark(s):
+            diff = f"0 (identical to {bench} on every path)"
+        else:
+            diff = f"{s.diff_mean:+.2f} ({s.diff_ci95[0]:+.2f} .. {s.diff_ci95[1]:+.2f})"
         extra = "".join(f" {_fmt(s.secondary.get(k), 3)} |" for k in sec_keys)
-        L.append(f"| {s.strategy} | {s.mean:.2f} | {s.ci95[0]:.2f} .. {s.ci95[1]:.2f} | {s.std:.2f} | {s.q05:.2f} | "
+        label = f"{s.strategy} (bound)" if is_bound(s.strategy) else s.strategy
+        L.append(f"| {label} | {s.mean:.2f} | {s.ci95[0]:.2f} .. {s.ci95[1]:.2f} | {s.std:.2f} | {s.q05:.2f} | "
                  f"{s.q50:.2f} | {s.q95:.2f} | {_fmt(s.completion_rate, 3)} | {s.objective:.2f} | {diff} |{extra}")
     strategies = list(base.summaries)
     L += ["", f"## Sensitivity to market regime ({doc['objective']}, {unit})", ""]
@@ -307,7 +402,7 @@ def _markdown(doc: dict[str, Any], results: dict[str, CounterfactualResult],
             L.append(f"| {sc} | {r.market} | {row} | {doc['best_by_scenario'][sc]} |")
         L += ["", "Scenarios: " + "; ".join(f"`{sc}`: {REGIMES[sc].description}" for sc in results if sc in REGIMES)
               + ".", ""]
-    L += ["## Sensitivity to latency", ""]
+    L += [f"## Sensitivity to latency ({base.market.split(' + ')[0]})", ""]
     if not lat_results:
         L += [f"Not run: {doc['latency_model'] or 'no latency scenarios requested'}.", ""]
     else:
@@ -340,6 +435,20 @@ def _markdown(doc: dict[str, Any], results: dict[str, CounterfactualResult],
         L += ["## Figures", ""] + [f"![{k}]({v})" for k, v in doc["figures"].items()] + [""]
     L += [f"Wall time {doc['wall_s']:.1f} s."]
     return "\n".join(L) + "\n"
+
+
+_METRIC_FILES = {"shortfall_bps": "shortfall", "cost_bps": "cost", "pnl": "pnl"}
+"""File-name stem of each metric's distribution plot."""
+
+
+def _step_label(env_kwargs: dict[str, Any], fam: str) -> str:
+    """The length of one env step in words, for axis labels."""
+    if fam == "dark_pool":
+        from lobworld.envs.dark_pool import DarkPoolConfig
+
+        return f"{DarkPoolConfig().dt:g} s each"
+    dt = float(env_kwargs.get("dt", 60.0 if fam == "execution" else 1.0))
+    return f"{dt / 60:g} min each" if dt >= 60 else f"{dt:g} s each"
 
 
 def _plots(out: pathlib.Path, base: CounterfactualResult, results: dict[str, CounterfactualResult],
@@ -376,9 +485,10 @@ def _plots(out: pathlib.Path, base: CounterfactualResult, results: dict[str, Cou
                  fontsize=9)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "shortfall_distributions.png", dpi=110)
+    dist_name = f"{_METRIC_FILES.get(base.metric, base.metric)}_distributions.png"
+    fig.savefig(out / dist_name, dpi=110)
     plt.close(fig)
-    figs["metric distributions"] = "shortfall_distributions.png"
+    figs[f"{base.metric} distributions"] = dist_name
     # 2. trajectories: mean executed fraction per step (orders) or mean inventory (market making)
     order = fam != "market_making"
     scale = float(env_kwargs.get("quantity", env_kwargs.get("order_size", 1.0))) if order else \
@@ -393,14 +503,15 @@ def _plots(out: pathlib.Path, base: CounterfactualResult, results: dict[str, Cou
         else:
             y = np.nanmean(o0 * scale, axis=0)
         ax.plot(np.arange(len(y)), y, marker="." if len(y) < 200 else None, label=n)
-    ax.set_xlabel("step")
+    ax.set_xlabel(f"step ({_step_label(env_kwargs, fam)})")
     ax.set_ylabel("executed fraction of the order (mean over paths)" if order else "mean inventory (shares)")
     ax.set_title(("Execution trajectories" if order else "Mean inventory") + f" (simulated, {base.market})", fontsize=9)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "execution_trajectories.png", dpi=110)
+    traj_name = "execution_trajectories.png" if order else "mean_inventory.png"
+    fig.savefig(out / traj_name, dpi=110)
     plt.close(fig)
-    figs["execution trajectories" if order else "mean inventory"] = "execution_trajectories.png"
+    figs["execution trajectories" if order else "mean inventory"] = traj_name
     # 3. inventory paths: a few sample paths per strategy
     k = len(names)
     fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 3.6), sharey=True, squeeze=False)
@@ -411,28 +522,34 @@ def _plots(out: pathlib.Path, base: CounterfactualResult, results: dict[str, Cou
         for j in range(min(20, o0.shape[0])):
             ax.plot(o0[j] * scale, lw=0.8, alpha=0.6)
         ax.set_title(n)
-        ax.set_xlabel("step")
+        ax.set_xlabel(f"step ({_step_label(env_kwargs, fam)})")
     axes[0, 0].set_ylabel("shares remaining" if order else "inventory (shares)")
-    fig.suptitle("Inventory paths (20 simulated paths each)")
+    fig.suptitle(f"Inventory paths (20 simulated paths each, {base.market})", fontsize=10)
     fig.tight_layout()
     fig.savefig(out / "inventory_paths.png", dpi=110)
     plt.close(fig)
     figs["inventory paths"] = "inventory_paths.png"
     # 4. regime and 5. latency sensitivity
+    sign = "" if base.lower_is_better else "-"
+    objective = f"{sign}mean + {R:g} x std of {base.metric} ({spec.metric_unit})"
     for key, res, fname, title in (("scenario sensitivity", results, "scenario_sensitivity.png", "market regime"),
                                    ("latency sensitivity", lat_results, "latency_sensitivity.png", "latency")):
         if not res or (key == "scenario sensitivity" and len(res) < 2):
             continue
         scs = list(res)
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        fig, ax = plt.subplots(figsize=(9, 4.5))
         w = 0.8 / max(len(names), 1)
+        ref = scs[0]
         for j, n in enumerate(names):
-            ax.bar(np.arange(len(scs)) + j * w, [res[s].summaries[n].objective for s in scs], width=w, label=n)
+            y = [res[s].summaries[n].objective for s in scs]
+            if key == "latency sensitivity":  # small effects: the change against the first scenario is what shows
+                y = [v - res[ref].summaries[n].objective for v in y]
+            ax.bar(np.arange(len(scs)) + j * w, y, width=w, label=n)
         ax.set_xticks(np.arange(len(scs)) + 0.4 - w / 2, scs)
-        sign = "" if base.lower_is_better else "-"
-        ax.set_ylabel(f"{sign}mean + {R} x std of {base.metric}")
-        ax.set_title(f"Sensitivity to {title} (simulated, {base.market})", fontsize=9)
-        ax.legend()
+        ax.axhline(0.0, color="k", lw=0.6)
+        ax.set_ylabel(objective if key == "scenario sensitivity" else f"change vs {ref}:\n{objective}")
+        ax.set_title(f"Sensitivity to {title} (simulated, {base.market.split(' + ')[0]})", fontsize=9)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         fig.tight_layout()
         fig.savefig(out / fname, dpi=110)
         plt.close(fig)

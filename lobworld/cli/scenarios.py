@@ -61,8 +61,13 @@ def registered_market_note() -> str:
     """Which market each id runs on by default (its registered ``dynamics``, else the class's parametric)."""
     by: dict[str, list[str]] = {}
     for s in _spec.ENV_SPECS.values():
-        dyn = s.default_kwargs.get("dynamics", "parametric")
-        by.setdefault(dyn if isinstance(dyn, str) else type(dyn).__name__, []).append(s.id)
+        if s.module == "lobworld.envs.tick":  # event-level envs: a tick world moves the books, no bar dynamics
+            w = s.default_kwargs.get("world", "replay")
+            key = f"the {w if isinstance(w, str) else type(w).__name__} tick world (real tape)"
+        else:
+            dyn = s.default_kwargs.get("dynamics", "parametric")
+            key = dyn if isinstance(dyn, str) else type(dyn).__name__
+        by.setdefault(key, []).append(s.id)
     return "the id's registered market -- " + "; ".join(f"{d} for {', '.join(ids)}" for d, ids in by.items())
 
 
@@ -126,25 +131,31 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=_counterfactual)
 
     r = sub.add_parser("report", help="pre-trade report: recommended execution strategy with plots",
-                       description="Simulate an order under every baseline and regime scenario, recommend the "
-                                   "strategy minimising mean + R * std of shortfall; writes report.md, "
-                                   "report.json and PNG plots into --out.")
+                       description="Simulate an order under every baseline (and, on the parametric market, every "
+                                   "regime scenario), recommend the strategy minimising mean + R * std of the "
+                                   "cost (oracle-type baselines are shown as bounds, never recommended); writes "
+                                   "report.md, report.json and PNG plots into --out. Market: "
+                                   + _pct(registered_market_note()) + " (--dynamics picks the other).")
     add_env_arg(r, default="LOB-Execution-v0",
                 help=env_help("LOB-Execution-v0") + " (market making: no --side/--quantity)")
-    r.add_argument("--side", choices=["buy", "sell"], default=None, help="order side (execution, dark pool)")
-    r.add_argument("--quantity", type=float, default=None, help="order size, shares (execution, dark pool)")
+    r.add_argument("--side", choices=["buy", "sell"], default=None,
+                   help="order side (execution, dark pool; default sell)")
+    r.add_argument("--quantity", type=float, default=None,
+                   help=_pct("order size, shares (execution, dark pool; default: 1% of GOOG's average daily volume, "
+                             "7061 shares, for the execution ids; the env's default order, 2000, for the dark pool)"))
     r.add_argument("--horizon-min", type=int, required=True,
                    help="minutes (execution: one decision per minute; dark pool: 10 s steps; market making: 1 s)")
     r.add_argument("--risk-aversion", type=float, default=0.0, help="R in mean + R * std (dimensionless)")
     defaults = "; ".join(f"{','.join(specs[0].default_strategies)} for {fam.replace('_', ' ')}"
                          for fam, specs in _spec.specs_by_family().items())
     r.add_argument("--strategies", default=None, help=_pct(f"comma-separated (default per env: {defaults})"))
-    r.add_argument("--dynamics", choices=["parametric", "learned"], default="parametric",
-                   help="market (default parametric: the regime scenarios transform its parameters; learned skips "
-                        "the regimes)")
+    r.add_argument("--dynamics", choices=["parametric", "learned"], default=None,
+                   help="market (default: " + _pct(registered_market_note()) + "); the regime scenarios transform "
+                        "the parametric market's parameters and are skipped on the learned one")
     r.add_argument("--latencies", default=None,
-                   help="comma-separated latency scenarios (default none,colocated,proximity,cloud,retail; also "
-                        "500us, 12.5ms; 'off' for none)")
+                   help="comma-separated latency scenarios, also 500us, 12.5ms; 'off' for none (default: "
+                        "none,colocated,proximity,cloud,retail for market making; none run for the execution ids, "
+                        "where one-minute steps make latency immaterial)")
     r.add_argument("--adverse-bps-per-s", type=float, default=0.0,
                    help="execution latency model: adverse mid drift while an order is in flight (bps/s, default 0)")
     r.add_argument("--model", default=None, help="also evaluate this trained model .zip")
