@@ -71,6 +71,26 @@ def summarize_execution(tab: pd.DataFrame) -> pd.DataFrame:
     return s.drop(columns=["executed", "is_sd"])
 
 
+def round_trip_table(tab: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy and latency: the cost of a window's buy and sell orders averaged
+    (``(IS_buy + IS_sell) / 2``: the market's drift over the window cancels to first order),
+    mean over windows with a 95% t interval, and the paired difference to twap."""
+    from scipy import stats
+
+    t = tab.copy()
+    t["win"] = t["start"].astype(str)
+    rt = t.groupby(["strategy", "latency", "win"])["is_bps"].mean().sort_index()
+    out = []
+    for (st, lat), g in rt.groupby(level=[0, 1], sort=False):
+        x = g.droplevel([0, 1])
+        d = x - rt.loc[("twap", lat)].reindex(x.index)
+        n = len(x)
+        q = stats.t.ppf(0.975, n - 1) / np.sqrt(n)
+        out.append(dict(strategy=st, latency=lat, windows=n, cost_bps=x.mean(), ci95=q * x.std(ddof=1),
+                        vs_twap=d.mean(), vs_twap_ci95=q * d.std(ddof=1)))
+    return pd.DataFrame(out)
+
+
 def mm_table(data: ReplayData, interval_s: float = 1.0, horizon_s: float = 1800.0) -> pd.DataFrame:
     sp = data.fpx[:, 1, 0] - data.fpx[:, 0, 0]
     med = float(np.median(sp[(data.fsz[:, 0, 0] > 0) & (data.fsz[:, 1, 0] > 0)]))
@@ -103,6 +123,7 @@ def main() -> None:
             ex = execution_table(data)
             ex.to_csv(out / f"{tk}_execution.csv", index=False)
             print(_fmt(summarize_execution(ex)))
+            print(_fmt(round_trip_table(ex)))
         mm = mm_table(data, a.mm_interval, a.mm_horizon)
         mm.to_csv(out / f"{tk}_market_making_{a.mm_interval:g}s.csv", index=False)
         for metric in ("pnl_usd", "bid_fills", "adverse_10s_ticks"):
