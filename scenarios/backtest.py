@@ -381,8 +381,10 @@ def run_execution(data: ReplayData, orders: Sequence[ParentOrder], strategies: S
                   depth: int | None = None) -> ExecutionResult:
     """Run every strategy on every parent order under every latency, in one batch.
 
-    Env order: for each parent order, for each strategy, for each latency. ``depth`` (levels
-    per side) defaults to the file's level count (a book as deep as the file).
+    Env order: for each parent order, for each strategy, for each latency. A preset named
+    several times in ``latencies`` gives independent latency draws (env ``i`` seeds its streams
+    with ``seed + i``). ``depth`` (levels per side) defaults to the file's level count (a book
+    as deep as the file).
     """
     params = params or ExecutionParams()
     for s in strategies:

@@ -102,11 +102,11 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
             raise bt.OrderSizeError(f"--quantity must be > 0 shares, got {args.quantity}")
     if args.size is not None and args.size <= 0:
         raise bt.OrderSizeError(f"--size must be > 0 shares, got {args.size}")
-    data = _load(args.data)
-    date = data.name.split()[1] if len(data.name.split()) > 1 else None
-    starts = [bt.parse_time(s, date) for s in args.start.split(",")]
     horizon_s = 60.0 * args.horizon_min
     with claim_run_folder(args.out, artefacts=_ARTEFACTS, overwrite=args.overwrite) as out:
+        data = _load(args.data)  # after the folder check: a refused run loads nothing
+        date = data.name.split()[1] if len(data.name.split()) > 1 else None
+        starts = [bt.parse_time(s, date) for s in args.start.split(",")]
         plots = out / "plots"
         plots.mkdir(exist_ok=True)
         if args.env == _EXEC_ENV:
