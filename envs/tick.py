@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import math
 import pathlib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -224,7 +224,8 @@ class TickConfig:
     """Tick world: ``"replay"`` (the real tape of ``data``) or a registered name / a :class:`TickWorld`."""
     start: Any = None
     """Episode start: None draws it uniformly (ns) over the data's hours so the episode fits, from
-    the env's own stream; else seconds after midnight exchange time, or ``"HH:MM[:SS]"``."""
+    the env's own stream; else seconds after midnight exchange time (New York, as LOBSTER's NASDAQ
+    files), or ``"HH:MM[:SS]"``."""
     horizon: int = 300
     """Decisions per episode (each ``dt`` seconds of market time)."""
     dt: float = 1.0
@@ -712,7 +713,9 @@ class TickMarketMakingEnv(LOBEnv):
 
     The fields of :class:`TickMarketMakingConfig` (``data``, ``world``, ``start``,
     ``horizon``, ``dt``, ``latency``, ``md_latency``, ``queue_model``, ``inventory_limit``,
-    ``max_level``, ``max_size``, ``phi`` ...) as keywords or ``config=``; ``discrete``.
+    ``max_level``, ``max_size``, ``phi`` ...) as keywords or ``config=``; ``discrete``;
+    ``parallel`` is accepted like the other cores' but not used (the book engine picks its
+    serial or ``prange`` kernel by batch size).
     ``world``: ``"replay"``; ``"learned"`` and ``"parametric"`` come with issue 15's models
     (registered by :func:`register_tick_world`). Random streams per env: entry latency,
     market-data latency, queue model, episode start.
@@ -810,5 +813,3 @@ TickMarketMakingEnv.__doc__ = TickMarketMakingEnv.__doc__.format(obs=_OBS_TABLE.
 TickExecutionEnv.__doc__ = TickExecutionEnv.__doc__.format(obs=_OBS_TABLE.format(
     first="remaining", first_doc="shares still to execute / Q", slot0="the resting child",
     slot1="the market child"))
-
-_CFG_FIELDS = {f.name for f in fields(TickExecutionConfig)} | {f.name for f in fields(TickMarketMakingConfig)}

@@ -49,9 +49,9 @@ def test_checkers_pass(env_id, kw):
     sb3_check_env(gym.make(env_id, **SHORT[env_id], **kw).unwrapped, warn=False)
 
 
-@pytest.mark.parametrize("env_id", [MM, EX])
-def test_sb3_vecenv_matches_dummyvecenv_and_sync(env_id):
-    n, kw = 3, dict(SHORT[env_id], latency="retail")
+@pytest.mark.parametrize("env_id,extra", [(MM, {}), (MM, {"discrete": True}), (EX, {})])
+def test_sb3_vecenv_matches_dummyvecenv_and_sync(env_id, extra):
+    n, kw = 3, dict(SHORT[env_id], latency="retail", **extra)
     native = make_sb3_vec_env(env_id, n_envs=n, **kw)
     dummy = DummyVecEnv([lambda: gym.make(env_id, **kw).unwrapped for _ in range(n)])
     acts = batch_actions(native.action_space, n, 30, seed=1)
