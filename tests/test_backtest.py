@@ -158,6 +158,11 @@ def test_determinism_and_independent_lanes(hour):
     pd.testing.assert_frame_equal(a.table, b.table)
     for x, y in zip(a.fills, b.fills):
         pd.testing.assert_frame_equal(x, y)
+    # the same preset twice: independent draws (arrival times differ), the same shares
+    d = bt.run_execution(hour, [po], ["twap"], ["cloud", "cloud"], seed=5)
+    f0, f1 = d.fills
+    assert f0["shares"].sum() == f1["shares"].sum() == 800
+    assert not np.array_equal(f0["t"].to_numpy(), f1["t"].to_numpy())
     # a lane alone equals the same lane in the batch (env 0 of both: same seed)
     c = bt.run_execution(hour, [po], ["passive_first"], ["cloud"], seed=5)
     pd.testing.assert_frame_equal(c.fills[0], a.fills[0])
