@@ -110,3 +110,28 @@ def test_market_making_plots_are_named_for_what_they_show_and_name_the_market(tm
     for f in files:
         assert (tmp_path / f).is_file()
         assert "parametric" in saved_titles[f], (f, saved_titles[f])
+
+
+def test_fidelity_plot_axes_carry_units(tmp_path, monkeypatch):
+    import numpy as np
+
+    from lobworld.world_models.fidelity.plots import plot_statistics
+
+    labels = {}
+    orig = matplotlib.figure.Figure.savefig
+
+    def spy(self, fname, *a, **k):
+        ax = self.axes[0]
+        labels[str(fname).rsplit("/", 1)[-1]] = (ax.get_xlabel(), ax.get_ylabel())
+        return orig(self, fname, *a, **k)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", spy)
+    g = np.random.default_rng(0)
+    v, c = g.normal(1.0, 0.1, 400), np.repeat(np.arange(20, 24), 100)
+    rep = {"_plot": {"spread_by_tod": {"real": (v, c), "learned": (v + 0.05, c)},
+                     "spread": {"real": (v, None), "learned": (v * 1.1, None)}}}
+    written = plot_statistics(rep, tmp_path)
+    assert [p.name for p in written] == ["fidelity_spread_by_tod.png", "fidelity_spread.png"]
+    x, y = labels["fidelity_spread_by_tod.png"]
+    assert y == "mean spread / median spread (dimensionless)" and x == "time of day (hours, exchange time)"
+    assert labels["fidelity_spread.png"][0] == "spread: spread / median spread"

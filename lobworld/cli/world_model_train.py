@@ -170,7 +170,7 @@ def plot_paths(ck, days, png, n_paths: int = 20, seed: int = 0) -> dict:
                         "sim_zero_share": float(np.mean(np.abs(np.diff(mids, axis=1)) < 0.5 * half)),
                         "real_range": float(real.max() - real.min()),
                         "sim_range_median": float(np.median(mids.max(1) - mids.min(1)))}
-    fig.suptitle("Learned GRU bar dynamics: real vs simulated mid paths on held-out hours")
+    fig.suptitle("Learned GRU bar dynamics: real vs simulated mid paths\non held-out hours", fontsize=10)
     fig.tight_layout()
     pathlib.Path(png).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)

@@ -6,6 +6,29 @@ import pathlib
 
 import numpy as np
 
+#: y-axis labels (with units) of the conditional statistics: mean of the statistic per condition
+COND_YLABELS = {
+    "abs_ret_acf": "autocorrelation of |1-bar mid change| (dimensionless)",
+    "spread_by_vol": "mean spread / median spread (dimensionless)",
+    "spread_by_tod": "mean spread / median spread (dimensionless)",
+    "impact_curve": "mean 1-bar mid change (units of sigma_bar)",
+}
+#: x-axis labels (with units) of the conditions
+COND_XLABELS = {
+    "abs_ret_acf": "lag (bars)",
+    "spread_by_vol": "realised-volatility tercile (0 low, 2 high)",
+    "spread_by_tod": "time of day (hours, exchange time)",
+    "impact_curve": "signed aggressive volume bin (units of the mean bar volume)",
+}
+
+
+def axis_label(name: str) -> str:
+    """The x-axis label of a distribution statistic: its description, which carries its units."""
+    from lobworld.world_models.fidelity.statistics import STATISTICS
+
+    desc = {st.name: st.description for st in STATISTICS}.get(name)
+    return f"{name}: {desc}" if desc else name
+
 
 def plot_statistics(rep: dict, out_dir, prefix: str = "fidelity_") -> list[pathlib.Path]:
     """One PNG per statistic: histograms (real vs simulators) or, for conditional statistics, mean per condition."""
@@ -18,8 +41,6 @@ def plot_statistics(rep: dict, out_dir, prefix: str = "fidelity_") -> list[pathl
     out_dir.mkdir(parents=True, exist_ok=True)
     colours = {"real": "black", "learned": "tab:blue", "parametric": "tab:orange"}
     written = []
-    cond_names = {"abs_ret_acf": "lag (bars)", "spread_by_vol": "realised-vol tercile",
-                  "spread_by_tod": "time of day (h)", "impact_curve": "signed volume bin"}
     for name, data in rep["_plot"].items():
         fig, ax = plt.subplots(figsize=(6, 4))
         real_v = data["real"][0]
@@ -32,8 +53,8 @@ def plot_statistics(rep: dict, out_dir, prefix: str = "fidelity_") -> list[pathl
                     continue
                 ax.hist(np.clip(o[0], bins[0], bins[-1]), bins=bins, density=True, histtype="step", lw=1.6,
                         color=colours.get(src), label=src)
-            ax.set_xlabel(name)
-            ax.set_ylabel("density")
+            ax.set_xlabel(axis_label(name), fontsize=8)
+            ax.set_ylabel("density (per unit of the x axis)")
         else:
             for src, o in data.items():
                 if o is None or o[1] is None:
@@ -42,8 +63,8 @@ def plot_statistics(rep: dict, out_dir, prefix: str = "fidelity_") -> list[pathl
                 means = [np.mean(o[0][o[1] == k]) if np.any(o[1] == k) else np.nan for k in ks]
                 xk = ks / 2.0 if name == "spread_by_tod" else ks
                 ax.plot(xk, means, marker="o", color=colours.get(src), label=src)
-            ax.set_xlabel(cond_names.get(name, "condition"))
-            ax.set_ylabel(f"mean {name}")
+            ax.set_xlabel(COND_XLABELS.get(name, "condition"), fontsize=8)
+            ax.set_ylabel(COND_YLABELS.get(name, f"mean {name}"), fontsize=8)
         ax.set_title(f"{name}: real (held-out) vs simulated")
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -62,8 +83,8 @@ def plot_statistics(rep: dict, out_dir, prefix: str = "fidelity_") -> list[pathl
         ax.loglog(xx, imp["Y"] * xx ** imp["delta"], color="tab:blue",
                   label=f"fit delta = {imp['delta']:.2f} [{imp['delta_ci'][0]:.2f}, {imp['delta_ci'][1]:.2f}]")
         ax.loglog(xx, y[ok][0] * (xx / x[ok][0]) ** 0.5, "--", color="gray", label="slope 1/2 (square-root law)")
-        ax.set_xlabel("Q / V_day")
-        ax.set_ylabel("I / sigma_day")
+        ax.set_xlabel("order size Q / daily volume V_day (dimensionless)")
+        ax.set_ylabel("peak impact I / daily volatility sigma_day")
         ax.set_title("Simulated metaorders through the learned market")
         ax.legend(fontsize=8)
         fig.tight_layout()
