@@ -294,6 +294,7 @@ class Book:
                   self.acct, self.cnt, self.es):
             a[idx] = 0
         self.es[idx, bk.ES_TRADING] = 1
+        self.es[idx, bk.ES_AG_DIRTY] = 1
         self.es[idx, bk.ES_HEAD_VIEW] = bk.NO_VIEW
         self.es[idx, bk.ES_PREV_EXEC_T] = -1
         self.es[idx, bk.ES_LAST_T] = -(2 ** 62)

@@ -76,8 +76,10 @@ FILL_PASSIVE, FILL_AGGRESSIVE = 0, 1
 # ---- per-env scalars ``es (n, N_ES)`` int64 --------------------------------------------
 (ES_POS, ES_CMD_HEAD, ES_CMD_TAIL, ES_HEAD_VIEW, ES_PEND_HEAD, ES_PEND_COUNT, ES_LAST_T, ES_LAST_ARR,
  ES_NLIVE, ES_TRADING, ES_NFILL, ES_ERR, ES_ERR_ROW, ES_FROZEN, ES_NEXT_ID, ES_PREV_EXEC_T,
- ES_PREV_EXEC_SIDE, ES_HEAD_ENTRY) = range(18)
-N_ES = 18
+ ES_PREV_EXEC_SIDE, ES_HEAD_ENTRY, ES_AG_DIRTY, ES_AG_LO_B, ES_AG_HI_B, ES_AG_LO_A, ES_AG_HI_A) = range(23)
+N_ES = 23
+#: ``ES_AG_*``: lowest / highest price of the agent's live bids and asks (a filter that skips
+#: the order table for messages that cannot touch it), recomputed when ``ES_AG_DIRTY``
 NO_VIEW = -(2 ** 62)  #: ``ES_HEAD_VIEW`` before the head command's latencies are drawn
 
 # ---- agent account ``acct (n, N_ACC)`` int64 -------------------------------------------
@@ -180,6 +182,7 @@ def _draw_lat(st, mean, jit):
 # =========================================================================================
 @njit(cache=True, _nrt=False)
 def _fill(i, k, t, price, q, kind, orders, fills, es, acct, cnt, rng, lat):
+    es[i, ES_AG_DIRTY] = 1
     side = orders[i, k, O_SIDE]
     orders[i, k, O_REM] -= q
     orders[i, k, O_FILLED] += q
@@ -315,6 +318,51 @@ def _agent_on_message(i, t, typ, s, p, q, v_before, v_after, orders, fills, es, 
 
 
 @njit(cache=True, _nrt=False)
+def _agent_ranges(i, orders, es):
+    lo_b = INT_MAX
+    hi_b = -INT_MAX
+    lo_a = INT_MAX
+    hi_a = -INT_MAX
+    for k in range(orders.shape[1]):
+        if orders[i, k, O_STATUS] == ST_LIVE:
+            P = orders[i, k, O_PRICE]
+            if orders[i, k, O_SIDE] == BID:
+                lo_b = P if P < lo_b else lo_b
+                hi_b = P if P > hi_b else hi_b
+            else:
+                lo_a = P if P < lo_a else lo_a
+                hi_a = P if P > hi_a else hi_a
+    es[i, ES_AG_LO_B] = lo_b
+    es[i, ES_AG_HI_B] = hi_b
+    es[i, ES_AG_LO_A] = lo_a
+    es[i, ES_AG_HI_A] = hi_a
+    es[i, ES_AG_DIRTY] = 0
+
+
+@njit(inline="always")
+def _agent_relevant(i, typ, s, p, es):
+    """False when stream message ``(typ, s, p)`` cannot touch any live agent order: not at a
+    price of the agent's on its side, not an execution through one, not a submit crossing one."""
+    lo_b = es[i, ES_AG_LO_B]
+    hi_b = es[i, ES_AG_HI_B]
+    lo_a = es[i, ES_AG_LO_A]
+    hi_a = es[i, ES_AG_HI_A]
+    if s == BID:
+        if typ == MSG_EXEC or typ == MSG_HIDDEN:
+            if hi_b >= p:
+                return True
+        elif lo_b <= p and p <= hi_b:
+            return True
+        return typ == MSG_SUBMIT and lo_a <= p
+    if typ == MSG_EXEC or typ == MSG_HIDDEN:
+        if lo_a <= p:
+            return True
+    elif lo_a <= p and p <= hi_a:
+        return True
+    return typ == MSG_SUBMIT and hi_b >= p
+
+
+@njit(cache=True, _nrt=False)
 def _clamp_side(i, s, px, sz, dq, nl, orders):
     """After a resynchronisation: shares ahead never exceed what is visible at the price."""
     for k in range(orders.shape[1]):
@@ -421,8 +469,11 @@ def _apply_message(i, row, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, a
     es[i, ES_LAST_T] = t
     cnt[i, N_MSGS] += 1
     if es[i, ES_NLIVE] > 0 and typ != MSG_CROSS:
-        _agent_on_message(i, t, typ, s, p, q, v_before, v_after, orders, fills, es, acct, cnt, rng, lat,
-                          cfg[CF_QMODEL], qpow)
+        if es[i, ES_AG_DIRTY] != 0:
+            _agent_ranges(i, orders, es)
+        if _agent_relevant(i, typ, s, p, es):
+            _agent_on_message(i, t, typ, s, p, q, v_before, v_after, orders, fills, es, acct, cnt, rng,
+                              lat, cfg[CF_QMODEL], qpow)
     return True
 
 
@@ -622,6 +673,7 @@ def _decide(i, t_view, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat):
 @njit(cache=True, _nrt=False)
 def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mode):
     """The oldest message in flight reaches the venue."""
+    es[i, ES_AG_DIRTY] = 1
     h = es[i, ES_PEND_HEAD]
     m = pend[i, h]
     es[i, ES_PEND_HEAD] = (h + 1) % pend.shape[1]
