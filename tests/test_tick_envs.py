@@ -250,3 +250,55 @@ def test_bad_config_raises_clear_errors(tmp_path):
         TickExecutionEnv(dt=0.01)
     with pytest.raises(LobworldError, match="unknown argument 'dynamics'"):
         TickExecutionEnv(dynamics="parametric")
+
+
+def _queue_fills_by_hand(d, r0, P, size, t_end):
+    """The fills of a 100-share bid resting at ``P`` from file row ``r0`` on (docs/book.md rules, 'behind'
+    queue model), replayed by hand from the LOBSTER rows: ``[(t_ns, shares), ...]``."""
+    tape = d.tape
+    ahead = int(d.fsz[r0, 0, list(d.fpx[r0, 0]).index(P)])
+    rem, out = size, []
+    for r in range(r0 + 1, len(tape)):
+        if tape.t[r] >= t_end or rem == 0:
+            break
+        typ, side, p, q = int(tape.type[r]), int(tape.side[r]), int(tape.price[r]), int(tape.size[r])
+        row = list(d.fpx[r, 0])
+        after = int(d.fsz[r, 0, row.index(P)]) if P in row else 0
+        f = 0
+        if side == bk.BID and p == P and typ == bk.MSG_EXEC:
+            x = min(ahead, q)
+            ahead -= x
+            f = min(q - x, rem)
+        elif side == bk.BID and p < P and typ in (bk.MSG_EXEC, bk.MSG_HIDDEN):
+            f = min(q, rem)  # traded through our price
+        elif side == bk.ASK and typ == bk.MSG_SUBMIT and p <= P:
+            f = min(q, rem)  # a crossing sell
+        if side == bk.BID and p == P:
+            ahead = min(ahead, after)
+        if f:
+            rem -= f
+            out.append((int(tape.t[r]), f))
+    return out
+
+
+@pytest.mark.parametrize("start", ["10:05:00", "10:25:00", "10:40:30"])  # one fill, two partial fills, one
+def test_a_resting_bid_fills_at_its_queue_position_on_the_real_tape(start):
+    env = TickMarketMakingEnv(horizon=900, start=start, latency="none", inventory_limit=1e4, max_size=100.0)
+    env.reset(seed=0)
+    core = env.core
+    d = core.world.data
+    r0 = int(np.searchsorted(d.tape.t, core.start_ns[0], side="right")) - 1
+    P = int(d.fpx[r0, 0, 0])
+    env.step(np.array([0, 0, 100, 0, 0, 1], np.float32))  # bid 100 at the touch, no ask
+    o = core.book.orders[0, 0]
+    assert o[bk.O_PRICE] == P and o[bk.O_T_LIVE] == core.start_ns[0]  # live at the start: no latency
+    keep = np.array([0, 0, 0, 0, 1, 1], np.float32)
+    for _ in range(899):
+        if core.book.orders[0, 0, bk.O_REM] == 0:
+            break
+        env.step(keep)
+    want = _queue_fills_by_hand(d, r0, P, 100, int(core.time_ns[0]))
+    log = core.book.fill_log(0)
+    assert len(want) >= 1 and sum(q for _, q in want) == 100  # it filled within the 15 minutes
+    assert [(int(t), int(q)) for t, q in log[:, [bk.F_T, bk.F_QTY]]] == want
+    assert np.all(log[:, bk.F_PRICE] == P) and np.all(log[:, bk.F_KIND] == bk.FILL_PASSIVE)
