@@ -302,3 +302,29 @@ def test_a_resting_bid_fills_at_its_queue_position_on_the_real_tape(start):
     assert len(want) >= 1 and sum(q for _, q in want) == 100  # it filled within the 15 minutes
     assert [(int(t), int(q)) for t, q in log[:, [bk.F_T, bk.F_QTY]]] == want
     assert np.all(log[:, bk.F_PRICE] == P) and np.all(log[:, bk.F_KIND] == bk.FILL_PASSIVE)
+
+
+@pytest.mark.parametrize("side", ["sell", "buy"])
+def test_random_children_under_slow_latency_never_execute_more_than_q(side):
+    # 0.1 s decisions with a 50 ms + 50 ms round trip: children race their cancels and replacements
+    n, Q = 64, 300
+    core = TickExecutionCore(n, horizon=50, quantity=Q, side=side, latency="retail", dt=0.1)
+    core.seed_rows(range(n), range(n))
+    core.reset()
+    rng = np.random.default_rng(1)
+    ends = 0
+    for _ in range(150):
+        a = np.stack([rng.uniform(0, 1, n), rng.integers(0, 4, n), rng.integers(0, 4, n)], 1)
+        core.step(a, autoreset=False)
+        executed = core.book.acct[:, bk.A_POS] * (1 if side == "buy" else -1)
+        assert executed.max() <= Q
+        o = core.book.orders
+        np.testing.assert_array_equal(o[:, :, bk.O_QTY], o[:, :, bk.O_FILLED] + o[:, :, bk.O_REM] + o[:, :, bk.O_CXL])
+        done = core.terminated | core.truncated
+        for i in np.flatnonzero(done):
+            info = core.episode_info(int(i))
+            assert info["shares_executed"] == Q and executed[i] == Q
+            ends += 1
+        if done.any():
+            core.reset(done)
+    assert ends >= n
