@@ -34,7 +34,7 @@ State (struct of arrays, ``n_envs`` leading; ``D = config.depth``, ``K = config.
     ==============  ======================  =================================================
 
 Agent commands (:meth:`Book.limit`, :meth:`Book.market`, :meth:`Book.cancel`, :meth:`Book.reduce`,
-:meth:`Book.modify`, or :meth:`Book.schedule` with an ``(m, N_CCOL)`` array)
+:meth:`Book.modify`, :meth:`Book.quote`, or :meth:`Book.schedule` with an ``(m, N_CCOL)`` array)
     A command is a decision taken at time ``t`` (ns) on market data that is one market-data
     latency old: the price of a relative command (``PM_TOUCH``, ``PM_CROSS``) is resolved on
     the book at ``t - md``. The message reaches the venue at ``t + entry`` (both latencies drawn
@@ -424,6 +424,13 @@ class Book:
         in ticks, see :data:`~lobworld.envs.book_kernels.PM_TOUCH`)."""
         p = _ticks(price, price_usd, self.config.tick_size, f"limit order of env {env}")
         self.schedule(env, self.command(t, K_LIMIT, slot, side, p, size, pmode)[None])
+
+    def quote(self, env, t, slot, side, size, price=0, *, price_usd=None, pmode="abs") -> None:
+        """Decide at ``t`` (ns) to keep a quote in ``slot``: a modify when the slot holds a
+        working order at decision time (an unchanged price and size keeps the queue place), else
+        a new limit order (``K_QUOTE``)."""
+        p = _ticks(price, price_usd, self.config.tick_size, f"quote of env {env}")
+        self.schedule(env, self.command(t, K_QUOTE, slot, side, p, size, pmode)[None])
 
     def market(self, env, t, slot, side, size) -> None:
         """Decide at ``t`` (ns) to send a market order of ``size`` shares (``side`` buy/sell)."""

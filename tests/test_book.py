@@ -207,6 +207,20 @@ def test_market_order_walks_levels(mode):
         assert (o["status"], o["filled"], o["remaining"], o["cancelled"]) == (ST_CANCELLED, 360, 0, 140)
 
 
+def test_quote_keeps_its_place_and_is_sent_again_after_a_fill():
+    b = _book()
+    b.quote(0, 10, 0, "buy", 50, 0, pmode="touch")   # a new limit at the touch 100: ahead 300
+    b.quote(0, 20, 0, "buy", 50, 0, pmode="touch")   # unchanged: keeps its place
+    # the 300 ahead trade, the 10 behind leave, a sell at 99 goes through the agent's 100
+    _feed(b, [(15, SUB, B, 100, 10), (30, EXE, B, 100, 300), (32, DEL, B, 100, 10), (35, EXE, B, 99, 60)])
+    o = b.order(0, 0)
+    assert (o["status"], o["filled"], o["t_live"], o["id"]) == (ST_FILLED, 50, 10, 1)
+    b.quote(0, 40, 0, "buy", 50, 0, pmode="touch")   # the slot is done: a new order at the touch 99
+    _feed(b, [(50, SUB, B, 98, 1)])
+    o = b.order(0, 0)
+    assert (o["status"], o["ahead"], o["price"], o["id"]) == (ST_LIVE, 140, 99, 2)
+
+
 def test_halt_rejects_orders_arriving_while_halted():
     b = _book()
     b.limit(0, 20, 0, "buy", 10, 100)
