@@ -427,7 +427,8 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
                        env_kwargs: dict[str, Any] | None = None, start: str | None = None,
                        data: str | pathlib.Path | None = None, n_boot: int = 2000, record: int = 0,
                        risk_aversion: float = 0.0, metric: str | None = None,
-                       device: str = "cpu", adverse_bps_per_s: float = 0.0) -> CounterfactualResult:
+                       device: str = "cpu", adverse_bps_per_s: float = 0.0,
+                       progress: Callable[[str], None] | None = None) -> CounterfactualResult:
     """Run every strategy on the same ``n_paths`` market paths (seeds ``seed + i``) and summarise.
 
     ``benchmark`` (default: the first strategy) must be one of ``strategies``.
@@ -435,7 +436,8 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
     ``env_kwargs`` override the id's registered arguments, e.g. ``{"dynamics": "parametric"}``
     (the registered execution ids run on the learned market). ``scenario``: a regime preset or
     ``latency:NAME`` (``adverse_bps_per_s``: the latency wrapper's adverse drift, execution ids).
-    The market actually simulated is recorded in the result's ``market``.
+    The market actually simulated is recorded in the result's ``market``. ``progress``: called with
+    ``"<scenario>: <strategy>"`` after each strategy's paths are simulated (progress bars).
     """
     strategies = [s.strip() for s in strategies if s.strip()]
     if not strategies:
@@ -466,6 +468,8 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
     for name in strategies:
         policy = resolve_strategy(name, env_id, core, device=device, seed=seed)
         paths[name] = simulate(env_id, policy, n_paths, seed, record=record, strategy=name, core=core)
+        if progress is not None:
+            progress(f"{scenario}: {name}")
     key, lower = metric_for(paths[strategies[0]].infos, metric, env_id)
     sp = _spec.find_spec(env_id)
     secondary = sp.secondary_metrics if sp is not None else ()
@@ -493,6 +497,8 @@ def run_scenarios(scenarios: Sequence[str], use_ray: bool = False, ray_num_cpus:
     scenarios, at most the machine's CPU count) and shut down afterwards; a running Ray instance
     (``ray.init`` by the caller, e.g. a cluster) is used as is and left running.
     """
+    if use_ray:  # a callback does not cross into Ray workers
+        kwargs.pop("progress", None)
     jobs = [{**kwargs, "scenario": s} for s in scenarios]
     if not use_ray:
         return {s: _run_one(j) for s, j in zip(scenarios, jobs)}

@@ -60,7 +60,7 @@ import json
 import math
 import pathlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -179,7 +179,8 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
                      start: str | None = None, data: str | pathlib.Path | None = None, use_ray: bool = False,
                      n_boot: int = 1000, record: int = 200, plots: bool = True, env_id: str = ENV_ID,
                      dynamics: str | None = None, latencies: Sequence[str] | None = None,
-                     adverse_bps_per_s: float = 0.0) -> dict[str, Any]:
+                     adverse_bps_per_s: float = 0.0, progress: Callable[[str], None] | None = None
+                     ) -> dict[str, Any]:
     """Simulate, recommend, plot; write ``report.md`` / ``report.json`` into ``out``; return the JSON dict.
 
     ``side`` / ``quantity``: the order (default :data:`DEFAULT_SIDE` and :func:`default_quantity`;
@@ -188,7 +189,9 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     scenario names or ``<n>us``/``<n>ms`` (default for market making: none, colocated, proximity,
     cloud, retail; for the execution ids: none run, see the module docstring; ``[]`` for none);
     ``dynamics``: ``None`` (default: the id's registered market, :func:`registered_dynamics`),
-    ``"parametric"`` or ``"learned"`` (regimes skipped).
+    ``"parametric"`` or ``"learned"`` (regimes skipped). ``progress``: called with a label after each
+    strategy run (progress bars); when it has a ``set_total(n)`` method, that is called first with the
+    number of runs.
     """
     spec = _spec.get_spec(env_id)
     fam = spec.family
@@ -244,22 +247,24 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
         raise StrategyError(f"none of the strategies {wanted} is available: {skipped}")
     bench = "twap" if "twap" in usable else usable[0]
     common = dict(env_id=env_id, n_paths=n_paths, seed=seed, start=start, data=data, n_boot=n_boot,
-                  risk_aversion=risk_aversion)
+                  risk_aversion=risk_aversion, progress=progress)
     # pilot: TWAP's shortfall sd sets the env's mean-variance weight for risk-aware schedules
     lam = 0.0
     if fam == "execution":
         if risk_aversion > 0 and "twap" in usable:
             pilot = run_counterfactual(strategies=["twap"], scenario=base_scenario, env_kwargs=env_kwargs,
-                                       **{**common, "n_paths": min(n_paths, 500)})
+                                       **{**common, "n_paths": min(n_paths, 500), "progress": None})
             sd = pilot.summaries["twap"].std
             lam = risk_aversion / (2.0 * sd) if sd > 0 else 0.0
         env_kwargs["risk_aversion"] = lam
+    others = [s for s in scenarios if s != base_scenario]
+    lat_names = [f"latency:{x}" for x in latencies]
+    if progress is not None and hasattr(progress, "set_total"):
+        progress.set_total(len(usable) * (1 + len(others) + len(lat_names)))
     results: dict[str, CounterfactualResult] = {}
     base = run_counterfactual(strategies=usable, scenario=base_scenario, benchmark=bench, env_kwargs=env_kwargs,
                               record=record, **common)
     results[base_scenario] = base
-    others = [s for s in scenarios if s != base_scenario]
-    lat_names = [f"latency:{x}" for x in latencies]
     more = run_scenarios([*others, *lat_names], use_ray=use_ray, strategies=usable, benchmark=bench,
                          env_kwargs=env_kwargs, adverse_bps_per_s=adverse_bps_per_s, **common) \
         if others or lat_names else {}
@@ -324,7 +329,7 @@ def _same_as_benchmark(s: Any, tol: float = 1e-9) -> bool:
 def _best(r: CounterfactualResult):
     """The summary with the lowest objective among the strategies that may be recommended (not bounds)."""
     cands = [s for s in r.summaries.values() if not is_bound(s.strategy)] or list(r.summaries.values())
-    return min(cands, key=lambda s: s.objective)
+    return min(cands, key=lambda s: round(s.objective, 9))  # a tie within rounding goes to the earlier (benchmark)
 
 
 def _json_default(o: Any) -> Any:

@@ -135,3 +135,31 @@ def test_fidelity_plot_axes_carry_units(tmp_path, monkeypatch):
     x, y = labels["fidelity_spread_by_tod.png"]
     assert y == "mean spread / median spread (dimensionless)" and x == "time of day (hours, exchange time)"
     assert labels["fidelity_spread.png"][0] == "spread: spread / median spread"
+
+
+def test_compile_notice_only_when_the_kernel_cache_is_cold(tmp_path, monkeypatch, capsys):
+    from lobworld.cli import _progress
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(_progress, "_noticed", False)
+    assert _progress.kernel_cache_is_cold()
+    assert _progress.compile_notice() and not _progress.compile_notice()  # once per process
+    assert capsys.readouterr().err.count("compiling kernels (first run only") == 1
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "execution._step-12.py311.nbi").write_bytes(b"x")
+    monkeypatch.setattr(_progress, "_noticed", False)
+    assert not _progress.kernel_cache_is_cold() and not _progress.compile_notice()
+    assert capsys.readouterr().err == ""
+
+
+def test_counterfactual_and_report_show_progress(tmp_path, capsys):
+    assert main(["counterfactual", "--strategies", "twap,aggressive", "--paths", "8", "--boot", "20",
+                 "--dynamics", "parametric"]) == 0
+    err = capsys.readouterr().err
+    assert "2/2" in err and "8 paths per strategy" in err
+    assert main(["report", "--horizon-min", "3", "--strategies", "twap,aggressive", "--paths", "8",
+                 "--dynamics", "parametric", "--scenarios", "normal,volatile", "--out", str(tmp_path)]) == 0
+    assert "4/4" in capsys.readouterr().err  # 2 strategies x 2 scenarios
+    assert main(["counterfactual", "--strategies", "twap", "--paths", "8", "--json", "--dynamics", "parametric"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["n_paths"] == 8 and "1/1" not in out.err

@@ -128,6 +128,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--ray", action="store_true", help="run through Ray (must be installed)")
     c.add_argument("--out", default=None, help="folder for counterfactual.json")
     c.add_argument("--json", action="store_true", help="print JSON")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar (none with --json either)")
     c.set_defaults(func=_counterfactual)
 
     r = sub.add_parser("report", help="pre-trade report: recommended execution strategy with plots",
@@ -168,19 +169,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--ray", action="store_true")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--json", action="store_true", help="print the JSON report")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar (none with --json either)")
     r.set_defaults(func=_report)
 
 
 def _counterfactual(args: argparse.Namespace) -> int:
+    from lobworld.cli._progress import compile_notice, progress
     from lobworld.scenarios.counterfactual import run_scenarios
 
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     kw = env_kwargs_from_args(args)
+    compile_notice()
     t0 = time.perf_counter()
-    res = run_scenarios([args.scenario], use_ray=args.ray, env_id=args.env, strategies=strategies,
-                        n_paths=args.paths, seed=args.seed, benchmark=args.benchmark, start=args.start,
-                        data=args.data, n_boot=args.boot, env_kwargs=kw,
-                        adverse_bps_per_s=args.adverse_bps_per_s)[args.scenario]
+    with progress(f"{args.env}: {args.paths:,} paths per strategy", len(strategies),
+                  enabled=not (args.json or args.no_progress)) as advance:
+        res = run_scenarios([args.scenario], use_ray=args.ray, env_id=args.env, strategies=strategies,
+                            n_paths=args.paths, seed=args.seed, benchmark=args.benchmark, start=args.start,
+                            data=args.data, n_boot=args.boot, env_kwargs=kw,
+                            adverse_bps_per_s=args.adverse_bps_per_s, progress=advance)[args.scenario]
     wall = time.perf_counter() - t0
     d = res.to_dict()
     d["wall_s"] = wall
@@ -224,15 +230,27 @@ def _report(args: argparse.Namespace) -> int:
     if args.latencies:
         latencies = [] if args.latencies.strip() == "off" else \
             [s.strip() for s in args.latencies.split(",") if s.strip()]
-    doc = pre_trade_report(args.side, args.quantity, args.horizon_min, args.risk_aversion, args.out,
-                           strategies=strategies, n_paths=args.paths, seed=args.seed, scenarios=scenarios,
-                           start=args.start, data=args.data, use_ray=args.ray, env_id=args.env,
-                           dynamics=args.dynamics, latencies=latencies, adverse_bps_per_s=args.adverse_bps_per_s)
+    from lobworld.cli._progress import compile_notice, progress
+
+    compile_notice()
+    with progress(f"report on {args.env}: {args.paths:,} paths per run", None,
+                  enabled=not (args.json or args.no_progress)) as advance:
+        doc = pre_trade_report(args.side, args.quantity, args.horizon_min, args.risk_aversion, args.out,
+                               strategies=strategies, n_paths=args.paths, seed=args.seed, scenarios=scenarios,
+                               start=args.start, data=args.data, use_ray=args.ray, env_id=args.env,
+                               dynamics=args.dynamics, latencies=latencies,
+                               adverse_bps_per_s=args.adverse_bps_per_s, progress=advance)
     if args.json:
         json.dump(doc, sys.stdout, indent=2, default=str)
         print()
         return 0
     rec = doc["recommendation"]
+    if doc["ac_equals_twap"]:
+        print("note: at risk aversion 0 Almgren-Chriss is TWAP exactly (identical rows); give --risk-aversion > 0")
+    if doc["bounds"]:
+        print(f"bounds (not candidates): {', '.join(doc['bounds'])} sees hidden liquidity; never recommended")
+    if not doc["latency"] and doc["latency_model"]:
+        print(f"latency: {doc['latency_model']}")
     print(f"recommended: {rec['strategy']} ({doc['metric']} mean {rec['mean']:.2f}, std {rec['std']:.2f}, "
           f"objective {rec['objective']:.2f}; {doc['metric_units']}; market {doc['market']}); "
           f"report: {pathlib.Path(args.out) / 'report.md'}")
