@@ -66,6 +66,22 @@ def test_round_trip_reproduces_the_message_file(hour_tokens, raw_messages):
     np.testing.assert_allclose(lob[:, 0], t_ns[1:] / 1e9, rtol=0, atol=1e-9)
 
 
+def test_tape_columns(hour_tokens, raw_messages):
+    t_ns, raw = raw_messages
+    cols = detokenize(hour_tokens).tape_columns()
+    np.testing.assert_array_equal(cols["t"], t_ns[1:])
+    np.testing.assert_array_equal(cols["side"], (raw[1:, 4] < 0).astype(np.int8))
+    np.testing.assert_array_equal(cols["size"], raw[1:, 2])
+    assert cols["size"].dtype == np.int64 and cols["side"].dtype == np.int8
+    frac = Messages(time_ns=np.array([1], np.int64), type=np.array([1], np.int8), size=np.array([0.5]),
+                    price_ticks=np.array([10], np.int64), direction=np.array([1], np.int8))
+    with pytest.raises(EventTokenError, match="whole shares"):
+        frac.tape_columns()
+    with pytest.raises(EventTokenError, match="time_ns has 1"):
+        Messages(time_ns=np.array([1], np.int64), type=np.array([1, 1], np.int8), size=np.array([1.0]),
+                 price_ticks=np.array([10], np.int64), direction=np.array([1], np.int8))
+
+
 def test_round_trip_to_the_canonical_table(hour, hour_tokens):
     fr = detokenize(hour_tokens).events_frame(hour_tokens.meta["date"], 0.01)
     ref = hour.iloc[1:].reset_index(drop=True)

@@ -203,6 +203,18 @@ class Messages:
         sub = 0 if self.sub_tick is None else self.sub_tick.astype(np.int64)
         return 2 * self.price_ticks.astype(np.int64) + sub
 
+    def tape_columns(self) -> dict[str, np.ndarray]:
+        """Columns in the layout of the book engine's tape (``lobworld.envs.book.Tape``): ``t`` int64 ns,
+        ``type`` int8, ``side`` int8 (0 bid, 1 ask), ``price`` int64 ticks, ``size`` int64 shares,
+        ``order_id`` int64. Raises :class:`EventTokenError` for sizes that are not whole shares."""
+        size = np.asarray(self.size, dtype=np.float64)
+        if (size != np.rint(size)).any():
+            raise EventTokenError("size", "the tape holds whole shares", row=_first(size != np.rint(size)))
+        return {"t": self.time_ns.astype(np.int64), "type": self.type.astype(np.int8),
+                "side": (self.direction < 0).astype(np.int8), "price": self.price_ticks.astype(np.int64),
+                "size": size.astype(np.int64),
+                "order_id": np.zeros(len(self), np.int64) if self.order_id is None else self.order_id.astype(np.int64)}
+
     def to_lobster(self, tick_size: float = 0.01) -> np.ndarray:
         """``(n, 6)`` float64 rows of a LOBSTER message file: time (s after midnight), type,
         order id, size, price (USD x 10000), direction."""
