@@ -383,7 +383,7 @@ def _markdown(doc: dict[str, Any], results: dict[str, CounterfactualResult],
           "| strategy | mean | 95% CI | std | q05 | q50 | q95 | completion | objective | "
           f"diff vs {bench} (95% paired bootstrap CI) |" + "".join(f" {k} |" for k in sec_keys),
           "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(sec_keys)]
-    for s in sorted(base.summaries.values(), key=lambda s: (is_bound(s.strategy), s.objective)):
+    for s in sorted(base.summaries.values(), key=lambda s: (is_bound(s.strategy), round(s.objective, 9))):
         if s.diff_mean is None:
             diff = "benchmark"
         elif _same_as_benchmark(s):

@@ -35,12 +35,43 @@ def test_summary_errors_exit_2(tmp_path, capsys):
     assert main(["data", "summary", str(tmp_path / "nope.txt")]) == 2
 
 
-def test_demo_writes_png(tmp_path, capsys):
-    out = tmp_path / "demo.png"
-    assert main(["demo", "--out", str(out)]) == 0
+def test_demo_runs_the_main_job_into_a_folder(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--timesteps", "256", "--n-envs", "4", "--paths", "16", "--boot", "50",
+                 "--no-progress"]) == 0
     text = capsys.readouterr().out
-    assert out.is_file() and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
-    assert "GOOG" in text and "29753" in text.replace(",", "") and str(out) in text.replace("\n", "")
+    # stage 1: the shipped hour's summary and bar plot
+    png = out / "demo_goog.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert "GOOG" in text and "29753" in text.replace(",", "")
+    assert json.loads((out / "data_summary.json").read_text())["events"] == 29753
+    # stage 2: a PPO agent on the learned market
+    run = json.loads((out / "agent" / "lobworld_run.json").read_text())
+    assert run["config"]["env_id"] == "LOB-Execution-v0" and run["dynamics"] == "learned"
+    assert run["status"] == "finished" and (out / "agent" / "model.zip").is_file()
+    # stage 3: the comparison on common paths, with paired CIs against TWAP
+    doc = json.loads((out / "report.json").read_text())
+    strat = doc["scenarios"]["normal"]["strategies"]
+    assert doc["market"] == "learned" and list(strat)[:3] == ["twap", "vwap", "ac"] and len(strat) == 4
+    assert all(s["n_paths"] == 16 for s in strat.values())
+    ppo = strat[str(out / "agent" / "model.zip")]
+    assert f"ppo (demo)  {ppo['mean']:9.3f}" in text and f"[{ppo['diff_ci95'][0]:+.3f}, " in text
+    assert "smoke run of the pipeline, not a result" in text
+    # stage 4: the report with its PNGs
+    md = (out / "report.md").read_text()
+    for f in ("shortfall_distributions.png", "execution_trajectories.png", "inventory_paths.png", "demo_goog.png"):
+        assert (out / f).is_file() and f"({f})" in md
+    assert "smoke run" in md and str(out / "report.md") in text.replace("\n", "")
+
+
+def test_demo_refuses_a_non_empty_folder(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    assert main(["demo", "--out", str(out), "--timesteps", "64", "--n-envs", "2", "--paths", "4", "--no-progress"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (out / "mine.txt").read_text() == "keep me"
+    assert main(["demo", "--out", str(tmp_path / "x.png")]) == 2
+    assert "folder" in capsys.readouterr().err
 
 
 def test_summary_renamed_lobster_pair(tmp_path, capsys):
