@@ -163,3 +163,10 @@ def test_counterfactual_and_report_show_progress(tmp_path, capsys):
     assert main(["counterfactual", "--strategies", "twap", "--paths", "8", "--json", "--dynamics", "parametric"]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["n_paths"] == 8 and "1/1" not in out.err
+
+
+def test_evaluate_shows_progress(capsys):
+    assert main(["evaluate", "--env", "LOB-Execution-v0", "--strategy", "twap", "--episodes", "8",
+                 "--dynamics", "parametric"]) == 0
+    out = capsys.readouterr()
+    assert "1/1" in out.err and "8 episodes" in out.err and "twap on LOB-Execution-v0 (parametric" in out.out

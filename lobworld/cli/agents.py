@@ -51,6 +51,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=int, default=10_000_000, help="first path seed (default 10000000: "
                    "disjoint from training seeds)")
     e.add_argument("--json", action="store_true", help="print JSON")
+    e.add_argument("--no-progress", action="store_true", help="no progress line (none with --json either)")
     add_market_args(e, "default: for --model the market it was trained on (lobworld_run.json), else "
                     + registered_market_note())
     e.set_defaults(func=_evaluate)
@@ -65,6 +66,9 @@ def _train(args: argparse.Namespace) -> int:
                       progress_bar=False if args.no_progress else None)
     if args.dynamics:
         cfg = cfg.replace(env_kwargs={**cfg.env_kwargs, "dynamics": args.dynamics})
+    from lobworld.cli._progress import compile_notice
+
+    compile_notice()
     res = train(cfg, args.out, resume=args.resume, overwrite=args.overwrite)
     if res.interrupted:
         print(f"interrupted at {res.num_timesteps} steps: final model saved to {res.model_path}, run record "
@@ -120,7 +124,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"model file {args.model} does not exist")
     kw = env_kwargs_from_args(args, _env_kwargs_of_model(args.model, args.env) if args.model else {})
     t0 = time.perf_counter()
-    res = run_counterfactual(args.env, [name], n_paths=args.episodes, seed=args.seed, env_kwargs=kw)
+    from lobworld.cli._progress import compile_notice, progress
+
+    compile_notice()
+    with progress(f"evaluate {pathlib.Path(name).name} on {args.env}: {args.episodes:,} episodes", 1,
+                  enabled=not (args.json or args.no_progress)) as advance:
+        res = run_counterfactual(args.env, [name], n_paths=args.episodes, seed=args.seed, env_kwargs=kw,
+                                 progress=advance)
     wall = time.perf_counter() - t0
     s = res.summaries[name]
     if args.json:

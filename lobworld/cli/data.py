@@ -246,7 +246,7 @@ def add_commands(sub) -> None:
     d.add_argument("--out", default="docs/demo", help="output folder (default docs/demo); an existing non-empty "
                    "folder is refused unless --overwrite")
     d.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
-    d.add_argument("--timesteps", type=int, default=32768, help="PPO env steps (default 32768: a smoke run)")
+    d.add_argument("--timesteps", type=int, default=65536, help="PPO env steps (default 65536: a smoke run)")
     d.add_argument("--n-envs", type=int, default=None, help="envs in the training batch (default: the shipped "
                    "execution config's)")
     d.add_argument("--paths", type=int, default=2000, help="common market paths per strategy (default 2000)")

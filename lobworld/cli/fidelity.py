@@ -33,6 +33,7 @@ def add_commands(sub) -> None:
     p.add_argument("--early-stop-hours", type=float, help="hours before the test block left out of the "
                    "parametric calibration (default: the checkpoint's)")
     p.add_argument("--no-impact", action="store_true", help="skip the simulated metaorder impact exponent")
+    p.add_argument("--no-progress", action="store_true", help="no progress line (none with --json either)")
     p.set_defaults(func=run)
 
 
@@ -49,9 +50,15 @@ def run(args: argparse.Namespace) -> int:
             ck = load_checkpoint(model)
         except (CheckpointError, ValueError, OSError) as exc:
             raise FidelityError(f"cannot read checkpoint {model}: {exc}") from exc
-        rep = fidelity_report(ck, args.data, window=args.window, draws=args.draws, n_boot=args.n_boot,
-                              seed=args.seed, test_hours=args.test_hours, early_stop_hours=args.early_stop_hours,
-                              impact=not args.no_impact)
+        from lobworld.cli._progress import compile_notice, progress
+
+        compile_notice()
+        with progress(f"fidelity of {model.name} on {len(args.data)} file(s)", 1,
+                      enabled=not (args.json or args.no_progress)) as advance:
+            rep = fidelity_report(ck, args.data, window=args.window, draws=args.draws, n_boot=args.n_boot,
+                                  seed=args.seed, test_hours=args.test_hours, early_stop_hours=args.early_stop_hours,
+                                  impact=not args.no_impact)
+            advance("done")
     except FidelityError as exc:
         print(f"lobworld fidelity: error: {exc}", file=sys.stderr)
         return 2
