@@ -34,6 +34,13 @@ def _learned_dynamics():
     return LearnedDynamics.load_default()
 
 
+def _parametric_tick_world(config):
+    """The Cont-Stoikov-Talreja tick world (``world="parametric"`` of the tick envs)."""
+    from lobworld.world_models.tick_world import CSTWorld
+
+    return CSTWorld.from_config(config)
+
+
 def register_envs() -> list[str]:
     """Register every id of :data:`~lobworld.envs.spec.ENV_SPECS` whose module is present; return the
     registered ids (idempotent: ids already in Gymnasium's registry are left as they are).
@@ -46,6 +53,10 @@ def register_envs() -> list[str]:
 
     if "learned" not in registered_dynamics():
         register_dynamics("learned", _learned_dynamics)
+    from lobworld.envs.tick import register_tick_world, registered_tick_worlds
+
+    if "parametric" not in registered_tick_worlds():
+        register_tick_world("parametric", _parametric_tick_world)
     for env_id, s in _spec.ENV_SPECS.items():
         if not _available(s.module):
             continue
