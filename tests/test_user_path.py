@@ -170,3 +170,10 @@ def test_evaluate_shows_progress(capsys):
                  "--dynamics", "parametric"]) == 0
     out = capsys.readouterr()
     assert "1/1" in out.err and "8 episodes" in out.err and "twap on LOB-Execution-v0 (parametric" in out.out
+
+
+def test_counterfactual_cli_says_when_ac_is_twap(capsys):
+    assert main(["counterfactual", "--strategies", "twap,ac", "--paths", "8", "--boot", "20", "--dynamics",
+                 "parametric", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "0 (identical to twap on every path)" in out and "TWAP exactly" in out and "-0.000" not in out

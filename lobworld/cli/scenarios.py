@@ -207,14 +207,24 @@ def _counterfactual(args: argparse.Namespace) -> int:
               f"sigma {c['sigma_per_minute']:.4f} USD/min, volume {c['volume_rate']:.2f} sh/s")
     print(f"{'strategy':<24}{'mean':>9}{'95% CI':>20}{'std':>9}{'q05':>9}{'q50':>9}{'q95':>9}{'compl.':>8}"
           f"   diff vs {res.benchmark} [95% paired bootstrap CI]")
+    same: list[str] = []
     for s in res.summaries.values():
         comp = "n/a" if s.completion_rate is None else f"{s.completion_rate:.3f}"
-        diff = "" if s.diff_mean is None else f"   {s.diff_mean:+.3f} [{s.diff_ci95[0]:+.3f}, {s.diff_ci95[1]:+.3f}]"
+        if s.diff_mean is None:
+            diff = ""
+        elif abs(s.diff_mean) <= 1e-9 and max(abs(s.diff_ci95[0]), abs(s.diff_ci95[1])) <= 1e-9:
+            diff = f"   0 (identical to {res.benchmark} on every path)"
+            same.append(s.strategy)
+        else:
+            diff = f"   {s.diff_mean:+.3f} [{s.diff_ci95[0]:+.3f}, {s.diff_ci95[1]:+.3f}]"
         ci = f"{s.ci95[0]:.2f}..{s.ci95[1]:.2f}"
         print(f"{s.strategy[:23]:<24}{s.mean:9.3f}{ci:>20}{s.std:9.3f}{s.q05:9.3f}{s.q50:9.3f}{s.q95:9.3f}"
               f"{comp:>8}{diff}")
         if s.secondary:
             print(" " * 24 + ", ".join(f"{k} {v:.4g}" for k, v in s.secondary.items()))
+    if any(n.lower() == "ac" for n in same):
+        print("note: ac with the env's risk aversion 0 is the linear schedule, TWAP exactly; ac:LAMBDA (1/bps, > 0) "
+              "front-loads it")
     print(f"wall time {wall:.1f} s")
     return 0
 
