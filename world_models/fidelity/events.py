@@ -188,11 +188,12 @@ def _minute_volatility(t_ns: np.ndarray, mid: np.ndarray) -> np.ndarray:
     return out
 
 
-def sequence_statistics(events: pd.DataFrame, *, levels: int | None = None) -> dict:
+def sequence_statistics(events: pd.DataFrame, *, levels: int | None = None, ofi_window: int = OFI_WINDOW) -> dict:
     """All :data:`EVENT_STATISTICS` of one sequence.
 
     ``events``: a canonical event table (one sequence, time-ordered). ``levels``: book levels used
-    for the 10-level volumes (default min(10, levels of the table)).
+    for the 10-level volumes (default min(10, levels of the table)). ``ofi_window``: messages per
+    OFI window (LOB-Bench: :data:`OFI_WINDOW`).
 
     Returns ``{name: values}`` (float64 arrays) for the unconditional statistics and
     ``{name: (values, condition)}`` for the conditional ones.
@@ -261,9 +262,12 @@ def sequence_statistics(events: pd.DataFrame, *, levels: int | None = None) -> d
     e = _ofi_terms(bb, bq, ba, aq)
     c = np.concatenate([[0.0], np.cumsum(e)])
     n = len(events)
-    if n > OFI_WINDOW:
-        end = np.arange(OFI_WINDOW, n)  # window = terms end-OFI_WINDOW+1 .. end
-        ofi = c[end + 1] - c[end + 1 - OFI_WINDOW]
+    w = int(ofi_window)
+    if w < 1:
+        raise FidelityError(f"sequence_statistics: ofi_window must be >= 1, got {ofi_window}")
+    if n > w:
+        end = np.arange(w, n)  # window = terms end-w+1 .. end
+        ofi = c[end + 1] - c[end + 1 - w]
     else:
         end = np.zeros(0, np.int64)
         ofi = np.zeros(0)
