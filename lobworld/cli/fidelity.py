@@ -34,10 +34,59 @@ def add_commands(sub) -> None:
                    "parametric calibration (default: the checkpoint's)")
     p.add_argument("--no-impact", action="store_true", help="skip the simulated metaorder impact exponent")
     p.add_argument("--no-progress", action="store_true", help="no progress line (none with --json either)")
+    # --- event-level section (LOB-Bench statistics; see lobworld.world_models.fidelity.events) ---
+    p.add_argument("--events", action="store_true",
+                   help="run the event-level section instead (LOB-Bench statistics of message streams: "
+                        "real-vs-real floor and CST-generated vs real on the 14:00-16:00 windows; LOBSTER files "
+                        "only); writes DIR/events.md, PNGs and the generated LOBSTER file pairs")
+    p.add_argument("--events-window", type=float, default=600.0, metavar="SECONDS",
+                   help="seconds per sequence of the event-level section (default 600)")
+    p.add_argument("--events-span", default="14:00-16:00", metavar="HH:MM-HH:MM",
+                   help="held-out exchange-time span of the event-level section (default 14:00-16:00)")
+    p.add_argument("--events-n-boot", type=int, default=50,
+                   help="bootstrap resamples of the event-level section (default 50)")
     p.set_defaults(func=run)
 
 
+def _run_events(args: argparse.Namespace) -> int:
+    from lobworld.world_models.data.errors import DataValidationError
+    from lobworld.world_models.data.lobster import load_lobster
+    from lobworld.world_models.fidelity import FidelityError
+    from lobworld.world_models.fidelity.events import (
+        event_report, format_events_markdown, plot_events, write_lobster,
+    )
+
+    out = pathlib.Path(args.out)
+    reports = []
+    try:
+        start, sep, end = str(args.events_span).partition("-")
+        if not sep:
+            raise FidelityError(f"--events-span: expected HH:MM-HH:MM, got {args.events_span!r}")
+        for path in args.data:
+            try:
+                ev = load_lobster(path, strict=False)
+            except (DataValidationError, FileNotFoundError) as exc:
+                raise FidelityError(f"--events needs LOBSTER message files: {exc}") from exc
+            rep = event_report(ev, start=start, end=end, window_s=args.events_window, n_boot=args.events_n_boot, seed=args.seed)
+            reports.append(rep)
+            folder = out / "events_lobster" / rep.ticker
+            for g in rep.cst_events:
+                write_lobster(g, folder, ticker=f"CST-{rep.ticker}")
+    except FidelityError as exc:
+        print(f"lobworld fidelity: error: {exc}", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    md = format_events_markdown(reports)
+    (out / "events.md").write_text(md)
+    pngs = plot_events(reports, out)
+    print(md)
+    print(f"wrote {out / 'events.md'}, {len(pngs)} PNGs and the CST sequences under {out / 'events_lobster'}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "events", False):
+        return _run_events(args)
     from lobworld.world_models.checkpoint import CheckpointError, load_checkpoint
     from lobworld.world_models.fidelity import FidelityError, fidelity_report, format_markdown, plot_statistics, to_json
     from lobworld.world_models.learned import DEFAULT_CHECKPOINT

@@ -493,8 +493,11 @@ def split_sequences(events: pd.DataFrame, *, start: str = "14:00", end: str = "1
     skipped."""
     ts = pd.DatetimeIndex(events["ts"])
     day = ts[0].normalize()
-    t0 = day + pd.Timedelta(start + ":00")
-    t1 = day + pd.Timedelta(end + ":00")
+    try:
+        t0 = day + pd.Timedelta(str(start).strip() + ":00")
+        t1 = day + pd.Timedelta(str(end).strip() + ":00")
+    except ValueError as exc:
+        raise FidelityError(f"split_sequences: start/end must be 'HH:MM', got {start!r}, {end!r}") from exc
     if t1 <= t0 or window_s <= 0:
         raise FidelityError(f"split_sequences: bad window {start}-{end} / {window_s} s")
     edges = []
