@@ -80,7 +80,12 @@ def progress(description: str, total: int | None = None, enabled: bool = True) -
             TimeElapsedColumn(), TextColumn("{task.fields[label]}")]
     with Progress(*cols, transient=False, console=Console(stderr=True)) as bar:
         task = bar.add_task(description, total=total, label="")
-        yield _Advance(bar, task)
+        try:
+            yield _Advance(bar, task)
+        except BaseException:  # a failed job leaves no bar behind: its error is what the user should read
+            bar.live.transient = True
+            bar.console.quiet = True
+            raise
         t = bar.tasks[0].total
         if t is not None:
             bar.update(task, completed=t, label="done")
