@@ -103,8 +103,9 @@ Modules
 :mod:`~lobworld.world_models.fidelity.statistics`, :mod:`~lobworld.world_models.fidelity.scoring`,
 :mod:`~lobworld.world_models.fidelity.tape` (:class:`ParametricTape`), :mod:`~lobworld.world_models.fidelity.days`
 (held-out real paths), :mod:`~lobworld.world_models.fidelity.simulation`,
-:mod:`~lobworld.world_models.fidelity.report`, :mod:`~lobworld.world_models.fidelity.plots`; every public name
-is re-exported here.
+:mod:`~lobworld.world_models.fidelity.report`, :mod:`~lobworld.world_models.fidelity.plots`,
+:mod:`~lobworld.world_models.fidelity.events` (the event-level LOB-Bench statistics of message streams);
+every public name is re-exported here.
 """
 
 from __future__ import annotations
@@ -114,6 +115,23 @@ from lobworld.world_models.fidelity.days import (  # noqa: F401  (re-exported)
     load_fidelity_day,
     real_paths,
     teacher_forced_hidden,
+)
+from lobworld.world_models.fidelity.events import (  # noqa: F401  (re-exported)
+    EVENT_STATISTICS,
+    EventReport,
+    EventScores,
+    EventStatistic,
+    cst_sequences,
+    event_report,
+    fd_edges,
+    format_events_markdown,
+    l1_tv,
+    plot_events,
+    score_sequences,
+    sequence_statistics,
+    split_sequences,
+    w1_z,
+    write_lobster,
 )
 from lobworld.world_models.fidelity.plots import (  # noqa: F401  (re-exported)
     plot_statistics,
@@ -179,4 +197,8 @@ __all__ = [
     "simulated_impact_exponent", "fidelity_report", "format_markdown", "plot_statistics", "FidelityError",
     "score_many", "hist_l1", "w1_standardised", "n_bins_for", "verdict", "flow_correlations", "to_json",
     "teacher_forced_hidden", "ParametricTape", "calibrate_tape", "sample_tape",
+    # event level (LOB-Bench statistics, lobworld.world_models.fidelity.events)
+    "EVENT_STATISTICS", "EventStatistic", "EventScores", "EventReport", "sequence_statistics", "score_sequences",
+    "split_sequences", "cst_sequences", "event_report", "format_events_markdown", "plot_events", "write_lobster",
+    "fd_edges", "l1_tv", "w1_z",
 ]
