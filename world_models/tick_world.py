@@ -72,7 +72,7 @@ from lobworld.world_models.tick_parametric import CSTParams, load_fitted_cst
 
 __all__ = ["CSTWorld", "CSTWorldError", "cst_advance", "cst_advance_parallel", "W_LIMIT_BID", "W_LIMIT_ASK",
            "W_MARKET_BUY", "W_MARKET_SELL", "W_CANCEL_BID", "W_CANCEL_ASK", "W_REJECTED", "W_MSGS",
-           "W_REDRAWS", "W_CROSSED", "N_WCNT", "L_T", "L_TYPE", "L_SIDE", "L_PRICE", "L_SIZE", "N_LCOL",
+           "W_REDRAWS", "W_CROSSED", "N_WCNT", "L_T", "L_TYPE", "L_SIDE", "L_PRICE", "L_SIZE", "L_DIST", "N_LCOL",
            "world_params"]
 
 # ---- world counters ``wcnt (n, N_WCNT)`` int64 -------------------------------------------
@@ -83,8 +83,10 @@ N_WCNT = 10
 #: applied; ``W_REDRAWS`` waiting times drawn again after an agent event
 
 # ---- message log ``log (n, cap, N_LCOL)`` int64 (optional, ``record=cap``) ---------------
-L_T, L_TYPE, L_SIDE, L_PRICE, L_SIZE = range(5)
-N_LCOL = 5
+L_T, L_TYPE, L_SIDE, L_PRICE, L_SIZE, L_DIST = range(6)
+N_LCOL = 6
+#: ``L_DIST``: the message's distance in ticks from the opposite best (the reference of the
+#: rates) on the book it was drawn on: ``ba - p`` for a bid, ``p - bb`` for an ask
 
 # ---- params vector ``pv`` float64 --------------------------------------------------------
 P_MU, P_UNIT, P_INV_LOT, P_LOGNORMAL, P_ML, P_SL, P_MM, P_SM, P_MC, P_SC = range(10)
@@ -119,7 +121,8 @@ def _size(st, lognormal, unit, m, s, z):
 
 
 @njit(inline="always")
-def _emit(i, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow, wcnt, log, nlog):
+def _emit(i, t, typ, s, p, q, dist, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow, wcnt, log,
+          nlog):
     ok = _apply_message(i, wcnt[i, W_MSGS], t, np.int64(typ), np.int64(s), p, q, px, sz, dq, nl, orders, fills,
                         es, acct, cnt, rng, lat, cfg, qpow)
     if ok:
@@ -133,6 +136,7 @@ def _emit(i, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
             log[i, k, L_SIDE] = s
             log[i, k, L_PRICE] = p
             log[i, k, L_SIZE] = q
+            log[i, k, L_DIST] = dist
             nlog[i] = k + 1
     return ok
 
@@ -203,11 +207,11 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
                 wcnt[i, W_LIMIT_BID] += 1
                 p = ba - (lo + 1)
                 if p >= 1:
-                    _emit(i, tm, MSG_SUBMIT, BID, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat,
+                    _emit(i, tm, MSG_SUBMIT, BID, p, q, lo + 1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat,
                           cfg, qpow, wcnt, log, nlog)
             else:
                 wcnt[i, W_LIMIT_ASK] += 1
-                _emit(i, tm, MSG_SUBMIT, ASK, bb + lo + 1, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
+                _emit(i, tm, MSG_SUBMIT, ASK, bb + lo + 1, q, lo + 1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
                       lat, cfg, qpow, wcnt, log, nlog)
             continue
         u -= 2.0 * lam_tot
@@ -222,7 +226,7 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
                 take = sz[i, s, 0]
                 if take > left:
                     take = left
-                _emit(i, tm, MSG_EXEC, s, px[i, s, 0], take, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
+                _emit(i, tm, MSG_EXEC, s, px[i, s, 0], take, (ba - px[i, s, 0]) if s == BID else (px[i, s, 0] - bb), px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
                       lat, cfg, qpow, wcnt, log, nlog)
                 left -= take
             continue
@@ -235,12 +239,14 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
         # the level whose cumulative cancel rate first exceeds u (float edge: the last positive one)
         acc = 0.0
         jj = -1
+        dj = 0
         for j in range(nl[i, s]):
             d = (ba - px[i, s, j]) if s == BID else (px[i, s, j] - bb)
             d = 1 if d < 1 else (D if d > D else d)
             r = theta[d - 1] * sz[i, s, j] * inv_lot
             if r > 0.0:
                 jj = j
+                dj = (ba - px[i, s, j]) if s == BID else (px[i, s, j] - bb)
                 acc += r
                 if acc > u:
                     break
@@ -250,7 +256,7 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
         q = _size(st, lognormal, unit, pv[P_MC], pv[P_SC], z)
         if q > sz[i, s, jj]:
             q = sz[i, s, jj]
-        _emit(i, tm, MSG_DELETE, s, px[i, s, jj], q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg,
+        _emit(i, tm, MSG_DELETE, s, px[i, s, jj], q, dj, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg,
               qpow, wcnt, log, nlog)
     wt[i] = tw
     if es[i, ES_FROZEN] == 0:
@@ -429,5 +435,5 @@ class CSTWorld:
     # ------------------------------------------------------------------ inspection
     def messages(self, env: int) -> np.ndarray:
         """A copy of env ``env``'s recorded messages ``(m, N_LCOL)`` int64 (columns ``L_*``: ns,
-        LOBSTER type, side 0 bid / 1 ask, price ticks, shares); at most ``record`` since its reset."""
+        LOBSTER type, side 0 bid / 1 ask, price ticks, shares, distance from the opposite best in ticks); at most ``record`` since its reset."""
         return self.log[env, : int(self.nlog[env])].copy()
