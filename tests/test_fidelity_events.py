@@ -225,13 +225,13 @@ def test_cli_events_section(tmp_path):
     from lobworld.cli import main
 
     msg, _ = sample_lobster_paths()
-    rc = main(["fidelity", "--events", "--data", str(msg), "--out", str(tmp_path), "--events-span", "10:00-10:30",
+    rc = main(["fidelity", "--events", "--data", str(msg), "--out", str(tmp_path), "--events-span", "10:00-10:20",
                "--events-n-boot", "0"])
     assert rc == 0
     md = (tmp_path / "events.md").read_text()
     assert "| `log_inter_arrival` |" in md and "| GOOG | CST |" in md
     assert (tmp_path / "events_scores_GOOG.png").stat().st_size > 1000
     pairs = sorted((tmp_path / "events_lobster" / "GOOG").glob("*_message_10.csv"))
-    assert len(pairs) == 3  # one file pair per 10-minute sequence
+    assert len(pairs) == 2  # one file pair per 10-minute sequence
     assert len(load_lobster(pairs[0])) > 100
     assert main(["fidelity", "--events", "--data", str(msg), "--out", str(tmp_path), "--events-span", "x"]) == 2
