@@ -56,6 +56,7 @@ Arguments
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,15 +77,22 @@ from lobworld.envs.book_kernels import (  # noqa: F401  (re-exported layout cons
     PM_TOUCH, SHARES_IN, SHARES_OUT, ST_CANCELLED, ST_EMPTY, ST_FILLED, ST_LIVE, ST_PENDING,
     ST_REJECTED,
 )
+from lobworld.envs.jit import ThreadChoice
 from lobworld.envs.latency import LatencySpec, resolve_latency
 from lobworld.envs.rng import seed_state
 from lobworld.errors import LobworldError
 
-__all__ = ["Book", "BookConfig", "BookError", "Tape", "ERROR_NAMES", "MAX_DEPTH", "PARALLEL_MIN_ENVS"]
+__all__ = ["Book", "BookConfig", "BookError", "Tape", "ERROR_NAMES", "MAX_DEPTH", "PARALLEL_MIN_ENVS",
+           "PARALLEL_MIN_ROWS"]
 
 MAX_DEPTH = 50  #: deepest book a config may ask for (levels per side)
-#: batches of at least this many envs run the ``prange`` kernel (all Numba threads)
+#: batches of at least this many envs may run the ``prange`` kernel (all Numba threads); which
+#: kernel a call runs is the project's one policy (:class:`lobworld.envs.jit.ThreadChoice`,
+#: ``LOBWORLD_PARALLEL``), see :meth:`Book.run`
 PARALLEL_MIN_ENVS = 2
+#: in ``auto`` mode a call with at least this many tape rows to replay (all envs together) runs
+#: the ``prange`` kernel without measuring: waking the threads is small beside its work
+PARALLEL_MIN_ROWS = 1 << 19
 
 #: error code -> rule name (``cnt[:, code]`` counts them; ``es[:, ES_ERR]`` holds the first)
 ERROR_NAMES = {
@@ -277,6 +285,9 @@ class Book:
         self.lat[:, 2:4] = _latency_ns(latency if md_latency is None else md_latency, n, "md_latency")
         self.cfg = np.array([_QMODELS[cfg.queue_model], _MODES[cfg.mode], int(cfg.strict), 0, 0], np.int64)
         self.rng = np.zeros((n, N_STREAMS, 4), np.uint64)
+        #: serial or ``prange`` kernel per :meth:`run` call (measured; ``LOBWORLD_PARALLEL``)
+        self.threads = ThreadChoice(n, min_envs=PARALLEL_MIN_ENVS)
+        self.last_parallel = False  #: whether the last :meth:`run` call ran the ``prange`` kernel
         self.reset(seed=seed)
 
     # ---------------------------------------------------------------- state
@@ -457,12 +468,18 @@ class Book:
         ``stop[i]`` of ``tape`` (default: the end), then run its agent events before
         ``t_flush[i]`` (default: the next row's time, or all when the tape ended).
 
-        ``file`` = ``(fpx, fsz, entry)`` is the orderbook file (``(N, 2, L)`` int64 prices
-        and sizes, ``entry`` ``(N,)`` int8 from
+        ``file`` = ``(fpx, fsz, entry)`` is the orderbook file (``(N, 2, L)`` int64 or int32
+        prices and sizes: :attr:`lobworld.envs.replay.ReplayData.file` gives int32, the faster), ``entry`` ``(N,)`` int8 from
         :func:`~lobworld.envs.book_kernels.entry_flags`) for ``verify`` (compare every row,
         count mismatches) or ``resync`` (take entering levels from it). In strict mode the
         first bad message of any env raises :class:`BookError` after every env has run (the
         bad env is frozen at that row; the others are unaffected).
+
+        ``parallel``: True / False force the ``prange`` / serial kernel (bit-identical results).
+        None follows :attr:`threads` (:class:`~lobworld.envs.jit.ThreadChoice`): serial below
+        :data:`PARALLEL_MIN_ENVS` envs or with ``LOBWORLD_PARALLEL=0``, parallel with ``=1``;
+        otherwise a call with at least :data:`PARALLEL_MIN_ROWS` rows to replay runs parallel
+        and a smaller one (stepped use) runs whichever kernel its measured wall time favours.
         """
         if not isinstance(tape, Tape):
             raise BookError(f"run: tape must be a Tape, got {type(tape).__name__}")
@@ -487,11 +504,27 @@ class Book:
                                 f"{self.config.depth}; the book must be at least as deep as the file")
         self.cfg[bk.CF_VERIFY] = int(bool(verify))
         self.cfg[bk.CF_RESYNC] = int(bool(resync))
-        par = self.n_envs >= PARALLEL_MIN_ENVS and numba.get_num_threads() > 1 if parallel is None else parallel
+        tc = self.threads
+        timed = False
+        if parallel is not None:
+            par = bool(parallel)
+        elif tc.mode != "auto":
+            par = tc.choose()
+        elif numba.get_num_threads() < 2:
+            par = False
+        elif int(np.maximum(np.minimum(stop, N) - self.es[:, bk.ES_POS], 0).sum()) >= PARALLEL_MIN_ROWS:
+            par = True
+        else:
+            par = tc.choose()
+            timed = True
         kern = bk.book_run_parallel if par else bk.book_run
+        t0 = time.perf_counter()
         kern(stop, tape.t, tape.type, tape.side, tape.price, tape.size, fpx, fsz, entry, self.px, self.sz,
              self.dq, self.nl, self.orders, self.pend, self.cmds, self.fills, self.es, self.acct, self.cnt,
              self.rng, self.lat, self.cfg, float(self.config.queue_power), t_flush)
+        if timed:
+            tc.record(par, time.perf_counter() - t0)
+        self.last_parallel = par
         if self.config.strict:
             self.raise_first_error(tape)
 

@@ -530,15 +530,16 @@ def _resync_side(i, s, row, px, sz, dq, nl, fpx, fsz):
 
 @njit(cache=True, _nrt=False)
 def _side_matches(i, s, row, px, sz, nl, fpx, fsz, depth):
+    """True when the first ``depth`` levels of side ``s`` equal file row ``row`` (a level the
+    engine does not hold must be empty in the file)."""
     n = nl[i, s]
-    for k in range(depth):
-        fq = fsz[row, s, k]
-        if k < n:
-            if fq != sz[i, s, k] or fpx[row, s, k] != px[i, s, k]:
-                return False
-        elif fq != 0:
-            return False
-    return True
+    m = depth if depth < n else n
+    bad = 0
+    for k in range(m):
+        bad |= (fsz[row, s, k] ^ sz[i, s, k]) | (fpx[row, s, k] ^ px[i, s, k])
+    for k in range(m, depth):
+        bad |= fsz[row, s, k]
+    return bad == 0
 
 
 @njit(cache=True, _nrt=False)

@@ -68,7 +68,19 @@ class ReplayData:
 
     @property
     def file(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.fpx, self.fsz, self.entry
+        """``(fpx, fsz, entry)`` for :meth:`Book.run` ``file=``: int32 copies of the prices and
+        sizes when every value fits (made once, kept; the same values as :attr:`fpx` and
+        :attr:`fsz`), else those arrays. A replay reads the file on about a third of its rows
+        and that read is most of its cost: half the bytes make it markedly faster."""
+        f = self.__dict__.get("_file")
+        if f is None:
+            lim = np.iinfo(np.int32)
+            fits = all(a.size == 0 or (int(a.min()) >= lim.min and int(a.max()) <= lim.max)
+                       for a in (self.fpx, self.fsz))
+            f = (self.fpx.astype(np.int32), self.fsz.astype(np.int32), self.entry) if fits else \
+                (self.fpx, self.fsz, self.entry)
+            object.__setattr__(self, "_file", f)
+        return f
 
     @classmethod
     def from_events(cls, df) -> ReplayData:
