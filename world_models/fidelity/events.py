@@ -550,8 +550,7 @@ def write_lobster(events: pd.DataFrame, folder, *, ticker: str | None = None, le
     L_have = infer_levels(events)
     ts = pd.DatetimeIndex(events["ts"])
     day = ts[0].normalize()
-    ns = (ts - day).asi8 if hasattr(ts - day, "asi8") else (ts - day).value
-    ns = np.asarray(ns, dtype=np.int64)
+    ns = np.asarray((ts - day).asi8, dtype=np.int64)  # ns after midnight
     typ = _LOBSTER_TYPE[event_codes(events)]
     if (typ == 0).any():
         bad = int(np.flatnonzero(typ == 0)[0])
