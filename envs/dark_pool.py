@@ -23,6 +23,7 @@ from numba import njit
 
 from lobworld.envs.core import (BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs,
                                 renamed_kwarg)
+from lobworld.envs.columns import layout, pack
 from lobworld.envs.jit import bind
 from lobworld.envs.dynamics import MID, PERM_IMPACT, SIGMA, SPREAD, MarketDynamics, make_dynamics
 from lobworld.envs.rng import normal, uniform
@@ -78,6 +79,7 @@ N_SC = 17
 
 # ---- config array ---------------------------------------------------------
 C_Q, C_T, C_SIDE, C_PEN, C_EWA, C_DT = range(6)
+_CFG_COLUMNS = layout(globals(), "C_", 6)
 N_C = 6
 
 # ---- episode accumulators -------------------------------------------------
@@ -491,8 +493,9 @@ class DarkPoolCore(BatchedCore):
 
     def _alloc_state(self) -> None:
         n, K, c = self.n_envs, self.n_dark, self.config
-        self.cfg = np.array([c.quantity, c.horizon, c.side_sign, c.unfilled_penalty_bps,
-                             1.0 - 0.5 ** (1.0 / c.ew_halflife), c.dt], np.float64)
+        self.cfg = pack(_CFG_COLUMNS, {"C_Q": c.quantity, "C_T": c.horizon, "C_SIDE": c.side_sign,
+                                       "C_PEN": c.unfilled_penalty_bps, "C_EWA": 1.0 - 0.5 ** (1.0 / c.ew_halflife),
+                                       "C_DT": c.dt}, "DarkPoolCore.cfg")
         self.sc, self.fixed = _scenario_array(self.scenario, K)
         self.dyn_args = self.dynamics.args(n, c.dt)
         self._kernels = get_kernels(self.dynamics)

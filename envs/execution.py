@@ -37,6 +37,7 @@ from lobworld.envs.dynamics import (
     MarketDynamics,
     make_dynamics,
 )
+from lobworld.envs.columns import layout, pack
 from lobworld.envs.jit import ThreadChoice, bind, use_parallel
 from lobworld.envs.rng import uniform
 
@@ -85,6 +86,7 @@ N_EP = 11
 (C_Q, C_T, C_DT, C_LAM, C_SIDE, C_BENCH, C_START, C_RANDSTART, C_PA, C_PB, C_PC, C_PROFILE,
  C_ALPHA) = range(13)
 N_CFG = 13
+_CFG_COLUMNS = layout(globals(), "C_", N_CFG)
 
 BENCH_IS, BENCH_VWAP, BENCH_TWAP = 0, 1, 2
 _BENCH_CODES = {"is": BENCH_IS, "vwap": BENCH_VWAP, "twap": BENCH_TWAP}
@@ -537,19 +539,13 @@ class ExecutionCore(BatchedCore):
 
     def _cfg_vector(self) -> np.ndarray:
         c = self.config
-        cfg = np.zeros(N_CFG, dtype=np.float64)
-        cfg[C_Q] = c.quantity
-        cfg[C_T] = c.horizon
-        cfg[C_DT] = c.dt
-        cfg[C_LAM] = c.risk_aversion
-        cfg[C_SIDE] = c.side_sign
-        cfg[C_BENCH] = _BENCH_CODES[c.benchmark]
-        cfg[C_START] = c.start_minute
-        cfg[C_RANDSTART] = 1.0 if c.randomize_start else 0.0
-        cfg[C_PA], cfg[C_PB], cfg[C_PC] = c.profile_coef
-        cfg[C_PROFILE] = 1.0 if c.uses_profile else 0.0
-        cfg[C_ALPHA] = c.ewm_alpha
-        return cfg
+        pa, pb, pc = c.profile_coef
+        return pack(_CFG_COLUMNS, {
+            "C_Q": c.quantity, "C_T": c.horizon, "C_DT": c.dt, "C_LAM": c.risk_aversion, "C_SIDE": c.side_sign,
+            "C_BENCH": _BENCH_CODES[c.benchmark], "C_START": c.start_minute,
+            "C_RANDSTART": 1.0 if c.randomize_start else 0.0, "C_PA": pa, "C_PB": pb, "C_PC": pc,
+            "C_PROFILE": 1.0 if c.uses_profile else 0.0, "C_ALPHA": c.ewm_alpha,
+        }, "ExecutionCore.cfg")
 
     def _kernels(self, parallel: bool) -> tuple:
         pair = self._kernel_pairs.get(parallel)

@@ -21,6 +21,7 @@ from gymnasium import spaces
 from lobworld.envs import market_making_kernels as K
 from lobworld.envs.core import BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs
 from lobworld.envs.dynamics import MarketDynamics, ParametricDynamics, ParametricParams, make_dynamics
+from lobworld.envs.columns import pack
 from lobworld.envs.jit import ThreadChoice
 from lobworld.envs.latency import LatencyScenario, resolve_latency
 from lobworld.envs.arrivals import HawkesParams, PoissonParams
@@ -260,37 +261,25 @@ class MarketMakingCore(BatchedCore):
         self.lat_obs = np.array([s.scaled_id for s in self.latency], np.float64)
         self._act = np.zeros((n, 4), np.float64)
         self._modes = np.zeros(n, np.int64)
-        cfg = np.zeros(K.N_CFG, np.float64)
         lam = c.mean_rates
         if c.arrival == "poisson":
             mu, alpha, beta = c.poisson.rate, ((0.0, 0.0), (0.0, 0.0)), 1.0
         else:
             mu, alpha, beta = c.hawkes.mu, c.hawkes.alpha, c.hawkes.beta
-        cfg[K.C_DT] = c.dt
-        cfg[K.C_TICK] = c.tick
-        cfg[K.C_HORIZON] = c.horizon
-        cfg[K.C_LIMIT] = c.inventory_limit
-        cfg[K.C_A] = c.fill_A
-        cfg[K.C_K] = c.fill_k
-        cfg[K.C_QINIT] = c.queue_init
-        cfg[K.C_QCANCEL] = c.queue_cancel_rate
-        cfg[K.C_QJOIN] = c.queue_join_rate
-        cfg[K.C_MOSIZE] = c.mo_size
-        cfg[K.C_MOFIXED] = 1.0 if c.mo_size_fixed else 0.0
-        cfg[K.C_PENALTY] = K.PEN_QUADRATIC if c.penalty == "quadratic" else K.PEN_EXPONENTIAL
-        cfg[K.C_PHI] = c.phi
-        cfg[K.C_GAMMA] = c.gamma
-        cfg[K.C_LAMBAR0], cfg[K.C_LAMBAR1] = lam
-        cfg[K.C_FILLMODE] = K.FILL_QUEUE if c.fill_model == "queue" else K.FILL_BERNOULLI
-        cfg[K.C_VOL_ALPHA] = 1.0 - 0.5 ** (1.0 / c.vol_halflife)
-        cfg[K.C_HMU0], cfg[K.C_HMU1] = mu
-        (cfg[K.C_HA00], cfg[K.C_HA01]), (cfg[K.C_HA10], cfg[K.C_HA11]) = alpha
-        cfg[K.C_HBETA] = beta
-        cfg[K.C_QSCALE] = max(c.queue_init, 1.0)
-        cfg[K.C_MAXOFF] = c.max_offset
-        cfg[K.C_IMPACT] = c.mo_impact
-        cfg[K.C_P0] = math.exp(-(mu[0] + mu[1]) * c.dt) if c.arrival == "poisson" else 0.0
-        cfg[K.C_QDECAY_DT] = math.exp(-c.queue_cancel_rate * c.dt)
+        cfg = pack(K.CFG_COLUMNS, {
+            "C_DT": c.dt, "C_TICK": c.tick, "C_HORIZON": c.horizon, "C_LIMIT": c.inventory_limit,
+            "C_A": c.fill_A, "C_K": c.fill_k, "C_QINIT": c.queue_init, "C_QCANCEL": c.queue_cancel_rate,
+            "C_QJOIN": c.queue_join_rate, "C_MOSIZE": c.mo_size, "C_MOFIXED": 1.0 if c.mo_size_fixed else 0.0,
+            "C_PENALTY": K.PEN_QUADRATIC if c.penalty == "quadratic" else K.PEN_EXPONENTIAL,
+            "C_PHI": c.phi, "C_GAMMA": c.gamma, "C_LAMBAR0": lam[0], "C_LAMBAR1": lam[1],
+            "C_FILLMODE": K.FILL_QUEUE if c.fill_model == "queue" else K.FILL_BERNOULLI,
+            "C_VOL_ALPHA": 1.0 - 0.5 ** (1.0 / c.vol_halflife), "C_HMU0": mu[0], "C_HMU1": mu[1],
+            "C_HA00": alpha[0][0], "C_HA01": alpha[0][1], "C_HA10": alpha[1][0], "C_HA11": alpha[1][1],
+            "C_HBETA": beta, "C_QSCALE": max(c.queue_init, 1.0), "C_MAXOFF": c.max_offset,
+            "C_IMPACT": c.mo_impact,
+            "C_P0": math.exp(-(mu[0] + mu[1]) * c.dt) if c.arrival == "poisson" else 0.0,
+            "C_QDECAY_DT": math.exp(-c.queue_cancel_rate * c.dt),
+        }, "MarketMakingCore.cfg")
         self._parametric = type(self.dynamics) is ParametricDynamics
         if self._parametric:  # the market-making parametric step (mid, spread and volume per second)
             self._kernels = K.get_kernels(K._parametric_reset, K._mm_parametric_step, "parametric")

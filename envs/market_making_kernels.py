@@ -44,6 +44,7 @@ from lobworld.envs.dynamics import (
     SPREAD,
     _parametric_reset,  # noqa: F401  (bound by market_making.MarketMakingCore)
 )
+from lobworld.envs.columns import layout
 from lobworld.envs.jit import bind
 from lobworld.envs.rng import exponential, normal, uniform
 
@@ -55,6 +56,7 @@ N_STREAMS = 4
  C_PENALTY, C_PHI, C_GAMMA, C_LAMBAR0, C_LAMBAR1, C_FILLMODE, C_VOL_ALPHA, C_HMU0, C_HMU1,
  C_HA00, C_HA01, C_HA10, C_HA11, C_HBETA, C_QSCALE, C_MAXOFF, C_IMPACT, C_P0, C_QDECAY_DT) = range(30)
 N_CFG = 30
+CFG_COLUMNS = layout(globals(), "C_", N_CFG)
 # C_P0: probability of no market order in a step, exp(-(mu0 + mu1) dt), for Poisson flow (0 for
 # Hawkes): the first inter-arrival uniform is compared with it before any log is taken.
 # C_QDECAY_DT: exp(-queue_cancel_rate * dt), the queue decay over a step without events.
