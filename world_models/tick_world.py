@@ -141,6 +141,19 @@ def _emit(i, t, typ, s, p, q, dist, px, sz, dq, nl, orders, fills, es, acct, cnt
     return ok
 
 
+@njit(inline="always")
+def _side_rate(i, s, ref, px, sz, nl, theta):
+    """sum over side ``s``'s levels of ``theta(d) * shares``, ``d`` the distance from ``ref`` (the
+    opposite best) clipped to ``1..D``."""
+    D = theta.shape[0]
+    r = 0.0
+    for j in range(nl[i, s]):
+        d = (ref - px[i, s, j]) if s == BID else (px[i, s, j] - ref)
+        d = 1 if d < 1 else (D if d > D else d)
+        r += theta[d - 1] * sz[i, s, j]
+    return r
+
+
 @njit(cache=True, _nrt=False)
 def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
              cfg, qpow, wrng, wt, wref, wcnt, log, nlog):
@@ -157,6 +170,13 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
     if es[i, ES_FROZEN] != 0:
         return
     t_next = _agent_until(i, np.int64(tw), px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+    # total cancel rates per side (lots/s), kept up to date message by message; a side is recomputed
+    # from its levels when the opposite best moved, when a level may have left the depth window, and
+    # after an agent event
+    cb = 0.0
+    ca = 0.0
+    dirty_b = True
+    dirty_a = True
     while es[i, ES_FROZEN] == 0:
         if nl[i, 0] > 0:
             wref[i, 0] = px[i, 0, 0]
@@ -164,18 +184,16 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
             wref[i, 1] = px[i, 1, 0]
         bb = wref[i, 0]
         ba = wref[i, 1]
-        cb = 0.0
-        for j in range(nl[i, 0]):
-            d = ba - px[i, 0, j]
-            d = 1 if d < 1 else (D if d > D else d)
-            cb += theta[d - 1] * sz[i, 0, j]
-        ca = 0.0
-        for j in range(nl[i, 1]):
-            d = px[i, 1, j] - bb
-            d = 1 if d < 1 else (D if d > D else d)
-            ca += theta[d - 1] * sz[i, 1, j]
-        cb *= inv_lot
-        ca *= inv_lot
+        if dirty_b:
+            cb = _side_rate(i, BID, ba, px, sz, nl, theta) * inv_lot
+            dirty_b = False
+        if dirty_a:
+            ca = _side_rate(i, ASK, bb, px, sz, nl, theta) * inv_lot
+            dirty_a = False
+        if cb < 0.0:
+            cb = 0.0
+        if ca < 0.0:
+            ca = 0.0
         R = 2.0 * lam_tot + 2.0 * mu + cb + ca
         t_new = tw + exponential(st) * 1e9 / R
         tm = np.int64(t_new) if t_new < 4.0e18 else np.int64(bk.INT_MAX)
@@ -184,6 +202,8 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
             t_next = _agent_until(i, t_next + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng,
                                   lat, mode)
             wcnt[i, W_REDRAWS] += 1
+            dirty_b = True
+            dirty_a = True
             continue
         if tm >= t_end:
             tw = float(t_end)
@@ -207,12 +227,27 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
                 wcnt[i, W_LIMIT_BID] += 1
                 p = ba - (lo + 1)
                 if p >= 1:
+                    full = nl[i, BID] == px.shape[2]
                     _emit(i, tm, MSG_SUBMIT, BID, p, q, lo + 1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat,
                           cfg, qpow, wcnt, log, nlog)
+                    if full:
+                        dirty_b = True
+                    else:
+                        cb += theta[lo] * q * inv_lot
+                    if p > bb or nl[i, BID] == 1:
+                        dirty_a = True
             else:
                 wcnt[i, W_LIMIT_ASK] += 1
-                _emit(i, tm, MSG_SUBMIT, ASK, bb + lo + 1, q, lo + 1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
+                p = bb + lo + 1
+                full = nl[i, ASK] == px.shape[2]
+                _emit(i, tm, MSG_SUBMIT, ASK, p, q, lo + 1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
                       lat, cfg, qpow, wcnt, log, nlog)
+                if full:
+                    dirty_a = True
+                else:
+                    ca += theta[lo] * q * inv_lot
+                if p < ba or nl[i, ASK] == 1:
+                    dirty_b = True
             continue
         u -= 2.0 * lam_tot
         if u < 2.0 * mu:  # market order: buy hits the asks, sell hits the bids
@@ -226,7 +261,18 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
                 take = sz[i, s, 0]
                 if take > left:
                     take = left
-                _emit(i, tm, MSG_EXEC, s, px[i, s, 0], take, (ba - px[i, s, 0]) if s == BID else (px[i, s, 0] - bb), px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
+                if take == sz[i, s, 0]:  # the touch empties: the other side's distances move
+                    if s == BID:
+                        dirty_a = True
+                    else:
+                        dirty_b = True
+                d = (ba - px[i, s, 0]) if s == BID else (px[i, s, 0] - bb)
+                dc = theta[(1 if d < 1 else (D if d > D else d)) - 1] * take * inv_lot
+                if s == BID:
+                    cb -= dc
+                else:
+                    ca -= dc
+                _emit(i, tm, MSG_EXEC, s, px[i, s, 0], take, d, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
                       lat, cfg, qpow, wcnt, log, nlog)
                 left -= take
             continue
@@ -256,6 +302,16 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
         q = _size(st, lognormal, unit, pv[P_MC], pv[P_SC], z)
         if q > sz[i, s, jj]:
             q = sz[i, s, jj]
+        if jj == 0 and q == sz[i, s, 0]:  # the touch empties: the other side's distances move
+            if s == BID:
+                dirty_a = True
+            else:
+                dirty_b = True
+        dc = theta[(1 if dj < 1 else (D if dj > D else dj)) - 1] * q * inv_lot
+        if s == BID:
+            cb -= dc
+        else:
+            ca -= dc
         _emit(i, tm, MSG_DELETE, s, px[i, s, jj], q, dj, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg,
               qpow, wcnt, log, nlog)
     wt[i] = tw
