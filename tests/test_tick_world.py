@@ -16,7 +16,7 @@ from lobworld.envs.tick import ReplayWorld, TickMarketMakingConfig
 from lobworld.world_models.tick_parametric import default_book, load_fitted_cst, simulate_cst
 from lobworld.world_models.tick_world import (
     L_DIST, L_PRICE, L_SIDE, L_SIZE, L_T, L_TYPE, W_CROSSED, W_LIMIT_ASK, W_LIMIT_BID,
-    W_MARKET_BUY, W_MARKET_SELL, W_MSGS, W_REJECTED, CSTWorld, CSTWorldError,
+    W_MARKET_BUY, W_MARKET_SELL, W_MSGS, W_REDRAWS, W_REJECTED, CSTWorld, CSTWorldError,
 )
 
 S = 10**9
@@ -277,4 +277,9 @@ def test_tick_envs_on_the_parametric_world(env_id):
                 break
         assert ended
         runs.append(np.stack(trace))
+        world = env.unwrapped.core.world
+        # the agent's messages interleaved with the flow (each one restarts the waiting time) and
+        # every generated message was accepted
+        assert world.wcnt[0, W_REDRAWS] > 0 and world.wcnt[0, W_MSGS] > 0
+        assert world.wcnt[0, W_CROSSED] == 0 and env.unwrapped.core.book.es[0, bk.ES_ERR] == 0
     assert np.array_equal(runs[0], runs[1])
