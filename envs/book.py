@@ -213,6 +213,21 @@ class Tape:
 
 
 _EMPTY_FILE = (np.zeros((0, 2, 1), np.int64), np.zeros((0, 2, 1), np.int64), np.zeros(0, np.int8))
+_NO_EROW = np.zeros(0, np.int32)
+_COMPACT: list = []  # (fpx, fsz, entry, compact file) of the files last run without verify
+_COMPACT_KEEP = 4
+
+
+def _compact(fpx, fsz, entry):
+    """:func:`~lobworld.envs.book_kernels.compact_file` of a file, made once per file (the same
+    array objects; a file changed in place after its first run is not seen)."""
+    for f in _COMPACT:
+        if f[0] is fpx and f[1] is fsz and f[2] is entry:
+            return f[3]
+    c = bk.compact_file(fpx, fsz, entry)
+    _COMPACT.insert(0, (fpx, fsz, entry, c))
+    del _COMPACT[_COMPACT_KEEP:]
+    return c
 
 
 def _ticks(price, price_usd, tick, what):
@@ -494,6 +509,7 @@ class Book:
             if verify or resync:
                 raise BookError("run: verify/resync need the orderbook file (file=)")
             fpx, fsz, entry = _EMPTY_FILE
+            erow = _NO_EROW
         else:
             fpx, fsz, entry = file
             if fpx.shape[0] != N or fsz.shape != fpx.shape or entry.shape != (N,):
@@ -502,6 +518,9 @@ class Book:
             if fpx.shape[2] > self.config.depth:
                 raise BookError(f"run: the file has {fpx.shape[2]} levels but BookConfig.depth is "
                                 f"{self.config.depth}; the book must be at least as deep as the file")
+            erow = _NO_EROW
+            if not verify and resync:  # only the entry rows are read: a compact copy stays in cache
+                fpx, fsz, erow = _compact(fpx, fsz, entry)
         self.cfg[bk.CF_VERIFY] = int(bool(verify))
         self.cfg[bk.CF_RESYNC] = int(bool(resync))
         tc = self.threads
@@ -519,7 +538,7 @@ class Book:
             timed = True
         kern = bk.book_run_parallel if par else bk.book_run
         t0 = time.perf_counter()
-        kern(stop, tape.t, tape.type, tape.side, tape.price, tape.size, fpx, fsz, entry, self.px, self.sz,
+        kern(stop, tape.t, tape.type, tape.side, tape.price, tape.size, fpx, fsz, entry, erow, self.px, self.sz,
              self.dq, self.nl, self.orders, self.pend, self.cmds, self.fills, self.es, self.acct, self.cnt,
              self.rng, self.lat, self.cfg, float(self.config.queue_power), t_flush)
         if timed:

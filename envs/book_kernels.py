@@ -543,7 +543,7 @@ def _side_matches(i, s, row, px, sz, nl, fpx, fsz, depth):
 
 
 @njit(cache=True, _nrt=False)
-def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, verify):
+def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, erow, verify):
     """Compare the book after message ``row`` with the file and resynchronise what differs.
 
     A side where a level entered from beyond the window (``entry`` bit) and whose levels
@@ -556,9 +556,10 @@ def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, verify)
     e = np.int64(entry[row])
     if e == 0 and not verify:
         return
+    fr = erow[row] if erow.shape[0] > 0 else row  # the file's row (a compact file holds entry rows only)
     if verify:
-        ok_top = _side_matches(i, BID, row, px, sz, nl, fpx, fsz, 1) and \
-            _side_matches(i, ASK, row, px, sz, nl, fpx, fsz, 1)
+        ok_top = _side_matches(i, BID, fr, px, sz, nl, fpx, fsz, 1) and \
+            _side_matches(i, ASK, fr, px, sz, nl, fpx, fsz, 1)
         if not ok_top:
             cnt[i, N_TOP_MISMATCH] += 1
             if cnt[i, FIRST_MISMATCH_ROW] < 0:
@@ -567,7 +568,7 @@ def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, verify)
     genuine = False
     for s in range(2):
         if verify or (e & (1 << s)):
-            if not _side_matches(i, s, row, px, sz, nl, fpx, fsz, L):
+            if not _side_matches(i, s, fr, px, sz, nl, fpx, fsz, L):
                 fix |= 1 << s
                 if not (e & (1 << s)):
                     genuine = True
@@ -579,7 +580,7 @@ def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, verify)
         cnt[i, N_RESYNC] += 1
     for s in range(2):
         if fix & (1 << s):
-            _resync_side(i, s, row, px, sz, dq, nl, fpx, fsz)
+            _resync_side(i, s, fr, px, sz, dq, nl, fpx, fsz)
             if es[i, ES_NLIVE] > 0:
                 _clamp_side(i, s, px, sz, dq, nl, orders)
 
@@ -774,7 +775,7 @@ def _agent_until(i, t_bound, px, sz, dq, nl, orders, pend, cmds, fills, es, acct
 # the batch kernels
 # =========================================================================================
 @njit(cache=True, _nrt=False)
-def _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, px, sz, dq, nl, orders, pend, cmds,
+def _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, erow, px, sz, dq, nl, orders, pend, cmds,
              fills, es, acct, cnt, rng, lat, cfg, qpow, t_flush):
     mode = cfg[CF_MODE]
     verify = cfg[CF_VERIFY] != 0
@@ -792,7 +793,7 @@ def _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, px, sz, dq, n
         ok = _apply_message(i, pos, t, np.int64(ttype[pos]), np.int64(tside[pos]), tpx[pos], tsz[pos], px, sz,
                             dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow)
         if ok and resync and (verify or entry[pos] != 0):
-            _check_row(i, pos, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, verify)
+            _check_row(i, pos, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, erow, verify)
         if es[i, ES_FROZEN] == 0:
             pos += 1
     es[i, ES_POS] = pos
@@ -802,27 +803,29 @@ def _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, px, sz, dq, n
 
 
 @njit(cache=True)
-def book_run(stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, px, sz, dq, nl, orders, pend, cmds, fills,
+def book_run(stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, erow, px, sz, dq, nl, orders, pend, cmds, fills,
              es, acct, cnt, rng, lat, cfg, qpow, t_flush):
     """Advance every env ``i`` through tape rows ``es[i, ES_POS] .. stop[i] - 1``.
 
     Before each row the agent's decisions and arrivals strictly earlier than the row's time
     run; after the last row those strictly earlier than ``t_flush[i]``. ``fpx, fsz``
     ``(N, 2, L)`` and ``entry`` ``(N,)`` are the orderbook file (used when ``cfg[CF_VERIFY]``
-    or ``cfg[CF_RESYNC]``; zero-size otherwise). One thread.
+    or ``cfg[CF_RESYNC]``; zero-size otherwise). ``erow`` ``(N,)`` int32, when not empty, maps
+    tape row ``k`` to the row of ``fpx, fsz`` that holds its book: a compact file of the
+    entry rows only (:func:`compact_file`; enough without ``cfg[CF_VERIFY]``). One thread.
     """
     for i in range(px.shape[0]):
-        _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, px, sz, dq, nl, orders, pend, cmds,
+        _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, erow, px, sz, dq, nl, orders, pend, cmds,
                  fills, es, acct, cnt, rng, lat, cfg, qpow, t_flush)
 
 
 @njit(cache=True, parallel=True)
-def book_run_parallel(stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, px, sz, dq, nl, orders, pend, cmds,
+def book_run_parallel(stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, erow, px, sz, dq, nl, orders, pend, cmds,
                       fills, es, acct, cnt, rng, lat, cfg, qpow, t_flush):
     """:func:`book_run` with the envs spread over Numba's threads (each env touches only its
     own rows and streams, so results do not depend on the thread count)."""
     for i in prange(px.shape[0]):
-        _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, px, sz, dq, nl, orders, pend, cmds,
+        _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, erow, px, sz, dq, nl, orders, pend, cmds,
                  fills, es, acct, cnt, rng, lat, cfg, qpow, t_flush)
 
 
@@ -858,6 +861,17 @@ def entry_flags(fpx, fsz, tside, tpx, ttype):
                     break
         out[k] = e
     return out
+
+
+def compact_file(fpx, fsz, entry):
+    """The rows of the orderbook file a replay without verification reads: ``(cpx, csz, erow)``
+    with ``cpx, csz`` ``(M, 2, L)`` the file's rows where ``entry != 0`` (in order, the dtype
+    of ``fpx, fsz``) and ``erow`` ``(N,)`` int32 the index of row ``k`` in them (-1 where
+    ``entry[k] == 0``). A few MB that stay in cache where the whole file would not."""
+    rows = np.flatnonzero(entry)
+    erow = np.full(len(entry), -1, np.int32)
+    erow[rows] = np.arange(len(rows), dtype=np.int32)
+    return np.ascontiguousarray(fpx[rows]), np.ascontiguousarray(fsz[rows]), erow
 
 
 @njit(cache=True)
