@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml Makefile $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
 	touch $(STAMP)
 
+# The demo's own output folder (git-ignored) is replaced on every run; `lobworld demo`
+# itself refuses an existing non-empty folder unless --overwrite is given.
 demo: $(STAMP)
-	$(BIN)/lobworld demo
+	$(BIN)/lobworld demo --out docs/demo --overwrite
 
 # The checks CI runs before the tests: ruff, and import-linter's layer contracts
 # (pyproject.toml [tool.importlinter]: envs < world_models < agents < scenarios < root).
