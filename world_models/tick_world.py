@@ -156,7 +156,7 @@ def _side_rate(i, s, ref, px, sz, nl, theta):
 
 @njit(cache=True, _nrt=False)
 def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-             cfg, qpow, wrng, wt, wref, wcnt, log, nlog):
+             cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog):
     mode = cfg[CF_MODE]
     D = lam_cum.shape[0]
     lam_tot = lam_cum[D - 1]
@@ -166,10 +166,11 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
     lognormal = pv[P_LOGNORMAL] != 0.0
     st = wrng[i]
     t_end = until[i]
+    t0i = w0[i]
     tw = wt[i]
     if es[i, ES_FROZEN] != 0:
         return
-    t_next = _agent_until(i, np.int64(tw), px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+    t_next = _agent_until(i, t0i + np.int64(tw), px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
     # total cancel rates per side (lots/s), kept up to date message by message; a side is recomputed
     # from its levels when the opposite best moved, when a level may have left the depth window, and
     # after an agent event
@@ -196,17 +197,20 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
             ca = 0.0
         R = 2.0 * lam_tot + 2.0 * mu + cb + ca
         t_new = tw + exponential(st) * 1e9 / R
-        tm = np.int64(t_new) if t_new < 4.0e18 else np.int64(bk.INT_MAX)
+        tm = t0i + np.int64(t_new) if t_new < 4.0e18 else np.int64(bk.INT_MAX)
         if t_next < tm and t_next < t_end:
             # the agent acts first; the flow restarts from its time on the changed book (memoryless)
-            t_next = _agent_until(i, t_next + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng,
+            ta = t_next
+            t_next = _agent_until(i, ta + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng,
                                   lat, mode)
+            if float(ta - t0i) > tw:
+                tw = float(ta - t0i)
             wcnt[i, W_REDRAWS] += 1
             dirty_b = True
             dirty_a = True
             continue
         if tm >= t_end:
-            tw = float(t_end)
+            tw = float(t_end - t0i)
             break
         tw = t_new
         u = uniform(st) * R
@@ -321,26 +325,27 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
 
 @njit(cache=True)
 def cst_advance(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg,
-                qpow, wrng, wt, wref, wcnt, log, nlog):
+                qpow, wrng, w0, wt, wref, wcnt, log, nlog):
     """Run every env's CST flow and its agent's events strictly before ``until[i]`` (ns).
 
     ``lam_cum, theta, pv``: :func:`world_params`; ``px .. qpow``: the :class:`Book`'s arrays;
-    ``wrng (n, 4)`` uint64 the world's streams, ``wt (n,)`` float64 world clock (ns), ``wref
+    ``wrng (n, 4)`` uint64 the world's streams, ``w0 (n,)`` int64 clock origin (ns, the episode
+    start), ``wt (n,)`` float64 world clock (ns since ``w0``), ``wref
     (n, 2)`` int64 last best bid / ask (ticks), ``wcnt (n, N_WCNT)``, ``log (n, cap, N_LCOL)``
     (``cap`` may be 0) and ``nlog (n,)``. One thread."""
     for i in range(px.shape[0]):
         _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                 cfg, qpow, wrng, wt, wref, wcnt, log, nlog)
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog)
 
 
 @njit(cache=True, parallel=True)
 def cst_advance_parallel(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng,
-                         lat, cfg, qpow, wrng, wt, wref, wcnt, log, nlog):
+                         lat, cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog):
     """:func:`cst_advance` over Numba's threads (each env touches only its own rows and stream,
     so results do not depend on the thread count)."""
     for i in prange(px.shape[0]):
         _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                 cfg, qpow, wrng, wt, wref, wcnt, log, nlog)
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog)
 
 
 def _ny_ns(day: str, hms: str) -> int:
@@ -423,6 +428,7 @@ class CSTWorld:
         self._n = n
         self.wrng = np.zeros((n, 4), np.uint64)
         self.wt = np.zeros(n, np.float64)
+        self.w0 = np.zeros(n, np.int64)
         self.wref = np.zeros((n, 2), np.int64)
         self.wcnt = np.zeros((n, N_WCNT), np.int64)
         self.log = np.zeros((n, self.record, N_LCOL), np.int64)
@@ -469,7 +475,8 @@ class CSTWorld:
             if not st.any():
                 st[0] = np.uint64(0x9E3779B97F4A7C15)
             self.wrng[i] = st
-        self.wt[envs] = t0.astype(np.float64)
+        self.w0[envs] = t0
+        self.wt[envs] = 0.0
         self.wcnt[envs] = 0
         self.nlog[envs] = 0
 
@@ -481,7 +488,7 @@ class CSTWorld:
         kern = cst_advance_parallel if par else cst_advance
         kern(until, self.lam_cum, self.theta, self.pv, book.px, book.sz, book.dq, book.nl, book.orders, book.pend,
              book.cmds, book.fills, book.es, book.acct, book.cnt, book.rng, book.lat, book.cfg,
-             float(book.config.queue_power), self.wrng, self.wt, self.wref, self.wcnt, self.log, self.nlog)
+             float(book.config.queue_power), self.wrng, self.w0, self.wt, self.wref, self.wcnt, self.log, self.nlog)
         if book.config.strict and (book.es[:, bk.ES_ERR] != 0).any():
             i = int(np.flatnonzero(book.es[:, bk.ES_ERR] != 0)[0])
             code = int(book.es[i, bk.ES_ERR])
