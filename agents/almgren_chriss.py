@@ -24,6 +24,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from lobworld.errors import LobworldError
+
+
+class AlmgrenChrissError(LobworldError):
+    """Bad Almgren-Chriss parameters (field named)."""
+
 
 __all__ = ["ACProblem", "ac_trajectory", "expected_cost", "cost_variance", "ac_kappa"]
 
@@ -51,9 +57,9 @@ class ACProblem:
 
     def __post_init__(self) -> None:
         if not (self.X > 0 and self.N >= 1 and self.tau > 0 and self.sigma >= 0 and self.s0 > 0):
-            raise ValueError(f"ACProblem: need X > 0, N >= 1, tau > 0, sigma >= 0, s0 > 0; got {self}")
+            raise AlmgrenChrissError(f"ACProblem: need X > 0, N >= 1, tau > 0, sigma >= 0, s0 > 0; got {self}")
         if self.eta_tilde <= 0:
-            raise ValueError(
+            raise AlmgrenChrissError(
                 f"ACProblem: eta_tilde = eta - gamma*tau/2 = {self.eta_tilde:g} must be > 0 (impact too permanent)"
             )
 
@@ -79,7 +85,7 @@ class ACProblem:
 def ac_kappa(problem: ACProblem, risk_aversion_bps: float) -> float:
     """Urgency kappa (1/s) for risk aversion lambda in 1/bps (lambda_usd = lambda * bps_per_usd)."""
     if risk_aversion_bps < 0:
-        raise ValueError(f"risk aversion must be >= 0, got {risk_aversion_bps}")
+        raise AlmgrenChrissError(f"risk aversion must be >= 0, got {risk_aversion_bps}")
     lam_usd = risk_aversion_bps * problem.bps_per_usd
     kt2 = lam_usd * problem.sigma ** 2 / problem.eta_tilde
     return math.acosh(0.5 * kt2 * problem.tau ** 2 + 1.0) / problem.tau
@@ -102,7 +108,7 @@ def ac_trajectory(problem: ACProblem, risk_aversion_bps: float) -> np.ndarray:
 def _check_holdings(problem: ACProblem, x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.shape != (problem.N + 1,):
-        raise ValueError(f"holdings must have shape ({problem.N + 1},), got {x.shape}")
+        raise AlmgrenChrissError(f"holdings must have shape ({problem.N + 1},), got {x.shape}")
     return x
 
 

@@ -53,6 +53,12 @@ from lobworld.envs.dark_pool import (
     DarkPoolConfig,
     DarkPoolCore,
 )
+from lobworld.errors import LobworldError
+
+
+class DarkPoolPolicyError(LobworldError):
+    """Bad parameters of a dark-pool baseline (field named)."""
+
 
 __all__ = [
     "alloc_fill_from_obs",
@@ -71,7 +77,7 @@ __all__ = [
 def _check_obs(obs: np.ndarray, K: int) -> np.ndarray:
     obs = np.asarray(obs)
     if obs.ndim != 2 or obs.shape[1] != N_OBS_GLOBAL + N_OBS_VENUE * K:
-        raise ValueError(f"observations must have shape (n_envs, {N_OBS_GLOBAL + N_OBS_VENUE * K}), got {obs.shape}")
+        raise DarkPoolPolicyError(f"observations must have shape (n_envs, {N_OBS_GLOBAL + N_OBS_VENUE * K}), got {obs.shape}")
     return obs
 
 
@@ -117,7 +123,7 @@ class _Base:
         if not isinstance(config, DarkPoolConfig):
             raise TypeError(f"config must be a DarkPoolConfig, got {type(config).__name__}")
         if not (math.isfinite(slice_mult) and slice_mult > 0):
-            raise ValueError(f"slice_mult must be a finite number > 0, got {slice_mult!r}")
+            raise DarkPoolPolicyError(f"slice_mult must be a finite number > 0, got {slice_mult!r}")
         self.config = config
         self.slice_mult = float(slice_mult)
 
@@ -260,9 +266,9 @@ class GanchevState:
         alloc = np.ascontiguousarray(allocations, dtype=np.int64)
         fl = np.ascontiguousarray(fills, dtype=np.int64)
         if alloc.shape != (n, K) or fl.shape != (n, K):
-            raise ValueError(f"allocations and fills must have shape {(n, K)}, got {alloc.shape} and {fl.shape}")
+            raise DarkPoolPolicyError(f"allocations and fills must have shape {(n, K)}, got {alloc.shape} and {fl.shape}")
         if (fl < 0).any() or (fl > alloc).any():
-            raise ValueError("fills must satisfy 0 <= fill <= allocation")
+            raise DarkPoolPolicyError("fills must satisfy 0 <= fill <= allocation")
         m = np.ones(n, np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
         _km_update(self.exact, self.cens, alloc, fl, m, self.unit)
 
@@ -288,9 +294,9 @@ class GanchevPolicy(_Base):
                  reset_each_episode: bool = False, prior: float = 1.0):
         super().__init__(config, slice_mult)
         if not isinstance(unit, (int, np.integer)) or unit < 1:
-            raise ValueError(f"unit must be an integer >= 1 (shares), got {unit!r}")
+            raise DarkPoolPolicyError(f"unit must be an integer >= 1 (shares), got {unit!r}")
         if not (math.isfinite(prior) and prior >= 0):
-            raise ValueError(f"prior must be a finite number >= 0 (pseudo-observations), got {prior!r}")
+            raise DarkPoolPolicyError(f"prior must be a finite number >= 0 (pseudo-observations), got {prior!r}")
         self.state = GanchevState.empty(n_envs, config.n_dark, config.quantity, int(unit), prior)
         self.reset_each_episode = bool(reset_each_episode)
         self._out = np.zeros((n_envs, config.n_dark), np.int64)

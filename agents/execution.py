@@ -34,6 +34,12 @@ from lobworld.envs.execution import (
     SESSION_MINUTES,
     ExecutionConfig,
 )
+from lobworld.errors import LobworldError
+
+
+class ExecutionPolicyError(LobworldError):
+    """Bad parameters of an execution baseline or evaluation (field named)."""
+
 
 __all__ = [
     "SchedulePolicy",
@@ -49,7 +55,7 @@ __all__ = [
 def _steps_taken(obs: np.ndarray, horizon: int) -> np.ndarray:
     obs = np.asarray(obs)
     if obs.ndim != 2 or obs.shape[1] < 8:
-        raise ValueError(f"execution policies take batched observations (n, 8), got shape {obs.shape}")
+        raise ExecutionPolicyError(f"execution policies take batched observations (n, 8), got shape {obs.shape}")
     return np.clip(np.rint(obs[:, O_TIME].astype(np.float64) * horizon).astype(np.int64), 0, horizon - 1)
 
 
@@ -63,9 +69,9 @@ class SchedulePolicy:
     def __init__(self, holdings):
         x = np.asarray(holdings, dtype=np.float64)
         if x.ndim != 1 or x.size < 2 or not np.all(np.isfinite(x)) or x[0] <= 0 or x[-1] != 0:
-            raise ValueError("holdings must be a finite 1-d schedule with x_0 > 0 and x_T = 0")
+            raise ExecutionPolicyError("holdings must be a finite 1-d schedule with x_0 > 0 and x_T = 0")
         if np.any(np.diff(x) > 1e-12 * x[0]):
-            raise ValueError("holdings must be non-increasing (a sell/buy-only schedule)")
+            raise ExecutionPolicyError("holdings must be non-increasing (a sell/buy-only schedule)")
         self.holdings = x
         self.horizon = x.size - 1
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -123,7 +129,7 @@ class POVPolicy:
 
     def __init__(self, rate: float = 0.1, quantity: float = 7061.0, volume_per_step: float = 30.18 * 60.0):
         if not (0 < rate <= 1):
-            raise ValueError(f"POV rate must be in (0, 1], got {rate}")
+            raise ExecutionPolicyError(f"POV rate must be in (0, 1], got {rate}")
         self.rate, self.quantity, self.volume_per_step = float(rate), float(quantity), float(volume_per_step)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -160,13 +166,13 @@ def evaluate(policy: Callable[[np.ndarray], Any], env_id: str = "LOB-Execution-v
     import gymnasium as gym
 
     if env_id not in gym.registry:
-        raise ValueError(f"unknown env id {env_id!r}")
+        raise ExecutionPolicyError(f"unknown env id {env_id!r}")
     spec = gym.registry[env_id]
     vec_cls = spec.vector_entry_point
     if isinstance(vec_cls, str):
         vec_cls = gym.envs.registration.load_env_creator(vec_cls)
     if n_episodes < 1:
-        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+        raise ExecutionPolicyError(f"n_episodes must be >= 1, got {n_episodes}")
     core = vec_cls.core_cls(n_envs=int(n_episodes), **{**spec.kwargs, **env_kwargs})
     core.seed_rows(range(core.n_envs), [seed + i for i in range(core.n_envs)])
     core.reset()

@@ -32,6 +32,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from gymnasium import spaces
+from lobworld.errors import LobworldError
+
+
+class MarketMakingPolicyError(LobworldError):
+    """Bad parameters of a market-making baseline (field named)."""
+
 
 __all__ = [
     "AvellanedaStoikovAgent",
@@ -50,9 +56,9 @@ def _check_obs(obs) -> np.ndarray:
     if o.ndim == 1:
         o = o[None, :]
     if o.ndim != 2 or o.shape[1] < 2:
-        raise ValueError(f"observations must have shape (n, 10), got {np.shape(obs)}")
+        raise MarketMakingPolicyError(f"observations must have shape (n, 10), got {np.shape(obs)}")
     if not np.all(np.isfinite(o[:, :2])):
-        raise ValueError("observations contain NaN/inf in the inventory or time columns")
+        raise MarketMakingPolicyError("observations contain NaN/inf in the inventory or time columns")
     return o
 
 
@@ -101,10 +107,10 @@ class AvellanedaStoikovAgent(_Policy):
         for name in ("gamma", "sigma", "k", "dt", "inventory_limit", "tick", "size"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"AvellanedaStoikovAgent.{name} must be a finite number > 0, got {v!r}")
+                raise MarketMakingPolicyError(f"AvellanedaStoikovAgent.{name} must be a finite number > 0, got {v!r}")
         fs = self.fixed_spread
         if fs is not None and not (isinstance(fs, (int, float)) and math.isfinite(fs) and fs > 0):
-            raise ValueError(f"AvellanedaStoikovAgent.fixed_spread must be None or a finite number > 0, got {fs!r}")
+            raise MarketMakingPolicyError(f"AvellanedaStoikovAgent.fixed_spread must be None or a finite number > 0, got {fs!r}")
 
     def mean_spread(self) -> float:
         """The formula's total spread averaged over the env's decision times ``t = 0, dt, ..., T - dt`` (USD)."""
@@ -122,7 +128,7 @@ class AvellanedaStoikovAgent(_Policy):
                 from lobworld.envs.dynamics import ParametricParams
                 s = ParametricParams().sigma if dyn in ("parametric", None) else None
             if s is None:
-                raise ValueError("pass sigma= (the config's dynamics has no .sigma)")
+                raise MarketMakingPolicyError("pass sigma= (the config's dynamics has no .sigma)")
             sigma = float(s)
         return cls(gamma=gamma, sigma=sigma, k=config.fill_k if k is None else k, horizon=config.horizon,
                    dt=config.dt, inventory_limit=config.inventory_limit, tick=config.tick,
@@ -185,11 +191,11 @@ def cartea_jaimungal_depths(A: float, k: float, phi: float, alpha: float, q_max:
     """
     for name, v in (("A", A), ("k", k), ("dt", dt)):
         if not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
+            raise MarketMakingPolicyError(f"{name} must be a finite number > 0, got {v!r}")
     if not (math.isfinite(phi) and phi >= 0 and math.isfinite(alpha) and alpha >= 0):
-        raise ValueError(f"phi and alpha must be finite and >= 0, got {phi!r}, {alpha!r}")
+        raise MarketMakingPolicyError(f"phi and alpha must be finite and >= 0, got {phi!r}, {alpha!r}")
     if int(q_max) < 1 or int(n_steps) < 1:
-        raise ValueError("q_max and n_steps must be >= 1")
+        raise MarketMakingPolicyError("q_max and n_steps must be >= 1")
     return _cj_table(float(A), float(k), float(phi), float(alpha), int(q_max), int(n_steps), float(dt))
 
 
@@ -329,7 +335,7 @@ def avellaneda_stoikov_experiment(gamma: float, strategy: str = "inventory", *, 
     from lobworld.envs.market_making import MarketMakingCore, avellaneda_stoikov_config
 
     if strategy not in ("inventory", "symmetric"):
-        raise ValueError(f"strategy must be 'inventory' or 'symmetric', got {strategy!r}")
+        raise MarketMakingPolicyError(f"strategy must be 'inventory' or 'symmetric', got {strategy!r}")
     cfg = avellaneda_stoikov_config()
     core = MarketMakingCore(n_envs=n_sims, config=cfg)
     core.seed_rows(range(n_sims), [seed + i for i in range(n_sims)])

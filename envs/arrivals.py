@@ -11,6 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from lobworld.errors import LobworldError
+
+
+class ArrivalParamsError(LobworldError):
+    """Arrival-process parameters that are not valid (field named)."""
+
 
 __all__ = ["HawkesParams", "PoissonParams"]
 
@@ -30,11 +36,11 @@ class HawkesParams:
         mu = np.asarray(self.mu, dtype=float)
         alpha = np.asarray(self.alpha, dtype=float)
         if mu.shape != (2,) or alpha.shape != (2, 2):
-            raise ValueError(f"HawkesParams: mu must have shape (2,), alpha (2, 2); got {mu.shape}, {alpha.shape}")
+            raise ArrivalParamsError(f"HawkesParams: mu must have shape (2,), alpha (2, 2); got {mu.shape}, {alpha.shape}")
         if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(alpha)) and np.isfinite(self.beta)):
-            raise ValueError("HawkesParams: parameters must be finite")
+            raise ArrivalParamsError("HawkesParams: parameters must be finite")
         if np.any(mu < 0) or np.any(alpha < 0) or self.beta <= 0:
-            raise ValueError("HawkesParams: mu >= 0, alpha >= 0 and beta > 0 are required")
+            raise ArrivalParamsError("HawkesParams: mu >= 0, alpha >= 0 and beta > 0 are required")
 
     @property
     def branching_ratio(self) -> float:
@@ -45,7 +51,7 @@ class HawkesParams:
     def stationary_intensity(self) -> np.ndarray:
         """Long-run mean intensities ``(I - alpha)^{-1} mu`` (events per second)."""
         if self.branching_ratio >= 1:
-            raise ValueError(f"non-stationary Hawkes process (branching ratio {self.branching_ratio:.3f} >= 1)")
+            raise ArrivalParamsError(f"non-stationary Hawkes process (branching ratio {self.branching_ratio:.3f} >= 1)")
         a = np.asarray(self.alpha, dtype=float)
         return np.linalg.solve(np.eye(2) - a, np.asarray(self.mu, dtype=float))
 
@@ -60,4 +66,4 @@ class PoissonParams:
     def __post_init__(self) -> None:
         r = np.asarray(self.rate, dtype=float)
         if r.shape != (2,) or not np.all(np.isfinite(r)) or np.any(r < 0):
-            raise ValueError(f"PoissonParams.rate must be two finite non-negative rates, got {self.rate!r}")
+            raise ArrivalParamsError(f"PoissonParams.rate must be two finite non-negative rates, got {self.rate!r}")

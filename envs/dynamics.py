@@ -35,6 +35,12 @@ import numpy as np
 from numba import njit
 
 from lobworld.envs.rng import normal
+from lobworld.errors import LobworldError
+
+
+class DynamicsError(LobworldError):
+    """Bad market-dynamics parameters or arguments (field named)."""
+
 
 # ---- market state columns (shared by every dynamics) ----------------------
 MID = 0  #: mid price after the step (USD)
@@ -97,14 +103,14 @@ class ParametricParams:
             v = getattr(self, f.name)
             if f.name == "impact":
                 if v not in ("linear", "sqrt"):
-                    raise ValueError(f"ParametricParams.impact must be 'linear' or 'sqrt', got {v!r}")
+                    raise DynamicsError(f"ParametricParams.impact must be 'linear' or 'sqrt', got {v!r}")
                 continue
             if not np.isfinite(v):
-                raise ValueError(f"ParametricParams.{f.name} must be finite, got {v!r}")
+                raise DynamicsError(f"ParametricParams.{f.name} must be finite, got {v!r}")
             if f.name != "mu" and v < 0:
-                raise ValueError(f"ParametricParams.{f.name} must be >= 0, got {v!r}")
+                raise DynamicsError(f"ParametricParams.{f.name} must be >= 0, got {v!r}")
         if self.s0 <= 0 or self.tick <= 0:
-            raise ValueError("ParametricParams.s0 and .tick must be > 0")
+            raise DynamicsError("ParametricParams.s0 and .tick must be > 0")
 
     def replace(self, **changes: Any) -> "ParametricParams":
         return type(self)(**{**asdict(self), **changes})
@@ -234,7 +240,7 @@ class ParametricDynamics(MarketDynamics):
     def param_rows(self, n_envs: int, dt: float) -> np.ndarray:
         ps = self.params if isinstance(self.params, (list, tuple)) else [self.params] * n_envs
         if len(ps) != n_envs:
-            raise ValueError(f"got {len(ps)} ParametricParams for {n_envs} envs")
+            raise DynamicsError(f"got {len(ps)} ParametricParams for {n_envs} envs")
         P = np.empty((n_envs, N_PARAM), dtype=np.float64)
         for i, p in enumerate(ps):
             P[i] = (p.s0, p.mu, p.sigma, p.spread, p.spread_logsd, p.tick, p.volume_rate,
@@ -243,7 +249,7 @@ class ParametricDynamics(MarketDynamics):
 
     def args(self, n_envs: int, dt: float) -> tuple:
         if not (dt > 0 and np.isfinite(dt)):
-            raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+            raise DynamicsError(f"dt must be a positive number of seconds, got {dt!r}")
         return (self.param_rows(n_envs, dt),)
 
 
@@ -258,11 +264,11 @@ def register_dynamics(name: str, factory: Callable[[], MarketDynamics], *, overw
     imports the layers above it.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"dynamics name must be a non-empty string, got {name!r}")
+        raise DynamicsError(f"dynamics name must be a non-empty string, got {name!r}")
     if not callable(factory):
-        raise ValueError(f"dynamics factory for {name!r} must be callable, got {factory!r}")
+        raise DynamicsError(f"dynamics factory for {name!r} must be callable, got {factory!r}")
     if name in _DYNAMICS_FACTORIES and not overwrite:
-        raise ValueError(f"dynamics {name!r} is already registered (pass overwrite=True to replace it)")
+        raise DynamicsError(f"dynamics {name!r} is already registered (pass overwrite=True to replace it)")
     _DYNAMICS_FACTORIES[name] = factory
 
 
@@ -285,4 +291,4 @@ def make_dynamics(dynamics: str | MarketDynamics | None) -> MarketDynamics:
     if isinstance(dynamics, str) and dynamics in _DYNAMICS_FACTORIES:
         return _DYNAMICS_FACTORIES[dynamics]()
     known = ", ".join(repr(n) for n in registered_dynamics())
-    raise ValueError(f"unknown dynamics {dynamics!r}: use one of {known} or a MarketDynamics")
+    raise DynamicsError(f"unknown dynamics {dynamics!r}: use one of {known} or a MarketDynamics")

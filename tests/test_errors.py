@@ -31,7 +31,15 @@ def _error_classes():
     return out
 
 
-ERROR_CLASSES = _error_classes()
+#: Errors that mean a bug in lobworld, not a user mistake: they must keep their traceback.
+INTERNAL = {("lobworld.envs.columns", "ColumnLayoutError")}
+ERROR_CLASSES = [e for e in _error_classes() if e not in INTERNAL]
+
+
+@pytest.mark.parametrize("module, name", sorted(INTERNAL))
+def test_internal_error_classes_are_not_user_errors(module, name):
+    assert (module, name) in set(_error_classes())
+    assert not issubclass(getattr(importlib.import_module(module), name), LobworldError)
 
 
 def test_the_scan_finds_the_known_classes():

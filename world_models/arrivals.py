@@ -37,6 +37,11 @@ import numpy as np
 from numba import njit
 
 from lobworld.envs.arrivals import HawkesParams, PoissonParams
+from lobworld.errors import LobworldError
+
+
+class ArrivalFitError(LobworldError):
+    """Bad input to the arrival-process fits, likelihoods or simulators (field named)."""
 
 
 # ---------------------------------------------------------------------------
@@ -111,19 +116,19 @@ def market_orders_from_events(events, *, t0: float | None = None, T: float | Non
     need = {"ts", "event", "size", "aggressor"}
     missing = need - set(events.columns)
     if missing:
-        raise ValueError(f"event table lacks columns {sorted(missing)}")
+        raise ArrivalFitError(f"event table lacks columns {sorted(missing)}")
     secs = seconds_after_midnight(events["ts"])
     ev = events["event"].astype(str).to_numpy()
     is_exec = (ev == "exec_visible") | (ev == "exec_hidden")
     idx = np.flatnonzero(is_exec)
     if idx.size == 0:
-        raise ValueError("event table has no executions (exec_visible/exec_hidden rows)")
+        raise ArrivalFitError("event table has no executions (exec_visible/exec_hidden rows)")
     agg = events["aggressor"].to_numpy()[idx].astype(np.int64)
     if np.any((agg != 1) & (agg != -1)):
-        raise ValueError("executions must have aggressor +1 or -1")
+        raise ArrivalFitError("executions must have aggressor +1 or -1")
     t = secs[idx]
     if np.any(~np.isfinite(t)) or np.any(np.diff(secs) < 0):
-        raise ValueError("event timestamps must be finite and sorted")
+        raise ArrivalFitError("event timestamps must be finite and sorted")
     sz = events["size"].to_numpy(dtype=np.float64)[idx]
     has_book = {"bid_px_1", "ask_px_1"} <= set(events.columns)
     if has_book:
@@ -160,7 +165,7 @@ def market_orders_from_events(events, *, t0: float | None = None, T: float | Non
         T = max(57600.0 - t0, float(secs[-1] - t0)) if t0 == 34200.0 else float(secs[-1] - t0)
     times = t[starts] - t0
     if times[0] < 0 or times[-1] > T:
-        raise ValueError(f"market orders fall outside the window [t0, t0+T] = [{t0}, {t0 + T}]")
+        raise ArrivalFitError(f"market orders fall outside the window [t0, t0+T] = [{t0}, {t0 + T}]")
     ticker = str(getattr(events, "attrs", {}).get("ticker", ""))
     return MarketOrders(times, marks, sizes, mid_before, mid_after, depth, float(t0), float(T), ticker)
 
@@ -186,20 +191,20 @@ def _check_points(times, marks, T=None) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(times, dtype=np.float64)
     m = np.asarray(marks)
     if t.ndim != 1 or m.ndim != 1 or t.shape != m.shape:
-        raise ValueError(f"times and marks must be 1-D arrays of equal length, got shapes {t.shape} and {m.shape}")
+        raise ArrivalFitError(f"times and marks must be 1-D arrays of equal length, got shapes {t.shape} and {m.shape}")
     if not np.all(np.isfinite(t)):
-        raise ValueError(f"times contain NaN/inf at index {int(np.flatnonzero(~np.isfinite(t))[0])}")
+        raise ArrivalFitError(f"times contain NaN/inf at index {int(np.flatnonzero(~np.isfinite(t))[0])}")
     if np.any(t < 0):
-        raise ValueError("times must be >= 0 (seconds since the window start)")
+        raise ArrivalFitError("times must be >= 0 (seconds since the window start)")
     if t.size > 1 and np.any(np.diff(t) < 0):
-        raise ValueError(f"times must be sorted; first decrease at index {int(np.flatnonzero(np.diff(t) < 0)[0]) + 1}")
+        raise ArrivalFitError(f"times must be sorted; first decrease at index {int(np.flatnonzero(np.diff(t) < 0)[0]) + 1}")
     if m.size and not np.all(np.isin(m, (0, 1))):
-        raise ValueError(f"marks must be 0 (buy) or 1 (sell), got {np.unique(m)[~np.isin(np.unique(m), (0, 1))][:5]}")
+        raise ArrivalFitError(f"marks must be 0 (buy) or 1 (sell), got {np.unique(m)[~np.isin(np.unique(m), (0, 1))][:5]}")
     if T is not None:
         if not (np.isfinite(T) and T > 0):
-            raise ValueError(f"T must be a positive finite number of seconds, got {T!r}")
+            raise ArrivalFitError(f"T must be a positive finite number of seconds, got {T!r}")
         if t.size and T < t[-1]:
-            raise ValueError(f"T = {T} is before the last event time {t[-1]}")
+            raise ArrivalFitError(f"T = {T} is before the last event time {t[-1]}")
     return t, m.astype(np.int64)
 
 
@@ -216,7 +221,7 @@ def fit_poisson(times, marks, T: float | None = None) -> PoissonParams:
     t, m = _check_points(times, marks, T)
     if T is None:
         if t.size == 0 or t[-1] <= 0:
-            raise ValueError("need T (or at least one event at a positive time)")
+            raise ArrivalFitError("need T (or at least one event at a positive time)")
         T = float(t[-1])
     counts = np.bincount(m, minlength=2).astype(float)
     return PoissonParams(rate=(float(counts[0] / T), float(counts[1] / T)))
@@ -239,7 +244,7 @@ def poisson_loglik(params: PoissonParams, times, marks, T: float) -> float:
 def simulate_poisson(params: PoissonParams, T: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Marked Poisson arrivals on ``[0, T]``: ``(times, marks)`` sorted by time."""
     if not (np.isfinite(T) and T > 0):
-        raise ValueError(f"T must be a positive finite number of seconds, got {T!r}")
+        raise ArrivalFitError(f"T must be a positive finite number of seconds, got {T!r}")
     ts, ms = [], []
     for k, r in enumerate(params.rate):
         n = rng.poisson(r * T)
@@ -460,7 +465,7 @@ def fit_hawkes(times, marks, T: float, *, beta_starts=(0.1, 1.0, 10.0, 100.0),
     T = float(T)
     counts = np.bincount(m, minlength=2)
     if counts.min() < 2:
-        raise ValueError(f"need at least 2 events of each mark to fit a bivariate Hawkes process, got {tuple(counts)}")
+        raise ArrivalFitError(f"need at least 2 events of each mark to fit a bivariate Hawkes process, got {tuple(counts)}")
     pois = fit_poisson(t, m, T)
     ll_pois = poisson_loglik(pois, t, m, T)
     g = np.empty(7)
@@ -509,7 +514,7 @@ def fit_hawkes(times, marks, T: float, *, beta_starts=(0.1, 1.0, 10.0, 100.0),
     if br >= 1.0:
         msg = f"fitted Hawkes process is non-stationary: branching ratio {br:.4f} >= 1"
         if require_stationary:
-            raise ValueError(msg)
+            raise ArrivalFitError(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=2)
     return params, report
 
@@ -557,7 +562,7 @@ def simulate_hawkes(params: HawkesParams, T: float, rng: np.random.Generator,
     candidate. Returns ``(times, marks)`` sorted by time (marks int8).
     """
     if not (np.isfinite(T) and T > 0):
-        raise ValueError(f"T must be a positive finite number of seconds, got {T!r}")
+        raise ArrivalFitError(f"T must be a positive finite number of seconds, got {T!r}")
     mu, alpha, beta = _unpack(params)
     if params.branching_ratio >= 1.0:
         warnings.warn(f"simulating a non-stationary Hawkes process (branching ratio {params.branching_ratio:.3f})",
@@ -597,10 +602,10 @@ def load_fitted_arrivals(ticker: str = "GOOG") -> tuple[HawkesParams, PoissonPar
     path = pathlib.Path(__file__).parent / "assets" / "fitted" / f"{ticker.lower()}.json"
     if not path.is_file():
         avail = sorted(p.stem.upper() for p in path.parent.glob("*.json"))
-        raise ValueError(f"no fitted arrival model for {ticker!r}; available: {avail}")
+        raise ArrivalFitError(f"no fitted arrival model for {ticker!r}; available: {avail}")
     d = json.loads(path.read_text())
     if "hawkes" not in d or "poisson" not in d:
-        raise ValueError(f"{path}: no 'hawkes'/'poisson' blocks")
+        raise ArrivalFitError(f"{path}: no 'hawkes'/'poisson' blocks")
     h = d["hawkes"]
     hp = HawkesParams(mu=tuple(h["mu"]), alpha=tuple(tuple(r) for r in h["alpha"]), beta=float(h["beta"]))
     return hp, PoissonParams(rate=tuple(d["poisson"]["rate"]))

@@ -38,13 +38,19 @@ import pandas as pd
 from lobworld.envs.dynamics import ParametricParams
 from lobworld.world_models.data.bars import make_bars
 from lobworld.world_models.data.schema import EVENT_CATEGORIES, EXEC_EVENTS, event_codes
+from lobworld.errors import LobworldError
+
+
+class CalibrationError(LobworldError):
+    """Data that cannot calibrate the parametric market (what is missing named)."""
+
 
 SESSION_SECONDS = 23_400.0  #: 09:30-16:00, a regular US equity session
 
 
 def _bars(events: pd.DataFrame, dt: float) -> pd.DataFrame:
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+        raise CalibrationError(f"dt must be a positive number of seconds, got {dt!r}")
     return make_bars(events, pd.Timedelta(seconds=dt))
 
 
@@ -66,18 +72,18 @@ def calibration_report(events: pd.DataFrame, dt: float = 60.0) -> dict:
     (``n_bars``, ``zero_volume_share``, ``sigma_per_bar``, ``volume_per_bar``)."""
     bars = _bars(events, dt)
     if len(bars) < 2:
-        raise ValueError(f"calibration needs at least 2 bars of {dt} s; the events span {len(bars)}")
+        raise CalibrationError(f"calibration needs at least 2 bars of {dt} s; the events span {len(bars)}")
     mid = 0.5 * (events["bid_px_1"] + events["ask_px_1"])
     valid = mid.notna()
     if not valid.any():
-        raise ValueError("calibration: no event has both a bid and an ask")
+        raise CalibrationError("calibration: no event has both a bid and an ask")
     ret = bars["mid_ret"].to_numpy()[1:]
     ret = ret[np.isfinite(ret)]
     spread = bars["spread"].to_numpy()
     spread = spread[np.isfinite(spread) & (spread > 0)]
     vol = bars["volume"].to_numpy()
     if vol.sum() <= 0:
-        raise ValueError("calibration: the events contain no execution")
+        raise CalibrationError("calibration: the events contain no execution")
     traded = vol[vol > 0]
     sigma = float(np.sqrt(np.mean(ret ** 2) / dt))
     return {
@@ -111,7 +117,7 @@ def adv_shares(events: pd.DataFrame, *, session_seconds: float = SESSION_SECONDS
     days = events["ts"].dt.date
     n_days = int(days.nunique())
     if n_days == 0:
-        raise ValueError("adv_shares: the event table is empty")
+        raise CalibrationError("adv_shares: the event table is empty")
     win = events.attrs.get("window_ms")
     if win:
         covered = n_days * (win[1] - win[0]) / 1000.0
@@ -119,5 +125,5 @@ def adv_shares(events: pd.DataFrame, *, session_seconds: float = SESSION_SECONDS
         g = events.groupby(days)["ts"]
         covered = float((g.max() - g.min()).dt.total_seconds().sum())
     if covered <= 0:
-        raise ValueError("adv_shares: the events cover no time")
+        raise CalibrationError("adv_shares: the events cover no time")
     return total / covered * session_seconds

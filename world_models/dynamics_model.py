@@ -60,6 +60,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from lobworld.errors import LobworldError
+
+
+class ModelConfigError(LobworldError):
+    """A bar world-model configuration or input that cannot be used (field named)."""
+
 
 __all__ = [
     "ModelConfig",
@@ -199,15 +205,15 @@ class ModelConfig:
         for name in ("hidden", "latent", "n_mix", "spread_bins", "mid_half_ticks"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive int, got {v!r}")
+                raise ModelConfigError(f"ModelConfig.{name} must be a positive int, got {v!r}")
         if self.spread_bins < 2:
-            raise ValueError(f"ModelConfig.spread_bins must be >= 2, got {self.spread_bins}")
+            raise ModelConfigError(f"ModelConfig.spread_bins must be >= 2, got {self.spread_bins}")
         if self.mid_head not in MID_HEADS:
-            raise ValueError(f"ModelConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
+            raise ModelConfigError(f"ModelConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
         if self.ofi_head not in OFI_HEADS:
-            raise ValueError(f"ModelConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
+            raise ModelConfigError(f"ModelConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
         if not isinstance(self.spread_level, bool):
-            raise ValueError(f"ModelConfig.spread_level must be true or false, got {self.spread_level!r}")
+            raise ModelConfigError(f"ModelConfig.spread_level must be true or false, got {self.spread_level!r}")
 
     @property
     def categorical(self) -> bool:
@@ -285,10 +291,10 @@ class AssetStats:
             v = getattr(self, f.name)
             if f.name == "flow_rho":
                 if not (isinstance(v, (int, float)) and math.isfinite(v) and -1.0 < v < 1.0):
-                    raise ValueError(f"AssetStats.flow_rho must be a finite number in (-1, 1), got {v!r}")
+                    raise ModelConfigError(f"AssetStats.flow_rho must be a finite number in (-1, 1), got {v!r}")
                 continue
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"AssetStats.{f.name} must be a finite positive number, got {v!r}")
+                raise ModelConfigError(f"AssetStats.{f.name} must be a finite positive number, got {v!r}")
 
     def to_dict(self) -> dict[str, float]:
         """Fields as stored in a checkpoint (``flow_rho`` only when fitted, so older metadata is unchanged)."""
@@ -394,9 +400,9 @@ def _bar_seconds(bars) -> np.ndarray:
         d = np.diff(bars.index).astype("timedelta64[ns]").astype(np.int64) / 1e9
         v = np.concatenate([[np.median(d)], d])
     else:
-        raise ValueError("bar frame lacks column 'bar_seconds' and has no DatetimeIndex to derive bar lengths from")
+        raise ModelConfigError("bar frame lacks column 'bar_seconds' and has no DatetimeIndex to derive bar lengths from")
     if not np.all(np.isfinite(v) & (v >= 0)):
-        raise ValueError("bar column 'bar_seconds' has NaN, inf or negative values")
+        raise ModelConfigError("bar column 'bar_seconds' has NaN, inf or negative values")
     return v
 
 
@@ -408,7 +414,7 @@ def half_tick_changes(bars, tick: float) -> np.ndarray:
     r = bars["mid_ret"].to_numpy(float) / (0.5 * tick)
     j = np.round(r)
     if r.size and np.max(np.abs(r - j)) > 1e-6:
-        raise ValueError(f"mid changes are not multiples of half a tick ({tick}); wrong tick size?")
+        raise ModelConfigError(f"mid changes are not multiples of half a tick ({tick}); wrong tick size?")
     return j.astype(np.int64)
 
 
@@ -458,7 +464,7 @@ class BarWorldModel(nn.Module):
         if not self.cfg.categorical:
             return self.head(hs)
         if c is None:
-            raise ValueError("the categorical mid head needs the asset scale c = log(sigma_bar / half tick) (c=...)")
+            raise ModelConfigError("the categorical mid head needs the asset scale c = log(sigma_bar / half tick) (c=...)")
         c = torch.as_tensor(c, dtype=hs.dtype, device=hs.device)
         c = c.reshape(c.shape + (1,) * (hs.dim() - c.dim())).expand(hs.shape[:-1] + (1,))
         return self.head(torch.cat([hs, c], -1))
@@ -497,7 +503,7 @@ class BarWorldModel(nn.Module):
 
     def _need(self, kind: str) -> None:
         if self.cfg.mid_head != kind:
-            raise ValueError(f"this model has a {self.cfg.mid_head!r} mid head; the method needs {kind!r}")
+            raise ModelConfigError(f"this model has a {self.cfg.mid_head!r} mid head; the method needs {kind!r}")
 
     def ret_logpdf(self, head: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         """Log density of the normalised mid change ``r`` under the mixture head."""
@@ -592,7 +598,7 @@ class BarWorldModel(nn.Module):
         _, sl, dep, timb = self.split_state(head)
         if self.cfg.categorical:
             if half_ticks is None:
-                raise ValueError("the categorical mid head needs the half-tick mid changes (half_ticks=...)")
+                raise ModelConfigError("the categorical mid head needs the half-tick mid changes (half_ticks=...)")
             out = {"ret": -self.mid_logpmf(head, half_ticks)}
         else:
             out = {"ret": -self.ret_logpdf(head, y[..., F_RET])}
@@ -627,7 +633,7 @@ class BarWorldModel(nn.Module):
         if not self.cfg.spread_level:
             return y[..., F_LSPR]
         if x is None:
-            raise ValueError("a spread_level model's spread head is relative to the level feature: pass x=...")
+            raise ModelConfigError("a spread_level model's spread head is relative to the level feature: pass x=...")
         return y[..., F_LSPR] - x[..., F_SLVL]
 
     def sample_flow(self, flow: torch.Tensor, stats_mean_volume_ratio: float = 1.0, generator=None,

@@ -53,6 +53,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lobworld.world_models.arrivals import seconds_after_midnight, load_events, market_orders_from_events
+from lobworld.errors import LobworldError
+
+
+class ImpactFitError(LobworldError):
+    """Bad input to the impact fit or the impact model (data, window or parameter named)."""
+
 
 FITTED_DIR = pathlib.Path(__file__).parent / "assets" / "fitted"
 
@@ -78,7 +84,7 @@ class RunRule:
         for name in ("max_gap_s", "interrupt_frac", "horizon_s"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"RunRule.{name} must be a finite number >= 0, got {v!r}")
+                raise ImpactFitError(f"RunRule.{name} must be a finite number >= 0, got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +148,7 @@ def session_sigma(times: np.ndarray, mids: np.ndarray, T: float, bar_s: float = 
     m = mids[k[ok]]
     m = m[np.isfinite(m)]
     if m.size < 3:
-        raise ValueError("too few mid observations to measure volatility")
+        raise ImpactFitError("too few mid observations to measure volatility")
     return float(np.std(np.diff(m), ddof=1) * math.sqrt(T / bar_s))
 
 
@@ -151,7 +157,7 @@ def extract_metaorders(events, rule: RunRule | None = None) -> Metaorders:
     rule = rule or RunRule()
     mo = market_orders_from_events(events)
     if len(mo) < 10:
-        raise ValueError(f"only {len(mo)} market orders: too few to build metaorder proxies")
+        raise ImpactFitError(f"only {len(mo)} market orders: too few to build metaorder proxies")
     secs = seconds_after_midnight(events["ts"]) - mo.t0
     mids = 0.5 * (events["bid_px_1"].to_numpy(dtype=np.float64) + events["ask_px_1"].to_numpy(dtype=np.float64))
     sign = mo.signs
@@ -242,11 +248,11 @@ def _check_xy(x, y) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape:
-        raise ValueError(f"Q/V and impact must be 1-D arrays of equal length, got shapes {x.shape} and {y.shape}")
+        raise ImpactFitError(f"Q/V and impact must be 1-D arrays of equal length, got shapes {x.shape} and {y.shape}")
     if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-        raise ValueError("Q/V and impact must be finite (no NaN/inf)")
+        raise ImpactFitError("Q/V and impact must be finite (no NaN/inf)")
     if np.any(x <= 0):
-        raise ValueError("Q/V must be > 0")
+        raise ImpactFitError("Q/V must be > 0")
     return x, y
 
 
@@ -288,20 +294,20 @@ def fit_sqrt_law(q_over_v, impact_over_sigma, *, n_bins: int = 12, n_boot: int =
     """
     x, y = _check_xy(q_over_v, impact_over_sigma)
     if not (isinstance(n_bins, (int, np.integer)) and n_bins >= 3):
-        raise ValueError(f"n_bins must be an int >= 3, got {n_bins!r}")
+        raise ImpactFitError(f"n_bins must be an int >= 3, got {n_bins!r}")
     if x.size < 5 * n_bins:
-        raise ValueError(f"need at least {5 * n_bins} runs for {n_bins} bins, got {x.size}")
+        raise ImpactFitError(f"need at least {5 * n_bins} runs for {n_bins} bins, got {x.size}")
     if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+        raise ImpactFitError(f"level must be in (0, 1), got {level!r}")
     rng = rng if rng is not None else np.random.default_rng(0)
     edges = np.quantile(x, np.linspace(0, 1, n_bins + 1))
     edges = np.unique(edges)
     if edges.size < 4:
-        raise ValueError("Q/V takes too few distinct values to bin")
+        raise ImpactFitError("Q/V takes too few distinct values to bin")
     edges[-1] = np.inf
     fit, (mx, my, se, n) = _binned_fit(x, y, edges)
     if fit is None:
-        raise ValueError("fewer than 3 bins with a positive mean impact: no power law can be fitted")
+        raise ImpactFitError("fewer than 3 bins with a positive mean impact: no power law can be fitted")
     boots = []
     for _ in range(n_boot):
         idx = rng.integers(0, x.size, x.size)
@@ -330,7 +336,7 @@ def permanent_fraction(meta: Metaorders, *, n_boot: int = 300, level: float = 0.
     peak = meta.impact[ok]
     post = meta.post_impact[ok]
     if peak.size < 10 or peak.sum() <= 0:
-        raise ValueError("need >= 10 runs with a positive total peak impact to measure the permanent fraction")
+        raise ImpactFitError("need >= 10 runs with a positive total peak impact to measure the permanent fraction")
     rng = rng if rng is not None else np.random.default_rng(0)
     est = float(post.sum() / peak.sum())
     bs = []
@@ -382,13 +388,13 @@ class ImpactParams:
                      "permanent_fraction", "V_ref", "sigma_ref"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and np.isfinite(v)):
-                raise ValueError(f"ImpactParams.{name} must be a finite number, got {v!r}")
+                raise ImpactFitError(f"ImpactParams.{name} must be a finite number, got {v!r}")
         if self.Y < 0 or self.delta <= 0 or self.depth_ref <= 0 or self.V_ref <= 0 or self.sigma_ref <= 0:
-            raise ValueError("ImpactParams: Y >= 0, delta > 0, depth_ref, V_ref, sigma_ref > 0 are required")
+            raise ImpactFitError("ImpactParams: Y >= 0, delta > 0, depth_ref, V_ref, sigma_ref > 0 are required")
         if not 0 < self.participation_ref <= 1:
-            raise ValueError(f"ImpactParams.participation_ref must be in (0, 1], got {self.participation_ref!r}")
+            raise ImpactFitError(f"ImpactParams.participation_ref must be in (0, 1], got {self.participation_ref!r}")
         if not 0 <= self.permanent_fraction <= 1:
-            raise ValueError(f"ImpactParams.permanent_fraction must be in [0, 1], got {self.permanent_fraction!r}")
+            raise ImpactFitError(f"ImpactParams.permanent_fraction must be in [0, 1], got {self.permanent_fraction!r}")
 
 
 @dataclass(frozen=True)
@@ -427,11 +433,11 @@ class ImpactModel:
         part = np.asarray(p.participation_ref if participation is None else participation, dtype=np.float64)
         for name, a in (("q", q), ("V", V), ("sigma", sigma), ("depth", depth), ("participation", part)):
             if not np.all(np.isfinite(a)):
-                raise ValueError(f"ImpactModel.predict: {name} must be finite")
+                raise ImpactFitError(f"ImpactModel.predict: {name} must be finite")
         if np.any(V <= 0) or np.any(sigma < 0) or np.any(depth <= 0):
-            raise ValueError("ImpactModel.predict: V > 0, sigma >= 0 and depth > 0 are required")
+            raise ImpactFitError("ImpactModel.predict: V > 0, sigma >= 0 and depth > 0 are required")
         if np.any(part <= 0) or np.any(part > 1):
-            raise ValueError("ImpactModel.predict: participation must be in (0, 1]")
+            raise ImpactFitError("ImpactModel.predict: participation must be in (0, 1]")
         peak = (np.sign(q) * p.Y * sigma * (np.abs(q) / V) ** p.delta
                 * (depth / p.depth_ref) ** p.b_depth * (part / p.participation_ref) ** p.b_participation)
         perm = p.permanent_fraction * peak
@@ -460,9 +466,9 @@ class ImpactModel:
         ok = (np.isfinite(meta.mid_start) & np.isfinite(meta.mid_end) & np.isfinite(meta.depth)
               & (meta.depth > 0))
         if ok.sum() < 5 * n_bins:
-            raise ValueError(f"need >= {5 * n_bins} usable runs to fit the impact model, got {int(ok.sum())}")
+            raise ImpactFitError(f"need >= {5 * n_bins} usable runs to fit the impact model, got {int(ok.sum())}")
         if not (np.isfinite(ridge) and ridge >= 0):
-            raise ValueError(f"ridge must be >= 0, got {ridge!r}")
+            raise ImpactFitError(f"ridge must be >= 0, got {ridge!r}")
         x = meta.Q[ok] / meta.V
         y = meta.impact[ok] / meta.sigma
         law = fit_sqrt_law(x, y, n_bins=n_bins, n_boot=0)
@@ -507,15 +513,15 @@ class ImpactModel:
         try:
             d = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+            raise ImpactFitError(f"{path}: not valid JSON ({exc})") from exc
         if isinstance(d, dict) and "impact" in d and isinstance(d["impact"], dict):
             d = d["impact"]
         if not isinstance(d, dict) or "params" not in d:
-            raise ValueError(f"{path}: no 'params' object (not an ImpactModel file)")
+            raise ImpactFitError(f"{path}: no 'params' object (not an ImpactModel file)")
         known = set(ImpactParams.__dataclass_fields__)
         unknown = set(d["params"]) - known
         if unknown:
-            raise ValueError(f"{path}: unknown ImpactParams fields {sorted(unknown)}")
+            raise ImpactFitError(f"{path}: unknown ImpactParams fields {sorted(unknown)}")
         return cls(ImpactParams(**d["params"]))
 
     @classmethod
@@ -524,7 +530,7 @@ class ImpactModel:
         path = FITTED_DIR / f"{ticker.lower()}.json"
         if not path.is_file():
             avail = sorted(p.stem.upper() for p in FITTED_DIR.glob("*.json"))
-            raise ValueError(f"no fitted impact model for {ticker!r}; available: {avail}")
+            raise ImpactFitError(f"no fitted impact model for {ticker!r}; available: {avail}")
         return cls.load(path)
 
 

@@ -7,6 +7,11 @@ import pandas as pd
 
 from lobworld.world_models.data.features import depth_imbalance, ofi_events
 from lobworld.world_models.data.schema import EVENT_CATEGORIES, EXEC_EVENTS, event_codes, infer_levels
+from lobworld.errors import LobworldError
+
+
+class BarError(LobworldError):
+    """Bad arguments or input to the bar builder (field named)."""
 
 
 def _freq_ns(freq) -> int:
@@ -14,9 +19,9 @@ def _freq_ns(freq) -> int:
         off = pd.tseries.frequencies.to_offset(freq)
         ns = int(pd.Timedelta(off).value)
     except (ValueError, TypeError):
-        raise ValueError(f"freq must be a fixed pandas offset like '1s', '10s', '1min', got {freq!r}") from None
+        raise BarError(f"freq must be a fixed pandas offset like '1s', '10s', '1min', got {freq!r}") from None
     if ns <= 0:
-        raise ValueError(f"freq must be positive, got {freq!r}")
+        raise BarError(f"freq must be positive, got {freq!r}")
     return ns
 
 
@@ -47,23 +52,23 @@ def make_bars(events: pd.DataFrame, freq="1min", *, events_per_bar: int | None =
     previous bar's end, first bar: since its first event).
     """
     if not isinstance(events, pd.DataFrame):
-        raise ValueError(f"make_bars needs a canonical event table (DataFrame), got {type(events).__name__}")
+        raise BarError(f"make_bars needs a canonical event table (DataFrame), got {type(events).__name__}")
     missing = [c for c in ("ts", "event", "size", "price", "aggressor") if c not in events.columns]
     if missing:
-        raise ValueError(f"make_bars: the event table lacks columns {missing} (see lobworld.world_models.data.schema)")
+        raise BarError(f"make_bars: the event table lacks columns {missing} (see lobworld.world_models.data.schema)")
     n = len(events)
     if n == 0:
-        raise ValueError("make_bars: the event table is empty")
+        raise BarError("make_bars: the event table is empty")
     L = infer_levels(events)
     K = L if ofi_levels is None else int(ofi_levels)
     if not 1 <= K <= L:
-        raise ValueError(f"ofi_levels must be in 1..{L}, got {ofi_levels}")
+        raise BarError(f"ofi_levels must be in 1..{L}, got {ofi_levels}")
     ts = events["ts"]
     tz = ts.dt.tz
     t_ns = ts.to_numpy().astype("datetime64[ns]").astype(np.int64) if tz is None else \
         ts.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[ns]").astype(np.int64)
     if np.any(np.diff(t_ns) < 0):
-        raise ValueError("make_bars: events are not sorted by ts")
+        raise BarError("make_bars: events are not sorted by ts")
 
     bid_px = events[[f"bid_px_{k}" for k in range(1, L + 1)]].to_numpy(float)
     ask_px = events[[f"ask_px_{k}" for k in range(1, L + 1)]].to_numpy(float)
@@ -86,7 +91,7 @@ def make_bars(events: pd.DataFrame, freq="1min", *, events_per_bar: int | None =
     # ---- bar ids (events sorted, so ids are non-decreasing) ----------------
     if events_per_bar is not None:
         if int(events_per_bar) != events_per_bar or events_per_bar < 1:
-            raise ValueError(f"events_per_bar must be a positive integer, got {events_per_bar!r}")
+            raise BarError(f"events_per_bar must be a positive integer, got {events_per_bar!r}")
         bar_id = np.arange(n) // int(events_per_bar)
         n_bars = int(bar_id[-1]) + 1
     else:

@@ -16,6 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from lobworld.errors import LobworldError
+
+
+class FeatureError(LobworldError):
+    """Bad arguments or input to the feature builder (field named)."""
 
 
 def _as2d(a) -> np.ndarray:
@@ -43,7 +48,7 @@ def depth_imbalance(bid_sz, ask_sz, levels: int | None = None) -> np.ndarray:
     qb, qa = _as2d(bid_sz), _as2d(ask_sz)
     if levels is not None:
         if levels < 1:
-            raise ValueError(f"levels must be >= 1, got {levels}")
+            raise FeatureError(f"levels must be >= 1, got {levels}")
         qb, qa = qb[:, :levels], qa[:, :levels]
     sb, sa = qb.sum(axis=1), qa.sum(axis=1)
     tot = sb + sa
@@ -84,7 +89,7 @@ def _rolling_sum(x: np.ndarray, window: int) -> np.ndarray:
 
 def _check_window(window: int) -> None:
     if int(window) != window or window < 1:
-        raise ValueError(f"window must be a positive integer number of bars, got {window!r}")
+        raise FeatureError(f"window must be a positive integer number of bars, got {window!r}")
 
 
 def realized_volatility(mid_ret, window: int) -> np.ndarray:

@@ -16,6 +16,12 @@ from lobworld.world_models.dynamics_model import asset_scale, spread_level_decay
 from lobworld.world_models.learned.batch import BATCH_CHUNK, learned_batch_reset, learned_batch_step, workspace_rows
 from lobworld.world_models.learned.kernel import _learned_reset, _learned_step
 from lobworld.world_models.learned.layout import M_KCAT, M_OFISL, N_Q, _layout
+from lobworld.errors import LobworldError
+
+
+class LearnedDynamicsError(LobworldError):
+    """Bad arguments to the learned market (field named)."""
+
 
 #: the shipped checkpoint (see the README section "World models" for how it was trained)
 DEFAULT_CHECKPOINT = pathlib.Path(__file__).parent.parent / "assets" / "weights" / "bar_gru_60s.npz"
@@ -101,35 +107,35 @@ class LearnedDynamics(MarketDynamics):
             checkpoint = DEFAULT_CHECKPOINT
         cands = list(checkpoint) if isinstance(checkpoint, (list, tuple)) else [checkpoint]
         if not cands:
-            raise ValueError("LearnedDynamics: no checkpoint given")
+            raise LearnedDynamicsError("LearnedDynamics: no checkpoint given")
         cks = [c if isinstance(c, Checkpoint) else load_checkpoint(c) for c in cands]
         cks.sort(key=lambda c: -c.dt)  # coarsest bar first: fewest sub-steps per env step
         if asset is None:
             common = set.intersection(*(set(c.assets) for c in cks))
             if not common:
-                raise ValueError("LearnedDynamics: the checkpoints share no asset; pass asset=...")
+                raise LearnedDynamicsError("LearnedDynamics: the checkpoints share no asset; pass asset=...")
             asset = "GOOG" if "GOOG" in common else sorted(common)[0]
         for ck in cks:
             for a in [asset] if isinstance(asset, str) else list(asset):
                 if a not in ck.assets:
-                    raise ValueError(f"LearnedDynamics: asset {a!r} not in the checkpoint (has {sorted(ck.assets)})")
+                    raise LearnedDynamicsError(f"LearnedDynamics: asset {a!r} not in the checkpoint (has {sorted(ck.assets)})")
         self.asset = asset
         for name, v in (("sqrt_y", sqrt_y), ("impact_exponent", impact_exponent)):
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"LearnedDynamics.{name} must be a finite number >= 0, got {v!r}")
+                raise LearnedDynamicsError(f"LearnedDynamics.{name} must be a finite number >= 0, got {v!r}")
         if s0 is not None and not (math.isfinite(s0) and s0 > 0):
-            raise ValueError(f"LearnedDynamics.s0 must be a positive price, got {s0!r}")
+            raise LearnedDynamicsError(f"LearnedDynamics.s0 must be a positive price, got {s0!r}")
         if burn_in is not None and (not isinstance(burn_in, int) or burn_in < 0):
-            raise ValueError(f"LearnedDynamics.burn_in must be an int >= 0, got {burn_in!r}")
+            raise LearnedDynamicsError(f"LearnedDynamics.burn_in must be an int >= 0, got {burn_in!r}")
         self.s0, self.sqrt_y, self.impact_exponent = s0, float(sqrt_y), float(impact_exponent)
         if impact not in ("sqrt", "gru"):
-            raise ValueError(f"LearnedDynamics.impact must be 'sqrt' or 'gru', got {impact!r}")
+            raise LearnedDynamicsError(f"LearnedDynamics.impact must be 'sqrt' or 'gru', got {impact!r}")
         if impact != self._impact_mode:
-            raise ValueError(f"{type(self).__name__} implements impact={self._impact_mode!r}; the legacy impact='gru' "
+            raise LearnedDynamicsError(f"{type(self).__name__} implements impact={self._impact_mode!r}; the legacy impact='gru' "
                              "channel is lobworld.world_models.learned.LegacyGRUImpactDynamics")
         if not (isinstance(impact_decay_s, numbers.Real) and not isinstance(impact_decay_s, bool)
                 and impact_decay_s > 0 and not math.isnan(impact_decay_s)):
-            raise ValueError(f"LearnedDynamics.impact_decay_s must be a positive number of seconds (inf: no "
+            raise LearnedDynamicsError(f"LearnedDynamics.impact_decay_s must be a positive number of seconds (inf: no "
                              f"decay), got {impact_decay_s!r}")
         self.impact, self.impact_decay_s = impact, float(impact_decay_s)
         self._impact_model_arg = impact_model
@@ -219,14 +225,14 @@ class LearnedDynamics(MarketDynamics):
 
     def _select(self, dt: float) -> int:
         if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt must be a positive number of seconds, got {dt!r}")
+            raise LearnedDynamicsError(f"dt must be a positive number of seconds, got {dt!r}")
         for k, m in enumerate(self._models):
             n = dt / m[0].dt
             j = int(round(n))
             if j >= 1 and abs(n - j) <= 1e-9 * max(1.0, n):
                 return k
         bars = ", ".join(f"{m[0].dt:g}s" for m in self._models)
-        raise ValueError(f"env dt={dt}s is not a whole multiple of the learned model's bar length ({bars}); "
+        raise LearnedDynamicsError(f"env dt={dt}s is not a whole multiple of the learned model's bar length ({bars}); "
                          "use such a dt or train a model at another freq")
 
     def n_substeps(self, dt: float) -> int:
@@ -240,7 +246,7 @@ class LearnedDynamics(MarketDynamics):
         nsub = self.n_substeps(dt)
         names = [self.asset] * n_envs if isinstance(self.asset, str) else list(self.asset)
         if len(names) != n_envs:
-            raise ValueError(f"LearnedDynamics: got {len(names)} assets for {n_envs} envs")
+            raise LearnedDynamicsError(f"LearnedDynamics: got {len(names)} assets for {n_envs} envs")
         P = np.empty((n_envs, N_Q), dtype=np.float64)
         sq = self.impact == "sqrt"
         gaussian_ofi = meta[M_OFISL] == 0.0  # the 1 s model's OFI sign already shares u_imb
