@@ -429,7 +429,7 @@ def _context(i, t_ns, px, sz, nl, lot, x):
     x[N_PREV + 2 + 2 * TOP_K] = (t_ns * 1e-9 - SESSION_OPEN_S) / SESSION_LENGTH_S
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def _run_env(i, n_steps, x, h, t_ns, px, sz, nl, last, rng, mean, std, we, be, wih, bih, whh, bhh, wh, bh,
              dims, centers, lot, min_dt_s, xs, z, gi, gh, buf, out, cnt):
     K, lm, S = dims[0], dims[1], dims[2]
