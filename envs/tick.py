@@ -10,10 +10,12 @@ is ``docs/envs/tick.md``.
 World interface
     The market flow that moves the books comes from a *tick world* (:class:`TickWorld`):
     ``world="replay"`` (:class:`ReplayWorld`, the real tape of a LOBSTER file) is built in.
-    The generated worlds of issue 15 (``"learned"``: the tick GRU, ``"parametric"``:
-    Cont-Stoikov-Talreja) live in :mod:`lobworld.world_models`, a higher layer: the
-    composition root registers them with :func:`register_tick_world`; until then asking for
-    them raises :class:`UnknownTickWorldError`.
+    Generated worlds live in :mod:`lobworld.world_models`, a higher layer, and the
+    composition root registers them with :func:`register_tick_world`: ``"parametric"`` is
+    the Cont-Stoikov-Talreja flow fitted on the file's ticker
+    (:class:`lobworld.world_models.tick_world.CSTWorld`, reacting to the agent's orders
+    through the book). ``"learned"`` (the tick GRU) is not registered yet: asking for it, or
+    for any unregistered name, raises :class:`UnknownTickWorldError`.
 """
 
 from __future__ import annotations
@@ -177,8 +179,8 @@ def make_tick_world(config: "TickConfig") -> TickWorld:
     w = config.world
     if isinstance(w, str):
         if w not in _WORLDS:
-            extra = (" (the generated worlds 'learned' and 'parametric' come with issue 15's models and "
-                     "are registered by the package root once they exist)" if w in ("learned", "parametric")
+            extra = (" (the learned tick world is not built yet: use 'replay' or 'parametric')"
+                     if w == "learned"
                      else "")
             raise UnknownTickWorldError(f"{type(config).__name__}.world {w!r} is not a registered tick world; "
                                         f"registered: {', '.join(registered_tick_worlds())}{extra}")
@@ -716,8 +718,8 @@ class TickMarketMakingEnv(LOBEnv):
     ``max_level``, ``max_size``, ``phi`` ...) as keywords or ``config=``; ``discrete``;
     ``parallel`` is accepted like the other cores' but not used (the book engine picks its
     serial or ``prange`` kernel by batch size).
-    ``world``: ``"replay"``; ``"learned"`` and ``"parametric"`` come with issue 15's models
-    (registered by :func:`register_tick_world`). Random streams per env: entry latency,
+    ``world``: ``"replay"`` or ``"parametric"`` (Cont-Stoikov-Talreja, registered by the
+    package root); ``"learned"`` is not registered yet. Random streams per env: entry latency,
     market-data latency, queue model, episode start.
 
     ## Version History

@@ -238,7 +238,7 @@ def test_bad_config_raises_clear_errors(tmp_path):
         TickExecutionEnv(start="09:30")
     with pytest.raises(TickWindowError, match="latest start 10:54:59"):
         TickExecutionEnv(start="10:58:00", horizon=300)
-    with pytest.raises(UnknownTickWorldError, match="issue 15"):
+    with pytest.raises(UnknownTickWorldError, match="learned tick world is not built yet"):
         TickMarketMakingEnv(world="learned")
     with pytest.raises(LobworldError, match="does not exist"):
         TickMarketMakingEnv(data=tmp_path / "nope_message_10.csv")
