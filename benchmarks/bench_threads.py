@@ -30,7 +30,7 @@ def _make(family: str, n: int, parallel):
     if family == "execution":
         from lobworld.envs.execution import ExecutionCore
 
-        core = ExecutionCore(n_envs=n, dynamics="parametric", horizon=1_000_000, parallel=parallel)
+        core = ExecutionCore(n_envs=n, dynamics="parametric", horizon=300, parallel=parallel)
         act = np.full((n, 1), 1e-4)
     else:
         from lobworld.envs.market_making import MarketMakingCore
