@@ -11,8 +11,11 @@ functions' source), so:
 * Numba's disk cache keeps one compiled kernel per (env, dynamics, serial/parallel), and a
   fresh process loads it instead of compiling (closures and kernels that take functions
   as arguments cannot be cached: every process used to recompile them);
-* editing a bound function's source file changes the fingerprint, so a stale cached
-  kernel is never loaded (Numba alone checks only the kernel's own file);
+* editing a bound function's source file changes the fingerprint, so the kernel is
+  recompiled (Numba alone checks only the kernel's own file); edits to *other* files that the
+  bound function calls into are not detected, which is Numba's own limit for cached
+  functions: after editing such a helper, delete the ``*.nbi`` / ``*.nbc`` files under
+  ``__pycache__`` (or set ``NUMBA_CACHE_DIR`` to a fresh folder);
 * a user's dynamics written in a notebook (no source file) still works, compiled without
   the disk cache.
 
