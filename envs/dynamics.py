@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numba import njit
 
+from lobworld.envs.registry import register_factory
 from lobworld.envs.rng import normal
 from lobworld.errors import LobworldError
 
@@ -263,13 +264,7 @@ def register_dynamics(name: str, factory: Callable[[], MarketDynamics], *, overw
     lobworld``) registers ``"learned"`` (the shipped world model), so this package never
     imports the layers above it.
     """
-    if not isinstance(name, str) or not name:
-        raise DynamicsError(f"dynamics name must be a non-empty string, got {name!r}")
-    if not callable(factory):
-        raise DynamicsError(f"dynamics factory for {name!r} must be callable, got {factory!r}")
-    if name in _DYNAMICS_FACTORIES and not overwrite:
-        raise DynamicsError(f"dynamics {name!r} is already registered (pass overwrite=True to replace it)")
-    _DYNAMICS_FACTORIES[name] = factory
+    register_factory(_DYNAMICS_FACTORIES, name, factory, kind="dynamics", error=DynamicsError, overwrite=overwrite)
 
 
 def registered_dynamics() -> list[str]:

@@ -34,6 +34,7 @@ from lobworld.envs import tick_kernels as K
 from lobworld.envs.book import Book, BookConfig
 from lobworld.envs.core import BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs
 from lobworld.envs.latency import LatencyScenario, resolve_latency
+from lobworld.envs.registry import register_factory
 from lobworld.envs.replay import DEFAULT_REPLAY_DEPTH, ReplayData
 
 __all__ = [
@@ -157,13 +158,7 @@ def register_tick_world(name: str, factory: Callable[["TickConfig"], TickWorld],
 
     The simulation floor knows ``"replay"``; the composition root registers the generated
     worlds of :mod:`lobworld.world_models` (this package never imports that layer)."""
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"tick world name must be a non-empty string, got {name!r}")
-    if not callable(factory):
-        raise ValueError(f"tick world factory for {name!r} must be callable, got {factory!r}")
-    if name in _WORLDS and not overwrite:
-        raise ValueError(f"tick world {name!r} is already registered (pass overwrite=True to replace it)")
-    _WORLDS[name] = factory
+    register_factory(_WORLDS, name, factory, kind="tick world", error=ValueError, overwrite=overwrite)
 
 
 def registered_tick_worlds() -> list[str]:
