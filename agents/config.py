@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from lobworld._checks import in_range, integer
+from lobworld._config import Replaceable, from_mapping, read_toml
 from lobworld.envs import spec as _spec
 from lobworld.errors import LobworldError
 
@@ -31,7 +32,7 @@ class ConfigError(LobworldError):
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Replaceable):
     """Everything ``lobworld train`` needs; every field has a unit and a check."""
 
     env_id: str = "LOB-Execution-v0"
@@ -96,22 +97,13 @@ class TrainConfig:
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
         for name in ("timesteps", "n_envs", "n_steps", "batch_size", "n_epochs", "buffer_size",
                      "n_eval_episodes"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+            integer(name, getattr(self, name), error=ConfigError, what="a positive integer")
         for name in ("checkpoint_freq", "eval_freq", "learning_starts", "seed", "eval_seed"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
-        for name, lo, hi in (("learning_rate", 0.0, 1.0), ("gamma", 0.0, 1.0), ("gae_lambda", 0.0, 1.0),
-                             ("clip_range", 0.0, 1.0), ("ent_coef", 0.0, 1.0)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (lo <= v <= hi) or \
-                    (name == "learning_rate" and v == 0):
-                raise ConfigError(f"{name} must be a number in [{lo}, {hi}], got {v!r}")
-        if isinstance(self.log_std_init, bool) or not isinstance(self.log_std_init, (int, float)) or \
-                not -5.0 <= self.log_std_init <= 2.0:
-            raise ConfigError(f"log_std_init must be a number in [-5, 2], got {self.log_std_init!r}")
+            integer(name, getattr(self, name), error=ConfigError, minimum=0, what="a non-negative integer")
+        for name in ("learning_rate", "gamma", "gae_lambda", "clip_range", "ent_coef"):
+            in_range(name, getattr(self, name), 0.0, 1.0, lo_open=name == "learning_rate", error=ConfigError,
+                     what="a number in [0.0, 1.0]")
+        in_range("log_std_init", self.log_std_init, -5.0, 2.0, error=ConfigError, what="a number in [-5, 2]")
         if not self.net_arch or not all(isinstance(w, int) and w > 0 for w in self.net_arch):
             raise ConfigError(f"net_arch must be a list of positive layer widths, got {self.net_arch!r}")
         if not isinstance(self.env_kwargs, dict):
@@ -121,9 +113,6 @@ class TrainConfig:
                 f"eval_seed {self.eval_seed} overlaps the training seeds {self.seed}..{self.seed + self.n_envs - 1}"
             )
 
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **changes)
-
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["net_arch"] = list(self.net_arch)
@@ -132,27 +121,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>", base: "TrainConfig | None" = None
                   ) -> "TrainConfig":
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ConfigError(f"{source}: unknown key(s) {unknown}; known: {sorted(known)}")
-        clean: dict[str, Any] = {}
-        defaults = base if base is not None else cls()
-        for k, v in data.items():
-            want = type(getattr(defaults, k))
-            if k == "net_arch":
-                if not isinstance(v, (list, tuple)):
-                    raise ConfigError(f"{source}: net_arch must be a list of ints, got {v!r}")
-                v = tuple(v)
-            elif want is float and isinstance(v, int) and not isinstance(v, bool):
-                v = float(v)
-            elif want is not type(v) and not (want is dict and isinstance(v, dict)):
-                raise ConfigError(f"{source}: {k} must be {want.__name__}, got {type(v).__name__} {v!r}")
-            clean[k] = v
-        try:
-            return dataclasses.replace(defaults, **clean)
-        except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+        """``base`` (default ``TrainConfig()``) with the keys of ``data``; unknown keys and values of the
+        wrong type raise :class:`ConfigError` naming ``source`` and the key
+        (:func:`lobworld._config.from_mapping`, the reader the world-model config uses too)."""
+        return from_mapping(cls, data, source=source, error=ConfigError, base=base, check_types=True,
+                            tuples=("net_arch",))
 
 
 def default_config_path(env_id: str) -> pathlib.Path | None:
@@ -169,13 +142,7 @@ def default_config_path(env_id: str) -> pathlib.Path | None:
 
 
 def _read_toml(path: pathlib.Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return read_toml(path, error=ConfigError)
 
 
 def load_config(env_id: str, path: str | pathlib.Path | None = None, **overrides: Any) -> TrainConfig:

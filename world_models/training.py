@@ -25,13 +25,15 @@ import logging
 import math
 import pathlib
 import time
-import tomllib
-from dataclasses import dataclass, fields
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from lobworld._checks import integer, non_negative, positive
+from lobworld._config import Replaceable, from_mapping, read_toml
 from lobworld.errors import LobworldError
 from lobworld.world_models.checkpoint import Checkpoint, file_fingerprint, save_checkpoint
 from lobworld.world_models.run_folder import StopOnSigint, claim_run_folder
@@ -52,7 +54,7 @@ from lobworld.world_models.dynamics_model import (
     half_tick_changes,
 )
 
-__all__ = ["TrainConfig", "load_config", "DayBars", "load_day", "train", "train_on_days", "evaluate",
+__all__ = ["WorldModelTrainConfig", "load_world_model_config", "DayBars", "load_day", "train", "train_on_days", "evaluate",
            "evaluate_discrete", "split_masks", "fit_flow_copula", "copula_loglik_gain", "RUN_ARTEFACTS", "TrainingError"]
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ RUN_ARTEFACTS = ("model.npz", "tb")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class WorldModelTrainConfig(Replaceable):
     """Settings of ``lobworld world-model train`` (TOML keys have the same names)."""
 
     freq: str = "60s"
@@ -141,19 +143,14 @@ class TrainConfig:
             raise TrainingError(f"TrainConfig.freq must be between 1s and 1min, got {self.freq!r}")
         for name in ("hidden", "latent", "n_mix", "spread_bins", "mid_half_ticks", "seq_len", "batch_size",
                      "max_epochs", "patience"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise TrainingError(f"TrainConfig.{name} must be a positive int, got {v!r}")
+            integer(f"TrainConfig.{name}", getattr(self, name), error=TrainingError, what="a positive int")
         if not (isinstance(self.burn_in, int) and 0 <= self.burn_in < self.seq_len):
             raise TrainingError(f"TrainConfig.burn_in must be an int in [0, seq_len), got {self.burn_in!r}")
         for name in ("lr", "grad_clip", "test_hours"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise TrainingError(f"TrainConfig.{name} must be a positive number, got {v!r}")
+            positive(f"TrainConfig.{name}", getattr(self, name), error=TrainingError, what="a positive number")
         for name in ("weight_decay", "early_stop_hours"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise TrainingError(f"TrainConfig.{name} must be a non-negative number, got {v!r}")
+            non_negative(f"TrainConfig.{name}", getattr(self, name), error=TrainingError,
+                         what="a non-negative number")
         if self.mid_head not in MID_HEADS:
             raise TrainingError(f"TrainConfig.mid_head must be one of {MID_HEADS}, got {self.mid_head!r}")
         for name in ("mirror", "spread_level", "spread_prior_init", "flow_copula", "tensorboard", "progress"):
@@ -163,8 +160,7 @@ class TrainConfig:
             raise TrainingError(f"TrainConfig.ofi_head must be one of {OFI_HEADS}, got {self.ofi_head!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise TrainingError(f"TrainConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise TrainingError(f"TrainConfig.seed must be a non-negative int, got {self.seed!r}")
+        integer("TrainConfig.seed", self.seed, error=TrainingError, minimum=0, what="a non-negative int")
 
     @property
     def dt(self) -> float:
@@ -181,25 +177,33 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def load_config(path) -> TrainConfig:
-    """Read a :class:`TrainConfig` from a TOML file (top level or a ``[train]`` table)."""
+def load_world_model_config(path) -> WorldModelTrainConfig:
+    """Read a :class:`WorldModelTrainConfig` from a TOML file (top level or a ``[train]`` table).
+
+    Unknown keys raise :class:`TrainingError` with the message of every lobworld config reader
+    (:func:`lobworld._config.from_mapping`, which the RL ``lobworld.agents.config`` uses too)."""
     path = pathlib.Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise TrainingError(f"config file {path} does not exist") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise TrainingError(f"config file {path} is not valid TOML: {exc}") from exc
+    source = f"config file {path}"
+    if not path.is_file():
+        raise TrainingError(f"{source} does not exist")
+    raw = read_toml(path, error=TrainingError, source=source)
     if "train" in raw and isinstance(raw["train"], dict):
         raw = raw["train"]
-    known = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise TrainingError(f"config file {path}: unknown key(s) {unknown}; known: {sorted(known)}")
-    try:
-        return TrainConfig(**raw)
-    except ValueError as exc:
-        raise TrainingError(f"config file {path}: {exc}") from exc
+    return from_mapping(WorldModelTrainConfig, raw, source=source, error=TrainingError)
+
+
+def __getattr__(name: str):
+    """The old names ``TrainConfig`` and ``load_config`` (deprecated: they were also the names of
+    the RL config in :mod:`lobworld.agents.config`)."""
+    new = _DEPRECATED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"lobworld.world_models.training.{name} is deprecated; use {new}", DeprecationWarning,
+                  stacklevel=2)
+    return globals()[new]
+
+
+_DEPRECATED = {"TrainConfig": "WorldModelTrainConfig", "load_config": "load_world_model_config"}
 
 
 # ---------------------------------------------------------------------------
@@ -271,7 +275,7 @@ def _device(name: str):
 _RUN_HINT = "pass --overwrite (overwrite=True) to replace it or choose another --out"
 
 
-def train(paths, config: TrainConfig, out_dir, *, overwrite: bool = False, strict: bool = True) -> Checkpoint:
+def train(paths, config: WorldModelTrainConfig, out_dir, *, overwrite: bool = False, strict: bool = True) -> Checkpoint:
     """Train on the given data files; write ``<out_dir>/model.npz`` (+ ``tb/``); return the checkpoint.
 
     ``out_dir`` (None: write nothing) must be new or empty unless ``overwrite`` (:data:`RUN_ARTEFACTS` of the
@@ -294,7 +298,7 @@ def train(paths, config: TrainConfig, out_dir, *, overwrite: bool = False, stric
                               file_fingerprint(files))
 
 
-def _stats_and_features(days: list[DayBars], config: TrainConfig):
+def _stats_and_features(days: list[DayBars], config: WorldModelTrainConfig):
     stats: dict[str, AssetStats] = {}
     by_asset: dict[str, list[pd.DataFrame]] = {}
     masks = []
@@ -314,14 +318,14 @@ def _stats_and_features(days: list[DayBars], config: TrainConfig):
     return stats, feats, masks
 
 
-def _half_ticks(days: list[DayBars], config: TrainConfig) -> list[np.ndarray]:
+def _half_ticks(days: list[DayBars], config: WorldModelTrainConfig) -> list[np.ndarray]:
     """Targets of the categorical mid head (zeros, unused, for the mixture head: its data need not be on the lattice)."""
     if config.mid_head != "categorical":
         return [np.zeros(len(d.bars), np.int64) for d in days]
     return [half_tick_changes(d.bars, d.tick) for d in days]
 
 
-def train_on_days(days: list[DayBars], config: TrainConfig, out_dir,
+def train_on_days(days: list[DayBars], config: WorldModelTrainConfig, out_dir,
                   fingerprint: dict[str, str] | None = None, *, overwrite: bool = False) -> Checkpoint:
     """Train on already-built bars (used by :func:`train` and by tests on generated data).
 
@@ -334,7 +338,7 @@ def train_on_days(days: list[DayBars], config: TrainConfig, out_dir,
         return _train_on_days(days, config, pathlib.Path(out_dir), fingerprint)
 
 
-def _train_on_days(days: list[DayBars], config: TrainConfig, out_dir: pathlib.Path | None,
+def _train_on_days(days: list[DayBars], config: WorldModelTrainConfig, out_dir: pathlib.Path | None,
                    fingerprint: dict[str, str] | None) -> Checkpoint:
     import torch
 
@@ -356,7 +360,7 @@ def _train_on_days(days: list[DayBars], config: TrainConfig, out_dir: pathlib.Pa
         torch.set_num_threads(threads)
 
 
-def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, hts, day_assets) -> Checkpoint:
+def _fit(stats, feats, masks, config: WorldModelTrainConfig, dev, out_dir, fingerprint, hts, day_assets) -> Checkpoint:
     import torch
 
     from lobworld.world_models.dynamics_model import BarWorldModel
@@ -450,7 +454,7 @@ def _fit(stats, feats, masks, config: TrainConfig, dev, out_dir, fingerprint, ht
     return ck
 
 
-def _epochs(it, model, opt, rng, starts_arr, steps_per_epoch, window_batch, day_loss, config: TrainConfig,
+def _epochs(it, model, opt, rng, starts_arr, steps_per_epoch, window_batch, day_loss, config: WorldModelTrainConfig,
             has_es: bool, writer, bar, stop: StopOnSigint):
     """The epoch loop of :func:`_fit` (early stopping on ``day_loss(1)``). Returns ``(best, epochs_done)``
     with ``best = (loss, state dict or None, epoch)``; a stop request ends it at the next gradient
@@ -570,7 +574,7 @@ def fit_flow_copula(model, feats: list[np.ndarray], masks, day_assets: list[str]
     return out
 
 
-#: pseudo-count per spread bin of ``TrainConfig.spread_prior_init``
+#: pseudo-count per spread bin of ``WorldModelTrainConfig.spread_prior_init``
 SPREAD_PRIOR_PSEUDO = 0.05
 
 
