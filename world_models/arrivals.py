@@ -38,6 +38,7 @@ from numba import njit
 
 from lobworld.envs.arrivals import HawkesParams, PoissonParams
 from lobworld.errors import LobworldError
+from lobworld.world_models.data.session import SESSION_CLOSE_S, SESSION_OPEN_S
 
 
 class ArrivalFitError(LobworldError):
@@ -160,9 +161,9 @@ def market_orders_from_events(events, *, t0: float | None = None, T: float | Non
     if t0 is None and T is None and win is not None and len(win) == 2:
         t0, T = float(win[0]) / 1000.0, float(win[1] - win[0]) / 1000.0
     if t0 is None:
-        t0 = 34200.0 if t[0] >= 34200.0 else float(np.floor(secs[0]))
+        t0 = SESSION_OPEN_S if t[0] >= SESSION_OPEN_S else float(np.floor(secs[0]))
     if T is None:
-        T = max(57600.0 - t0, float(secs[-1] - t0)) if t0 == 34200.0 else float(secs[-1] - t0)
+        T = max(SESSION_CLOSE_S - t0, float(secs[-1] - t0)) if t0 == SESSION_OPEN_S else float(secs[-1] - t0)
     times = t[starts] - t0
     if times[0] < 0 or times[-1] > T:
         raise ArrivalFitError(f"market orders fall outside the window [t0, t0+T] = [{t0}, {t0 + T}]")

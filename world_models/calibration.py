@@ -38,6 +38,7 @@ import pandas as pd
 from lobworld.envs.dynamics import ParametricParams
 from lobworld.world_models.data.bars import make_bars
 from lobworld.world_models.data.schema import EVENT_CATEGORIES, EXEC_EVENTS, event_codes
+from lobworld.world_models.data.session import SESSION_SECONDS  # noqa: F401  (re-exported)
 from lobworld.errors import LobworldError
 
 
@@ -45,7 +46,6 @@ class CalibrationError(LobworldError):
     """Data that cannot calibrate the parametric market (what is missing named)."""
 
 
-SESSION_SECONDS = 23_400.0  #: 09:30-16:00, a regular US equity session
 
 
 def _bars(events: pd.DataFrame, dt: float) -> pd.DataFrame:

@@ -59,6 +59,7 @@ from lobworld.world_models.data.events import (
     CANCEL, DELETE, EXEC_HIDDEN, EXEC_VISIBLE, SUBMIT, level_class,
 )
 from lobworld.world_models.data.schema import infer_levels
+from lobworld.world_models.data.session import SESSION_OPEN_S
 
 __all__ = ["CSTParams", "CSTError", "ArrayBook", "CSTRun", "fit_cst", "simulate_cst", "save_cst", "load_cst", "load_fitted_cst", "default_book",
            "cst_event_nats"]
@@ -512,7 +513,7 @@ def _unit_shares(params: CSTParams) -> float:
 
 
 def simulate_cst(params: CSTParams, rng: np.random.Generator, n_events: int, *, book: ArrayBook | None = None,
-                 start_ns: int = 34_200 * 10**9, levels: int = 10, record_book: bool = True) -> CSTRun:
+                 start_ns: int = int(SESSION_OPEN_S) * 10**9, levels: int = 10, record_book: bool = True) -> CSTRun:
     """Simulate ``n_events`` messages of the CST model (reference NumPy path, one Gillespie step per order).
 
     Each step draws, in this order from ``rng``: the waiting time (exponential with the total rate),

@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 
 from lobworld.errors import LobworldError
+from lobworld.world_models.data.session import SESSION_LENGTH_S, SESSION_OPEN_S  # noqa: F401  (re-exported)
 from lobworld.world_models.data.schema import (
     EVENT_CATEGORIES, EVENT_DTYPE, NY_TZ, book_columns, event_codes, infer_levels,
 )
@@ -76,10 +77,6 @@ N_TYPES = 5
 ETYPE_NAMES = ("submit", "cancel", "delete", "exec_visible", "exec_hidden")
 NO_PRICE = -1
 """Price (ticks) of an empty side in :attr:`EventTokens.best_bid` / ``best_ask``."""
-SESSION_OPEN_S = 34_200.0
-"""09:30 New York, seconds after midnight (for time-of-day features)."""
-SESSION_LENGTH_S = 23_400.0
-"""09:30-16:00, seconds."""
 
 _NEEDED = ("ts", "event", "size", "price_ticks", "direction")
 # canonical category index -> token type (-1: not an order-flow event of the tick model)

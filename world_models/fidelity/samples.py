@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from lobworld.errors import LobworldError
+from lobworld.world_models.data.session import SESSION_SECONDS  # noqa: F401  (re-exported)
 
 HORIZONS = (1, 5, 15)  #: return horizons (bars)
 ACF_LAGS = (1, 2, 3, 4, 5)  #: lags of the absolute-return autocorrelation (bars)
 RV_WINDOW = 5  #: bars in the realised volatility of ``spread_by_vol``
 IMPACT_EDGES = np.array([-1.0, -0.25, 0.25, 1.0])  #: signed volume / mean bar volume bin edges
-SESSION_SECONDS = 23_400.0
 N_HIST_BINS = 20
 
 

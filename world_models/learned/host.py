@@ -17,6 +17,7 @@ from lobworld.world_models.learned.batch import BATCH_CHUNK, learned_batch_reset
 from lobworld.world_models.learned.kernel import _learned_reset, _learned_step
 from lobworld.world_models.learned.layout import M_KCAT, M_OFISL, N_Q, _layout
 from lobworld.errors import LobworldError
+from lobworld.world_models.data.session import SESSION_SECONDS
 
 
 class LearnedDynamicsError(LobworldError):
@@ -191,7 +192,7 @@ class LearnedDynamics(MarketDynamics):
             p = ImpactParams()
             ck = self._models[self._select(dt)][0]
             s = ck.assets[asset]
-            n_bars = 23400.0 / ck.dt
+            n_bars = SESSION_SECONDS / ck.dt
             sig_d, v_d = s.sigma_bar * math.sqrt(n_bars), s.mean_volume * n_bars
             warnings.warn(f"LearnedDynamics: no fitted impact model for {asset!r}; using the square-root prior "
                           f"Y={p.Y}, delta={p.delta} with the asset's session sigma and volume (fit one with "
