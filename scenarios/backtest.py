@@ -45,6 +45,7 @@ Units: prices in ticks internally, shortfall in bps of the arrival mid (+ = cost
 from __future__ import annotations
 
 import math
+import pathlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -63,6 +64,8 @@ __all__ = [
     "MM_STRATEGIES", "LATENCY_PRESETS", "ParentOrder", "ExecutionParams", "MarketMakingParams",
     "ExecutionResult", "MarketMakingResult", "run_execution", "run_market_making", "paired_latency_table",
     "parse_time", "afternoon_starts", "mid_path", "plot_execution", "plot_market_making", "TZ",
+    "TICK_EXEC_ENV", "TICK_STRATEGIES", "ModelEnvError", "TickStrategy", "ModelStrategy", "run_tick_execution",
+    "tick_world_data", "ModelBacktestResult", "model_run_record", "load_tick_model", "backtest_model",
 ]
 
 EXECUTION_STRATEGIES = ("twap", "vwap", "pov", "ac", "aggressive", "passive_first")
@@ -725,3 +728,338 @@ def plot_market_making(result: MarketMakingResult, envs: Sequence[int], path) ->
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# strategies and trained models on the tick execution env (LOB-TickExecution-v0)
+# ---------------------------------------------------------------------------------------------
+TICK_EXEC_ENV = "LOB-TickExecution-v0"
+#: execution strategies as child-order rules of ``LOB-TickExecution-v0`` (:class:`TickStrategy`)
+TICK_STRATEGIES = ("twap", "vwap", "pov", "ac", "aggressive", "passive_first")
+#: env kwargs a trained model's observations depend on: taken from its run record
+_OBS_KWARGS = ("obs_levels", "size_scale", "max_level", "vol_halflife", "depth", "queue_model", "queue_power",
+               "max_fills")
+
+
+class ModelEnvError(BacktestError):
+    """A trained model whose env id is not the one a backtest runs (field ``model``)."""
+
+
+def _exec_side_qty(acct: np.ndarray, idx: np.ndarray, side: str) -> np.ndarray:
+    return acct[idx, bk.A_BUY_QTY if side == "buy" else bk.A_SELL_QTY].astype(np.int64)
+
+
+def _working_rem(orders: np.ndarray, idx: np.ndarray, slot: int) -> np.ndarray:
+    st = orders[idx, slot, bk.O_STATUS]
+    return np.where((st == bk.ST_LIVE) | (st == bk.ST_PENDING), orders[idx, slot, bk.O_REM], 0).astype(np.int64)
+
+
+class TickStrategy:
+    """An execution strategy as actions of ``LOB-TickExecution-v0`` for the envs ``idx`` of a core.
+
+    The env's action is ``[fraction, type, level]`` with ``round(fraction * R)`` shares (``R``
+    the shares still to execute, Q - executed); ``act(k)`` returns the actions of decision ``k``
+    (0 .. N-1) from the core's state (executed shares, working children, touch, the tape's
+    executed volume), so the same rule runs on every tick world (replay, parametric, learned).
+
+    ===================  =====================================================================
+    ``twap``, ``vwap``,  a market child for ``target_k - executed - working``, with
+    ``ac``,              ``target_k`` the cumulative schedule after decision k of
+    ``aggressive``       :func:`run_execution` (``X (k + 1) / N``; the U profile; the
+                         Almgren-Chriss holdings with sigma from the 30 min of tape before the
+                         start; everything)
+    ``pov``              a market child keeping ``executed >= rate x`` the world's executed
+                         volume since the start (visible + hidden), capped at Q
+    ``passive_first``    one resting child at the own-side touch holds every free share; a
+                         child off the touch is cancelled (posted again at the next decision);
+                         more than ``slack`` TWAP slices behind the line ``X k / N`` it crosses
+                         the shares it is behind with a market child, first reducing the
+                         resting child (keeps its place) when it holds them, then crossing at
+                         the next decision
+    ===================  =====================================================================
+
+    The env's rules apply: one child rests (slot 0) and one market child is in flight
+    (slot 1) at most; at the horizon the env withdraws the children and sends the rest into
+    the book at once (forced completion).
+    """
+
+    def __init__(self, name: str, core, idx: np.ndarray, po: ParentOrder, params: ExecutionParams,
+                 data: ReplayData, mids: np.ndarray):
+        if name not in TICK_STRATEGIES:
+            raise UnknownStrategyError(f"strategy: unknown tick execution strategy {name!r}; "
+                                       f"one of {', '.join(TICK_STRATEGIES)}")
+        self.name, self.core, self.idx, self.po, self.params = name, core, np.asarray(idx, np.int64), po, params
+        self.N, self.X = po.n_decisions, int(po.quantity)
+        self.sd = bk.BID if po.side == "buy" else bk.ASK
+        mid0 = float(_mid_at(data, mids, po.start))
+        self.target = None
+        if name not in ("pov", "passive_first"):
+            self.target = _exec_targets(name, po, params, data, mids, mid0).astype(np.int64)
+        b = core.book
+        self.vol0 = (b.cnt[self.idx, bk.EXEC_VOL_VIS] + b.cnt[self.idx, bk.EXEC_VOL_HID]).copy()
+
+    def act(self, k: int) -> np.ndarray:
+        b, idx = self.core.book, self.idx
+        n = len(idx)
+        out = np.zeros((n, 3), np.float64)
+        ex = _exec_side_qty(b.acct, idx, self.po.side)
+        R = self.X - ex
+        child = _working_rem(b.orders, idx, 0)
+        mkt = _working_rem(b.orders, idx, 1)
+        free = R - child - mkt
+        safe_r = np.maximum(R, 1).astype(np.float64)
+        if self.name == "passive_first":
+            line = self.X * k / self.N
+            behind = line - ex
+            M = np.where(behind > self.params.passive_slack * self.X / self.N, np.rint(behind), 0).astype(np.int64)
+            st = b.orders[idx, 0, bk.O_STATUS]
+            live = st == bk.ST_LIVE
+            touch = b.px[idx, self.sd, 0]
+            has_touch = b.nl[idx, self.sd] > 0
+            at_touch = live & has_touch & (b.orders[idx, 0, bk.O_PRICE] == touch)
+            for j in range(n):
+                if M[j] > 0 and mkt[j] == 0:
+                    if free[j] >= M[j]:
+                        out[j] = (M[j] / safe_r[j], 0.0, 0.0)
+                    elif at_touch[j] and child[j] - (M[j] - free[j]) > 0:
+                        out[j] = ((child[j] - (M[j] - free[j])) / safe_r[j], 1.0, 0.0)  # reduce: keeps its place
+                    elif child[j] > 0:
+                        out[j] = (0.0, 3.0, 0.0)  # cancel; cross at the next decision
+                    continue
+                if live[j] and not at_touch[j]:
+                    out[j] = (0.0, 3.0, 0.0)
+                elif child[j] == 0 and free[j] > 0 and has_touch[j]:
+                    out[j] = (free[j] / safe_r[j], 1.0, 0.0)
+            return out
+        if self.name == "pov":
+            v = b.cnt[idx, bk.EXEC_VOL_VIS] + b.cnt[idx, bk.EXEC_VOL_HID] - self.vol0
+            want = np.minimum(self.X, np.rint(self.params.pov_rate * v)).astype(np.int64)
+        else:
+            want = np.full(n, self.target[min(k, self.N - 1)], np.int64)
+        q = np.clip(want - ex - child - mkt, 0, None)
+        out[:, 0] = np.where(R > 0, np.minimum(q / safe_r, 1.0), 0.0)
+        return out
+
+
+class ModelStrategy:
+    """A trained policy (:class:`~lobworld.agents.training.SB3Policy`) acting on envs ``idx``:
+    deterministic actions from the env's observations (normalised by its VecNormalize
+    statistics when it has them)."""
+
+    name = "model"
+
+    def __init__(self, policy, core, idx):
+        self.policy, self.core, self.idx = policy, core, np.asarray(idx, np.int64)
+
+    def act(self, k: int) -> np.ndarray:
+        return np.asarray(self.policy(self.core.obs[self.idx]), np.float64).reshape(len(self.idx), -1)
+
+
+def _ny_seconds(t_ns: int) -> float:
+    ts = pd.Timestamp(int(t_ns), tz="UTC").tz_convert(TZ)
+    return float((int(t_ns) - ts.normalize().value) / 1e9)
+
+
+def tick_world_data(path) -> ReplayData:
+    """The :class:`ReplayData` a tick env built on LOBSTER file ``path`` replays (loaded once per process)."""
+    from lobworld.envs.tick import ReplayWorld
+
+    return ReplayWorld.from_path(path).data
+
+
+def run_tick_execution(path, starts: Sequence[int], strategies: Sequence[str], *, side: str = "sell",
+                       quantity: int = 1000, horizon_s: float = 600.0, interval_s: float = 10.0,
+                       world="replay", latency="cloud", n_paths: int = 1, seed: int = 0,
+                       params: ExecutionParams | None = None, policy=None,
+                       env_kwargs: dict | None = None) -> pd.DataFrame:
+    """Run every strategy on ``LOB-TickExecution-v0`` over each window ``[start, start + horizon_s)``
+    of LOBSTER file ``path`` in tick world ``world`` (``"replay"``: the real tape; ``"parametric"``,
+    ``"learned"`` or a :class:`~lobworld.envs.tick.TickWorld`: conditioned on the file's book at the
+    start), ``n_paths`` paths each.
+
+    One :class:`~lobworld.envs.tick.TickExecutionCore` per window holds ``len(strategies) x n_paths``
+    envs; env ``(strategy, p)`` is seeded ``seed + p``, so every strategy meets the same latency
+    draws and, on a generated world, the same random streams (common random numbers). Names are
+    :data:`TICK_STRATEGIES` and ``"model"`` (``policy``, an SB3Policy). Decisions every
+    ``interval_s`` (``N = round(horizon_s / interval_s)`` of them), no autoreset; the metrics are
+    the env's episode info at its end (``shortfall_bps`` + = cost in bps of the arrival mid).
+
+    Returns one row per env: start, strategy, path, seed and the episode info (shortfall_bps,
+    completion, shares_executed, passive_shares, aggressive_shares, forced_shares,
+    forced_beyond_book_shares, vwap, arrival_price, episode_length).
+    """
+    from lobworld.envs.tick import TickExecutionCore
+
+    params = params or ExecutionParams()
+    strategies = list(strategies)
+    if not strategies:
+        raise BacktestError("strategy: need at least one strategy")
+    for s in strategies:
+        if s == "model":
+            if policy is None:
+                raise BacktestError("strategy: 'model' needs a trained policy (policy=)")
+        elif s not in TICK_STRATEGIES:
+            raise UnknownStrategyError(f"strategy: unknown tick execution strategy {s!r}; "
+                                       f"one of {', '.join(TICK_STRATEGIES)} (or 'model')")
+    if isinstance(n_paths, bool) or not isinstance(n_paths, (int, np.integer)) or n_paths < 1:
+        raise BacktestError(f"paths must be an int >= 1, got {n_paths!r}")
+    if not starts:
+        raise BacktestError("start: need at least one window start")
+    data = tick_world_data(path)
+    mids = mid_path(data)
+    kw = dict(env_kwargs or {})
+    rows = []
+    for st in starts:
+        po = ParentOrder(side, int(quantity), int(st), float(horizon_s), float(interval_s))
+        N = po.n_decisions
+        _check_window(data, po.start, po.start + int(round(N * interval_s * _NS)))
+        n = len(strategies) * n_paths
+        core = TickExecutionCore(n, data=str(path), world=world, start=_ny_seconds(po.start), horizon=N,
+                                 dt=float(interval_s), quantity=int(quantity), side=side, latency=latency, **kw)
+        core.seed_rows(range(n), [seed + (j % n_paths) for j in range(n)])
+        core.reset()
+        groups = []
+        for si, s in enumerate(strategies):
+            idx = np.arange(si * n_paths, (si + 1) * n_paths)
+            groups.append(ModelStrategy(policy, core, idx) if s == "model"
+                          else TickStrategy(s, core, idx, po, params, data, mids))
+        infos: list = [None] * n
+        done = np.zeros(n, bool)
+        for k in range(N):
+            act = np.zeros((n, 3), np.float64)
+            for g in groups:
+                act[g.idx] = g.act(k)
+            act[done] = 0.0  # a finished env sends nothing (its info is already recorded)
+            core.step(act, autoreset=False)
+            new = (core.terminated | core.truncated) & ~done
+            for i in np.flatnonzero(new):
+                infos[i] = core.episode_info(int(i))
+            done |= new
+            if done.all():
+                break
+        for si, s in enumerate(strategies):
+            for p in range(n_paths):
+                i = si * n_paths + p
+                if infos[i] is None:  # cannot happen: the env terminates at its horizon
+                    raise BacktestError(f"env {i} ({s}) did not finish within {N} decisions")
+                rows.append(dict(start=pd.Timestamp(po.start, tz="UTC").tz_convert(TZ), strategy=s, path=p,
+                                 seed=seed + p, **infos[i]))
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class ModelBacktestResult:
+    """What :func:`backtest_model` measured."""
+
+    table: pd.DataFrame
+    """One row per (window, strategy, latency path): the tick env's episode info (see
+    :func:`run_tick_execution`); strategy ``"model"`` is the trained model."""
+    paired: pd.DataFrame
+    """Per baseline: the model's mean shortfall minus the baseline's across windows (paired per
+    window, bps, + = the model costs more), with a 95% t interval."""
+    trained_on: str
+    """The env the model was trained on (its run record)."""
+    model_path: str
+    env_kwargs: dict
+    """The env kwargs the backtest ran with (those of the model's observations from its record)."""
+
+
+def _find_model(model) -> pathlib.Path:
+    p = pathlib.Path(model)
+    if p.is_dir():
+        p = p / "model.zip"
+    if not p.is_file():
+        raise BacktestError(f"model: {p} does not exist (give a run folder holding model.zip, or a model .zip)")
+    return p
+
+
+def model_run_record(model) -> dict:
+    """The ``lobworld_run.json`` of a model (``{}`` when the model has none beside it)."""
+    from lobworld.agents.training import _find_meta
+
+    return _find_meta(_find_model(model)) or {}
+
+
+def load_tick_model(model, *, latency="cloud", **env_overrides):
+    """Load a trained model of ``LOB-TickExecution-v0`` as a deterministic batched policy.
+
+    ``model``: a run folder of ``lobworld train`` (holding ``model.zip``) or a model ``.zip``.
+    Refuses a model whose run record names another env id (:class:`ModelEnvError`, naming
+    it), a model whose spaces differ from the env's
+    (:class:`~lobworld.agents.training.IncompatibleModelError`) and a model trained with
+    VecNormalize whose statistics are missing
+    (:class:`~lobworld.agents.training.MissingVecNormalizeError`), as ``lobworld evaluate`` does.
+    Returns ``(policy, record, obs_kwargs)``: ``obs_kwargs`` are the recorded env kwargs the
+    observations depend on (:data:`_OBS_KWARGS`).
+    """
+    from gymnasium import spaces
+
+    from lobworld.agents.training import load_policy
+    from lobworld.envs.tick import TickExecutionConfig, obs_names
+
+    p = _find_model(model)
+    meta = model_run_record(p)
+    env_id = (meta.get("env") or {}).get("id") or (meta.get("config") or {}).get("env_id")
+    if env_id is not None and env_id != TICK_EXEC_ENV:
+        raise ModelEnvError(f"model: {p} was trained on {env_id}; a backtest on the tape runs models of "
+                            f"{TICK_EXEC_ENV} (its observations are built from the event-level book). "
+                            f"Evaluate a {env_id} model with `lobworld evaluate --env {env_id}`")
+    rec_kw = dict((meta.get("config") or {}).get("env_kwargs") or {})
+    obs_kw = {k: rec_kw[k] for k in _OBS_KWARGS if k in rec_kw}
+    cfg = TickExecutionConfig(**obs_kw)
+    obs_space = spaces.Box(-np.inf, np.inf, (len(obs_names(int(cfg.obs_levels), "remaining")),), np.float32)
+    act_space = spaces.Box(low=np.zeros(3, np.float32), high=np.array([1.0, 3.0, cfg.max_level], np.float32),
+                           dtype=np.float32)  # TickExecutionEnv's action space
+    policy = load_policy(p, env_id=TICK_EXEC_ENV, observation_space=obs_space, action_space=act_space)
+    return policy, meta, obs_kw
+
+
+def _paired_vs(table: pd.DataFrame, ref: str, metric: str = "shortfall_bps") -> pd.DataFrame:
+    """Per strategy other than ``ref``: mean of ``ref - strategy`` per window (paths averaged), with a
+    95% t interval across windows."""
+    from scipy import stats
+
+    per = table.groupby(["strategy", "start"], sort=False)[metric].mean().unstack("strategy")
+    out = []
+    for s in per.columns:
+        if s == ref:
+            continue
+        d = (per[ref] - per[s]).dropna()
+        n = len(d)
+        half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+        out.append(dict(baseline=s, windows=n, **{f"{ref}_mean": float(per[ref].mean()),
+                                                   "baseline_mean": float(per[s].mean())},
+                        diff=float(d.mean()) if n else float("nan"), ci95_half=half))
+    return pd.DataFrame(out)
+
+
+def backtest_model(model, path, starts: Sequence[int], *, baselines: Sequence[str] = TICK_STRATEGIES,
+                   side: str | None = None, quantity: int | None = None, horizon_s: float | None = None,
+                   interval_s: float | None = None, latency="cloud", n_paths: int = 1, seed: int = 0,
+                   params: ExecutionParams | None = None) -> ModelBacktestResult:
+    """Backtest a trained ``LOB-TickExecution-v0`` model deterministically on the real tape.
+
+    ``model``: run folder or ``.zip`` (checked by :func:`load_tick_model`); ``path``: the LOBSTER
+    message file; ``starts``: window starts (ns). The model and every baseline run through the
+    tick env's replay world (``world="replay"``) on the same windows with the same latency draws
+    (:func:`run_tick_execution`); ``side``, ``quantity``, ``interval_s`` (the env's ``dt``) and
+    ``horizon_s`` (``horizon x dt``) default to the model's training env kwargs, else the env's
+    defaults. ``paired`` compares the model with each baseline window by window.
+    """
+    from lobworld.envs.tick import TickExecutionConfig
+
+    policy, meta, obs_kw = load_tick_model(model)
+    rec_kw = dict((meta.get("config") or {}).get("env_kwargs") or {})
+    d = TickExecutionConfig()
+    side = side or rec_kw.get("side", d.side)
+    quantity = int(quantity if quantity is not None else rec_kw.get("quantity", d.quantity))
+    interval_s = float(interval_s if interval_s is not None else rec_kw.get("dt", d.dt))
+    if horizon_s is None:
+        horizon_s = interval_s * int(rec_kw.get("horizon", d.horizon))
+    strategies = ["model"] + [b for b in baselines if b != "model"]
+    table = run_tick_execution(path, starts, strategies, side=side, quantity=quantity, horizon_s=horizon_s,
+                               interval_s=interval_s, world="replay", latency=latency, n_paths=n_paths, seed=seed,
+                               params=params, policy=policy, env_kwargs=obs_kw)
+    kw = dict(obs_kw, side=side, quantity=quantity, dt=interval_s, horizon=ParentOrder(
+        side, quantity, int(starts[0]), float(horizon_s), interval_s).n_decisions, latency=latency)
+    return ModelBacktestResult(table, _paired_vs(table, "model"), policy.trained_on, str(_find_model(model)), kw)
