@@ -21,16 +21,20 @@ day), standardised with training-block statistics.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from lobworld.errors import LobworldError
-from lobworld.world_models.data.events import N_TYPES, SESSION_LENGTH_S, SESSION_OPEN_S, EventTokens, level_class
+from lobworld.world_models.data.events import (
+    N_TYPES, SESSION_LENGTH_S, SESSION_OPEN_S, EventTokens, TokenConfig, level_class,
+)
 
 __all__ = ["TickModelConfig", "TickModelError", "save_tick_model", "load_tick_model", "load_fitted_tick_model", "tick_features", "TickTargets", "TickGRU", "train_tick_model",
-           "event_nats"]
+           "event_nats", "TERMS", "TickTrainConfig", "load_tick_config", "tick_config_toml", "config_kind",
+           "train_tick_run", "held_out_scores", "TICK_RUN_ARTEFACTS"]
 
 
 @dataclass(frozen=True)
@@ -190,12 +194,28 @@ def event_nats(model, x, tg: TickTargets, chunk: int = 4096) -> np.ndarray:
     return np.concatenate(out).astype(np.float64)
 
 
+TERMS = ("time", "type", "side", "level", "size")
+"""Names of the five per-event NLL terms, in the column order of :func:`event_nats`."""
+
+
 def train_tick_model(tokens: EventTokens, train, early_stop, config: TickModelConfig = TickModelConfig(),
-                     log=print):
+                     log=print, *, writer=None, progress: bool = False, stop=None):
     """Fit a :class:`TickGRU` by maximum likelihood with truncated BPTT on the ``train`` tokens, early
     stopping on the mean NLL of the ``early_stop`` tokens (the stream is run from its start so the
     hidden state is warm). Returns ``(model, history)``; history rows are
-    ``(epoch, train_nats, early_stop_nats)`` per event."""
+    ``(epoch, train_nats, early_stop_nats)`` per event.
+
+    Hooks (none changes a number the training computes):
+
+    * ``writer``: a TensorBoard ``SummaryWriter``; per epoch ``nats/train``, ``nats/early_stop``
+      (nats per event), ``train/<term>`` and ``early_stop/<term>`` for the five terms of
+      :data:`TERMS`, ``lr`` and ``grad_norm`` (mean total gradient norm before clipping); per step
+      ``step/grad_norm`` and ``step/train_nats``.
+    * ``progress``: a tqdm bar over the gradient steps of each epoch.
+    * ``stop``: an object with a boolean ``requested`` (``run_folder.StopOnSigint``), polled before
+      every step: when set, training ends there, the cut epoch is not scored and the best model so
+      far is returned (``history`` holds the epochs completed; none: the initial weights).
+    """
     torch = _torch()
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -208,30 +228,70 @@ def train_tick_model(tokens: EventTokens, train, early_stop, config: TickModelCo
     B, S = config.batch, config.seq_len
     seg = len(tr_idx) // B
     if seg < S:
-        raise ValueError(f"train_tick_model: {len(tr_idx)} training events are too few for batch={B} x seq_len={S}")
+        raise TickModelError(f"train_tick_model: {len(tr_idx)} training events are too few for batch={B} x "
+                             f"seq_len={S} (need at least {B * S}; lower batch / seq_len or test_hours)")
     best, best_state, bad, hist = math.inf, None, 0, []
+    gstep = 0
     for epoch in range(config.epochs):
         model.train()
         off = int(rng.integers(0, S))
         starts = np.arange(B) * seg + off
         h = None
         tot, cnt = 0.0, 0
-        for c in range((seg - off) // S):
+        term_tot = np.zeros(len(TERMS))
+        gn_tot, n_steps = 0.0, 0
+        n_chunks = (seg - off) // S
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_chunks, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step", leave=False)
+        for c in range(n_chunks):
+            if stop is not None and stop.requested:
+                break
             idx = tr_idx[np.minimum(starts[:, None] + c * S + np.arange(S)[None, :], len(tr_idx) - 1)]
             xb, *t = _tensors(x, tg, idx, config.device)
             feats, h = model(xb, h)
             h = h.detach()
-            loss = sum(term.mean() for term in model.nll(feats, *t))
+            terms = [term.mean() for term in model.nll(feats, *t)]
+            loss = sum(terms)
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            gn = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
             opt.step()
-            tot += float(loss.detach()) * idx.size
+            step_loss = float(loss.detach())
+            tot += step_loss * idx.size
             cnt += idx.size
+            term_tot += np.array([float(v.detach()) for v in terms]) * idx.size
+            gn_tot += gn
+            n_steps += 1
+            if writer is not None:
+                writer.add_scalar("step/grad_norm", gn, gstep)
+                writer.add_scalar("step/train_nats", step_loss, gstep)
+            gstep += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(nats=f"{step_loss:.3f}")
+        if bar is not None:
+            bar.close()
+        if stop is not None and stop.requested:
+            log(f"epoch {epoch}: stopped by request after {n_steps} of {n_chunks} steps (not scored)")
+            break
         nats = event_nats(model, x, tg)
+        es_terms = nats[early_stop].mean(axis=0) if early_stop.any() else np.full(len(TERMS), np.nan)
         es = float(nats[early_stop].sum(axis=1).mean())
-        hist.append((epoch, tot / max(cnt, 1), es))
-        log(f"epoch {epoch}: train {tot / max(cnt, 1):.4f} early-stop {es:.4f} nats/event")
+        tr_nats = tot / max(cnt, 1)
+        hist.append((epoch, tr_nats, es))
+        log(f"epoch {epoch}: train {tr_nats:.4f} early-stop {es:.4f} nats/event")
+        if writer is not None:
+            writer.add_scalar("nats/train", tr_nats, epoch)
+            writer.add_scalar("nats/early_stop", es, epoch)
+            for name, a, b in zip(TERMS, term_tot / max(cnt, 1), es_terms):
+                writer.add_scalar(f"train/{name}", float(a), epoch)
+                writer.add_scalar(f"early_stop/{name}", float(b), epoch)
+            writer.add_scalar("lr", float(opt.param_groups[0]["lr"]), epoch)
+            writer.add_scalar("grad_norm", gn_tot / max(n_steps, 1), epoch)
+            writer.flush()
         if es < best - 1e-4:
             best, bad = es, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -361,6 +421,222 @@ def compare_with_cst(message_path, config: TickModelConfig = TickModelConfig(), 
         save_tick_model(model, out / "tick_gru.npz", scale=tok.scale, token_config=token_config,
                         metrics={k: res[k] for k in ("ticker", "n_test_events", "gru", "cst")})
         (out / "compare.json").write_text(json.dumps(res, indent=1) + "\n")
+    return res
+
+
+# ---------------------------------------------------------------------------
+# ``lobworld world-model train`` with a ``kind = "tick"`` config
+# ---------------------------------------------------------------------------
+#: what a tick-model run writes into its folder (``overwrite`` deletes these, and only these)
+TICK_RUN_ARTEFACTS = ("tick_gru.npz", "metrics.json", "config.toml", "tb")
+TICK_KIND = "tick"
+_RUN_KEYS = ("tensorboard", "progress", "score_cst")
+
+
+@dataclass(frozen=True)
+class TickTrainConfig:
+    """A tick-GRU training run: the TOML file ``kind = "tick"`` with tables ``[train]`` (the fields of
+    :class:`TickModelConfig` plus ``tensorboard``, ``progress``, ``score_cst``) and ``[tokens]``
+    (the fields of :class:`~lobworld.world_models.data.events.TokenConfig`: top-k book context,
+    size bins, the held-out split in hours)."""
+
+    model: TickModelConfig = TickModelConfig()
+    """Network and optimiser settings (``[train]``)."""
+    tokens: TokenConfig = field(default_factory=TokenConfig)
+    """How the day becomes tokens (``[tokens]``)."""
+    tensorboard: bool = True
+    """Write TensorBoard scalars under ``<out>/tb``."""
+    progress: bool = True
+    """Show a progress bar over the gradient steps of each epoch."""
+    score_cst: bool = True
+    """After training, also fit Cont-Stoikov-Talreja on the training block and score both models on the
+    test block (``metrics["cst"]``, as in the shipped weights' metadata)."""
+
+    def __post_init__(self):
+        _check_model_config(self.model)
+        for name in _RUN_KEYS:
+            if not isinstance(getattr(self, name), bool):
+                raise TickModelError(f"TickTrainConfig.{name} must be true or false, got {getattr(self, name)!r}")
+
+
+def _check_model_config(c: TickModelConfig) -> None:
+    for name in ("hidden", "embed", "n_mix", "level_max", "seq_len", "batch", "epochs", "patience"):
+        v = getattr(c, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise TickModelError(f"[train] {name} must be a positive int, got {v!r}")
+    if not (isinstance(c.lr, (int, float)) and not isinstance(c.lr, bool) and math.isfinite(c.lr) and c.lr > 0):
+        raise TickModelError(f"[train] lr must be a positive number, got {c.lr!r}")
+    if not isinstance(c.seed, int) or isinstance(c.seed, bool) or c.seed < 0:
+        raise TickModelError(f"[train] seed must be a non-negative int, got {c.seed!r}")
+    if c.device not in ("cpu", "cuda"):
+        raise TickModelError(f"[train] device must be 'cpu' or 'cuda', got {c.device!r}")
+
+
+def config_kind(path) -> str:
+    """The ``kind`` key of a training TOML file ("bar" when absent: the bar GRU's configs have none)."""
+    import pathlib
+
+    from lobworld._config import read_toml
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise TickModelError(f"config file {path} does not exist")
+    kind = read_toml(path, error=TickModelError, source=f"config file {path}").get("kind", "bar")
+    if kind not in ("bar", TICK_KIND):
+        raise TickModelError(f"config file {path}: kind must be 'bar' or 'tick', got {kind!r}")
+    return kind
+
+
+def load_tick_config(path) -> TickTrainConfig:
+    """Read a :class:`TickTrainConfig` TOML file (see its docstring); :class:`TickModelError` names an
+    unknown table or key, a bad value, a missing or other ``kind``."""
+    import pathlib
+
+    from lobworld._config import from_mapping, read_toml, unknown_keys_message
+
+    path = pathlib.Path(path)
+    if config_kind(path) != TICK_KIND:
+        raise TickModelError(f"config file {path}: not a tick-model config (needs kind = \"tick\" at the top)")
+    raw = read_toml(path, error=TickModelError, source=f"config file {path}")
+    top = [k for k in raw if k not in ("kind", "train", "tokens")]
+    if top:
+        raise TickModelError(unknown_keys_message(f"config file {path} (top level)", top, ["kind", "train", "tokens"]))
+    tr, tk = raw.get("train", {}), raw.get("tokens", {})
+    for name, tab in (("train", tr), ("tokens", tk)):
+        if not isinstance(tab, dict):
+            raise TickModelError(f"config file {path}: [{name}] must be a table")
+    run = {k: tr[k] for k in _RUN_KEYS if k in tr}
+    model_part = {k: v for k, v in tr.items() if k not in _RUN_KEYS}
+    try:
+        model = from_mapping(TickModelConfig, model_part, source=f"config file {path} [train]", error=TickModelError,
+                             check_types=True)
+    except TickModelError as exc:  # name the run keys too among the known ones
+        msg = str(exc)
+        if "unknown key(s)" in msg:
+            known = [f.name for f in dataclasses.fields(TickModelConfig)] + list(_RUN_KEYS)
+            unknown = [k for k in model_part if k not in known]
+            msg = unknown_keys_message(f"config file {path} [train]", unknown, known)
+        raise TickModelError(msg) from None
+    tokens = from_mapping(TokenConfig, tk, source=f"config file {path} [tokens]", error=TickModelError,
+                          check_types=True)
+    try:
+        return TickTrainConfig(model=model, tokens=tokens, **run)
+    except TickModelError as exc:
+        raise TickModelError(f"config file {path}: {exc}") from None
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else ("inf" if v > 0 else "-inf") if not math.isnan(v) else "nan"
+    return str(v)
+
+
+def tick_config_toml(cfg: TickTrainConfig) -> str:
+    """The TOML text of ``cfg`` (:func:`load_tick_config` reads it back to an equal config)."""
+    import dataclasses
+
+    lines = [f'kind = "{TICK_KIND}"', "", "[train]"]
+    lines += [f"{f.name} = {_toml_value(getattr(cfg.model, f.name))}" for f in dataclasses.fields(cfg.model)]
+    lines += [f"{k} = {_toml_value(getattr(cfg, k))}" for k in _RUN_KEYS]
+    lines += ["", "[tokens]"]
+    lines += [f"{f.name} = {_toml_value(getattr(cfg.tokens, f.name))}" for f in dataclasses.fields(cfg.tokens)]
+    return "\n".join(lines) + "\n"
+
+
+def held_out_scores(model, events, tokens, train, test, *, level_max: int, score_cst: bool = True) -> dict:
+    """Mean held-out nats per event of the tick GRU (time, marks, total and the five terms) and, with
+    ``score_cst``, of Cont-Stoikov-Talreja fitted on the ``train`` tokens (log-normal sizes), on the
+    ``test`` tokens where both are finite."""
+    from lobworld.world_models.tick_parametric import cst_event_nats, fit_cst
+
+    x, tg = tick_features(tokens, level_max)
+    g = event_nats(model, x, tg)
+    ok = np.asarray(test, bool) & np.isfinite(g).all(axis=1)
+    res = {"ticker": tokens.meta.get("ticker", "UNKNOWN")}
+    c = None
+    if score_cst:
+        cst = fit_cst(events, size_law="lognormal", train_mask=train)
+        c = cst_event_nats(cst, events, tokens, train, level_max=level_max)
+        ok &= np.isfinite(c).all(axis=1)
+    res["n_test_events"] = int(ok.sum())
+    res["gru"] = {"time": float(g[ok, 0].mean()), "marks": float(g[ok, 1:].sum(1).mean()),
+                  "total": float(g[ok].sum(1).mean()), "terms": dict(zip(TERMS, map(float, g[ok].mean(0))))}
+    if c is not None:
+        res["cst"] = {"time": float(c[ok, 0].mean()), "marks": float(c[ok, 1].mean()),
+                      "total": float(c[ok].sum(1).mean()), "max_distance": cst.max_distance}
+    return res
+
+
+def train_tick_run(message_path, cfg: TickTrainConfig, out_dir, *, overwrite: bool = False, strict: bool = True,
+                   config_path=None, log=None) -> dict:
+    """Train the tick GRU on one LOBSTER day into the run folder ``out_dir`` and return its metrics.
+
+    The folder holds one run (:func:`lobworld.world_models.run_folder.claim_run_folder`): it is
+    locked while training and refused when it already holds files unless ``overwrite`` (the
+    :data:`TICK_RUN_ARTEFACTS` of the earlier run are deleted first). It receives ``tick_gru.npz``
+    (:func:`save_tick_model`; the metrics, including the reproduce command, in its metadata),
+    ``metrics.json``, ``config.toml`` (the resolved config) and ``tb/`` (TensorBoard), each file
+    written atomically. A first SIGINT stops training at the next gradient step and the best model
+    of the epochs completed is saved with ``metrics["interrupted"] = True`` (a second aborts);
+    a SIGINT before the first epoch ends raises ``KeyboardInterrupt`` and saves nothing.
+    """
+    import json
+    import pathlib
+    import time
+
+    from lobworld.world_models.data import load_lobster
+    from lobworld.world_models.data.events import split_masks, tokenize
+    from lobworld.world_models.run_folder import StopOnSigint, atomic_path, atomic_write_text, claim_run_folder
+
+    message_path = pathlib.Path(message_path)
+    if not message_path.is_file():
+        raise TickModelError(f"data file {message_path} does not exist")
+    log = log or (lambda s: None)
+    out = pathlib.Path(out_dir)
+    with claim_run_folder(out, artefacts=TICK_RUN_ARTEFACTS, overwrite=overwrite,
+                          hint="pass --overwrite to replace it or choose another --out"):
+        events = load_lobster(message_path, strict=strict)
+        tok = tokenize(events, cfg.tokens)
+        train, es, test = split_masks(tok)
+        writer = None
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(out / "tb"))
+        t0 = time.time()
+        try:
+            with StopOnSigint("tick-model training") as stop:
+                model, hist = train_tick_model(tok, train, es, cfg.model, log=log, writer=writer,
+                                               progress=cfg.progress, stop=stop)
+                if not hist:
+                    raise KeyboardInterrupt("tick-model training interrupted before its first epoch ended: "
+                                            "nothing saved")
+                best = min(range(len(hist)), key=lambda i: hist[i][2])
+                res = held_out_scores(model, events, tok, train, test, level_max=cfg.model.level_max,
+                                      score_cst=cfg.score_cst)
+                name = config_path.name if config_path is not None else "CONFIG.toml"
+                res.update({"epochs": len(hist), "best_epoch": int(hist[best][0]),
+                            "early_stop_nats": float(hist[best][2]), "train_seconds": round(time.time() - t0, 2),
+                            "reproduce": f"lobworld world-model train --config {name} --data {message_path.name} "
+                                         f"--out DIR"})
+                if stop.requested:
+                    res["interrupted"] = True
+                if writer is not None:
+                    writer.add_scalar("test/nats", res["gru"]["total"], 0)
+                    for k, v in res["gru"]["terms"].items():
+                        writer.add_scalar(f"test/{k}", v, 0)
+                with atomic_path(out / "tick_gru.npz") as tmp:
+                    save_tick_model(model, tmp, scale=tok.scale, token_config=cfg.tokens, metrics=res)
+                atomic_write_text(out / "config.toml", tick_config_toml(cfg))
+                atomic_write_text(out / "metrics.json", json.dumps({**res, "history": [list(map(float, h)) for h in hist]},
+                                                                   indent=1) + "\n")
+        finally:
+            if writer is not None:
+                writer.close()
     return res
 
 

@@ -1,6 +1,8 @@
 """``lobworld world-model train`` and ``lobworld world-model evaluate``.
 
 train:    lobworld world-model train --data MSG.csv.gz [...] --config CFG.toml --out DIR [--overwrite] [--no-strict]
+          (a config with ``kind = "tick"`` at its top trains the tick GRU on one LOBSTER message file:
+          ``lobworld.world_models.tick_model.train_tick_run``; without ``kind`` it is a bar-GRU config)
 evaluate: lobworld world-model evaluate --checkpoint DIR/model.npz --data MSG.csv.gz [...] [--plot PNG] [--json OUT]
 """
 
@@ -15,10 +17,13 @@ __all__ = ["add_commands", "plot_paths", "format_table"]
 
 
 def add_commands(wm_sub) -> None:
-    p = wm_sub.add_parser("train", help="train the GRU bar dynamics on LOBSTER/Databento files")
+    p = wm_sub.add_parser("train", help="train the GRU bar dynamics on LOBSTER/Databento files, or the tick GRU "
+                          "(a config with kind = \"tick\")")
     p.add_argument("--data", nargs="+", required=True, metavar="PATH",
                    help="LOBSTER message files (orderbook inferred) or Databento files")
-    p.add_argument("--config", metavar="TOML", help="TrainConfig TOML (default: built-in defaults)")
+    p.add_argument("--config", metavar="TOML", help="TrainConfig TOML (default: built-in bar-GRU defaults); a file "
+                   "with kind = \"tick\" at its top trains the tick GRU on one LOBSTER message file instead "
+                   "(TickTrainConfig: [train] and [tokens] tables; world_models/configs/tick_gru_*.toml)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (model.npz, tb/); refused when it "
                    "already holds files, unless --overwrite")
     p.add_argument("--seed", type=int, help="override the config's seed")
@@ -55,14 +60,19 @@ def _strict_advice(exc: Exception) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.config:
+        from lobworld.world_models.tick_model import TICK_KIND, config_kind
+
+        if config_kind(args.config) == TICK_KIND:
+            return _cmd_train_tick(args)
     import dataclasses
 
     from lobworld.errors import LobworldError
     from lobworld.world_models.data.errors import DataValidationError
     from lobworld.world_models.run_folder import INTERRUPT_EXIT_CODE
-    from lobworld.world_models.training import TrainConfig, load_config, train
+    from lobworld.world_models.training import WorldModelTrainConfig, load_world_model_config, train
 
-    cfg = load_config(args.config) if args.config else TrainConfig()
+    cfg = load_world_model_config(args.config) if args.config else WorldModelTrainConfig()
     if args.seed is not None:
         cfg = dataclasses.replace(cfg, seed=args.seed)
     out = pathlib.Path(args.out) / "model.npz"
@@ -80,6 +90,38 @@ def _cmd_train(args: argparse.Namespace) -> int:
               f"{ck.metrics['best_epoch']}) saved to {out}")
         return INTERRUPT_EXIT_CODE
     print(f"wrote {out}: {json.dumps(ck.metrics)}")
+    return 0
+
+
+def _cmd_train_tick(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from lobworld.errors import LobworldError
+    from lobworld.world_models.data.errors import DataValidationError
+    from lobworld.world_models.run_folder import INTERRUPT_EXIT_CODE
+    from lobworld.world_models.tick_model import load_tick_config, train_tick_run
+
+    cfg = load_tick_config(args.config)
+    if args.seed is not None:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, seed=args.seed))
+    if len(args.data) != 1 or "_message_" not in pathlib.Path(args.data[0]).name:
+        raise LobworldError(f"--data: a tick-model config trains on exactly one LOBSTER message file "
+                            f"(orderbook inferred), got {args.data}")
+    out = pathlib.Path(args.out) / "tick_gru.npz"
+    try:
+        res = train_tick_run(args.data[0], cfg, args.out, overwrite=args.overwrite, strict=args.strict,
+                             config_path=pathlib.Path(args.config), log=lambda s: print(s, file=sys.stderr))
+    except DataValidationError as exc:
+        if not args.strict:
+            raise
+        raise LobworldError(_strict_advice(exc)) from exc
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {exc or 'tick-model training stopped'}", file=sys.stderr)
+        return INTERRUPT_EXIT_CODE
+    if res.get("interrupted"):
+        print(f"interrupted after {res['epochs']} epochs: best-so-far model (epoch {res['best_epoch']}) saved to {out}")
+        return INTERRUPT_EXIT_CODE
+    print(f"wrote {out}: {json.dumps(res)}")
     return 0
 
 
