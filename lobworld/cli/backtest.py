@@ -84,6 +84,14 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from lobworld.scenarios import backtest as bt
     from lobworld.world_models.run_folder import atomic_write_text, claim_run_folder
 
+    if args.sim_vs_real:
+        return _cmd_sim_vs_real(args)
+    if args.model is not None:
+        return _cmd_model(args)
+    if args.env is None:
+        args.env = _EXEC_ENV
+    if args.strategy is None or args.start is None:
+        raise CLIError("--strategy and --start are required (unless --sim-vs-real)")
     if args.env not in (_EXEC_ENV, _MM_ENV):
         raise CLIError(f"--env: backtests exist for {_EXEC_ENV} and {_MM_ENV}, not {args.env}")
     if not (args.horizon_min > 0):
@@ -155,8 +163,117 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _starts(text: str, data) -> list[int]:
+    from lobworld.scenarios import backtest as bt
+
+    date = data.name.split()[1] if len(data.name.split()) > 1 else None
+    return [bt.parse_time(s.strip(), date) for s in text.split(",") if s.strip()]
+
+
+def _cmd_model(args: argparse.Namespace) -> int:
+    """``--model RUN_DIR``: a trained LOB-TickExecution-v0 model and the baselines on the tape's windows."""
+    from lobworld.scenarios import backtest as bt
+    from lobworld.world_models.run_folder import atomic_write_text, claim_run_folder
+
+    if args.env not in (None, bt.TICK_EXEC_ENV):
+        raise CLIError(f"--env: --model backtests run {bt.TICK_EXEC_ENV} models (the env is the model's), not {args.env}")
+    if args.start is None:
+        raise CLIError("--start is required with --model")
+    baselines = _strategies(args.strategy) if args.strategy else list(bt.TICK_STRATEGIES)
+    for s in baselines:
+        if s not in bt.TICK_STRATEGIES:
+            raise bt.UnknownStrategyError(f"--strategy: {s!r} is not a {bt.TICK_EXEC_ENV} baseline; "
+                                          f"one of {', '.join(bt.TICK_STRATEGIES)}")
+    lats = _latencies(args.latency)
+    if len(lats) != 1:
+        raise CLIError("--latency: give one preset with --model")
+    if args.quantity is not None and args.quantity <= 0:
+        raise bt.OrderSizeError(f"--quantity must be > 0 shares, got {args.quantity}")
+    bt.load_tick_model(args.model)  # refuse a bad model before claiming the folder
+    with claim_run_folder(args.out, artefacts=_ARTEFACTS, overwrite=args.overwrite) as out:
+        path = _message_path(args.data)
+        data = bt.tick_world_data(path)
+        starts = _starts(args.start, data)
+        horizon_s = 60.0 * args.horizon_min if args.horizon_min_given else None
+        res = bt.backtest_model(args.model, path, starts, baselines=baselines, side=args.side,
+                                quantity=args.quantity, horizon_s=horizon_s, interval_s=args.interval_s,
+                                latency=lats[0], seed=args.seed)
+        tab = res.table
+        tab.to_csv(out / "results.csv", index=False)
+        kw = res.env_kwargs
+        cols = ["strategy", "start", "shortfall_bps", "completion", "passive_shares", "aggressive_shares",
+                "forced_shares", "episode_length"]
+        md = (f"# Trained model on the real tape\n\n{res.model_path}, trained on {res.trained_on}, run "
+              f"deterministically on {bt.TICK_EXEC_ENV} (world=replay, {data.name}): {kw['side']} {kw['quantity']} "
+              f"shares, {kw['horizon']} decisions every {kw['dt']:g} s, latency {lats[0]}. Replay: the tape does not "
+              f"react to the agent (docs/backtest.md).\n\n" + _md_table(tab[cols])
+              + "\n\n## Shortfall paired per window (model - baseline, bps, 95% t interval)\n\n"
+              + _md_table(res.paired) + "\n")
+        atomic_write_text(out / "summary.md", md)
+        atomic_write_text(out / "summary.json", json.dumps(
+            {"data": data.name, "env": bt.TICK_EXEC_ENV, "model": res.model_path, "trained_on": res.trained_on,
+             "env_kwargs": kw, "seed": args.seed, "results": _records(tab), "paired": _records(res.paired)},
+            indent=1))
+    if not args.quiet:
+        print(md)
+        print(f"wrote {out}")
+    return 0
+
+
+def _message_path(text: str):
+    p = pathlib.Path(text)
+    if p.is_dir():
+        found = sorted(p.glob("*_message_*.csv*"))
+        if len(found) != 1:
+            raise CLIError(f"--data: {p} holds {len(found)} LOBSTER message files; name one")
+        p = found[0]
+    if not p.is_file():
+        raise CLIError(f"--data: {p} does not exist")
+    return str(p)
+
+
+def _cmd_sim_vs_real(args: argparse.Namespace) -> int:
+    """``--sim-vs-real``: predicted (worlds) vs realised (tape) shortfall over held-out windows."""
+    from lobworld.scenarios import backtest as bt
+    from lobworld.scenarios import sim_vs_real as svr
+    from lobworld.world_models.run_folder import atomic_write_text, claim_run_folder
+
+    strategies = tuple(_strategies(args.strategy)) if args.strategy else svr.SIM_STRATEGIES
+    lats = _latencies(args.latency)
+    if len(lats) != 1:
+        raise CLIError("--latency: give one preset with --sim-vs-real")
+    cfg = svr.SimVsRealConfig(
+        strategies=strategies, worlds=tuple(_strategies(args.worlds)),
+        sides=(args.side,) if args.side else ("buy", "sell"),
+        horizon_s=60.0 * (args.horizon_min if args.horizon_min_given else 10.0), interval_s=args.interval_s or 10.0,
+        first=args.first, last_end=args.last_end, quantity=args.quantity, latency=lats[0], n_paths=args.paths,
+        seed=args.seed, pov_rate=args.pov_rate)
+    policy = bt.load_tick_model(args.model)[0] if args.model else None
+    paths = [_message_path(x.strip()) for x in args.data.split(",") if x.strip()]
+    with claim_run_folder(args.out, artefacts=_ARTEFACTS, overwrite=args.overwrite) as out:
+        res = svr.sim_vs_real(paths, cfg, policy=policy,
+                              progress=None if args.quiet else (lambda line: print(line, flush=True)))
+        res.windows.to_csv(out / "results.csv", index=False)
+        summ = res.summary
+        md = (f"# Sim versus real: shortfall predicted by each world against the real tape\n\n"
+              f"Windows of {cfg.horizon_s / 60:g} min from {cfg.first} to {cfg.last_end}, decisions every "
+              f"{cfg.interval_s:g} s, parent orders {res.quantities} shares, sides {', '.join(cfg.sides)}, "
+              f"{cfg.n_paths} paths per window, latency {cfg.latency}. Targets: |bias| < {svr.BIAS_TARGET_BPS} bps, "
+              f"RMSE < {svr.RMSE_TARGET_BPS} bps (docs/backtest.md).\n\n"
+              + "".join(f"- {n}\n" for n in res.notes) + "\n" + _md_table(summ, ".2f") + "\n")
+        atomic_write_text(out / "summary.md", md)
+        atomic_write_text(out / "summary.json", json.dumps(
+            {"data": paths, "config": {k: _jsonable(v) if not isinstance(v, tuple) else list(v)
+                                       for k, v in vars(cfg).items()},
+             "quantities": res.quantities, "notes": res.notes, "summary": _records(summ)}, indent=1))
+    if not args.quiet:
+        print(md)
+        print(f"wrote {out}")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from lobworld.scenarios.backtest import EXECUTION_STRATEGIES, MM_STRATEGIES
+    from lobworld.scenarios.backtest import EXECUTION_STRATEGIES, MM_STRATEGIES, TICK_EXEC_ENV, TICK_STRATEGIES
 
     p = sub.add_parser(
         "backtest", help="run execution / market-making baselines on a real LOBSTER window (event level)",
@@ -165,16 +282,32 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     "the agent. Writes summary.md, summary.json, results.csv and plots/ into --out.")
     p.add_argument("--data", required=True, help="LOBSTER message file (its orderbook file beside it), or a "
                    "folder with one; level-1 files work (the book is as deep as the file)")
-    p.add_argument("--env", default=_EXEC_ENV, choices=(_EXEC_ENV, _MM_ENV), metavar="ENV_ID",
-                   help=f"{_EXEC_ENV} (default) or {_MM_ENV}")
-    p.add_argument("--strategy", required=True,
+    p.add_argument("--env", default=None, choices=(_EXEC_ENV, _MM_ENV, TICK_EXEC_ENV), metavar="ENV_ID",
+                   help=f"{_EXEC_ENV} (default) or {_MM_ENV}; with --model: {TICK_EXEC_ENV} (the model's)")
+    p.add_argument("--strategy", default=None,
                    help=f"comma-separated; execution: {', '.join(EXECUTION_STRATEGIES)}; market making: "
-                        f"{', '.join(MM_STRATEGIES)}")
+                        f"{', '.join(MM_STRATEGIES)}; with --model / --sim-vs-real: the baselines to run "
+                        f"(default {', '.join(TICK_STRATEGIES)} / all but aggressive)")
+    p.add_argument("--model", default=None, metavar="RUN_DIR",
+                   help=f"backtest a trained {TICK_EXEC_ENV} model (a lobworld train run folder or model .zip) "
+                        "deterministically on the tape through the tick env's replay world, paired per window "
+                        "with the baselines; with --sim-vs-real: add it as a strategy")
+    p.add_argument("--sim-vs-real", action="store_true",
+                   help="compare the shortfall each world predicts (tick parametric / learned, bar markets) with "
+                        "the tape's over held-out windows (--first .. --last-end) of every --data file "
+                        "(comma-separated): bias and RMSE in bps")
+    p.add_argument("--worlds", default="parametric,learned,bar-parametric,bar-learned",
+                   help="--sim-vs-real: worlds to compare (default all)")
+    p.add_argument("--first", default="14:00", help="--sim-vs-real: first window start (default 14:00)")
+    p.add_argument("--last-end", default="16:00", help="--sim-vs-real: no window ends later (default 16:00)")
+    p.add_argument("--paths", type=int, default=16, help="--sim-vs-real: simulated paths per window (default 16)")
     p.add_argument("--side", choices=("buy", "sell"), default=None, help="parent order side (execution)")
     p.add_argument("--quantity", type=int, default=None, help="parent order shares (execution)")
-    p.add_argument("--start", required=True, help="window start(s), exchange time, e.g. 2012-06-21T14:00 "
+    p.add_argument("--start", default=None, help="window start(s), exchange time, e.g. 2012-06-21T14:00 "
                    "(comma-separated for several windows; HH:MM uses the file's date)")
-    p.add_argument("--horizon-min", type=float, default=30.0, help="window length in minutes (default 30)")
+    p.add_argument("--horizon-min", type=_horizon, default=None,
+                   help="window length in minutes (default 30; --model: the model's horizon x dt; "
+                        "--sim-vs-real: 10)")
     p.add_argument("--interval-s", type=float, default=None,
                    help="seconds between decisions (default 10 for execution, 1 for market making)")
     p.add_argument("--latency", default="cloud", help="latency preset(s), comma-separated, or 'all' "
@@ -187,4 +320,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (refused if it holds a run, unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
-    p.set_defaults(func=_cmd_backtest)
+    p.set_defaults(func=_cmd_backtest_entry)
+
+
+def _horizon(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--horizon-min must be a number of minutes, got {text!r}") from None
+
+
+def _cmd_backtest_entry(args: argparse.Namespace) -> int:
+    args.horizon_min_given = args.horizon_min is not None
+    if args.horizon_min is None:
+        args.horizon_min = 30.0
+    return _cmd_backtest(args)
