@@ -41,6 +41,13 @@ def _parametric_tick_world(config):
     return CSTWorld.from_config(config)
 
 
+def _learned_tick_world(config):
+    """The tick-GRU tick world (``world="learned"`` of the tick envs)."""
+    from lobworld.world_models.tick_gru_world import TickGRUWorld
+
+    return TickGRUWorld.from_config(config)
+
+
 def register_envs() -> list[str]:
     """Register every id of :data:`~lobworld.envs.spec.ENV_SPECS` whose module is present; return the
     registered ids (idempotent: ids already in Gymnasium's registry are left as they are).
@@ -57,6 +64,8 @@ def register_envs() -> list[str]:
 
     if "parametric" not in registered_tick_worlds():
         register_tick_world("parametric", _parametric_tick_world)
+    if "learned" not in registered_tick_worlds():
+        register_tick_world("learned", _learned_tick_world)
     for env_id, s in _spec.ENV_SPECS.items():
         if not _available(s.module):
             continue

@@ -238,8 +238,8 @@ def test_bad_config_raises_clear_errors(tmp_path):
         TickExecutionEnv(start="09:30")
     with pytest.raises(TickWindowError, match="latest start 10:54:59"):
         TickExecutionEnv(start="10:58:00", horizon=300)
-    with pytest.raises(UnknownTickWorldError, match="learned tick world is not built yet"):
-        TickMarketMakingEnv(world="learned")
+    with pytest.raises(UnknownTickWorldError, match="'nowhere' is not a registered tick world; registered: .*learned"):
+        TickMarketMakingEnv(world="nowhere")
     with pytest.raises(LobworldError, match="does not exist"):
         TickMarketMakingEnv(data=tmp_path / "nope_message_10.csv")
     with pytest.raises(LobworldError, match="max_size"):
