@@ -884,9 +884,13 @@ def run_tick_execution(path, starts: Sequence[int], strategies: Sequence[str], *
     ``interval_s`` (``N = round(horizon_s / interval_s)`` of them), no autoreset; the metrics are
     the env's episode info at its end (``shortfall_bps`` + = cost in bps of the arrival mid).
 
-    Returns one row per env: start, strategy, path, seed and the episode info (shortfall_bps,
+    Returns one row per env: start, strategy, path, seed, the episode info (shortfall_bps,
     completion, shares_executed, passive_shares, aggressive_shares, forced_shares,
-    forced_beyond_book_shares, vwap, arrival_price, episode_length).
+    forced_beyond_book_shares, vwap, arrival_price, episode_length) and, from the env's fill
+    log, passive_fills, aggressive_fills (forced completion included) and avg_queue_wait_s (the
+    share-weighted time from a child going live at the venue to each of its passive fills; NaN
+    without passive fills). The fill log keeps ``max_fills`` records per episode (256 by
+    default; the counts cover those).
     """
     from lobworld.envs.tick import TickExecutionCore
 
@@ -925,12 +929,19 @@ def run_tick_execution(path, starts: Sequence[int], strategies: Sequence[str], *
                           else TickStrategy(s, core, idx, po, params, data, mids))
         infos: list = [None] * n
         done = np.zeros(n, bool)
+        live: list[dict[int, int]] = [dict() for _ in range(n)]  # order id -> time it went live (ns)
+        orders = core.book.orders
         for k in range(N):
             act = np.zeros((n, 3), np.float64)
             for g in groups:
                 act[g.idx] = g.act(k)
             act[done] = 0.0  # a finished env sends nothing (its info is already recorded)
             core.step(act, autoreset=False)
+            for i in np.flatnonzero(~done):
+                for slot in (0, 1):
+                    oid, tl = int(orders[i, slot, bk.O_ID]), int(orders[i, slot, bk.O_T_LIVE])
+                    if oid and tl >= 0 and oid not in live[i]:
+                        live[i][oid] = tl
             new = (core.terminated | core.truncated) & ~done
             for i in np.flatnonzero(new):
                 infos[i] = core.episode_info(int(i))
@@ -942,8 +953,15 @@ def run_tick_execution(path, starts: Sequence[int], strategies: Sequence[str], *
                 i = si * n_paths + p
                 if infos[i] is None:  # cannot happen: the env terminates at its horizon
                     raise BacktestError(f"env {i} ({s}) did not finish within {N} decisions")
+                fl = core.book.fill_log(i)
+                pas = fl[:, bk.F_KIND] == bk.FILL_PASSIVE
+                q = fl[:, bk.F_QTY].astype(float)
+                wait = np.array([(fl[j, bk.F_T] - live[i].get(int(fl[j, bk.F_ID]), fl[j, bk.F_T])) / _NS
+                                 for j in np.flatnonzero(pas)], float)
+                avg_wait = float(np.sum(wait * q[pas]) / np.sum(q[pas])) if pas.any() else float("nan")
                 rows.append(dict(start=pd.Timestamp(po.start, tz="UTC").tz_convert(TZ), strategy=s, path=p,
-                                 seed=seed + p, **infos[i]))
+                                 seed=seed + p, **infos[i], passive_fills=int(pas.sum()),
+                                 aggressive_fills=int((~pas).sum()), avg_queue_wait_s=avg_wait))
     return pd.DataFrame(rows)
 
 

@@ -95,6 +95,15 @@ def test_baselines_through_the_tick_env_hand_checks():
     assert tw["aggressive_shares"] == 300 and tw["passive_shares"] == 0 and tw["episode_length"] == 12
     assert ag["aggressive_shares"] == 300 and ag["episode_length"] <= 2
     assert ag["shortfall_bps"] > tw["shortfall_bps"] > 0  # crossing at once walks deeper than slicing
+    assert tw["passive_fills"] == 0 and np.isnan(tw["avg_queue_wait_s"]) and tw["aggressive_fills"] >= 12
+
+
+def test_passive_first_rests_in_the_queue_and_waits():
+    start = bt.parse_time("2012-06-21T10:10")
+    row = bt.run_tick_execution(HOUR, [start], ["passive_first"], quantity=1000, horizon_s=300, interval_s=10).iloc[0]
+    assert row["passive_shares"] > 500 and row["passive_fills"] > 0
+    assert row["passive_shares"] + row["aggressive_shares"] + row["forced_shares"] == 1000
+    assert 0 < row["avg_queue_wait_s"] < 300  # a child waits in the real queue, within the window
 
 
 def test_model_of_another_env_id_is_refused(bar_run):

@@ -202,7 +202,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
         tab.to_csv(out / "results.csv", index=False)
         kw = res.env_kwargs
         cols = ["strategy", "start", "shortfall_bps", "completion", "passive_shares", "aggressive_shares",
-                "forced_shares", "episode_length"]
+                "forced_shares", "avg_queue_wait_s", "episode_length"]
         md = (f"# Trained model on the real tape\n\n{res.model_path}, trained on {res.trained_on}, run "
               f"deterministically on {bt.TICK_EXEC_ENV} (world=replay, {data.name}): {kw['side']} {kw['quantity']} "
               f"shares, {kw['horizon']} decisions every {kw['dt']:g} s, latency {lats[0]}. Replay: the tape does not "
