@@ -35,6 +35,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from lobworld._checks import in_range, non_negative, positive
+from lobworld._config import Replaceable
+from lobworld.envs.registry import ScenarioRegistry
 from lobworld.errors import LobworldError
 
 __all__ = [
@@ -55,7 +58,7 @@ class DarkPoolScenarioError(LobworldError):
 
 
 @dataclass(frozen=True)
-class VenueSpec:
+class VenueSpec(Replaceable):
     """Fixed parameters of one dark pool (used by ``DarkPoolScenario.venues``)."""
 
     p_zero: float = 0.5
@@ -71,15 +74,10 @@ class VenueSpec:
 
     def __post_init__(self) -> None:
         _check_range("VenueSpec.p_zero", (self.p_zero, self.p_zero), 0.0, 1.0, hi_open=True)
-        _check_pos("VenueSpec.scale", self.scale)
-        _check_pos("VenueSpec.shape", self.shape)
+        positive("VenueSpec.scale", self.scale, error=DarkPoolScenarioError)
+        positive("VenueSpec.shape", self.shape, error=DarkPoolScenarioError)
         _check_range("VenueSpec.price_improvement", (self.price_improvement,) * 2, 0.0, 1.0)
         _check_range("VenueSpec.toxicity", (self.toxicity,) * 2, 0.0, math.inf)
-
-
-def _check_pos(name: str, v: float) -> None:
-    if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-        raise DarkPoolScenarioError(f"{name} must be a finite number > 0, got {v!r}")
 
 
 def _check_range(name: str, r, lo: float, hi: float, hi_open: bool = False) -> None:
@@ -99,7 +97,7 @@ def _check_range(name: str, r, lo: float, hi: float, hi_open: bool = False) -> N
 
 
 @dataclass(frozen=True)
-class DarkPoolScenario:
+class DarkPoolScenario(Replaceable):
     """How dark-pool liquidity, price improvement and toxicity are generated.
 
     Ranges are ``(low, high)`` pairs; each episode draws every pool's parameters
@@ -151,11 +149,8 @@ class DarkPoolScenario:
         if not math.isfinite(self.toxicity[1]):
             raise DarkPoolScenarioError("DarkPoolScenario.toxicity must be finite")
         for f in ("drift_sd", "adversarial"):
-            v = getattr(self, f)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise DarkPoolScenarioError(f"DarkPoolScenario.{f} must be a finite number >= 0, got {v!r}")
-        if not (0.0 < self.pressure_rate <= 1.0):
-            raise DarkPoolScenarioError(f"DarkPoolScenario.pressure_rate must be in (0, 1], got {self.pressure_rate!r}")
+            non_negative(f"DarkPoolScenario.{f}", getattr(self, f), error=DarkPoolScenarioError)
+        in_range("DarkPoolScenario.pressure_rate", self.pressure_rate, 0.0, 1.0, lo_open=True, error=DarkPoolScenarioError)
         if not (self.liquidity_cap > 0):
             raise DarkPoolScenarioError(f"DarkPoolScenario.liquidity_cap must be > 0 shares, got {self.liquidity_cap!r}")
         if self.venues is not None:
@@ -163,81 +158,63 @@ class DarkPoolScenario:
                 raise DarkPoolScenarioError("DarkPoolScenario.venues must be a non-empty tuple of VenueSpec")
             object.__setattr__(self, "venues", tuple(self.venues))
 
-    def replace(self, **changes) -> "DarkPoolScenario":
-        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
-        d.update(changes)
-        return type(self)(**d)
-
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-SCENARIOS: dict[str, DarkPoolScenario] = {}
-
-
-def register_scenario(s: DarkPoolScenario) -> DarkPoolScenario:
-    """Add ``s`` to :data:`SCENARIOS` under ``s.name`` (names are unique)."""
-    if s.name in SCENARIOS:
-        raise DarkPoolScenarioError(f"dark-pool scenario {s.name!r} already registered")
-    SCENARIOS[s.name] = s
-    return s
-
-
-def get_scenario(s: str | DarkPoolScenario) -> DarkPoolScenario:
-    """Resolve a scenario name (or pass a :class:`DarkPoolScenario` through)."""
-    if isinstance(s, DarkPoolScenario):
-        return s
-    if s not in SCENARIOS:
-        raise DarkPoolScenarioError(f"unknown dark-pool scenario {s!r}; known: {sorted(SCENARIOS)}")
-    return SCENARIOS[s]
-
-
-# The naming every scenario registry follows (as lobworld.envs.latency and lobworld.scenarios.presets):
-# <KIND>_SCENARIOS, get_<kind>_scenario(name), register_<kind>_scenario(scenario, overwrite=False).
-# SCENARIOS / get_scenario / register_scenario are kept for one release.
-DARK_POOL_SCENARIOS = SCENARIOS
-"""Dark-pool scenarios by name (the same dict as :data:`SCENARIOS`)."""
+DARK_POOL_SCENARIOS: ScenarioRegistry = ScenarioRegistry("dark-pool", DarkPoolScenario, error=DarkPoolScenarioError)
+"""Dark-pool scenarios by name (a :class:`~lobworld.envs.registry.ScenarioRegistry`)."""
+SCENARIOS = DARK_POOL_SCENARIOS
+"""The same table under its old name (kept for one release)."""
 
 
 def get_dark_pool_scenario(s: str | DarkPoolScenario) -> DarkPoolScenario:
-    """The scenario named ``s`` (a :class:`DarkPoolScenario` passes through); ValueError listing the known ones."""
-    return get_scenario(s)
+    """The scenario named ``s`` (a :class:`DarkPoolScenario` passes through); :class:`DarkPoolScenarioError`
+    listing the known ones."""
+    return DARK_POOL_SCENARIOS.lookup(s)
 
 
 def register_dark_pool_scenario(s: DarkPoolScenario, *, overwrite: bool = False) -> DarkPoolScenario:
     """Add ``s`` to :data:`DARK_POOL_SCENARIOS` under ``s.name``; a different scenario of the same name is
     refused unless ``overwrite`` (registering an equal one again is a no-op)."""
-    if not isinstance(s, DarkPoolScenario):
-        raise TypeError(f"expected a DarkPoolScenario, got {type(s).__name__}")
-    if s.name in SCENARIOS and not overwrite and SCENARIOS[s.name] != s:
-        raise DarkPoolScenarioError(f"dark-pool scenario {s.name!r} already exists; pass overwrite=True to replace it")
-    SCENARIOS[s.name] = s
-    return s
+    return DARK_POOL_SCENARIOS.register(s, overwrite=overwrite)
 
 
-register_scenario(DarkPoolScenario(
+def register_scenario(s: DarkPoolScenario) -> DarkPoolScenario:
+    """Old name (kept for one release): as :func:`register_dark_pool_scenario`, but any scenario already
+    registered under ``s.name`` is refused."""
+    if isinstance(s, DarkPoolScenario) and s.name in DARK_POOL_SCENARIOS:
+        raise DarkPoolScenarioError(f"dark-pool scenario {s.name!r} already registered")
+    return DARK_POOL_SCENARIOS.register(s)
+
+
+get_scenario = get_dark_pool_scenario
+"""Old name of :func:`get_dark_pool_scenario` (kept for one release)."""
+
+
+register_dark_pool_scenario(DarkPoolScenario(
     name="stationary",
     description="Per-episode random zero-inflated Pareto pools, fixed within the episode; 1 in 4 toxic.",
 ))
-register_scenario(DarkPoolScenario(
+register_dark_pool_scenario(DarkPoolScenario(
     name="drifting",
     description="As stationary, but log-scale and logit(p_zero) random-walk (sd 0.1 per step).",
     drift_sd=0.1,
 ))
-register_scenario(DarkPoolScenario(
+register_dark_pool_scenario(DarkPoolScenario(
     name="adversarial",
     description="Liquidity shrinks where the agent allocates most (scale * exp(-3 * pressure)); half the pools toxic.",
     adversarial=3.0,
     toxic_prob=0.5,
     toxicity=(0.5, 2.0),
 ))
-register_scenario(DarkPoolScenario(
+register_dark_pool_scenario(DarkPoolScenario(
     name="lognormal",
     description="Stationary, zero-inflated lognormal pools (log-sd 0.5 to 1.5) instead of Pareto.",
     family="lognormal",
     shape=(0.5, 1.5),
 ))
-register_scenario(DarkPoolScenario(
+register_dark_pool_scenario(DarkPoolScenario(
     name="fixed4",
     description="Four fixed pools (deep/shallow, one toxic): a stationary problem to learn across episodes.",
     venues=(

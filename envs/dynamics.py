@@ -28,12 +28,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 import numpy as np
 from numba import njit
 
+from lobworld._checks import finite, non_negative, positive
+from lobworld._config import Replaceable
 from lobworld.envs.registry import register_factory
 from lobworld.envs.rng import normal
 from lobworld.errors import LobworldError
@@ -62,7 +64,7 @@ N_PARAM = 13
 
 
 @dataclass(frozen=True)
-class ParametricParams:
+class ParametricParams(Replaceable):
     """Parameters of the parametric (textbook) market, in physical units.
 
     Defaults are :func:`lobworld.world_models.calibration.calibrate_parametric`
@@ -106,15 +108,11 @@ class ParametricParams:
                 if v not in ("linear", "sqrt"):
                     raise DynamicsError(f"ParametricParams.impact must be 'linear' or 'sqrt', got {v!r}")
                 continue
-            if not np.isfinite(v):
-                raise DynamicsError(f"ParametricParams.{f.name} must be finite, got {v!r}")
-            if f.name != "mu" and v < 0:
-                raise DynamicsError(f"ParametricParams.{f.name} must be >= 0, got {v!r}")
+            finite(f"ParametricParams.{f.name}", v, error=DynamicsError, what="finite")
+            if f.name != "mu":
+                non_negative(f"ParametricParams.{f.name}", v, error=DynamicsError, what=">= 0")
         if self.s0 <= 0 or self.tick <= 0:
             raise DynamicsError("ParametricParams.s0 and .tick must be > 0")
-
-    def replace(self, **changes: Any) -> "ParametricParams":
-        return type(self)(**{**asdict(self), **changes})
 
 
 @dataclass(frozen=True)
@@ -249,8 +247,7 @@ class ParametricDynamics(MarketDynamics):
         return P
 
     def args(self, n_envs: int, dt: float) -> tuple:
-        if not (dt > 0 and np.isfinite(dt)):
-            raise DynamicsError(f"dt must be a positive number of seconds, got {dt!r}")
+        positive("dt", dt, error=DynamicsError, what="a positive number of seconds")
         return (self.param_rows(n_envs, dt),)
 
 

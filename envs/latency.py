@@ -67,7 +67,9 @@ import numpy as np
 from numba import njit
 
 from lobworld.envs.dynamics import MID, SIGMA, MarketDynamics, make_dynamics
+from lobworld.envs.registry import ScenarioRegistry
 from lobworld.envs.rng import normal
+from lobworld._checks import non_negative
 from lobworld.errors import LobworldError
 
 __all__ = [
@@ -111,9 +113,7 @@ class LatencyScenario:
         if not isinstance(self.name, str) or not self.name:
             raise LatencyError(f"LatencyScenario.name must be a non-empty string, got {self.name!r}")
         for f in ("one_way_us", "jitter_us"):
-            v = getattr(self, f)
-            if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v < 0:
-                raise LatencyError(f"LatencyScenario.{f} must be a finite number >= 0 (microseconds), got {v!r}")
+            non_negative(f"LatencyScenario.{f}", getattr(self, f), error=LatencyError, unit="microseconds")
 
     @property
     def one_way_s(self) -> float:
@@ -131,37 +131,27 @@ class LatencyScenario:
         return math.log10(1.0 + float(self.one_way_us)) / 5.0
 
 
-LATENCY_SCENARIOS: dict[str, LatencyScenario] = {
-    s.name: s
-    for s in (
+LATENCY_SCENARIOS: ScenarioRegistry = ScenarioRegistry(
+    "latency", LatencyScenario, error=LatencyError, unknown_error=UnknownLatencyError, items=(
         LatencyScenario("none", 0.0, 0.0),
         LatencyScenario("colocated", 25.0, 5.0),
         LatencyScenario("proximity", 200.0, 30.0),
         LatencyScenario("cloud", 2_000.0, 200.0),
         LatencyScenario("retail", 50_000.0, 5_000.0),
-    )
-}
-"""Preset scenarios by name (see the module docstring)."""
+    ))
+"""Preset scenarios by name (see the module docstring; a :class:`~lobworld.envs.registry.ScenarioRegistry`)."""
 
 
 def get_latency_scenario(name: str) -> LatencyScenario:
-    """Return the preset (or registered) scenario ``name``; raise :class:`UnknownLatencyError` (a ``KeyError``) listing the known names."""
-    try:
-        return LATENCY_SCENARIOS[name]
-    except (KeyError, TypeError):
-        raise UnknownLatencyError(
-            f"unknown latency scenario {name!r}; known: {', '.join(sorted(LATENCY_SCENARIOS))}"
-        ) from None
+    """Return the preset (or registered) scenario ``name`` (a :class:`LatencyScenario` passes through);
+    raise :class:`UnknownLatencyError` (a ``KeyError``) listing the known names."""
+    return LATENCY_SCENARIOS.lookup(name)
 
 
 def register_latency_scenario(scenario: LatencyScenario, *, overwrite: bool = False) -> LatencyScenario:
-    """Add a user-defined scenario to :data:`LATENCY_SCENARIOS` (refuses to replace one unless ``overwrite``)."""
-    if not isinstance(scenario, LatencyScenario):
-        raise TypeError(f"expected a LatencyScenario, got {type(scenario).__name__}")
-    if scenario.name in LATENCY_SCENARIOS and not overwrite and LATENCY_SCENARIOS[scenario.name] != scenario:
-        raise LatencyError(f"latency scenario {scenario.name!r} already exists; pass overwrite=True to replace it")
-    LATENCY_SCENARIOS[scenario.name] = scenario
-    return scenario
+    """Add a user-defined scenario to :data:`LATENCY_SCENARIOS` (refuses to replace a different one of the
+    same name unless ``overwrite``; an equal one again is a no-op)."""
+    return LATENCY_SCENARIOS.register(scenario, overwrite=overwrite)
 
 
 LatencySpec = Union[str, LatencyScenario, Sequence[Union[str, LatencyScenario]], Callable[[int], Union[str, LatencyScenario]]]
@@ -317,11 +307,8 @@ class LatencyDynamics(MarketDynamics):
         if isinstance(inner, LatencyDynamics):
             raise LatencyError("LatencyDynamics: the inner dynamics already has a latency wrapper")
         self.inner = make_dynamics(inner)
-        v = adverse_bps_per_s
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or \
-                not math.isfinite(v) or v < 0:
-            raise LatencyError(f"LatencyDynamics.adverse_bps_per_s must be a finite number >= 0, got {v!r}")
-        self.adverse_bps_per_s = float(v)
+        self.adverse_bps_per_s = float(non_negative("LatencyDynamics.adverse_bps_per_s", adverse_bps_per_s,
+                                                    error=LatencyError))
         if isinstance(latency, (str, LatencyScenario)):
             resolve_latency(latency, 1)  # unknown names fail here, not at the first reset
         self.latency = latency

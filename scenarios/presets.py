@@ -25,7 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lobworld._checks import non_negative
+from lobworld._config import Replaceable
 from lobworld.envs.dynamics import ParametricDynamics, ParametricParams
+from lobworld.envs.registry import ScenarioRegistry
 from lobworld.errors import LobworldError
 
 __all__ = ["Regime", "REGIMES", "RegimeError", "get_regime", "regime_env_kwargs", "base_params_of",
@@ -37,7 +40,7 @@ class RegimeError(LobworldError):
 
 
 @dataclass(frozen=True)
-class Regime:
+class Regime(Replaceable):
     """A stylised market condition applied to a base :class:`ParametricParams`."""
 
     name: str
@@ -57,9 +60,7 @@ class Regime:
 
     def __post_init__(self) -> None:
         for f in ("sigma_mult", "spread_mult", "volume_mult", "impact_mult"):
-            v = getattr(self, f)
-            if not (v >= 0 and v < float("inf")):
-                raise RegimeError(f"Regime.{f} must be a finite number >= 0, got {v!r}")
+            non_negative(f"Regime.{f}", getattr(self, f), error=RegimeError)
 
     def apply(self, p: ParametricParams) -> ParametricParams:
         """The transformed parameters (``p`` is not modified)."""
@@ -74,7 +75,7 @@ class Regime:
         )
 
 
-REGIMES: dict[str, Regime] = {r.name: r for r in (
+REGIMES: ScenarioRegistry = ScenarioRegistry("regime", Regime, error=RegimeError, unknown_label="scenario", items=(
     Regime("calm", "quiet market: half the volatility, tighter spread, more volume",
            sigma_mult=0.5, spread_mult=0.8, volume_mult=1.2, impact_mult=0.8),
     Regime("normal", "base parameters (calibrated GOOG 2012-06-21 unless conditioned on history)"),
@@ -86,33 +87,25 @@ REGIMES: dict[str, Regime] = {r.name: r for r in (
            drift_bps_per_hour=-50.0),
     Regime("trending_up", "rising market: +50 bps per hour drift (adverse to a buyer)",
            drift_bps_per_hour=50.0),
-)}
-
-
-def get_regime(name: str) -> Regime:
-    """The preset ``name`` or a ValueError listing the known ones."""
-    try:
-        return REGIMES[name]
-    except KeyError:
-        raise RegimeError(f"unknown scenario {name!r}; known: {', '.join(REGIMES)}") from None
-
-
-# The naming every scenario registry follows (as lobworld.envs.latency and lobworld.envs.dark_pool_scenarios):
-# <KIND>_SCENARIOS, get_<kind>_scenario(name), register_<kind>_scenario(scenario, overwrite=False).
+))
+"""Regime presets by name (a :class:`~lobworld.envs.registry.ScenarioRegistry`)."""
 REGIME_SCENARIOS = REGIMES
-"""Regime presets by name (the same dict as :data:`REGIMES`)."""
-get_regime_scenario = get_regime
+"""The same table under the name every scenario registry follows (``<KIND>_SCENARIOS``)."""
+
+
+def get_regime_scenario(name: str | Regime) -> Regime:
+    """The preset ``name`` (a :class:`Regime` passes through) or a :class:`RegimeError` listing the known ones."""
+    return REGIMES.lookup(name)
 
 
 def register_regime_scenario(regime: Regime, *, overwrite: bool = False) -> Regime:
     """Add ``regime`` to :data:`REGIME_SCENARIOS` under its name; a different regime of the same name is
     refused unless ``overwrite`` (registering an equal one again is a no-op)."""
-    if not isinstance(regime, Regime):
-        raise TypeError(f"expected a Regime, got {type(regime).__name__}")
-    if regime.name in REGIMES and not overwrite and REGIMES[regime.name] != regime:
-        raise RegimeError(f"regime scenario {regime.name!r} already exists; pass overwrite=True to replace it")
-    REGIMES[regime.name] = regime
-    return regime
+    return REGIMES.register(regime, overwrite=overwrite)
+
+
+get_regime = get_regime_scenario
+"""The short name of :func:`get_regime_scenario`."""
 
 
 def base_params_of(env_kwargs: dict[str, Any]) -> ParametricParams:
