@@ -20,6 +20,12 @@ env ids                                  names
                                          [``:PHI``, USD/(lot^2 s), default the env's ``phi`` per lot],
                                          ``fixed-spread`` [``:TICKS``, default 10], ``random`` [``:SEED``]
 ``LOB-DarkPool-v0``                      ``uniform``, ``lit-only``, ``ganchev-km`` / ``ganchev``, ``oracle``
+``LOB-TickMarketMaking-v0``              ``fixed-spread`` [``:TICKS`` from the mid], ``avellaneda-stoikov`` / ``as``
+                                         [``:GAMMA``, per tick-share], ``cartea-jaimungal`` / ``cj`` [``:PHI``],
+                                         ``random`` [``:SEED``] (calibrated on a pilot of the world:
+                                         :mod:`lobworld.agents.tick_baselines`)
+``LOB-TickExecution-v0``                 ``twap``, ``vwap``, ``pov`` [``:RATE``], ``ac`` [``:LAMBDA``, 1/bps,
+                                         default 0 = TWAP], ``passive-first``, ``aggressive``
 =======================================  =====================================================================
 
 Market-making baselines quote ``discrete_size`` shares (one lot) per side. On the
@@ -252,10 +258,29 @@ def _dark_pool(name: str, env_id: str, base: str, arg: str, core: Any, seed: int
     return DarkPoolBaseline(pol)
 
 
+# ---------------------------------------------------------------------------
+# tick-level envs (lobworld.agents.tick_baselines)
+# ---------------------------------------------------------------------------
+def _tick(name: str, env_id: str, base: str, arg: str, core: Any, seed: int = 0) -> Policy:
+    from lobworld.agents import tick_baselines as tb
+
+    try:
+        if _spec.get_spec(env_id).family == "tick_execution":
+            return tb.make_tick_execution(name, base, arg, core, seed)
+        agent = tb.make_tick_market_making(name, base, arg, core, seed)
+    except tb.TickBaselineError as exc:
+        raise BaselineError(str(exc)) from None
+    if getattr(core, "discrete", False) and base != "random":
+        return DiscreteQuotes(agent, core.discrete_grid)
+    return agent
+
+
 BUILDERS: dict[str, Callable[..., Policy]] = {
     "execution": _execution,
     "market_making": _market_making,
     "dark_pool": _dark_pool,
+    "tick_market_making": _tick,
+    "tick_execution": _tick,
 }
 """Env family -> ``build(name, env_id, base, arg, core, seed) -> policy``: the implementations of the
 names in each family's :attr:`~lobworld.envs.spec.EnvSpec.baselines` (``base``: the name without its

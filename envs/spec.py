@@ -215,7 +215,10 @@ _SPECS = (
             env_class="TickMarketMakingEnv", vector_class="TickMarketMakingVectorEnv", default_kwargs={},
             metric="pnl", lower_is_better=False, metric_unit="USD", metric_units="USD, higher is better",
             secondary_metrics=("inventory_terminal", "inventory_max_abs", "filled_shares_bid", "filled_shares_ask"),
-            baselines=(), default_strategies=(), train_config="tick_market_making.toml", latency="env",
+            baselines=("fixed-spread", "fixed-spread:TICKS", "avellaneda-stoikov", "avellaneda-stoikov:GAMMA", "as",
+                       "cartea-jaimungal", "cartea-jaimungal:PHI", "cj", "random", "random:SEED"),
+            default_strategies=("fixed-spread", "avellaneda-stoikov", "cartea-jaimungal"),
+            train_config="tick_market_making.toml", latency="env",
             summary="quote a bid and an ask in ticks from the touch on the event-level book (real tape, queue "
                     "position, latency); reward: PnL change (USD)"),
     EnvSpec(id="LOB-TickExecution-v0", family="tick_execution", module="lobworld.envs.tick",
@@ -223,7 +226,10 @@ _SPECS = (
             metric="shortfall_bps", lower_is_better=True, metric_unit="bps",
             metric_units="bps of arrival notional, positive = cost",
             secondary_metrics=("completion", "forced_shares", "passive_shares"),
-            baselines=(), default_strategies=(), train_config="tick_execution.toml", latency="env",
+            baselines=("twap", "vwap", "pov", "pov:RATE", "ac", "ac:LAMBDA", "passive-first",
+                       "passive-first:LAG", "aggressive"),
+            default_strategies=("twap", "vwap", "pov", "passive-first", "aggressive"),
+            train_config="tick_execution.toml", latency="env",
             summary="sell (buy) a parent order with market and limit child orders on the event-level book (real "
                     "tape, queue position, latency); reward: minus shortfall increment (bps)"),
 )

@@ -501,6 +501,11 @@ class _TickCore(BatchedCore):
         """Episode start time of every env (int64 ns; copy)."""
         return self.tns[:, K.T_START].copy()
 
+    @property
+    def start_seconds(self) -> np.ndarray:
+        """Episode start of every env in seconds after midnight, exchange time (float64)."""
+        return (self.tns[:, K.T_START] - self._midnight_ns) / 1e9
+
 
 class TickMarketMakingCore(_TickCore):
     """Batched tick-level market making (the spec is :class:`TickMarketMakingEnv`'s docstring)."""

@@ -26,7 +26,7 @@ from lobworld.scenarios.counterfactual import FAMILY_METRICS, _scenario_kwargs, 
 from lobworld.scenarios.report import FAMILY_STRATEGIES, pre_trade_report
 
 #: a value for each baseline parameter placeholder of the table
-PARAM = {"RATE": "0.2", "LAMBDA": "0.01", "GAMMA": "0.02", "PHI": "0.001", "TICKS": "5", "SEED": "3"}
+PARAM = {"RATE": "0.2", "LAMBDA": "0.01", "GAMMA": "0.02", "PHI": "0.001", "TICKS": "5", "SEED": "3", "LAG": "0.2"}
 #: the ids shipped before the table -> their family (what the old substring rule returned)
 SHIPPED = {"LOB-Execution-v0": "execution", "LOB-VWAP-v0": "execution", "LOB-TWAP-v0": "execution",
            "LOB-MarketMaking-v0": "market_making", "LOB-MarketMaking-Discrete-v0": "market_making",
