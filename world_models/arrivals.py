@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit
 
 from lobworld.envs.arrivals import HawkesParams, PoissonParams
+from lobworld._checks import positive
 from lobworld.errors import LobworldError
 from lobworld.world_models.data.session import SESSION_CLOSE_S, SESSION_OPEN_S
 
@@ -202,8 +203,7 @@ def _check_points(times, marks, T=None) -> tuple[np.ndarray, np.ndarray]:
     if m.size and not np.all(np.isin(m, (0, 1))):
         raise ArrivalFitError(f"marks must be 0 (buy) or 1 (sell), got {np.unique(m)[~np.isin(np.unique(m), (0, 1))][:5]}")
     if T is not None:
-        if not (np.isfinite(T) and T > 0):
-            raise ArrivalFitError(f"T must be a positive finite number of seconds, got {T!r}")
+        positive("T", T, error=ArrivalFitError, what="a positive finite number of seconds")
         if t.size and T < t[-1]:
             raise ArrivalFitError(f"T = {T} is before the last event time {t[-1]}")
     return t, m.astype(np.int64)
@@ -244,8 +244,7 @@ def poisson_loglik(params: PoissonParams, times, marks, T: float) -> float:
 
 def simulate_poisson(params: PoissonParams, T: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Marked Poisson arrivals on ``[0, T]``: ``(times, marks)`` sorted by time."""
-    if not (np.isfinite(T) and T > 0):
-        raise ArrivalFitError(f"T must be a positive finite number of seconds, got {T!r}")
+    positive("T", T, error=ArrivalFitError, what="a positive finite number of seconds")
     ts, ms = [], []
     for k, r in enumerate(params.rate):
         n = rng.poisson(r * T)
@@ -562,8 +561,7 @@ def simulate_hawkes(params: HawkesParams, T: float, rng: np.random.Generator,
     after the last accepted event (or candidate) bounds it until the next
     candidate. Returns ``(times, marks)`` sorted by time (marks int8).
     """
-    if not (np.isfinite(T) and T > 0):
-        raise ArrivalFitError(f"T must be a positive finite number of seconds, got {T!r}")
+    positive("T", T, error=ArrivalFitError, what="a positive finite number of seconds")
     mu, alpha, beta = _unpack(params)
     if params.branching_ratio >= 1.0:
         warnings.warn(f"simulating a non-stationary Hawkes process (branching ratio {params.branching_ratio:.3f})",

@@ -39,6 +39,7 @@ from lobworld.envs.dynamics import ParametricParams
 from lobworld.world_models.data.bars import make_bars
 from lobworld.world_models.data.schema import EVENT_CATEGORIES, EXEC_EVENTS, event_codes
 from lobworld.world_models.data.session import SESSION_SECONDS  # noqa: F401  (re-exported)
+from lobworld._checks import positive
 from lobworld.errors import LobworldError
 
 
@@ -49,8 +50,7 @@ class CalibrationError(LobworldError):
 
 
 def _bars(events: pd.DataFrame, dt: float) -> pd.DataFrame:
-    if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-        raise CalibrationError(f"dt must be a positive number of seconds, got {dt!r}")
+    positive("dt", dt, error=CalibrationError, what="a positive number of seconds")
     return make_bars(events, pd.Timedelta(seconds=dt))
 
 

@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from lobworld._checks import in_range, integer, positive
 from lobworld.errors import LobworldError
 
 
@@ -203,9 +204,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name in ("hidden", "latent", "n_mix", "spread_bins", "mid_half_ticks"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ModelConfigError(f"ModelConfig.{name} must be a positive int, got {v!r}")
+            integer(f"ModelConfig.{name}", getattr(self, name), error=ModelConfigError, what="a positive int")
         if self.spread_bins < 2:
             raise ModelConfigError(f"ModelConfig.spread_bins must be >= 2, got {self.spread_bins}")
         if self.mid_head not in MID_HEADS:
@@ -290,11 +289,10 @@ class AssetStats:
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "flow_rho":
-                if not (isinstance(v, (int, float)) and math.isfinite(v) and -1.0 < v < 1.0):
-                    raise ModelConfigError(f"AssetStats.flow_rho must be a finite number in (-1, 1), got {v!r}")
+                in_range("AssetStats.flow_rho", v, -1.0, 1.0, lo_open=True, hi_open=True, error=ModelConfigError,
+                         what="a finite number in (-1, 1)")
                 continue
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ModelConfigError(f"AssetStats.{f.name} must be a finite positive number, got {v!r}")
+            positive(f"AssetStats.{f.name}", v, error=ModelConfigError, what="a finite positive number")
 
     def to_dict(self) -> dict[str, float]:
         """Fields as stored in a checkpoint (``flow_rho`` only when fitted, so older metadata is unchanged)."""

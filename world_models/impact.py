@@ -53,6 +53,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lobworld.world_models.arrivals import seconds_after_midnight, load_events, market_orders_from_events
+from lobworld._checks import finite, in_range, non_negative
 from lobworld.errors import LobworldError
 
 
@@ -82,9 +83,7 @@ class RunRule:
 
     def __post_init__(self) -> None:
         for name in ("max_gap_s", "interrupt_frac", "horizon_s"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0):
-                raise ImpactFitError(f"RunRule.{name} must be a finite number >= 0, got {v!r}")
+            non_negative(f"RunRule.{name}", getattr(self, name), error=ImpactFitError)
 
 
 @dataclass(frozen=True)
@@ -386,15 +385,11 @@ class ImpactParams:
     def __post_init__(self) -> None:
         for name in ("Y", "delta", "b_depth", "b_participation", "depth_ref", "participation_ref",
                      "permanent_fraction", "V_ref", "sigma_ref"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and np.isfinite(v)):
-                raise ImpactFitError(f"ImpactParams.{name} must be a finite number, got {v!r}")
+            finite(f"ImpactParams.{name}", getattr(self, name), error=ImpactFitError)
         if self.Y < 0 or self.delta <= 0 or self.depth_ref <= 0 or self.V_ref <= 0 or self.sigma_ref <= 0:
             raise ImpactFitError("ImpactParams: Y >= 0, delta > 0, depth_ref, V_ref, sigma_ref > 0 are required")
-        if not 0 < self.participation_ref <= 1:
-            raise ImpactFitError(f"ImpactParams.participation_ref must be in (0, 1], got {self.participation_ref!r}")
-        if not 0 <= self.permanent_fraction <= 1:
-            raise ImpactFitError(f"ImpactParams.permanent_fraction must be in [0, 1], got {self.permanent_fraction!r}")
+        in_range("ImpactParams.participation_ref", self.participation_ref, 0.0, 1.0, lo_open=True, error=ImpactFitError)
+        in_range("ImpactParams.permanent_fraction", self.permanent_fraction, 0.0, 1.0, error=ImpactFitError)
 
 
 @dataclass(frozen=True)
@@ -467,8 +462,7 @@ class ImpactModel:
               & (meta.depth > 0))
         if ok.sum() < 5 * n_bins:
             raise ImpactFitError(f"need >= {5 * n_bins} usable runs to fit the impact model, got {int(ok.sum())}")
-        if not (np.isfinite(ridge) and ridge >= 0):
-            raise ImpactFitError(f"ridge must be >= 0, got {ridge!r}")
+        non_negative("ridge", ridge, error=ImpactFitError, what=">= 0")
         x = meta.Q[ok] / meta.V
         y = meta.impact[ok] / meta.sigma
         law = fit_sqrt_law(x, y, n_bins=n_bins, n_boot=0)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from lobworld._checks import integer
 from lobworld.world_models.fidelity.days import load_fidelity_day, real_paths
 from lobworld.world_models.fidelity.samples import HORIZONS, FidelityError, PathSample
 from lobworld.world_models.fidelity.scoring import _Grouped, score, score_many
@@ -123,13 +124,10 @@ def fidelity_report(ck, paths, *, window: int | None = None, draws: int = 4, n_b
         raise FidelityError("no data files given")
     if window is None:
         window = max(max(HORIZONS) + 5, int(round(1200.0 / ck.dt)))
-    if not isinstance(window, int) or window < max(HORIZONS) + 1:
-        raise FidelityError(f"window must be an int >= {max(HORIZONS) + 1} bars (the longest return horizon + 1), "
-                            f"got {window!r}")
-    if not isinstance(draws, int) or draws < 1:
-        raise FidelityError(f"draws must be a positive int, got {draws!r}")
-    if not isinstance(n_boot, int) or n_boot < 0:
-        raise FidelityError(f"n_boot must be an int >= 0, got {n_boot!r}")
+    integer("window", window, error=FidelityError, minimum=max(HORIZONS) + 1,
+            what=f"an int >= {max(HORIZONS) + 1} bars (the longest return horizon + 1)")
+    integer("draws", draws, error=FidelityError, what="a positive int")
+    integer("n_boot", n_boot, error=FidelityError, minimum=0)
     days = [load_fidelity_day(p, ck, window, test_hours, early_stop_hours) for p in paths]
     real = PathSample.concat([real_paths(d) for d in days])
     if real.n_paths < 4:

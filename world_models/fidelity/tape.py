@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 import numpy as np
 
+from lobworld._checks import finite, positive
 from lobworld.world_models.dynamics_model import check_bar_columns
 from lobworld.world_models.fidelity.samples import FidelityError
 
@@ -57,10 +57,9 @@ class ParametricTape:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v)):
-                raise FidelityError(f"ParametricTape.{f.name} must be a finite number, got {v!r}")
-            if f.name in ("dt", "trades_per_bar", "ofi_sd", "log_depth_sd", "imb_alpha", "imb_beta") and v <= 0:
-                raise FidelityError(f"ParametricTape.{f.name} must be > 0, got {v!r}")
+            finite(f"ParametricTape.{f.name}", v, error=FidelityError)
+            if f.name in ("dt", "trades_per_bar", "ofi_sd", "log_depth_sd", "imb_alpha", "imb_beta"):
+                positive(f"ParametricTape.{f.name}", v, error=FidelityError, what="> 0")
         if self.n_bars < 0:
             raise FidelityError(f"ParametricTape.n_bars must be >= 0, got {self.n_bars!r}")
 

@@ -16,6 +16,7 @@ from lobworld.world_models.dynamics_model import asset_scale, spread_level_decay
 from lobworld.world_models.learned.batch import BATCH_CHUNK, learned_batch_reset, learned_batch_step, workspace_rows
 from lobworld.world_models.learned.kernel import _learned_reset, _learned_step
 from lobworld.world_models.learned.layout import M_KCAT, M_OFISL, N_Q, _layout
+from lobworld._checks import integer, non_negative, positive
 from lobworld.errors import LobworldError
 from lobworld.world_models.data.session import SESSION_SECONDS
 
@@ -122,12 +123,11 @@ class LearnedDynamics(MarketDynamics):
                     raise LearnedDynamicsError(f"LearnedDynamics: asset {a!r} not in the checkpoint (has {sorted(ck.assets)})")
         self.asset = asset
         for name, v in (("sqrt_y", sqrt_y), ("impact_exponent", impact_exponent)):
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-                raise LearnedDynamicsError(f"LearnedDynamics.{name} must be a finite number >= 0, got {v!r}")
-        if s0 is not None and not (math.isfinite(s0) and s0 > 0):
-            raise LearnedDynamicsError(f"LearnedDynamics.s0 must be a positive price, got {s0!r}")
-        if burn_in is not None and (not isinstance(burn_in, int) or burn_in < 0):
-            raise LearnedDynamicsError(f"LearnedDynamics.burn_in must be an int >= 0, got {burn_in!r}")
+            non_negative(f"LearnedDynamics.{name}", v, error=LearnedDynamicsError)
+        if s0 is not None:
+            positive("LearnedDynamics.s0", s0, error=LearnedDynamicsError, what="a positive price")
+        if burn_in is not None:
+            integer("LearnedDynamics.burn_in", burn_in, error=LearnedDynamicsError, minimum=0)
         self.s0, self.sqrt_y, self.impact_exponent = s0, float(sqrt_y), float(impact_exponent)
         if impact not in ("sqrt", "gru"):
             raise LearnedDynamicsError(f"LearnedDynamics.impact must be 'sqrt' or 'gru', got {impact!r}")
@@ -225,8 +225,7 @@ class LearnedDynamics(MarketDynamics):
         return cls(paths, **kwargs)
 
     def _select(self, dt: float) -> int:
-        if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-            raise LearnedDynamicsError(f"dt must be a positive number of seconds, got {dt!r}")
+        positive("dt", dt, error=LearnedDynamicsError, what="a positive number of seconds")
         for k, m in enumerate(self._models):
             n = dt / m[0].dt
             j = int(round(n))
