@@ -136,3 +136,15 @@ def test_cli_backtest_model(tick_run, tmp_path, capsys):
     assert main(["backtest", "--data", HOUR, "--model", str(tmp_path / "nope"), "--start", "10:10",
                  "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_sim_vs_real_with_the_model(tick_run):
+    from lobworld.scenarios import sim_vs_real as svr
+
+    cfg = svr.SimVsRealConfig(first="10:05", last_end="10:15", horizon_s=120, n_paths=2, quantity=300,
+                              strategies=("twap",), sides=("sell",), worlds=("bar-parametric",))
+    res = svr.sim_vs_real([HOUR], cfg, policy=bt.load_tick_model(tick_run)[0], tick_worlds={"tape": "replay"})
+    tape = res.windows[res.windows["world"] == "tape"]
+    assert set(tape["strategy"]) == {"twap", "model"} and (tape["error_bps"] == 0.0).all()
+    assert set(res.windows[res.windows["world"] == "bar-parametric"]["strategy"]) == {"twap"}
+    assert any("model" in n for n in res.notes)
