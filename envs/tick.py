@@ -368,6 +368,8 @@ class _TickCore(BatchedCore):
         self.config = c = config
         self.world: TickWorld = make_tick_world(c)
         self.n_levels = int(c.obs_levels)
+        self.record_column = 2 * self.n_levels + 3
+        """The observation column of the inventory ratio / remaining fraction (what the counterfactual records)."""
         n_obs = len(obs_names(self.n_levels, self._first_name))
         self.single_observation_space = spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
         self._set_action_space()

@@ -22,6 +22,14 @@ Strategies: baselines of every env id by name (:mod:`lobworld.agents.baselines`)
 (``dynamics``: the id's registered one unless ``env_kwargs`` says otherwise) is
 recorded in :attr:`CounterfactualResult.market`.
 
+Tick-level ids (``LOB-TickMarketMaking-v0``, ``LOB-TickExecution-v0``): the market is the tick world
+(``env_kwargs["world"]``: ``replay``, ``parametric``, ...). Path ``i``'s seed fixes its episode window
+(drawn from the env's own stream, or ``start``) and, on a generated world, its flow's random stream:
+on the replay world every strategy trades the same real windows, on the simulated worlds the same
+random numbers (the flow still reacts to each strategy's orders). ``start`` (``HH:MM[:SS]`` or an ISO
+date-time: its time of day) fixes every path's window and ``data`` names the LOBSTER file; there is
+no regime preset (latency scenarios set the env's ``latency``).
+
 Starting state from history (:func:`condition_on_history`): the parametric
 market is conditioned on the real book at a time ``start`` -- ``s0`` = mid,
 ``spread`` = quoted spread at ``start``; ``sigma`` = standard deviation of
@@ -53,7 +61,7 @@ __all__ = [
     "Policy", "StrategyError", "CounterfactualError", "PathResults", "StrategySummary", "CounterfactualResult",
     "resolve_strategy", "simulate", "mean_ci", "paired_bootstrap_ci", "summarize",
     "run_counterfactual", "run_scenarios", "condition_on_history", "metric_for", "FAMILY_METRICS",
-    "describe_market", "parse_latency",
+    "describe_market", "parse_latency", "is_tick",
 ]
 
 Policy = Callable[[np.ndarray], np.ndarray]
@@ -137,7 +145,8 @@ class PathResults:
     """True where the episode terminated (False: truncated)."""
     trajectories: dict[str, np.ndarray] = field(default_factory=dict)
     """For the first ``record`` paths, ``(record, steps + 1)`` arrays (NaN after the end):
-    ``obs0`` (first observation column; remaining fraction in the execution envs), ``mid`` (USD,
+    ``obs0`` (the core's ``record_column`` of the observation, default the first: the remaining
+    fraction in the execution envs, the inventory ratio in market making), ``mid`` (USD,
     when the core has a market state) and ``action`` (first action column; NaN at index 0)."""
 
 
@@ -159,7 +168,8 @@ def simulate(env_id: str, policy: Policy, n_paths: int, seed: int, env_kwargs: d
     infos: dict[str, np.ndarray] = {}
     record = min(record, n)
     has_mid = hasattr(core, "market") and getattr(core, "market").ndim == 2
-    tr_obs: list[np.ndarray] = [core.obs[:record, 0].astype(np.float64).copy()]
+    col = int(getattr(core, "record_column", 0))  # the inventory / remaining column of the observation
+    tr_obs: list[np.ndarray] = [core.obs[:record, col].astype(np.float64).copy()]
     tr_mid: list[np.ndarray] = [core.market[:record, 0].copy()] if has_mid else []
     tr_act: list[np.ndarray] = [np.full(record, np.nan)]
     steps = 0
@@ -178,7 +188,7 @@ def simulate(env_id: str, policy: Policy, n_paths: int, seed: int, env_kwargs: d
             a = actions.reshape(n, -1)[:record, 0].astype(np.float64) if actions.ndim else np.full(record, np.nan)
             done_now = (core.terminated | core.truncated)[:record]
             # an env reset in the same step: its last observation is in final_obs
-            ob = np.where(done_now, core.final_obs[:record, 0], core.obs[:record, 0]).astype(np.float64)
+            ob = np.where(done_now, core.final_obs[:record, col], core.obs[:record, col]).astype(np.float64)
             tr_obs.append(np.where(rl, ob, np.nan))
             tr_act.append(np.where(rl, a, np.nan))
             if has_mid:
@@ -370,8 +380,36 @@ def parse_latency(name: str):
         raise CounterfactualError(f"{exc.args[0]}; or a user-defined one-way latency such as 500us or 12.5ms") from None
 
 
+def is_tick(env_id: str) -> bool:
+    """True for the event-level ids (:mod:`lobworld.envs.tick`): a tick world (``world=``) moves their
+    books; they have no bar ``dynamics``."""
+    s = _spec.find_spec(env_id)
+    return s is not None and s.module == "lobworld.envs.tick"
+
+
+def _tick_start(start: str) -> str:
+    """``--start`` for a tick id: an ISO date-time (``2012-06-21T10:30``) or ``HH:MM[:SS]`` -> ``HH:MM:SS``
+    (the env's ``start``: exchange time of the file's day)."""
+    text = str(start).strip()
+    if "T" in text or " " in text:
+        import pandas as pd
+
+        try:
+            t = pd.Timestamp(text)
+        except (ValueError, TypeError) as exc:
+            raise CounterfactualError(f"--start {start!r} is not an ISO date-time or HH:MM[:SS]: {exc}") from None
+        return f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+    return text
+
+
 def describe_market(core: BatchedCore) -> str:
-    """Which market a core simulates, in words (dynamics name, latency wrapper, env latency)."""
+    """Which market a core simulates, in words (dynamics name, latency wrapper, env latency; for the
+    tick ids the tick world and the order-entry latency)."""
+    world = getattr(core, "world", None)
+    if world is not None and hasattr(world, "advance"):
+        lat = getattr(core.config, "latency", None)
+        lat = lat.name if hasattr(lat, "name") else (lat if isinstance(lat, str) else "per-env")
+        return f"{getattr(world, 'name', type(world).__name__)} tick world, latency {lat}"
     dyn = getattr(core, "dynamics", None)
     if dyn is None:
         return type(core).__name__
@@ -409,6 +447,10 @@ def _scenario_kwargs(env_id: str, scenario: str, env_kwargs: dict[str, Any],
     regime = get_regime(scenario)
     if scenario == "normal":
         return dict(env_kwargs)
+    if is_tick(env_id):
+        raise CounterfactualError(f"regime scenario {scenario!r} transforms the parametric bar market's parameters; "
+                                  f"{env_id} runs on a tick world (world=), which has none: use 'normal' or "
+                                  "latency:NAME")
     probe = make_sb3_vec_env(env_id, 1, **env_kwargs).core
     params = getattr(getattr(probe, "dynamics", None), "params", None)
     if not isinstance(params, ParametricParams):
@@ -450,6 +492,15 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
         raise CounterfactualError(f"n_paths must be an integer >= 2, got {n_paths!r}")
     kw = dict(env_kwargs or {})
     conditioning = None
+    if is_tick(env_id):
+        if "dynamics" in kw:
+            raise CounterfactualError(f"{env_id} has no bar dynamics (dynamics={kw['dynamics']!r}); its market is the "
+                                      "tick world: world='replay', 'parametric' or another registered one (--world)")
+        if start is not None:  # the episode window on the file's day (the same window for every path)
+            kw["start"] = _tick_start(start)
+        if data is not None:
+            kw["data"] = str(data)
+        start = None
     if start is not None:
         if data is None:
             raise CounterfactualError("--start needs --data (a LOBSTER message file)")

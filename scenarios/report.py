@@ -115,11 +115,26 @@ def registered_dynamics(env_id: str) -> str:
     return dyn if isinstance(dyn, str) else getattr(dyn, "name", type(dyn).__name__)
 
 
+_MM_FAMILIES = ("market_making", "tick_market_making")
+"""Families without a parent order (market making, bar and tick level)."""
+TICK_LATENCIES = ("colocated", "proximity", "cloud", "retail")
+"""Latency scenarios run by default for the tick-level ids: the four presets."""
+
+
+def _is_tick(spec: _spec.EnvSpec) -> bool:
+    return spec.module == "lobworld.envs.tick"
+
+
 def default_quantity(env_id: str) -> float:
     """The order size (shares) used when none is given: 1% of GOOG's average daily volume
     (:data:`lobworld.envs.execution.GOOG_ADV`, rounded to whole shares) for the execution ids, the
-    env's default order (``DarkPoolConfig.quantity``) for the dark pool."""
+    env's default order (``DarkPoolConfig.quantity``) for the dark pool, ``TickExecutionConfig.quantity``
+    (1,000 shares) for the tick-level execution id."""
     fam = _spec.get_spec(env_id).family
+    if fam == "tick_execution":
+        from lobworld.envs.tick import TickExecutionConfig
+
+        return float(TickExecutionConfig().quantity)
     if fam == "dark_pool":
         from lobworld.envs.dark_pool import DarkPoolConfig
 
@@ -148,8 +163,19 @@ def _fmt(x: float | None, nd: int = 2) -> str:
 
 
 def _order_kwargs(env_id: str, fam: str, side: str | None, quantity: float | None, horizon_min: int,
-                  dynamics: Any) -> dict[str, Any]:
+                  dynamics: Any, world: Any = None) -> dict[str, Any]:
     """The env arguments of the order (see the module docstring)."""
+    if fam == "tick_execution":
+        if side is None or quantity is None:
+            raise ReportError(f"{env_id}: an execution report needs --side and --quantity")
+        if quantity != round(quantity):
+            raise ReportError(f"{env_id}: the order size is a whole number of shares, got {quantity!r}")
+        return {"side": side, "quantity": int(round(quantity)), "horizon": int(horizon_min) * 60, "dt": 1.0,
+                "world": world}
+    if fam == "tick_market_making":
+        if side is not None or quantity is not None:
+            raise ReportError(f"{env_id}: market making has no parent order; omit side and quantity")
+        return {"horizon": int(horizon_min) * 60, "dt": 1.0, "world": world}
     if fam == "execution":
         if side is None or quantity is None:
             raise ReportError(f"{env_id}: an execution report needs --side and --quantity")
@@ -178,7 +204,7 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
                      seed: int = 0, scenarios: Sequence[str] | None = None, base_scenario: str = "normal",
                      start: str | None = None, data: str | pathlib.Path | None = None, use_ray: bool = False,
                      n_boot: int = 1000, record: int = 200, plots: bool = True, env_id: str = ENV_ID,
-                     dynamics: str | None = None, latencies: Sequence[str] | None = None,
+                     dynamics: str | None = None, world: Any = None, latencies: Sequence[str] | None = None,
                      adverse_bps_per_s: float = 0.0, progress: Callable[[str], None] | None = None
                      ) -> dict[str, Any]:
     """Simulate, recommend, plot; write ``report.md`` / ``report.json`` into ``out``; return the JSON dict.
@@ -189,13 +215,17 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     scenario names or ``<n>us``/``<n>ms`` (default for market making: none, colocated, proximity,
     cloud, retail; for the execution ids: none run, see the module docstring; ``[]`` for none);
     ``dynamics``: ``None`` (default: the id's registered market, :func:`registered_dynamics`),
-    ``"parametric"`` or ``"learned"`` (regimes skipped). ``progress``: called with a label after each
+    ``"parametric"`` or ``"learned"`` (regimes skipped). Tick-level ids: ``world`` (default the id's
+    registered tick world, ``replay``) instead of ``dynamics``; ``horizon_min`` minutes of 1 s
+    decisions; no regime scenarios; latencies default to the four presets (:data:`TICK_LATENCIES`);
+    ``start`` (``HH:MM[:SS]``) fixes the window and ``data`` the LOBSTER file. ``progress``: called with a label after each
     strategy run (progress bars); when it has a ``set_total(n)`` method, that is called first with the
     number of runs.
     """
     spec = _spec.get_spec(env_id)
     fam = spec.family
-    if fam == "market_making":
+    tick = _is_tick(spec)
+    if fam in _MM_FAMILIES:
         if side is not None or quantity is not None:
             raise ReportError(f"{env_id}: market making has no parent order; omit side and quantity")
     else:
@@ -211,18 +241,30 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
         raise ReportError(f"horizon must be a positive whole number of minutes, got {horizon_min!r}")
     if not (risk_aversion >= 0 and math.isfinite(risk_aversion)):
         raise ReportError(f"risk aversion R must be a finite number >= 0, got {risk_aversion!r}")
+    if tick:
+        if dynamics is not None:
+            raise ReportError(f"{env_id} has no bar dynamics; its market is a tick world: pass world= (--world)")
+        if world is None:
+            world = spec.default_kwargs.get("world", "replay")
+        dynamics = world if isinstance(world, str) else getattr(world, "name", type(world).__name__)
+    elif world is not None:
+        raise ReportError(f"world= picks the tick world of the event-level ids; {env_id} takes dynamics=")
     if dynamics is None:
         dynamics = registered_dynamics(env_id)
-    if dynamics not in ("parametric", "learned"):
+    if not tick and dynamics not in ("parametric", "learned"):
         raise ReportError(f"dynamics must be 'parametric' or 'learned', got {dynamics!r}")
-    if start is not None and dynamics != "parametric":
+    if start is not None and dynamics != "parametric" and not tick:
         raise ReportError(f"start/data condition the parametric market; {env_id} runs on the {dynamics} market "
                           "by default: pass dynamics='parametric' (--dynamics parametric)")
-    env_kwargs = _order_kwargs(env_id, fam, side, quantity, horizon_min, dynamics)
+    env_kwargs = _order_kwargs(env_id, fam, side, quantity, horizon_min, dynamics, world)
     if scenarios is None:  # the adverse trend for the order's side
         scenarios = [("trending_up" if sc == "trending" and side == "buy" else sc) for sc in DEFAULT_SCENARIOS]
     regimes_skipped = None
-    if dynamics != "parametric":
+    if tick:
+        regimes_skipped = (f"regime scenarios transform the parametric bar market's parameters; the tick world "
+                           f"{dynamics!r} has none")
+        scenarios = []
+    elif dynamics != "parametric":
         regimes_skipped = (f"regime scenarios transform the parametric market's parameters; with dynamics="
                            f"{dynamics!r} only the base market is simulated")
         scenarios = []
@@ -232,6 +274,8 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
         if spec.latency == "wrapper":
             latency_note = LATENCY_NOTE.format(dt=float(env_kwargs.get("dt", 60.0)))
             latencies = []
+        elif tick:
+            latencies = TICK_LATENCIES
         else:
             latencies = DEFAULT_LATENCIES
     if spec.latency == "none" and latencies:
@@ -282,12 +326,17 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     if spec.latency == "wrapper":
         lat_model = (f"LatencyDynamics around the {dynamics} market: each child order reaches the market L s after "
                      f"the decision and pays sigma sqrt(L) z (+ adverse drift {adverse_bps_per_s:g} bps/s x L)")
+    elif tick:
+        lat_model = (f"the tick env's own latency (every order, modify and cancel reaches the venue after the "
+                     f"scenario's entry latency and the agent sees the book one market-data latency late; the "
+                     f"same seeds, so the same windows and random streams, in every scenario; see {env_id})")
     elif spec.latency == "env":
         lat_model = f"the env's own latency setting (quotes and cancels in flight; see {env_id})"
     else:
         lat_model = latency_note
     if not lat_results and latency_note:
         lat_model = latency_note
+    latency_paired = _latency_pairs(lat_results, base.metric, n_boot, seed)
     doc: dict[str, Any] = {
         "inputs": {"side": side, "quantity": quantity, "horizon_min": horizon_min, "risk_aversion": risk_aversion,
                    "n_paths": n_paths, "seed": seed, "env_id": env_id, "env_kwargs": env_kwargs,
@@ -311,6 +360,7 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
         "latency_model": lat_model,
         "latency": {sc: r.to_dict() for sc, r in lat_results.items()},
         "best_by_latency": per_latency_best,
+        "latency_paired": latency_paired,
         "skipped_strategies": skipped,
         "conditioning": base.conditioning,
         "figures": figures,
@@ -319,6 +369,26 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
     (out / "report.json").write_text(json.dumps(doc, indent=2, default=_json_default))
     (out / "report.md").write_text(_markdown(doc, results, lat_results, base_scenario, bench, spec))
     return doc
+
+
+def _latency_pairs(lat_results: dict[str, CounterfactualResult], metric: str, n_boot: int,
+                   seed: int) -> dict[str, dict[str, Any]]:
+    """Per strategy: the slowest latency scenario's metric minus the fastest's on the same paths (seeds),
+    mean and paired-bootstrap 95% CI (empty with fewer than two scenarios)."""
+    from lobworld.scenarios.counterfactual import paired_bootstrap_ci, parse_latency
+
+    if len(lat_results) < 2:
+        return {}
+    order = sorted(lat_results, key=lambda k: parse_latency(k).one_way_us)
+    fast, slow = order[0], order[-1]
+    out: dict[str, dict[str, Any]] = {}
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1A7]))
+    for name, pr in lat_results[slow].paths.items():
+        a = pr.infos[metric]
+        b = lat_results[fast].paths[name].infos[metric]
+        m, lo, hi = paired_bootstrap_ci(a, b, n_boot=n_boot, rng=rng)
+        out[name] = {"slow": slow, "fast": fast, "diff_mean": m, "diff_ci95": (lo, hi)}
+    return out
 
 
 def _same_as_benchmark(s: Any, tol: float = 1e-9) -> bool:
@@ -348,7 +418,7 @@ def _markdown(doc: dict[str, Any], results: dict[str, CounterfactualResult],
     R = inp["risk_aversion"]
     unit = spec.metric_unit
     fam = spec.family
-    if fam == "market_making":
+    if fam in _MM_FAMILIES:
         title = f"# Strategy report: market making for {inp['horizon_min']} minutes"
     else:
         title = f"# Pre-trade report: {inp['side']} {inp['quantity']:,.0f} shares over {inp['horizon_min']} minutes"
@@ -424,6 +494,13 @@ def _markdown(doc: dict[str, Any], results: dict[str, CounterfactualResult],
             means = " | ".join(f"{r.summaries[s].mean:.4f}" for s in strategies)
             objs = " | ".join(f"{r.summaries[s].objective:.4f}" for s in strategies)
             L.append(f"| {sc} | {ow_s} | {means} | {objs} | {doc['best_by_latency'][sc]} |")
+        pairs = doc.get("latency_paired") or {}
+        if pairs:
+            p0 = next(iter(pairs.values()))
+            L += ["", f"`{p0['slow']}` minus `{p0['fast']}` on the same paths (seeds), mean {base.metric} ({unit}) "
+                  "and 95% paired bootstrap CI: "
+                  + "; ".join(f"{s} {v['diff_mean']:+.4f} ({v['diff_ci95'][0]:+.4f} .. {v['diff_ci95'][1]:+.4f})"
+                              for s, v in pairs.items()) + "."]
         ref = lat_results.get("none")
         if ref is not None and spec.latency == "wrapper":
             worst = max(lat_results, key=lambda k: parse_latency(k).one_way_us)
@@ -495,7 +572,7 @@ def _plots(out: pathlib.Path, base: CounterfactualResult, results: dict[str, Cou
     plt.close(fig)
     figs[f"{base.metric} distributions"] = dist_name
     # 2. trajectories: mean executed fraction per step (orders) or mean inventory (market making)
-    order = fam != "market_making"
+    order = fam not in _MM_FAMILIES
     scale = float(env_kwargs.get("quantity", env_kwargs.get("order_size", 1.0))) if order else \
         float(env_kwargs.get("inventory_limit", 1000.0))
     fig, ax = plt.subplots(figsize=(8, 4.5))

@@ -9,8 +9,8 @@ import sys
 import time
 from typing import Any
 
-from lobworld.cli.scenarios import add_env_arg, add_market_args, env_kwargs_from_args, registered_market_note, \
-    strategy_help
+from lobworld.cli.scenarios import add_env_arg, add_market_args, add_world_arg, env_kwargs_from_args, \
+    registered_market_note, strategy_help
 from lobworld.envs import spec as _spec
 
 __all__ = ["add_commands"]
@@ -38,6 +38,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dynamics", choices=["parametric", "learned"], default=None,
                    help="market dynamics (default: the config's env_kwargs, else "
                         + registered_market_note() + "); recorded in lobworld_run.json")
+    add_world_arg(p)
     p.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="evaluate a trained model or a baseline strategy",
@@ -64,8 +65,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args.env, args.config, algo=args.algo, timesteps=args.timesteps, n_envs=args.n_envs,
                       seed=args.seed, device=args.device, normalize=args.normalize,
                       progress_bar=False if args.no_progress else None)
-    if args.dynamics:
-        cfg = cfg.replace(env_kwargs={**cfg.env_kwargs, "dynamics": args.dynamics})
+    if args.dynamics or args.world:
+        cfg = cfg.replace(env_kwargs=env_kwargs_from_args(args, dict(cfg.env_kwargs)))
     from lobworld.cli._progress import compile_notice
 
     compile_notice()
@@ -86,7 +87,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _market_of(env_id: str, env_kwargs: dict[str, Any]) -> str:
-    """The dynamics name an env id runs on with ``env_kwargs`` (its spec's registered default otherwise)."""
+    """The dynamics name an env id runs on with ``env_kwargs`` (its spec's registered default otherwise);
+    for the tick ids, the tick world's name."""
+    spec = _spec.get_spec(env_id)
+    if spec.module == "lobworld.envs.tick":
+        w = env_kwargs.get("world", spec.default_kwargs.get("world", "replay"))
+        return (w if isinstance(w, str) else getattr(w, "name", type(w).__name__)) + " tick world"
     dyn = env_kwargs.get("dynamics")
     if dyn is None:
         dyn = _spec.get_spec(env_id).default_kwargs.get("dynamics", "parametric")
@@ -103,6 +109,8 @@ def _env_kwargs_of_model(model: str, env_id: str) -> dict[str, Any]:
                 return {}
             if cfg.get("env_id") == env_id:
                 kw = dict(cfg.get("env_kwargs") or {})
+                if _spec.get_spec(env_id).module == "lobworld.envs.tick":
+                    return kw  # a tick world (world=) moves the books; its env_kwargs say which
                 meta = json.loads(f.read_text())
                 dyn = meta.get("dynamics")
                 if "dynamics" not in kw and dyn in ("parametric", "learned"):

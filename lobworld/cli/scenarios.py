@@ -12,8 +12,8 @@ from typing import Any
 from lobworld.cli import CLIError
 from lobworld.envs import spec as _spec
 
-__all__ = ["add_commands", "env_kwargs_from_args", "add_market_args", "add_env_arg", "env_help", "strategy_help",
-           "registered_market_note"]
+__all__ = ["add_commands", "env_kwargs_from_args", "add_market_args", "add_world_arg", "add_env_arg", "env_help",
+           "strategy_help", "registered_market_note"]
 
 
 # ---------------------------------------------------------------------------
@@ -79,10 +79,25 @@ def _scenario_help() -> str:
             f"({', '.join(LATENCY_SCENARIOS)}, or 500us / 12.5ms)")
 
 
+def _is_tick(env_id: str | None) -> bool:
+    s = _spec.find_spec(env_id) if env_id else None
+    return s is not None and s.module == "lobworld.envs.tick"
+
+
+def add_world_arg(p: argparse.ArgumentParser) -> None:
+    """``--world`` of the tick-level ids (the tick world that moves their books)."""
+    tick_ids = ", ".join(s.id for s in _spec.ENV_SPECS.values() if s.module == "lobworld.envs.tick")
+    p.add_argument("--world", default=None, metavar="NAME",
+                   help=f"tick world of the event-level ids ({tick_ids}): replay (the real tape), parametric "
+                        "(Cont-Stoikov-Talreja) or another registered one (default: the id's registered world, "
+                        "replay); the bar ids take --dynamics instead")
+
+
 def add_market_args(p: argparse.ArgumentParser, default_note: str) -> None:
-    """``--dynamics`` and ``--env-kwargs`` (shared by counterfactual, evaluate and train)."""
+    """``--dynamics``, ``--world`` and ``--env-kwargs`` (shared by counterfactual and evaluate)."""
     p.add_argument("--dynamics", choices=["parametric", "learned"], default=None,
-                   help=f"market dynamics ({default_note})")
+                   help=f"market dynamics of the bar ids ({default_note})")
+    add_world_arg(p)
     p.add_argument("--env-kwargs", default=None, metavar="JSON",
                    help='env arguments as a JSON object, e.g. \'{"quantity": 1000, "horizon": 10}\' '
                         "(override the id's registered ones; --dynamics wins over a dynamics key here)")
@@ -100,8 +115,16 @@ def env_kwargs_from_args(args: argparse.Namespace, base: dict[str, Any] | None =
         if not isinstance(extra, dict):
             raise CLIError(f"--env-kwargs must be a JSON object, got {type(extra).__name__}")
         kw.update(extra)
+    env_id = getattr(args, "env", None)
     if getattr(args, "dynamics", None):
+        if _is_tick(env_id):
+            raise CLIError(f"{env_id} has no bar dynamics: its market is a tick world, pick it with --world "
+                           "(replay, parametric, ...)")
         kw["dynamics"] = args.dynamics
+    if getattr(args, "world", None):
+        if not _is_tick(env_id):
+            raise CLIError(f"--world picks the tick world of the event-level ids; {env_id} takes --dynamics")
+        kw["world"] = args.world
     return kw
 
 
@@ -153,6 +176,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--dynamics", choices=["parametric", "learned"], default=None,
                    help="market (default: " + _pct(registered_market_note()) + "); the regime scenarios transform "
                         "the parametric market's parameters and are skipped on the learned one")
+    add_world_arg(r)
     r.add_argument("--latencies", default=None,
                    help="comma-separated latency scenarios, also 500us, 12.5ms; 'off' for none (default: "
                         "none,colocated,proximity,cloud,retail for market making; none run for the execution ids, "
@@ -248,7 +272,7 @@ def _report(args: argparse.Namespace) -> int:
         doc = pre_trade_report(args.side, args.quantity, args.horizon_min, args.risk_aversion, args.out,
                                strategies=strategies, n_paths=args.paths, seed=args.seed, scenarios=scenarios,
                                start=args.start, data=args.data, use_ray=args.ray, env_id=args.env,
-                               dynamics=args.dynamics, latencies=latencies,
+                               dynamics=args.dynamics, world=args.world, latencies=latencies,
                                adverse_bps_per_s=args.adverse_bps_per_s, progress=advance)
     if args.json:
         json.dump(doc, sys.stdout, indent=2, default=str)
