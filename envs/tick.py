@@ -4,7 +4,8 @@ Ids: ``LOB-TickMarketMaking-v0`` (:class:`TickMarketMakingEnv`; ``discrete=True`
 discrete grid of quotes) and ``LOB-TickExecution-v0`` (:class:`TickExecutionEnv`). Both
 run a :class:`~lobworld.envs.book.Book` batch, one book per env, with the agent's orders at
 their queue positions and its messages delayed by a latency scenario; a decision every
-``dt`` seconds of market time. The kernels are :mod:`lobworld.envs.tick_kernels`; the page
+``dt`` seconds of market time, or right after every ``k_events``-th market message
+(``decide_every="events"``). The kernels are :mod:`lobworld.envs.tick_kernels`; the page
 is ``docs/envs/tick.md``.
 
 World interface
@@ -78,6 +79,12 @@ class TickWorld(Protocol):
     ``advance(book, until)``: run every env's market flow and its agent's events strictly
     before ``until[i]`` (the book engine's :meth:`~lobworld.envs.book.Book.run` semantics:
     the agent's decisions and arrivals interleave with the messages in time order).
+
+    Optional, for decisions every k market events (``decide_every="events"``):
+    ``event_until(book, k) -> until (n,) int64``: one ns past the time of each env's k-th market
+    message from its current position (the decision follows that message and every message at
+    the same ns); ``event_window(n_messages) -> (t_first, t_last_start)``: the starts from which
+    ``n_messages`` messages follow. A world without them refuses ``decide_every="events"``.
     """
 
     name: str
@@ -147,6 +154,19 @@ class ReplayWorld:
     def advance(self, book: Book, until: np.ndarray) -> None:
         stop = np.searchsorted(self._t, until, side="left").astype(np.int64)
         book.run(self.data.tape, stop, t_flush=until, file=self.data.file, resync=True)
+
+    def event_until(self, book: Book, k: int) -> np.ndarray:
+        """One ns past the time of the ``k``-th tape message from each env's cursor (the last message
+        of the file when fewer are left)."""
+        last = np.minimum(book.es[:, bk.ES_POS] + (int(k) - 1), len(self._t) - 1)
+        return self._t[last] + 1
+
+    def event_window(self, n_messages: int) -> tuple[int, int]:
+        """Starts with at least ``n_messages`` tape messages after them: ``(t_first, t_last_start)``
+        (``t_last_start < t_first`` when the file is too short)."""
+        n = len(self._t)
+        j = n - 1 - int(n_messages)
+        return int(self._t[0]), int(self._t[j]) if j >= 0 else int(self._t[0]) - 1
 
 
 _WORLDS: dict[str, Callable[["TickConfig"], TickWorld]] = {}
@@ -224,9 +244,15 @@ class TickConfig:
     the env's own stream; else seconds after midnight exchange time (New York, as LOBSTER's NASDAQ
     files), or ``"HH:MM[:SS]"``."""
     horizon: int = 300
-    """Decisions per episode (each ``dt`` seconds of market time)."""
+    """Decisions per episode (each ``dt`` seconds of market time, or ``k_events`` market messages)."""
     dt: float = 1.0
-    """Decision interval (seconds of market time, 0.1 .. 60)."""
+    """Decision interval (seconds of market time, 0.1 .. 60) when ``decide_every="dt"``."""
+    decide_every: str = "dt"
+    """``"dt"``: a decision every ``dt`` seconds of market time; ``"events"``: a decision right after
+    every ``k_events``-th market message (and the messages sharing its ns), so decision times are
+    message times (replay world; a world must provide ``event_until`` / ``event_window``)."""
+    k_events: int = 100
+    """Market messages per decision when ``decide_every="events"`` (1 .. 1,000,000)."""
     latency: Any = "colocated"
     """Order-entry latency: a name in :data:`lobworld.envs.latency.LATENCY_SCENARIOS`, a
     :class:`~lobworld.envs.latency.LatencyScenario`, or one per env."""
@@ -256,6 +282,11 @@ class TickConfig:
             self._bad("horizon", "must be a positive int (decisions)")
         if not isinstance(self.dt, (int, float, np.integer, np.floating)) or not 0.1 - 1e-12 <= self.dt <= 60:
             self._bad("dt", "must be a number of seconds in [0.1, 60]")
+        if self.decide_every not in ("dt", "events"):
+            self._bad("decide_every", "must be 'dt' or 'events'")
+        if isinstance(self.k_events, bool) or not isinstance(self.k_events, (int, np.integer)) \
+                or not 1 <= self.k_events <= 1_000_000:
+            self._bad("k_events", "must be an int in 1..1000000 (market messages per decision)")
         for name in ("size_scale", "vol_halflife", "queue_power"):
             v = getattr(self, name)
             if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v <= 0:
@@ -377,8 +408,19 @@ class _TickCore(BatchedCore):
         self.md_latency = self.latency if c.md_latency is None else resolve_latency(c.md_latency, int(n_envs))
         t_first, t_last = self.world.bounds()
         self.dt_ns = int(round(c.dt * 1e9))
+        self.events = c.decide_every == "events"
         span = c.horizon * self.dt_ns
-        if t_last - t_first < span:
+        if self.events:
+            if not (hasattr(self.world, "event_until") and hasattr(self.world, "event_window")):
+                raise EnvConfigError(f"{type(c).__name__}.decide_every 'events': the {getattr(self.world, 'name', '?')!r} "
+                                     "tick world has no event_until / event_window (decisions every k messages need "
+                                     "the message times); use decide_every='dt' or world='replay'")
+            n_msg = c.horizon * c.k_events
+            w0, w1 = self.world.event_window(n_msg)
+            if w1 < w0:
+                raise TickWindowError(f"{self._owner}: horizon * k_events = {n_msg} messages do not fit in the data")
+            span = t_last - w1
+        elif t_last - t_first < span:
             raise TickWindowError(f"{self._owner}: horizon * dt = {c.horizon * c.dt:g} s does not fit in the data's "
                                   f"{(t_last - t_first) / 1e9:.0f} s")
         import pandas as pd
@@ -390,6 +432,11 @@ class _TickCore(BatchedCore):
         start = _parse_start(c.start)
         if start is not None:
             t0 = self._midnight_ns + int(round(start * 1e9))
+            if self.events and not t_first <= t0 <= t_last - span:
+                raise TickWindowError(
+                    f"{type(c).__name__}.start {c.start!r}: fewer than horizon * k_events = {c.horizon * c.k_events} "
+                    f"messages follow it in the data (latest start {_hms((t_last - span - self._midnight_ns) / 1e9)}, "
+                    "exchange time)")
             if not t_first <= t0 <= t_last - span:
                 lo = (t_first - self._midnight_ns) / 1e9
                 hi = (t_last - self._midnight_ns) / 1e9
@@ -432,6 +479,8 @@ class _TickCore(BatchedCore):
         cfg[K.C_SCALE] = c.size_scale
         cfg[K.C_VOL_ALPHA] = 1.0 - 0.5 ** (1.0 / c.vol_halflife)
         cfg[K.C_MSG_SCALE] = 100.0
+        cfg[K.C_EVENTS] = 1.0 if self.events else 0.0
+        self._until = np.zeros(n, np.int64)
         self.cfg = cfg
         self._family_cfg(cfg)
 
@@ -467,7 +516,11 @@ class _TickCore(BatchedCore):
     def _step_rows(self, actions: np.ndarray, autoreset: bool) -> None:
         b = self.book
         self._commands(self._to_continuous(actions))
-        self.world.advance(b, self.tns[:, K.T_NOW] + self.dt_ns)
+        if self.events:
+            self._until[:] = self.world.event_until(b, self.config.k_events)
+        else:
+            np.add(self.tns[:, K.T_NOW], self.dt_ns, out=self._until)
+        self.world.advance(b, self._until)
         self._post()
         K.write_obs(self._all, self.n_levels, b.px, b.sz, b.dq, b.nl, b.orders, self.sv, self.cfg, self.first,
                     self.lat_obs, self.obs)
@@ -558,7 +611,7 @@ class TickMarketMakingCore(_TickCore):
 
     def _post(self) -> None:
         b = self.book
-        K.mm_post(b.px, b.nl, b.cnt, b.acct, self.sv, self.tns, self.cfg, self.reward, self.terminated,
+        K.mm_post(b.px, b.nl, b.cnt, b.acct, self.sv, self.tns, self._until, self.cfg, self.reward, self.terminated,
                   self.truncated, self.first)
 
     def episode_info(self, i: int) -> dict[str, float]:
@@ -605,7 +658,7 @@ class TickExecutionCore(_TickCore):
 
     def _post(self) -> None:
         b = self.book
-        K.exec_post(b.px, b.sz, b.dq, b.nl, b.orders, b.es, b.cnt, b.acct, self.sv, self.tns, self.cfg,
+        K.exec_post(b.px, b.sz, b.dq, b.nl, b.orders, b.es, b.cnt, b.acct, self.sv, self.tns, self._until, self.cfg,
                     self.reward, self.terminated, self.truncated, self.first)
 
     def episode_info(self, i: int) -> dict[str, float]:
@@ -658,7 +711,10 @@ class TickMarketMakingEnv(LOBEnv):
     ## Description
 
     The agent quotes a bid and an ask in a real limit order book (``world="replay"``: the
-    tape of a LOBSTER day). Every ``dt`` seconds of market time (default 1 s) it decides;
+    tape of a LOBSTER day). Every ``dt`` seconds of market time (default 1 s) it decides
+    (``decide_every="events"``: right after every ``k_events``-th market message and the
+    messages sharing its ns; the decision boundary is then one ns past that message's time,
+    so decision times are message times: replay world);
     its messages reach the venue after the order-entry latency of its scenario, and it
     decides on a book one market-data latency old (the command is timed at
     ``t + md`` where ``t`` is the decision boundary, so the book engine resolves it on the
@@ -695,7 +751,8 @@ class TickMarketMakingEnv(LOBEnv):
     {obs}
     ## Rewards
 
-    ``reward = dW - phi * q^2 * dt`` (USD) with wealth ``W = cash + q * mid`` (``q`` the
+    ``reward = dW - phi * q^2 * dt`` (USD; ``dt`` the interval in seconds: the time between
+    the two decisions when ``decide_every="events"``) with wealth ``W = cash + q * mid`` (``q`` the
     inventory in shares, cash from the fills at their prices, the mid of the market book at
     the end of the interval). Without penalty the rewards sum to the episode PnL.
 
@@ -703,7 +760,8 @@ class TickMarketMakingEnv(LOBEnv):
 
     The book of the world at the episode start (the file's book at the last message before
     it), flat inventory, no cash, no orders. The start is ``start`` or drawn uniformly over
-    the data's hours so that ``horizon * dt`` fits.
+    the data's hours so that ``horizon * dt`` fits (``decide_every="events"``: so that
+    ``horizon * k_events`` messages follow it).
 
     ## Episode End
 
@@ -716,7 +774,7 @@ class TickMarketMakingEnv(LOBEnv):
     ## Arguments
 
     The fields of :class:`TickMarketMakingConfig` (``data``, ``world``, ``start``,
-    ``horizon``, ``dt``, ``latency``, ``md_latency``, ``queue_model``, ``inventory_limit``,
+    ``horizon``, ``dt``, ``decide_every``, ``k_events``, ``latency``, ``md_latency``, ``queue_model``, ``inventory_limit``,
     ``max_level``, ``max_size``, ``phi`` ...) as keywords or ``config=``; ``discrete``;
     ``parallel`` is accepted like the other cores' but not used (the book engine picks its
     serial or ``prange`` kernel by batch size).
@@ -726,7 +784,7 @@ class TickMarketMakingEnv(LOBEnv):
 
     ## Version History
 
-    * v0: initial version (replay world).
+    * v0: initial version (replay world); decisions every k market events (``decide_every``).
     """
 
     core_cls = TickMarketMakingCore
@@ -744,7 +802,8 @@ class TickExecutionEnv(LOBEnv):
     ## Description
 
     Sell (``side="sell"``) or buy ``quantity`` = Q shares within ``horizon`` decisions of
-    ``dt`` seconds on a real book (``world="replay"``). Each decision sends at most one
+    ``dt`` seconds (or of ``k_events`` market messages, ``decide_every="events"``, as in
+    :class:`TickMarketMakingEnv`) on a real book (``world="replay"``). Each decision sends at most one
     child order; its messages reach the venue after the entry latency; a passive child
     rests at the back of its level and fills from the tape's executions at its queue
     position (as in :class:`TickMarketMakingEnv`); a market child walks the book.
@@ -795,7 +854,8 @@ class TickExecutionEnv(LOBEnv):
     ## Arguments
 
     The fields of :class:`TickExecutionConfig` (``side``, ``quantity``, ``max_level`` and
-    the shared ones: ``data``, ``world``, ``start``, ``horizon``, ``dt``, ``latency`` ...)
+    the shared ones: ``data``, ``world``, ``start``, ``horizon``, ``dt``, ``decide_every``,
+    ``k_events``, ``latency`` ...)
     as keywords or ``config=``.
 
     ## Version History

@@ -26,8 +26,10 @@ T_START, T_NOW = 0, 1
 
 # ---- cfg (float64 vector) ------------------------------------------------------------------
 (C_DT_NS, C_HORIZON, C_TICK, C_LIMIT, C_PHI, C_DT_S, C_SCALE, C_VOL_ALPHA, C_QTY, C_SIDE,
- C_MSG_SCALE) = range(11)
-N_CFG = 11
+ C_MSG_SCALE, C_EVENTS) = range(12)
+N_CFG = 12
+#: ``cfg[C_EVENTS]``: 0 -- a decision every ``dt`` (interval ``C_DT_S`` seconds); 1 -- a decision after
+#: every k market messages (the interval is the time between the two decisions)
 
 # ---- agent slots ---------------------------------------------------------------------------
 SLOT_BID, SLOT_ASK = 0, 1  #: market making: one quote per side
@@ -304,19 +306,31 @@ def _flow(i, px, nl, cnt, sv, cfg):
 # =========================================================================================
 # post: rewards, episode ends
 # =========================================================================================
+@njit(inline="always")
+def _advance_clock(i, until, tns, cfg):
+    """Move env ``i``'s clock to the end of the interval ``until[i]``; return the interval (seconds)."""
+    if cfg[C_EVENTS] != 0.0:
+        el = (until[i] - tns[i, T_NOW]) * 1e-9
+        tns[i, T_NOW] = until[i]
+        return el
+    tns[i, T_NOW] += np.int64(cfg[C_DT_NS])
+    return cfg[C_DT_S]
+
+
 @njit(cache=True)
-def mm_post(px, nl, cnt, acct, sv, tns, cfg, reward, terminated, truncated, first):
-    """Market making after the interval: ``reward = dW - phi * q^2 * dt`` (USD), ``W = (cash +
-    q * mid) * tick``; terminated when ``|q| > inventory_limit``, truncated at the horizon."""
+def mm_post(px, nl, cnt, acct, sv, tns, until, cfg, reward, terminated, truncated, first):
+    """Market making after the interval ending at ``until[i]`` (ns): ``reward = dW - phi * q^2 * dt``
+    (USD, ``dt`` the interval in seconds), ``W = (cash + q * mid) * tick``; terminated when
+    ``|q| > inventory_limit``, truncated at the horizon."""
     tick = cfg[C_TICK]
     for i in range(px.shape[0]):
-        tns[i, T_NOW] += np.int64(cfg[C_DT_NS])
+        el = _advance_clock(i, until, tns, cfg)
         mid = _flow(i, px, nl, cnt, sv, cfg)
         q = acct[i, bk.A_POS]
         w = (acct[i, bk.A_CASH] + q * mid) * tick
         dw = w - sv[i, V_W_PREV]
         sv[i, V_W_PREV] = w
-        pen = cfg[C_PHI] * q * q * cfg[C_DT_S]
+        pen = cfg[C_PHI] * q * q * el
         r = dw - pen
         reward[i] = r
         sv[i, V_RET] += r
@@ -332,14 +346,14 @@ def mm_post(px, nl, cnt, acct, sv, tns, cfg, reward, terminated, truncated, firs
 
 
 @njit(cache=True)
-def exec_post(px, sz, dq, nl, orders, es, cnt, acct, sv, tns, cfg, reward, terminated, truncated, first):
+def exec_post(px, sz, dq, nl, orders, es, cnt, acct, sv, tns, until, cfg, reward, terminated, truncated, first):
     """Execution after the interval: at the horizon, cancel the working children and sell
     (buy) what is left into the book at once (forced completion); ``reward`` = minus the
     shortfall increment in bps of the arrival notional; terminated when the order is done."""
     Q = np.int64(cfg[C_QTY])
     side = np.int64(cfg[C_SIDE])
     for i in range(px.shape[0]):
-        tns[i, T_NOW] += np.int64(cfg[C_DT_NS])
+        _advance_clock(i, until, tns, cfg)
         _flow(i, px, nl, cnt, sv, cfg)
         pos = acct[i, bk.A_POS]
         done = pos if side == bk.BID else -pos
