@@ -301,8 +301,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--first", default="14:00", help="--sim-vs-real: first window start (default 14:00)")
     p.add_argument("--last-end", default="16:00", help="--sim-vs-real: no window ends later (default 16:00)")
     p.add_argument("--paths", type=int, default=16, help="--sim-vs-real: simulated paths per window (default 16)")
-    p.add_argument("--side", choices=("buy", "sell"), default=None, help="parent order side (execution)")
-    p.add_argument("--quantity", type=int, default=None, help="parent order shares (execution)")
+    p.add_argument("--side", choices=("buy", "sell"), default=None, help="parent order side (execution; --model: the model's; "
+                   "--sim-vs-real: both when omitted)")
+    p.add_argument("--quantity", type=int, default=None, help="parent order shares (execution; --model: the model's; "
+                   "--sim-vs-real: 1/300 of the day's executed volume when omitted)")
     p.add_argument("--start", default=None, help="window start(s), exchange time, e.g. 2012-06-21T14:00 "
                    "(comma-separated for several windows; HH:MM uses the file's date)")
     p.add_argument("--horizon-min", type=_horizon, default=None,
