@@ -611,7 +611,8 @@ class TickMarketMakingCore(_TickCore):
 
     def _post(self) -> None:
         b = self.book
-        K.mm_post(b.px, b.nl, b.cnt, b.acct, self.sv, self.tns, self._until, self.cfg, self.reward, self.terminated,
+        K.mm_post(b.px, b.nl, b.cnt, b.acct, b.fills, b.es, b.orders, self.sv, self.tns, self._until, self.cfg,
+                  self.reward, self.terminated,
                   self.truncated, self.first)
 
     def episode_info(self, i: int) -> dict[str, float]:
@@ -633,6 +634,9 @@ class TickMarketMakingCore(_TickCore):
             "passive_shares": float(a[bk.A_PASSIVE_QTY]),
             "aggressive_shares": float(a[bk.A_AGGR_QTY]),
             "sharpe_per_step": float(mean / sd) if sd > 0 else 0.0,
+            "adverse_selection_usd": float(e[K.V_ADVERSE] * self.world.tick_size),
+            "adverse_selection_ticks": float(e[K.V_ADVERSE] / e[K.V_PASSIVE_REC]) if e[K.V_PASSIVE_REC] else 0.0,
+            "queue_wait_s": float(e[K.V_WAIT_NS_SH] / e[K.V_PASSIVE_REC] * 1e-9) if e[K.V_PASSIVE_REC] else 0.0,
         }
 
 
@@ -769,7 +773,11 @@ class TickMarketMakingEnv(LOBEnv):
     decisions. The last step's info holds ``pnl`` (USD), ``episode_return``,
     ``inventory_terminal``, ``inventory_max_abs``, ``inventory_mean``,
     ``filled_shares_bid`` / ``_ask``, ``fills``, ``passive_shares``, ``aggressive_shares``,
-    ``sharpe_per_step``, ``episode_length``; other infos are empty.
+    ``sharpe_per_step``, ``episode_length``; over the recorded passive fills (``max_fills``):
+    ``adverse_selection_usd`` (the mid's move against each fill over the decision interval it
+    happened in, times its shares: + = adverse), ``adverse_selection_ticks`` (the same per
+    share, ticks) and ``queue_wait_s`` (share-weighted seconds from the order going live to the
+    fill); other infos are empty.
 
     ## Arguments
 

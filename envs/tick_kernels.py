@@ -18,8 +18,13 @@ from lobworld.envs.rng import uniform
 
 # ---- per-env float state ``sv (n, N_SV)`` -----------------------------------------------
 (V_STEP, V_MID0, V_MID_PREV, V_W_PREV, V_COST_PREV, V_VOL2, V_EXECVOL_PREV, V_MSG_PREV, V_MAXABS,
- V_SUMINV, V_RET, V_FORCED, V_FORCED_BEYOND, V_SUMDW, V_SUMDW2, V_EXECVOL, V_MSGS) = range(17)
-N_SV = 17
+ V_SUMINV, V_RET, V_FORCED, V_FORCED_BEYOND, V_SUMDW, V_SUMDW2, V_EXECVOL, V_MSGS,
+ V_FILLS_SEEN, V_ADVERSE, V_WAIT_NS_SH, V_PASSIVE_REC) = range(21)
+N_SV = 21
+#: market-making fill statistics over the recorded passive fills (``max_fills`` per episode):
+#: ``V_ADVERSE`` ticks x shares of mid move against each fill over the interval it happened in
+#: (decision-boundary mid before it to the one after: + = adverse), ``V_WAIT_NS_SH`` ns x shares
+#: from the order going live to the fill, ``V_PASSIVE_REC`` their shares, ``V_FILLS_SEEN`` records read
 
 # ---- per-env int64 times ``tns (n, 2)`` --------------------------------------------------
 T_START, T_NOW = 0, 1
@@ -317,15 +322,39 @@ def _advance_clock(i, until, tns, cfg):
     return cfg[C_DT_S]
 
 
+@njit(inline="always")
+def _fill_stats(i, mid_prev, mid, fills, es, orders, sv):
+    """Fold the passive fills recorded since the last decision into env ``i``'s adverse-selection and
+    queue-wait sums (see ``V_ADVERSE``)."""
+    n = es[i, bk.ES_NFILL]
+    if n > fills.shape[1]:
+        n = fills.shape[1]
+    for r in range(np.int64(sv[i, V_FILLS_SEEN]), n):
+        if fills[i, r, bk.F_KIND] != bk.FILL_PASSIVE:
+            continue
+        q = fills[i, r, bk.F_QTY]
+        move = mid - mid_prev
+        sv[i, V_ADVERSE] += -move * q if fills[i, r, bk.F_SIDE] == bk.BID else move * q
+        k = fills[i, r, bk.F_SLOT]
+        w = fills[i, r, bk.F_T] - orders[i, k, bk.O_T_LIVE]
+        if w > 0:
+            sv[i, V_WAIT_NS_SH] += w * q
+        sv[i, V_PASSIVE_REC] += q
+    if n > sv[i, V_FILLS_SEEN]:
+        sv[i, V_FILLS_SEEN] = n
+
+
 @njit(cache=True)
-def mm_post(px, nl, cnt, acct, sv, tns, until, cfg, reward, terminated, truncated, first):
+def mm_post(px, nl, cnt, acct, fills, es, orders, sv, tns, until, cfg, reward, terminated, truncated, first):
     """Market making after the interval ending at ``until[i]`` (ns): ``reward = dW - phi * q^2 * dt``
     (USD, ``dt`` the interval in seconds), ``W = (cash + q * mid) * tick``; terminated when
     ``|q| > inventory_limit``, truncated at the horizon."""
     tick = cfg[C_TICK]
     for i in range(px.shape[0]):
         el = _advance_clock(i, until, tns, cfg)
+        mid_prev = sv[i, V_MID_PREV]
         mid = _flow(i, px, nl, cnt, sv, cfg)
+        _fill_stats(i, mid_prev, mid, fills, es, orders, sv)
         q = acct[i, bk.A_POS]
         w = (acct[i, bk.A_CASH] + q * mid) * tick
         dw = w - sv[i, V_W_PREV]
