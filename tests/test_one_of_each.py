@@ -131,9 +131,38 @@ def test_the_learned_kernels_use_the_floors_fast_maths():
 
     assert learned_fastmath._tanh is fastmath.tanh and learned_fastmath._exp is fastmath.exp
     assert learned_fastmath._sigmoid is fastmath.sigmoid and learned_fastmath._clamp is fastmath.clamp
-    x = np.array([-3.0, -0.5, 0.0, 0.25, 2.0, 40.0])
-    got = np.array([fastmath.tanh(v) for v in x])
-    assert np.max(np.abs(got - np.tanh(x))) < 1e-15 and fastmath.tanh(40.0) == 1.0
+
+
+def _ulps(got, want):
+    return np.array([abs(g - w) / math.ulp(abs(w)) if w != 0 else (0.0 if g == 0 else math.inf)
+                     for g, w in zip(got, want)])
+
+
+def test_the_one_tanh_is_within_4_ulp_of_math_tanh_and_vectorisable():
+    from numba import njit
+
+    from lobworld.envs.fastmath import expm1_neg, tanh
+
+    @njit
+    def apply(x, t, e):
+        for i in range(x.shape[0]):
+            t[i] = tanh(x[i])
+            e[i] = expm1_neg(-abs(x[i]))
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([np.linspace(-25.0, 25.0, 40001), rng.normal(0.0, 3.0, 40000), rng.uniform(-1e-3, 1e-3, 20000),
+                        np.geomspace(1e-300, 30.0, 4000), -np.geomspace(1e-300, 30.0, 4000),
+                        [0.1732, 0.17275000000000063, 0.3466, 0.5405, 800.0, -800.0]])
+    t, e = np.empty_like(x), np.empty_like(x)
+    apply(x, t, e)
+    want = np.array([math.tanh(v) for v in x])
+    assert _ulps(t, want).max() <= 4.0  # the market-making kernel's bound against math.tanh
+    assert np.max(np.abs(t - np.tanh(x))) < 1e-15 and np.all(np.abs(t) <= 1.0)
+    assert _ulps(e, np.array([math.expm1(-abs(v)) for v in x])).max() <= 2.0
+    assert tanh(20.0) == 1.0 and tanh(-20.0) == -1.0 and tanh(0.0) == 0.0 and tanh(1e-300) == 1e-300
+    assert math.isnan(tanh(float("nan")))
+    # one fixed case by hand: tanh(0.5) = (e - 1) / (e + 1) with e = exp(1)
+    assert abs(tanh(0.5) - (math.e - 1.0) / (math.e + 1.0)) <= 2 * math.ulp(0.46)
 
 
 # ---------------------------------------------------------------------------- config readers
