@@ -1,0 +1,310 @@
+"""Evaluation of the learned tick world (``world="learned"``) on the held-out afternoon of 2012-06-21.
+
+Three parts, each a function returning plain dicts (printed as markdown by :func:`main`):
+
+* :func:`lob_bench`: LOB-Bench scores (:mod:`lobworld.world_models.fidelity.events`) of the
+  learned world against the real held-out windows (14:00-16:00, 600 s each), beside the
+  real-vs-real floor and the Cont-Stoikov-Talreja baseline of :func:`event_report`. Each learned
+  sequence starts from the real book just before its window, the GRU warmed on the 500 real
+  messages before it, and runs the window's 600 s of market time (no agent); its book after
+  every message is rebuilt from the start book and the logged messages (the engine's rules).
+* :func:`impact_curve`: metaorders (buy and sell) of several sizes executed as one market child
+  per second at a fixed participation of the real day's traded volume, in the learned world from
+  random held-out starts, against the same seeds without the metaorder (common random numbers).
+  Impact = the signed mid difference (ticks) at the metaorder's last child, averaged per size;
+  exponent = slope of log mean impact on log size with a free intercept; 95% CI by bootstrap over
+  the envs.
+* :func:`direction_accuracy`: from random held-out rows, the mid-price direction (up / flat /
+  down) after the next ``k`` events: the learned world's forecast (the most frequent direction
+  over ``paths`` simulated continuations) against the real tape, with persistence (always flat)
+  beside it.
+
+    python benchmarks/eval_tick_gru_world.py [--tickers GOOG,AMZN] [--parts bench,impact,direction]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import time
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+import lobworld  # noqa: F401
+from lobworld.envs.book import Book, BookConfig
+from lobworld.envs.replay import ReplayData
+from lobworld.world_models.data.events import NO_PRICE, Messages, messages_to_events
+from lobworld.world_models.data.lobster import load_lobster
+from lobworld.world_models.fidelity.events import (
+    event_report, score_sequences, sequence_statistics, split_sequences,
+)
+from lobworld.world_models.tick_gru_world import L_PRICE, L_SIDE, L_SIZE, L_T, L_TYPE, TickGRUWorld, _weights
+
+DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "lobster"
+FILES = {"GOOG": "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
+         "AMZN": "AMZN_2012-06-21_34200000_57600000_message_5.csv.gz"}
+DEPTH = 20
+
+
+def _paths(ticker: str) -> tuple[pathlib.Path, pathlib.Path]:
+    m = DATA / FILES[ticker]
+    return m, pathlib.Path(str(m).replace("_message_", "_orderbook_"))
+
+
+@njit(cache=True)
+def rebuild_books(px0, sz0, nl0, msgs, L):
+    """Top-``L`` book after each logged message (``msgs (m, N_LCOL)``), from the start book
+    ``px0, sz0 (2, D)``, ``nl0 (2,)``, with the engine's level rules (depth ``D``: a submit beyond a
+    full side is dropped, a new level pushes the deepest out). Returns ``(m, 2, L)`` prices / sizes."""
+    D = px0.shape[1]
+    px = px0.copy()
+    sz = sz0.copy()
+    nl = nl0.copy()
+    m = msgs.shape[0]
+    opx = np.zeros((m, 2, L), np.int64)
+    osz = np.zeros((m, 2, L), np.int64)
+    for r in range(m):
+        typ = msgs[r, 1]
+        s = msgs[r, 2]
+        p = msgs[r, 3]
+        q = msgs[r, 4]
+        n = nl[s]
+        j = 0
+        while j < n and ((px[s, j] > p) if s == 0 else (px[s, j] < p)):
+            j += 1
+        if typ == 1:
+            if j < n and px[s, j] == p:
+                sz[s, j] += q
+            elif j < D:
+                last = n if n < D else D - 1
+                for k in range(last, j, -1):
+                    px[s, k] = px[s, k - 1]
+                    sz[s, k] = sz[s, k - 1]
+                px[s, j] = p
+                sz[s, j] = q
+                if n < D:
+                    nl[s] = n + 1
+        elif typ == 2 or typ == 3 or typ == 4:
+            if j < n and px[s, j] == p:
+                sz[s, j] -= q
+                if sz[s, j] <= 0:
+                    for k in range(j, n - 1):
+                        px[s, k] = px[s, k + 1]
+                        sz[s, k] = sz[s, k + 1]
+                    px[s, n - 1] = 0
+                    sz[s, n - 1] = 0
+                    nl[s] = n - 1
+        for s2 in range(2):
+            for k in range(L):
+                if k < nl[s2]:
+                    opx[r, s2, k] = px[s2, k]
+                    osz[r, s2, k] = sz[s2, k]
+    return opx, osz
+
+
+def _events(world, book0, i, midnight, date, tick, ticker, L):
+    lg = world.messages(i)
+    px, sz = rebuild_books(book0[0][i], book0[1][i], book0[2][i], lg, L)
+    msgs = Messages(time_ns=lg[:, L_T] - midnight, type=lg[:, L_TYPE].astype(np.int8),
+                    size=lg[:, L_SIZE].astype(np.float64), price_ticks=lg[:, L_PRICE],
+                    direction=np.where(lg[:, L_SIDE] == 0, 1, -1).astype(np.int8))
+    bp = np.where(sz[:, 0] > 0, px[:, 0], NO_PRICE)
+    ap = np.where(sz[:, 1] > 0, px[:, 1], NO_PRICE)
+    return messages_to_events(msgs, bp, sz[:, 0], ap, sz[:, 1], date=date, tick_size=tick, ticker=ticker)
+
+
+def _world_for(ticker: str, record: int = 0, warmup: int = 500) -> TickGRUWorld:
+    m, o = _paths(ticker)
+    return TickGRUWorld(_weights(ticker), ReplayData.from_lobster(m, o), warmup=warmup, record=record)
+
+
+def lob_bench(ticker: str, n_boot: int = 100, seed: int = 0, window_s: float = 600.0) -> dict:
+    m, o = _paths(ticker)
+    t = time.perf_counter()
+    events = load_lobster(m, o)
+    L = min(10, int(events.attrs.get("levels", 10)))
+    rep = event_report(events, n_boot=n_boot, seed=seed, window_s=window_s)
+    ranges = split_sequences(events, window_s=window_s)
+    ts = pd.DatetimeIndex(events["ts"])
+    world = _world_for(ticker, record=200_000)
+    n = len(ranges)
+    book = Book(n, world.book_config(BookConfig(depth=DEPTH)))
+    t0 = np.array([ts[a].value - 1 for a, _ in ranges], np.int64)
+    world.reset_rows(book, np.arange(n), t0)
+    book0 = (book.px[:, :, :].copy(), book.sz.copy(), book.nl.copy())
+    world.advance(book, t0 + int(window_s * 1e9))
+    midnight = world._midnight
+    date = str(ts[0].date())
+    tick = float(events.attrs.get("tick_size", 0.01))
+    gen = [_events(world, book0, i, midnight, date, tick, f"GRU-{ticker}", L) for i in range(n)]
+    gen_stats = [sequence_statistics(g, levels=L) for g in gen]
+    learned = score_sequences(rep.real_stats, gen_stats, label="learned vs real", n_boot=n_boot,
+                              rng=np.random.default_rng(seed + 1))
+    n_real = [b - a for a, b in ranges]
+    return {"ticker": ticker, "floor": rep.floor, "cst": rep.cst, "learned": learned, "windows": n,
+            "real_msgs": float(np.mean(n_real)), "learned_msgs": float(np.mean([len(g) for g in gen])),
+            "counters": world.wcnt.sum(0), "wall_s": time.perf_counter() - t}
+
+
+def _traded_rate(ticker: str) -> float:
+    from lobworld.world_models.data.lobster import load_lobster_messages
+
+    m, _ = _paths(ticker)
+    msg = load_lobster_messages(m)
+    ex = msg["type"].isin([4, 5]).to_numpy()
+    span = float(msg["time"].iloc[-1] - msg["time"].iloc[0])
+    return float(msg["size"].to_numpy()[ex].sum() / span)
+
+
+def impact_curve(ticker: str, sizes=(100, 200, 400, 800, 1600, 3200), participation: float = 0.1, n: int = 64,
+                 n_boot: int = 1000, seed: int = 0) -> dict:
+    from lobworld.envs.tick import TickExecutionCore
+
+    m, _ = _paths(ticker)
+    rate = _traded_rate(ticker)
+    per_size = {}
+    for side in ("buy", "sell"):
+        for Q in sizes:
+            T = max(2, int(round(Q / (participation * rate))))
+            out = []
+            for with_meta in (True, False):
+                core = TickExecutionCore(n_envs=n, data=str(m), world="learned", side=side, quantity=int(Q),
+                                         horizon=T + 5, latency="colocated")
+                core.seed_rows(range(n), [seed * 100_000 + 10 * Q + i for i in range(n)])
+                core.reset()
+                b = core.book
+                for k in range(T):
+                    a = np.zeros((n, 3), np.float32)
+                    if with_meta:
+                        a[:, 0] = 1.0 / (T - k)  # one market child of about Q / T shares
+                    core.step(a, autoreset=False)
+                mid = 0.5 * (b.px[:, 0, 0] + b.px[:, 1, 0])
+                ok = (b.nl[:, 0] > 0) & (b.nl[:, 1] > 0)
+                out.append((mid, ok, core.book.acct[:, 2 if side == "buy" else 3].copy()))
+            (m1, ok1, q1), (m0, ok0, _) = out
+            sign = 1.0 if side == "buy" else -1.0
+            good = ok1 & ok0
+            per_size.setdefault(Q, []).append(sign * (m1 - m0)[good])
+    qs = np.array(sorted(per_size), float)
+    imp = [np.concatenate(per_size[q]) for q in sorted(per_size)]
+    means = np.array([x.mean() for x in imp])
+    ses = np.array([x.std(ddof=1) / np.sqrt(len(x)) for x in imp])
+
+    def fit(mv):
+        keep = mv > 0
+        if keep.sum() < 2:
+            return np.nan
+        return float(np.polyfit(np.log(qs[keep]), np.log(mv[keep]), 1)[0])
+
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        boots.append(fit(np.array([x[rng.integers(0, len(x), len(x))].mean() for x in imp])))
+    boots = np.array(boots)
+    boots = boots[np.isfinite(boots)]
+    return {"ticker": ticker, "rate": rate, "participation": participation, "sizes": qs, "mean_ticks": means,
+            "se_ticks": ses, "exponent": fit(means),
+            "ci": tuple(np.percentile(boots, [2.5, 97.5])) if len(boots) else (np.nan, np.nan), "n": n}
+
+
+def direction_accuracy(ticker: str, ks=(10, 50), n_starts: int = 64, paths: int = 16, seed: int = 0) -> dict:
+    mpath, opath = _paths(ticker)
+    data = ReplayData.from_lobster(mpath, opath)
+    t = data.tape.t
+    fpx, fsz = data.fpx, data.fsz
+    midnight = _world_for(ticker, warmup=0)._midnight
+    lo = np.searchsorted(t, midnight + int(14 * 3600e9))
+    hi = np.searchsorted(t, midnight + int(15.9 * 3600e9))
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.integers(lo, hi, n_starts))
+    kmax = max(ks)
+
+    def mid_of(px, sz):
+        return 0.5 * (px[0, 0] + px[1, 0]) if sz[0, 0] > 0 and sz[1, 0] > 0 else np.nan
+
+    real = {k: [] for k in ks}
+    for r in rows:
+        m0 = mid_of(fpx[r], fsz[r])
+        for k in ks:
+            real[k].append(np.sign(mid_of(fpx[r + k], fsz[r + k]) - m0))
+    world = TickGRUWorld(_weights(ticker), data, warmup=500, record=kmax)
+    n = n_starts * paths
+    book = Book(n, world.book_config(BookConfig(depth=DEPTH)))
+    t0 = np.repeat(t[rows], paths)
+    book.rng[:] = np.random.default_rng(seed + 7).integers(1, 2 ** 63, book.rng.shape, dtype=np.uint64)
+    world.reset_rows(book, np.arange(n), t0)
+    book0 = (book.px.copy(), book.sz.copy(), book.nl.copy())
+    until = t0.copy()
+    for _ in range(600):  # advance until every path holds kmax messages
+        if (world.nlog >= kmax).all():
+            break
+        until += 1_000_000_000
+        world.advance(book, until)
+    sim = {k: np.zeros((n_starts, 3)) for k in ks}
+    for i in range(n):
+        lg = world.messages(i)
+        px, sz = rebuild_books(book0[0][i], book0[1][i], book0[2][i], lg, 1)
+        m0 = 0.5 * (book0[0][i][0, 0] + book0[0][i][1, 0])
+        for k in ks:
+            if len(lg) >= k:
+                d = int(np.sign(0.5 * (px[k - 1, 0, 0] + px[k - 1, 1, 0]) - m0))
+                sim[k][i // paths, d + 1] += 1
+    out = {"ticker": ticker, "n_starts": n_starts, "paths": paths}
+    for k in ks:
+        y = np.array(real[k])
+        pred = np.argmax(sim[k], axis=1) - 1
+        ok = np.isfinite(y)
+        out[f"acc_{k}"] = float((pred[ok] == y[ok]).mean())
+        out[f"persist_{k}"] = float((y[ok] == 0).mean())
+        out[f"real_dist_{k}"] = [float((y[ok] == v).mean()) for v in (-1, 0, 1)]
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tickers", default="GOOG,AMZN")
+    p.add_argument("--parts", default="bench,impact,direction")
+    p.add_argument("--n-boot", type=int, default=100)
+    a = p.parse_args(argv)
+    parts = a.parts.split(",")
+    for tk in a.tickers.split(","):
+        if "bench" in parts:
+            r = lob_bench(tk, n_boot=a.n_boot)
+            print(f"## {tk} LOB-Bench ({r['windows']} windows of 600 s, 14:00-16:00; mean messages per window: "
+                  f"real {r['real_msgs']:.0f}, learned {r['learned_msgs']:.0f}; {r['wall_s']:.0f} s)")
+            print("| compared | mean L1 | median L1 | IQM L1 | mean W1 | median W1 | IQM W1 |")
+            print("|---|---|---|---|---|---|---|")
+            for key in ("floor", "cst", "learned"):
+                sc = r[key]
+                s, ci = sc.summary, sc.summary_ci
+                cells = []
+                for met in ("l1", "w1"):
+                    for stat in ("mean", "median", "iqm"):
+                        lo, hi = ci.get(met, {}).get(stat, (np.nan, np.nan))
+                        cells.append(f"{s[met][stat]:.3f} [{lo:.2f}, {hi:.2f}]")
+                print(f"| {sc.label} | " + " | ".join(cells) + " |")
+            print("per statistic L1 (floor / CST / learned):")
+            for name in r["learned"].l1:
+                print(f"  {name}: {r['floor'].l1.get(name, np.nan):.3f} / {r['cst'].l1.get(name, np.nan):.3f} / "
+                      f"{r['learned'].l1[name]:.3f}")
+            print("counters:", dict(zip(("submit", "cancel", "delete", "exec", "hidden", "redraw", "forced",
+                                         "cross_clamp", "moved", "size_capped"), r["counters"][:10].tolist())))
+        if "impact" in parts:
+            r = impact_curve(tk)
+            print(f"## {tk} impact (participation {r['participation']:.0%} of {r['rate']:.1f} shares/s, "
+                  f"{r['n']} envs per size and side, CRN)")
+            for q, mi, se in zip(r["sizes"], r["mean_ticks"], r["se_ticks"]):
+                print(f"  Q={q:.0f}: {mi:.2f} +- {se:.2f} ticks")
+            print(f"  exponent {r['exponent']:.3f} CI [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]")
+        if "direction" in parts:
+            r = direction_accuracy(tk)
+            print(f"## {tk} direction ({r['n_starts']} held-out starts x {r['paths']} paths)")
+            for k in (10, 50):
+                print(f"  k={k}: learned accuracy {r[f'acc_{k}']:.3f}, persistence (flat) {r[f'persist_{k}']:.3f}, "
+                      f"real down/flat/up {np.round(r[f'real_dist_{k}'], 3).tolist()}")
+
+
+if __name__ == "__main__":
+    main()
