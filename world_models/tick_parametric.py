@@ -53,6 +53,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import pandas as pd
 
+from lobworld._checks import integer, positive
 from lobworld.errors import LobworldError
 from lobworld.world_models.data.events import (
     NO_PRICE, Messages, SizeScale, TokenConfig, messages_to_events, time_split_masks, tokenize,
@@ -146,9 +147,7 @@ def _validate(p: CSTParams) -> None:
             i = int(np.flatnonzero(~(np.isfinite(v) & (v >= 0)))[0])
             raise CSTError(f"CSTParams.{name}[{i}] (distance {i + 1}): must be finite and >= 0, got {v[i]!r}")
     for name in ("mu", "mean_limit_size", "mean_market_size", "mean_cancel_size", "tick_size"):
-        v = getattr(p, name)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise CSTError(f"CSTParams.{name}: must be a positive finite number, got {v!r}")
+        positive(f"CSTParams.{name}:", getattr(p, name), error=CSTError, what="a positive finite number")
     if len(p.log_size) != 3 or any(len(x) != 2 or not (math.isfinite(x[0]) and x[1] >= 0) for x in p.log_size):
         raise CSTError(f"CSTParams.log_size: must be 3 pairs (mean, sd >= 0), got {p.log_size!r}")
 
@@ -531,8 +530,7 @@ def simulate_cst(params: CSTParams, rng: np.random.Generator, n_events: int, *, 
     """
     if not isinstance(rng, np.random.Generator):
         raise CSTError(f"rng: must be a numpy.random.Generator, got {type(rng).__name__}")
-    if not (isinstance(n_events, (int, np.integer)) and n_events >= 1):
-        raise CSTError(f"n_events: must be an int >= 1, got {n_events!r}")
+    integer("n_events:", n_events, error=CSTError)
     lam, mu, theta = params.sim_rates()
     D = len(lam)
     unit = _unit_shares(params)
