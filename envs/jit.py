@@ -11,11 +11,12 @@ functions' source), so:
 * Numba's disk cache keeps one compiled kernel per (env, dynamics, serial/parallel), and a
   fresh process loads it instead of compiling (closures and kernels that take functions
   as arguments cannot be cached: every process used to recompile them);
-* editing a bound function's source file changes the fingerprint, so the kernel is
-  recompiled (Numba alone checks only the kernel's own file); edits to *other* files that the
-  bound function calls into are not detected, which is Numba's own limit for cached
-  functions: after editing such a helper, delete the ``*.nbi`` / ``*.nbc`` files under
-  ``__pycache__`` (or set ``NUMBA_CACHE_DIR`` to a fresh folder);
+* editing the source file of a bound function, of the kernel, or of any compiled function
+  they call by a global name (followed recursively, across modules, e.g. the shared
+  :mod:`lobworld.envs.episode` helpers, or as ``module.fn``) changes the fingerprint, so the
+  kernel is recompiled (Numba alone checks only the kernel's own file). Not detected: a
+  compiled function passed in at run time as an argument; after editing such a function, delete the ``*.nbi`` / ``*.nbc`` files under ``__pycache__`` (or set
+  ``NUMBA_CACHE_DIR`` to a fresh folder);
 * a user's dynamics written in a notebook (no source file) still works, compiled without
   the disk cache.
 
@@ -72,7 +73,8 @@ def _py(fn: Any):
 
 def fingerprint(fn: Any, _seen: set | None = None) -> str | None:
     """Identity of a compiled function's code: qualname, module, its source file's hash, and
-    (recursively) the compiled functions it closes over. ``None`` without a source file."""
+    (recursively) the compiled functions it calls by global name or closes over. ``None``
+    without a source file."""
     seen = _seen if _seen is not None else set()
     py = _py(fn)
     if id(py) in seen:
@@ -85,6 +87,17 @@ def fingerprint(fn: Any, _seen: set | None = None) -> str | None:
     if not os.path.isfile(path):
         return None
     parts = [py.__module__ or "", py.__qualname__, _file_hash(path)]
+    globs = getattr(py, "__globals__", {})
+    names = code.co_names
+    called = [globs.get(name) for name in names]  # compiled functions it calls by global name
+    for mod in [v for v in called if isinstance(v, types.ModuleType)]:  # ... or as ``module.fn``
+        called.extend(getattr(mod, name, None) for name in names)
+    for v in called:
+        if isinstance(v, CPUDispatcher):
+            sub = fingerprint(v, seen)
+            if sub is None:
+                return None
+            parts.append(sub)
     for cell in py.__closure__ or ():
         try:
             v = cell.cell_contents
@@ -164,20 +177,32 @@ class ThreadChoice:
     A ``prange`` kernel wins on a quiet machine and loses badly when another busy process
     (or the learner's torch threads) holds a core: a descheduled worker thread stalls the
     whole parallel region. Because every env owns its random streams, both kernels give
-    bit-identical results, so the choice can change at any call. With ``mode="auto"`` the
-    core times its kernel calls (seconds per call, exponentially weighted) and runs the
-    faster one, re-measuring the other for ``probe_calls`` calls every ``probe_every`` calls,
-    so the default is never much slower than serial under contention and keeps the parallel
-    speed when the machine is quiet. ``mode="serial"`` / ``"parallel"`` fix the choice
-    (``LOBWORLD_PARALLEL=0`` / ``1`` set it per process, ``parallel=False`` / ``True`` per core).
-    Batches below ``min_envs`` run serial in ``auto`` mode (waking the threads costs more).
+    bit-identical results, so the choice can change at any call.
+
+    ``mode="auto"``: the core reports the wall time of every kernel call. The kernel in use
+    (the *choice*) keeps an exponentially weighted mean of its seconds per call (weight
+    ``alpha``); the other kernel is re-measured by a *probe*: ``probe_calls`` consecutive calls
+    of it, averaged into a fresh estimate. The first call after a change of kernel (thread
+    wake-up, cold caches: a cost paid once per switch) is never counted. The choice switches only when the other kernel is faster by more than
+    ``margin`` (a fraction of the current estimate), so timing noise does not flip it. Probes
+    come every ``probe_every`` calls after a switch and back off, doubling each time a probe
+    confirms the choice, to one every ``max_probe_every`` calls (so on a steady machine the
+    probes cost a small fraction of the calls). The choice is checked against the last
+    estimate of the other kernel after every call, so a load that arrives while the parallel
+    kernel runs is seen at once; a machine that turns quiet while the serial kernel runs is
+    seen at the next probe. The first call of each kernel (which may compile) is not used.
+
+    ``mode="serial"`` / ``"parallel"`` fix the choice (``LOBWORLD_PARALLEL=0`` / ``1`` set it per
+    process, ``parallel=False`` / ``True`` per core). Batches below ``min_envs`` run serial in
+    ``auto`` mode (waking the threads costs more).
     """
 
-    __slots__ = ("mode", "_ewma", "_seen", "_calls", "_probe_left", "_current", "probe_every", "probe_calls",
-                 "alpha")
+    __slots__ = ("mode", "_ewma", "_seen", "_since", "_interval", "_probe_left", "_probe_sum", "_probe_n",
+                 "_choice", "_current", "_last", "probe_every", "max_probe_every", "probe_calls", "alpha", "margin")
 
     def __init__(self, n_envs: int, parallel: bool | None = None, *, min_envs: int = PARALLEL_MIN_ENVS,
-                 probe_every: int = 64, probe_calls: int = 4, alpha: float = 0.25):
+                 probe_every: int = 64, max_probe_every: int = 1024, probe_calls: int = 3, alpha: float = 0.25,
+                 margin: float = 0.1):
         flag = os.environ.get("LOBWORLD_PARALLEL", "")
         if parallel is not None:
             self.mode = "parallel" if parallel else "serial"
@@ -189,14 +214,25 @@ class ThreadChoice:
             self.mode = "serial"
         else:
             self.mode = "auto"
+        if not (int(probe_calls) >= 2 and 1 <= int(probe_every) <= int(max_probe_every)
+                and 0.0 < alpha <= 1.0 and 0.0 <= margin < 1.0):
+            raise ValueError("ThreadChoice: need probe_calls >= 2, 1 <= probe_every <= max_probe_every, "
+                             "0 < alpha <= 1 and 0 <= margin < 1")
         self.probe_every = int(probe_every)
+        self.max_probe_every = int(max_probe_every)
         self.probe_calls = int(probe_calls)
         self.alpha = float(alpha)
+        self.margin = float(margin)
         self._ewma = [float("nan"), float("nan")]  # seconds per call: serial, parallel
         self._seen = [0, 0]  # calls timed per kernel (the first, which may compile, is not used)
-        self._calls = 0
-        self._probe_left = 0
-        self._current = self.mode != "serial"
+        self._since = 0  # calls of the choice since the last probe or switch
+        self._interval = self.probe_every
+        self._probe_left = 0  # calls of the running probe still to come (the first one not counted)
+        self._probe_sum = 0.0
+        self._probe_n = 0
+        self._choice = self.mode != "serial"
+        self._current = self._choice
+        self._last = -1  # the kernel of the last call (0 serial, 1 parallel)
 
     @property
     def parallel(self) -> bool:
@@ -208,30 +244,53 @@ class ThreadChoice:
         if self.mode != "auto":
             return self._current
         s, p = self._ewma
-        if s != s:  # never timed: try serial once
-            return False
-        if p != p:
-            return True
-        if self._probe_left > 0:
-            return self._current
-        self._calls += 1
-        best = p <= s
-        if self._calls % self.probe_every == 0:
-            self._probe_left = self.probe_calls
-            self._current = not best
+        if s != s:  # never timed: serial first
+            self._current = False
+        elif p != p:
+            self._current = True
+        elif self._probe_left > 0:
+            self._current = not self._choice
         else:
-            self._current = best
+            self._since += 1
+            if self._since >= self._interval:  # start a probe of the other kernel
+                self._since = 0
+                self._probe_left = self.probe_calls
+                self._probe_sum, self._probe_n = 0.0, 0
+                self._current = not self._choice
+            else:
+                self._current = self._choice
         return self._current
+
+    def _faster(self, k: int) -> bool:
+        """Whether kernel ``k`` is faster than the other by more than the margin."""
+        a, b = self._ewma[k], self._ewma[1 - k]
+        return a == a and b == b and a < (1.0 - self.margin) * b
 
     def record(self, parallel: bool, seconds: float) -> None:
         """Report the wall time of a call of the ``parallel`` (or serial) kernel."""
         if self.mode != "auto":
             return
         k = 1 if parallel else 0
+        changed = k != self._last  # the first call after the other kernel ran (thread wake-up, caches)
+        self._last = k
         self._seen[k] += 1
         if self._seen[k] == 1:
             return
+        if self._probe_left > 0 and bool(parallel) != self._choice:  # a probe call
+            self._probe_left -= 1
+            if not changed:
+                self._probe_sum += seconds
+                self._probe_n += 1
+            if self._probe_left == 0 and self._probe_n:
+                self._ewma[k] = self._probe_sum / self._probe_n
+                if self._faster(k):
+                    self._choice, self._interval = bool(parallel), self.probe_every
+                else:
+                    self._interval = min(2 * self._interval, self.max_probe_every)
+            return
+        if changed:
+            return
         old = self._ewma[k]
         self._ewma[k] = seconds if old != old else (1.0 - self.alpha) * old + self.alpha * seconds
-        if self._probe_left > 0:
-            self._probe_left -= 1
+        if bool(parallel) == self._choice and self._faster(1 - k):  # the choice got slower than the other
+            self._choice, self._interval, self._since = not self._choice, self.probe_every, 0

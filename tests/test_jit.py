@@ -59,6 +59,36 @@ def test_fingerprint_follows_source_and_closures():
     assert fingerprint(ns["f"]) is None
 
 
+def test_fingerprint_follows_compiled_functions_called_from_other_files(tmp_path, monkeypatch):
+    """Editing a module whose compiled helper a kernel calls (by name or as ``module.fn``)
+    changes the kernel's fingerprint; editing an unrelated file does not."""
+    import importlib
+    import sys
+
+    from lobworld.envs import jit
+
+    (tmp_path / "fp_dep.py").write_text("from numba import njit\n\n@njit\ndef helper(x):\n    return x + 1.0\n")
+    (tmp_path / "fp_other.py").write_text("X = 1\n")
+    (tmp_path / "fp_kern.py").write_text(
+        "import fp_dep\nfrom fp_dep import helper\n\n"
+        "def by_name(x):\n    return helper(x)\n\n"
+        "def by_attr(x):\n    return fp_dep.helper(x)\n\n"
+        "def alone(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for m in ("fp_dep", "fp_kern", "fp_other"):
+        sys.modules.pop(m, None)
+    kern = importlib.import_module("fp_kern")
+    before = {f: fingerprint(getattr(kern, f)) for f in ("by_name", "by_attr", "alone")}
+    assert all(before.values())
+    (tmp_path / "fp_dep.py").write_text("from numba import njit\n\n@njit\ndef helper(x):\n    return x + 2.0\n")
+    (tmp_path / "fp_other.py").write_text("X = 2\n")
+    monkeypatch.setattr(jit, "_FILE_HASH", {})  # the per-process memo of file hashes
+    after = {f: fingerprint(getattr(kern, f)) for f in ("by_name", "by_attr", "alone")}
+    assert after["by_name"] != before["by_name"]
+    assert after["by_attr"] != before["by_attr"]
+    assert after["alone"] == before["alone"]
+
+
 def test_kernel_without_source_file_still_compiles_uncached():
     ns: dict = {}
     exec("def g(x):\n    return x - 1.0", ns)
@@ -137,6 +167,50 @@ def test_thread_choice_ignores_the_first_compiling_call(monkeypatch):
 
     used = _drive(tc, cost, 40)
     assert all(used[5:])
+
+
+def test_thread_choice_probes_back_off_on_a_steady_machine(monkeypatch):
+    monkeypatch.delenv("LOBWORLD_PARALLEL", raising=False)
+    tc = ThreadChoice(10_000, probe_every=64, max_probe_every=1024, probe_calls=3)
+    used = _drive(tc, lambda p: 1.0 if p else 2.0, 6000)
+    serial_tail = used[1000:].count(False)
+    # probes at 64, 128, ... then every 1024 calls, 3 calls each: a handful of serial calls
+    assert 0 < serial_tail <= 3 * (5000 // 1024 + 1)
+    assert tc._interval == 1024
+
+
+def test_thread_choice_switches_only_beyond_the_margin(monkeypatch):
+    monkeypatch.delenv("LOBWORLD_PARALLEL", raising=False)
+    # serial 5% faster: inside the 10% margin, the parallel start is kept
+    tc = ThreadChoice(10_000, margin=0.1)
+    used = _drive(tc, lambda p: 1.0 if p else 0.95, 500)
+    assert used[10:].count(False) <= 3 * 4  # probe calls only
+    # serial 15% faster: beyond the margin, serial it is
+    tc = ThreadChoice(10_000, margin=0.1)
+    used = _drive(tc, lambda p: 1.0 if p else 0.85, 500)
+    assert used[10:].count(True) <= 3 * 4
+
+
+def test_thread_choice_probe_does_not_count_the_wake_up_call(monkeypatch):
+    """The first parallel call after serial ones pays the thread wake-up; a probe ignores it and
+    finds the parallel kernel faster once the machine is quiet again."""
+    monkeypatch.delenv("LOBWORLD_PARALLEL", raising=False)
+    tc = ThreadChoice(10_000, probe_every=16, max_probe_every=64, probe_calls=3)
+    state = {"last": None, "quiet": False}
+
+    def cost(p):
+        wake = p and state["last"] is False
+        state["last"] = p
+        if not state["quiet"]:
+            return 5.0 if p else 1.0  # contention: parallel 5x slower
+        return 10.0 if wake else (0.5 if p else 1.0)
+
+    used = _drive(tc, cost, 300)
+    assert used[100:].count(True) <= 3 * 4  # serial under contention, parallel only in probes
+    state["quiet"] = True
+    used = _drive(tc, cost, 300)
+    # back on the parallel kernel (the wake-up calls did not keep it serial), serial only in probes
+    assert used[150:].count(False) <= 3 * 3
 
 
 def test_thread_choice_fixed_modes(monkeypatch):
