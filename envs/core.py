@@ -30,9 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import gc
-import itertools
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
@@ -45,6 +43,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
+from lobworld.envs.episode import EpisodeStats
 from lobworld.envs.rng import seed_state, seed_states
 from lobworld.errors import LobworldError
 
@@ -74,8 +73,8 @@ def _gc_paused() -> Iterator[None]:
 
     A batch whose episodes end together creates tens of thousands of small acyclic
     objects in one step; each 700 allocations would trigger a collection that walks
-    every tracked object. Measured on LOB-Execution-v0 with 10,000 envs: 2.5M ->
-    6.0M env-steps/s through the SB3 face. The objects are collected normally after.
+    every tracked object (docs/benchmarks.md has the effect on the SB3 face). The objects
+    are collected normally after.
     """
     enabled = gc.isenabled()
     gc.disable()
@@ -86,38 +85,18 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@functools.lru_cache(maxsize=64)
-def record_maker(keys: tuple[str, ...]):
-    """A function ``make(v0, ..., vk) -> {keys[0]: v0, ...}`` built once per key tuple.
-
-    A dict display with constant keys is about twice as fast to build as
-    ``dict(zip(keys, values))``; the faces build one info dict per finished episode, tens of
-    thousands per step at large batch sizes. ``keys`` are identifiers from the cores'
-    own code (never user input).
-    """
-    if not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):
-        raise ValueError(f"record keys must be distinct strings, got {keys!r}")
-    args = ", ".join(f"v{i}" for i in range(len(keys)))
-    body = ", ".join(f"{k!r}: v{i}" for i, k in enumerate(keys))
-    ns: dict[str, Any] = {}
-    exec(f"def make({args}):\n    return {{{body}}}\n", ns)  # noqa: S102 - keys are our own literals
-    return ns["make"]
-
-
 def _episode_dicts(core: "BatchedCore", idx: np.ndarray, extra_keys: tuple[str, ...] = (),
                    extra_cols: tuple[list, ...] = ()) -> list[dict[str, Any]]:
-    """Info dicts of the envs ``idx``, with ``extra_keys`` columns appended (fast path when
-    the core implements :meth:`BatchedCore.episode_columns`)."""
-    cols = core.episode_columns(idx)
-    if cols is None:
-        out = core.episode_infos(idx)
-        for k, col in zip(extra_keys, extra_cols):
-            for d, v in zip(out, col):
-                d[k] = v
-        return out
-    keys, values = cols
-    make = record_maker(tuple(keys) + tuple(extra_keys))
-    return list(itertools.starmap(make, zip(*values, *extra_cols)))
+    """Info dicts of the envs ``idx``, with ``extra_keys`` columns appended (from the core's
+    :class:`~lobworld.envs.episode.EpisodeStats` table when it has one)."""
+    stats = core.episode_stats
+    if stats is not None:
+        return stats.infos(core, idx, tuple(extra_keys), tuple(extra_cols))
+    out = core.episode_infos(idx)
+    for k, col in zip(extra_keys, extra_cols):
+        for d, v in zip(out, col):
+            d[k] = v
+    return out
 
 
 def _info_array(n: int, first: Any) -> np.ndarray:
@@ -161,26 +140,20 @@ def _add_info(out: dict[str, Any], n: int, i: int, info: dict[str, Any]) -> dict
 
 def _final_info(core: "BatchedCore", idx: np.ndarray, n: int) -> dict[str, Any]:
     """``infos["final_info"]`` of the vector face for the envs ``idx`` that ended: Gymnasium's
-    dict of arrays with ``_key`` masks (:func:`batch_infos`), built column by column when the core
-    implements :meth:`BatchedCore.episode_columns`."""
-    cols = core.episode_columns(idx)
-    if cols is None:
+    dict of arrays with ``_key`` masks (:func:`batch_infos`), built column by column from the
+    core's :class:`~lobworld.envs.episode.EpisodeStats` table when it has one (float64, int64
+    and bool arrays, the dtypes Gymnasium gives Python floats, ints and bools)."""
+    stats = core.episode_stats
+    if stats is None:
         return batch_infos(n, idx.tolist(), core.episode_infos(idx))
-    keys, values = cols
-    out: dict[str, Any] = {}
-    if not len(idx):
-        return out
-    mask = np.zeros(n, dtype=np.bool_)
-    mask[idx] = True
-    for key, col in zip(keys, values):
-        first = col[0]
-        if isinstance(first, dict) or not (type(first) in (int, float, bool) or isinstance(first, np.number)):
-            return batch_infos(n, idx.tolist(), _episode_dicts(core, idx))
-        arr = _info_array(n, first)
-        arr[idx] = col
-        out[key] = arr
-        out["_" + key] = mask.copy()
-    return out
+    return stats.final_info(core, idx, n)
+
+
+def _row_objects(a: np.ndarray) -> np.ndarray:
+    """A 1-d object array whose element ``j`` is row ``j`` of ``a`` (views of ``a``, which the
+    caller owns): what Gymnasium's ``final_obs`` holds, built without a Python loop (the trailing
+    ``None`` keeps NumPy from making one 2-d array of the rows)."""
+    return np.array([*a, None], dtype=object)[:-1]
 
 
 @njit(cache=True)
@@ -330,19 +303,30 @@ class BatchedCore:
     def _step_rows(self, actions: np.ndarray, autoreset: bool) -> None:  # pragma: no cover
         raise NotImplementedError
 
-    def episode_info(self, i: int) -> dict[str, float]:  # pragma: no cover - abstract
-        raise NotImplementedError
+    #: the family's episode statistics (:class:`~lobworld.envs.episode.EpisodeStats`); the
+    #: three faces build every episode info from it. A core without one overrides
+    #: :meth:`episode_info` (and optionally :meth:`episode_infos`).
+    episode_stats: ClassVar[EpisodeStats | None] = None
+
+    def episode_info(self, i: int) -> dict[str, Any]:
+        """Statistics of the episode env ``i`` finished last (keys and units: the env's docstring)."""
+        if self.episode_stats is None:  # pragma: no cover - abstract
+            raise NotImplementedError
+        return self.episode_stats.info(self, i)
 
     def episode_infos(self, idx: np.ndarray) -> list[dict[str, Any]]:
-        """Episode infos of the envs ``idx`` (new dicts); override for a vectorised version."""
+        """Episode infos of the envs ``idx`` (new dicts, equal to :meth:`episode_info` of each)."""
+        if self.episode_stats is not None:
+            return self.episode_stats.infos(self, idx)
         return [self.episode_info(int(i)) for i in idx]
 
-    def episode_columns(self, idx: np.ndarray) -> tuple[tuple[str, ...], list[list]] | None:
-        """Optional fast path: ``(keys, columns)`` with ``columns[k][j]`` the value of
-        ``keys[k]`` for env ``idx[j]`` (plain Python numbers), equal to what
-        :meth:`episode_infos` returns. ``None`` (the default) makes the faces use
-        :meth:`episode_infos`."""
-        return None
+    def episode_columns(self, idx: np.ndarray) -> tuple[tuple[str, ...], list[np.ndarray]] | None:
+        """``(keys, columns)``: ``columns[k][j]`` the value of ``keys[k]`` for env ``idx[j]``
+        (float64 / int64 / bool arrays, equal to what :meth:`episode_infos` returns); ``None``
+        for a core without an :attr:`episode_stats` table."""
+        if self.episode_stats is None:
+            return None
+        return self.episode_stats.keys, self.episode_stats.columns(self, idx)
 
     def set_options(self, indices: Sequence[int], options: dict[str, Any]) -> None:
         """Apply reset ``options`` to the given envs before their next reset.
@@ -535,9 +519,7 @@ class LOBVectorEnv(VectorEnv):
         if done.any():
             idx = np.flatnonzero(done)
             final_obs = np.full(self.num_envs, None, dtype=object)
-            fo = core.final_obs[idx].copy()
-            for j, i in enumerate(idx.tolist()):
-                final_obs[i] = fo[j]
+            final_obs[idx] = _row_objects(core.final_obs[idx])
             with _gc_paused():
                 final_info = _final_info(core, idx, self.num_envs)
             infos = {"final_obs": final_obs, "_final_obs": done.copy(),

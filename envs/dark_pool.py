@@ -24,6 +24,7 @@ from numba import njit
 from lobworld.envs.core import (BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs,
                                 renamed_kwarg)
 from lobworld.envs.columns import layout, pack
+from lobworld.envs.episode import EpisodeStats, Stat, column, end_episode
 from lobworld.envs.jit import bind
 from lobworld.envs.dynamics import MID, PERM_IMPACT, SIGMA, SPREAD, MarketDynamics, make_dynamics
 from lobworld.envs.rng import normal, uniform
@@ -91,6 +92,14 @@ _EP_NAMES = {
     EP_PERM: "permanent_impact_bps", EP_PENALTY: "penalty_bps", EP_IS: "shortfall_bps",
     EP_HALFSPREAD: "half_spread_bps", EP_MARKET: "market_move_bps",
 }
+
+def _fill_rate(e: np.ndarray) -> np.ndarray:
+    """Dark shares filled over dark shares sent, per episode row (NaN where nothing was sent)."""
+    none = ~(e[:, EP_DARK_ALLOC] > 0)
+    out = e[:, EP_DARK] / np.where(none, 1.0, e[:, EP_DARK_ALLOC])
+    out[none] = np.nan
+    return out
+
 
 _MAX_LIQ = 1e12  # hidden draws are clipped here before the integer cast (shares)
 
@@ -416,10 +425,7 @@ def _step_kernel(actions, autoreset, rng, step_fn, reset_fn, dyn_args, cfg, sc, 
         term[i] = done
         trunc[i] = False
         if done:
-            for c in range(obs.shape[1]):
-                final_obs[i, c] = obs[i, c]
-            for c in range(ep.shape[1]):
-                ep_done[i, c] = ep[i, c]
+            end_episode(i, obs, final_obs, ep, ep_done)
             if autoreset:
                 _reset_row(i, rng, reset_fn, dyn_args, cfg, sc, fixed, rem, t, s0, market, venue, last_alloc,
                            last_fill, ew_rate, ew_fill, ew_var, endo, ep, obs)
@@ -526,19 +532,17 @@ class DarkPoolCore(BatchedCore):
                      self.endo, self._hidden, self.ep, self.ep_done, self.obs, self.final_obs, self.reward,
                      self.terminated, self.truncated)
 
-    def episode_info(self, i: int) -> dict[str, float]:
-        e = self.ep_done[i]
-        Q = float(self.config.quantity)
-        info = {name: float(e[c]) for c, name in _EP_NAMES.items()}
-        info["cost_bps"] = -float(e[EP_RETURN])
-        info["dark_fraction"] = float(e[EP_DARK]) / Q
-        info["forced_fraction"] = float(e[EP_FORCED]) / Q
-        info["dark_fill_rate"] = float(e[EP_DARK] / e[EP_DARK_ALLOC]) if e[EP_DARK_ALLOC] > 0 else float("nan")
-        info["dark_shares"] = float(e[EP_DARK])
-        info["dark_allocated"] = float(e[EP_DARK_ALLOC])
-        info["lit_shares"] = float(e[EP_LIT])
-        info["episode_length"] = int(e[EP_LEN])
-        return info
+    episode_stats = EpisodeStats(
+        *(column(name, c) for c, name in _EP_NAMES.items()),
+        Stat("cost_bps", lambda rows: -rows["ep_done"][:, EP_RETURN]),
+        Stat("dark_fraction", lambda rows: rows["ep_done"][:, EP_DARK] / float(rows.core.config.quantity)),
+        Stat("forced_fraction", lambda rows: rows["ep_done"][:, EP_FORCED] / float(rows.core.config.quantity)),
+        Stat("dark_fill_rate", lambda rows: _fill_rate(rows["ep_done"])),
+        column("dark_shares", EP_DARK),
+        column("dark_allocated", EP_DARK_ALLOC),
+        column("lit_shares", EP_LIT),
+        column("episode_length", EP_LEN, kind=int),
+    )
 
     def venue_params(self) -> dict[str, np.ndarray]:
         """Current pool parameters, ``(n_envs, K)`` arrays (oracle use only).

@@ -38,6 +38,7 @@ from lobworld.envs.dynamics import (
     make_dynamics,
 )
 from lobworld.envs.columns import layout, pack
+from lobworld.envs.episode import EpisodeStats, column, keep_final_obs
 from lobworld.envs.jit import ThreadChoice, bind, use_parallel
 from lobworld.envs.rng import uniform
 
@@ -393,8 +394,7 @@ def finish_step(i, n, price, mid_prev, rng, market, args, cfg, es, t, ep, obs, f
     trunc[i] = False
     write_obs(cfg, row, es, i, k, obs)
     if done:
-        for c in range(obs.shape[1]):
-            final_obs[i, c] = obs[i, c]
+        keep_final_obs(i, obs, final_obs)
     return done
 
 def reset_kernel(mask, rng, market, args, cfg, es, t, obs):
@@ -585,49 +585,19 @@ class ExecutionCore(BatchedCore):
         """Step without validating ``actions`` (float64 ``(n_envs, 1)`` in [0, 1]; benchmarks)."""
         self._step_rows(actions, autoreset)
 
-    _INFO_COLS = (("shortfall_bps", EP_SHORTFALL_BPS), ("benchmark_slippage_bps", EP_BENCH_BPS),
-                  ("vwap", EP_VWAP), ("market_vwap", EP_MKT_VWAP), ("market_twap", EP_TWAP),
-                  ("arrival_price", EP_ARRIVAL), ("shares_executed", EP_EXECUTED),
-                  ("completion", EP_COMPLETION), ("episode_return", EP_RETURN), ("risk_penalty", EP_PENALTY))
-
-    _INFO_KEYS = tuple(k for k, _ in _INFO_COLS) + ("episode_length",)
-
-    def episode_columns(self, idx) -> tuple[tuple[str, ...], list[list]]:
-        """Column form of :meth:`episode_infos` (the faces' fast path)."""
-        sub = self.ep[np.asarray(idx, dtype=np.int64)]
-        cols = [sub[:, c].tolist() for _, c in self._INFO_COLS]
-        cols.append(sub[:, EP_LEN].astype(np.int64).tolist())
-        return self._INFO_KEYS, cols
-
-    def episode_infos(self, idx) -> list[dict[str, Any]]:
-        """Vectorised :meth:`episode_info` for the envs ``idx`` (same dicts)."""
-        keys = [k for k, _ in self._INFO_COLS]
-        cols = [c for _, c in self._INFO_COLS]
-        idx = np.asarray(idx, dtype=np.int64)
-        vals = self.ep[np.ix_(idx, cols)].tolist()
-        lens = self.ep[idx, EP_LEN].astype(np.int64).tolist()
-        out = []
-        for v, n in zip(vals, lens):
-            d = dict(zip(keys, v))
-            d["episode_length"] = n
-            out.append(d)
-        return out
-
-    def episode_info(self, i: int) -> dict[str, float]:
-        e = self.ep[i]
-        return {
-            "shortfall_bps": float(e[EP_SHORTFALL_BPS]),
-            "benchmark_slippage_bps": float(e[EP_BENCH_BPS]),
-            "vwap": float(e[EP_VWAP]),
-            "market_vwap": float(e[EP_MKT_VWAP]),
-            "market_twap": float(e[EP_TWAP]),
-            "arrival_price": float(e[EP_ARRIVAL]),
-            "shares_executed": float(e[EP_EXECUTED]),
-            "completion": float(e[EP_COMPLETION]),
-            "episode_return": float(e[EP_RETURN]),
-            "risk_penalty": float(e[EP_PENALTY]),
-            "episode_length": int(e[EP_LEN]),
-        }
+    episode_stats = EpisodeStats(
+        column("shortfall_bps", EP_SHORTFALL_BPS, "ep"),
+        column("benchmark_slippage_bps", EP_BENCH_BPS, "ep"),
+        column("vwap", EP_VWAP, "ep"),
+        column("market_vwap", EP_MKT_VWAP, "ep"),
+        column("market_twap", EP_TWAP, "ep"),
+        column("arrival_price", EP_ARRIVAL, "ep"),
+        column("shares_executed", EP_EXECUTED, "ep"),
+        column("completion", EP_COMPLETION, "ep"),
+        column("episode_return", EP_RETURN, "ep"),
+        column("risk_penalty", EP_PENALTY, "ep"),
+        column("episode_length", EP_LEN, "ep", int),
+    )
 
 
 _SPEC = """

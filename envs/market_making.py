@@ -22,6 +22,7 @@ from lobworld.envs import market_making_kernels as K
 from lobworld.envs.core import BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs
 from lobworld.envs.dynamics import MarketDynamics, ParametricDynamics, ParametricParams, make_dynamics
 from lobworld.envs.columns import pack
+from lobworld.envs.episode import EpisodeStats, Stat, column
 from lobworld.envs.jit import ThreadChoice
 from lobworld.envs.latency import LatencyScenario, resolve_latency
 from lobworld.envs.arrivals import HawkesParams, PoissonParams
@@ -184,6 +185,22 @@ def avellaneda_stoikov_config(**overrides: Any) -> MarketMakingConfig:
     return MarketMakingConfig(**base)
 
 
+def _steps(e: np.ndarray) -> np.ndarray:
+    """Steps of each finished episode row, at least 1 (the denominator of the per-step means)."""
+    return np.maximum(e[:, K.E_LEN], 1.0)
+
+
+def _sharpe(e: np.ndarray) -> np.ndarray:
+    """Mean over sd of the per-step wealth change of each finished episode row (0 when sd is 0)."""
+    n = _steps(e)
+    mean_dw = e[:, K.E_SUM_DW] / n
+    sd = np.sqrt(np.maximum(e[:, K.E_SUM_DW2] / n - mean_dw * mean_dw, 0.0))
+    flat = ~(sd > 0)
+    out = mean_dw / np.where(flat, 1.0, sd)
+    out[flat] = 0.0
+    return out
+
+
 @contextlib.contextmanager
 def _threads(parallel: bool) -> Iterator[None]:
     """Run the enclosed kernel call on one Numba thread unless ``parallel`` (thread-local setting)."""
@@ -320,59 +337,22 @@ class MarketMakingCore(BatchedCore):
                          self.truncated, self.ep_done)
 
     # ------------------------------------------------------------------- info
-    def episode_columns(self, idx) -> tuple[tuple[str, ...], list[list]]:
-        """Column form of :meth:`episode_info` for the envs ``idx`` (the faces' fast path; same values)."""
-        e = self.ep_done[np.asarray(idx, dtype=np.int64)]
-        n = np.maximum(e[:, K.E_LEN], 1.0)
-        mean_dw = e[:, K.E_SUM_DW] / n
-        sd = np.sqrt(np.maximum(e[:, K.E_SUM_DW2] / n - mean_dw * mean_dw, 0.0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sharpe = np.where(sd > 0, mean_dw / np.where(sd > 0, sd, 1.0), 0.0)
-
-        def ints(c):
-            return e[:, c].astype(np.int64).tolist()
-
-        cols = {
-            "episode_length": ints(K.E_LEN),
-            "pnl": e[:, K.N_EP].tolist(),
-            "inventory_mean": (e[:, K.E_SUM_INV] / n).tolist(),
-            "inventory_max_abs": e[:, K.E_MAXABS_INV].tolist(),
-            "inventory_terminal": e[:, K.N_EP + 1].tolist(),
-            "fills_bid": ints(K.E_NFILL_BID),
-            "fills_ask": ints(K.E_NFILL_ASK),
-            "filled_shares_bid": e[:, K.E_VFILL_BID].tolist(),
-            "filled_shares_ask": e[:, K.E_VFILL_ASK].tolist(),
-            "adverse_selection_cost": e[:, K.E_ADVERSE].tolist(),
-            "inventory_penalty": e[:, K.E_SUM_PEN].tolist(),
-            "sharpe_per_step": sharpe.tolist(),
-            "market_orders_buy": ints(K.E_NMO_BUY),
-            "market_orders_sell": ints(K.E_NMO_SELL),
-        }
-        return tuple(cols), list(cols.values())
-
-    def episode_info(self, i: int) -> dict[str, float]:
-        """Statistics of the episode env ``i`` finished last (USD, shares, counts)."""
-        e = self.ep_done[i]
-        n = max(e[K.E_LEN], 1.0)
-        mean_dw = e[K.E_SUM_DW] / n
-        var_dw = max(e[K.E_SUM_DW2] / n - mean_dw * mean_dw, 0.0)
-        sd = math.sqrt(var_dw)
-        return {
-            "episode_length": int(e[K.E_LEN]),
-            "pnl": float(e[K.N_EP]),
-            "inventory_mean": float(e[K.E_SUM_INV] / n),
-            "inventory_max_abs": float(e[K.E_MAXABS_INV]),
-            "inventory_terminal": float(e[K.N_EP + 1]),
-            "fills_bid": int(e[K.E_NFILL_BID]),
-            "fills_ask": int(e[K.E_NFILL_ASK]),
-            "filled_shares_bid": float(e[K.E_VFILL_BID]),
-            "filled_shares_ask": float(e[K.E_VFILL_ASK]),
-            "adverse_selection_cost": float(e[K.E_ADVERSE]),
-            "inventory_penalty": float(e[K.E_SUM_PEN]),
-            "sharpe_per_step": float(mean_dw / sd) if sd > 0 else 0.0,
-            "market_orders_buy": int(e[K.E_NMO_BUY]),
-            "market_orders_sell": int(e[K.E_NMO_SELL]),
-        }
+    episode_stats = EpisodeStats(
+        column("episode_length", K.E_LEN, kind=int),
+        column("pnl", K.N_EP),
+        Stat("inventory_mean", lambda rows: rows["ep_done"][:, K.E_SUM_INV] / _steps(rows["ep_done"])),
+        column("inventory_max_abs", K.E_MAXABS_INV),
+        column("inventory_terminal", K.N_EP + 1),
+        column("fills_bid", K.E_NFILL_BID, kind=int),
+        column("fills_ask", K.E_NFILL_ASK, kind=int),
+        column("filled_shares_bid", K.E_VFILL_BID),
+        column("filled_shares_ask", K.E_VFILL_ASK),
+        column("adverse_selection_cost", K.E_ADVERSE),
+        column("inventory_penalty", K.E_SUM_PEN),
+        Stat("sharpe_per_step", lambda rows: _sharpe(rows["ep_done"])),
+        column("market_orders_buy", K.E_NMO_BUY, kind=int),
+        column("market_orders_sell", K.E_NMO_SELL, kind=int),
+    )
 
     # ------------------------------------------------------- introspection
     def quotes(self, i: int = 0) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from lobworld.envs.dynamics import (
     _parametric_reset,  # noqa: F401  (bound by market_making.MarketMakingCore)
 )
 from lobworld.envs.columns import layout
+from lobworld.envs.episode import keep_episode, keep_final_obs
 from lobworld.envs.jit import bind
 from lobworld.envs.rng import exponential, normal, uniform
 
@@ -509,8 +510,7 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
         ep[i, E_ADVERSE] += sv[i, V_PREVQM] - sv[i, V_PREVQ] * mid1
         sv[i, V_PREVQ] = 0.0
         sv[i, V_PREVQM] = 0.0
-        for c in range(N_OBS):
-            final_obs[i, c] = obs[i, c]
+        keep_final_obs(i, obs, final_obs)
         if autoreset:
             _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
 
@@ -521,8 +521,7 @@ def _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
     _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
               reset_fn, step_fn, dyn_args, False, obs, final_obs, reward, term, trunc)
     if term[i] or trunc[i]:
-        for c in range(N_EP):
-            ep_done[i, c] = ep[i, c]
+        keep_episode(i, ep, ep_done)
         ep_done[i, N_EP] = sv[i, V_WEALTH]
         ep_done[i, N_EP + 1] = sv[i, V_INV]
         if autoreset:

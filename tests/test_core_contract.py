@@ -128,7 +128,7 @@ def test_single_env_refuses_step_after_episode_end():
 
 
 def test_record_maker_builds_plain_dicts_and_rejects_bad_keys():
-    from lobworld.envs.core import record_maker
+    from lobworld.envs.episode import record_maker
 
     make = record_maker(("a", "b c", "TimeLimit.truncated"))
     d1, d2 = make(1, 2.5, False), make(3, 4.5, True)

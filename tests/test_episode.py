@@ -1,0 +1,90 @@
+"""The shared episode helper: kernel-side copies and the EpisodeStats table the faces read."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+
+from lobworld.envs.episode import EpisodeStats, Stat, column, end_episode, record_maker
+
+
+@njit
+def _finish(done, obs, final_obs, ep, ep_done):
+    for i in range(done.shape[0]):
+        if done[i]:
+            end_episode(i, obs, final_obs, ep, ep_done)
+            ep_done[i, ep.shape[1]] = -1.0  # a column of ep_done beyond ep's is the caller's
+
+
+def test_end_episode_copies_only_the_rows_that_ended():
+    obs = np.arange(12, dtype=np.float32).reshape(4, 3)
+    final_obs = np.full((4, 3), 7.0, np.float32)
+    ep = np.arange(8, dtype=np.float64).reshape(4, 2) + 0.5
+    ep_done = np.zeros((4, 3))
+    _finish(np.array([False, True, False, True]), obs, final_obs, ep, ep_done)
+    np.testing.assert_array_equal(final_obs, [[7, 7, 7], [3, 4, 5], [7, 7, 7], [9, 10, 11]])
+    np.testing.assert_array_equal(ep_done, [[0, 0, 0], [2.5, 3.5, -1], [0, 0, 0], [6.5, 7.5, -1]])
+
+
+class _Core:
+    def __init__(self):
+        self.ep_done = np.array([[1.0, 2.0, 3.0], [4.0, 0.0, 6.0], [7.5, 8.0, 0.0]])
+        self.acct = np.array([[10.0], [20.0], [30.0]])
+
+
+_STATS = EpisodeStats(
+    column("a", 0),
+    column("n", 2, kind=int),
+    column("cash", 0, table="acct"),
+    Stat("ratio", lambda rows: rows["ep_done"][:, 0] / rows["ep_done"][:, 1]),
+    Stat("flag", lambda rows: rows["ep_done"][:, 1] > 1.0, bool),
+)
+
+
+def test_columns_have_the_dtypes_of_the_python_values():
+    core = _Core()
+    keys, cols = _STATS.keys, _STATS.columns(core, [2, 0])
+    assert keys == ("a", "n", "cash", "ratio", "flag")
+    assert [c.dtype for c in cols] == [np.float64, np.int64, np.float64, np.float64, np.bool_]
+    np.testing.assert_array_equal(cols[0], [7.5, 1.0])
+    np.testing.assert_array_equal(cols[1], [0, 3])
+    np.testing.assert_array_equal(cols[2], [30.0, 10.0])
+    np.testing.assert_array_equal(cols[3], [7.5 / 8.0, 0.5])
+    np.testing.assert_array_equal(cols[4], [True, True])
+
+
+def test_infos_are_python_numbers_and_extra_columns_append():
+    core = _Core()
+    with np.errstate(divide="ignore"):
+        infos = _STATS.infos(core, [1, 2], ("terminal_observation",), (["x", "y"],))
+    assert infos[0] == {"a": 4.0, "n": 6, "cash": 20.0, "ratio": float("inf"), "flag": False,
+                        "terminal_observation": "x"}
+    assert [type(v) for v in infos[1].values()] == [float, int, float, float, bool, str]
+    assert _STATS.info(core, 0) == {"a": 1.0, "n": 3, "cash": 10.0, "ratio": 0.5, "flag": True}
+
+
+def test_bad_tables_are_refused():
+    with pytest.raises(ValueError, match="duplicate"):
+        EpisodeStats(column("a", 0), column("a", 1))
+    with pytest.raises(TypeError, match="kind"):
+        Stat("a", lambda rows: rows.idx, str)
+    with pytest.raises(ValueError, match="distinct"):
+        record_maker(("a", "a"))
+
+
+def test_final_info_is_gymnasiums_dict_of_arrays():
+    core = _Core()
+    with np.errstate(divide="ignore"):
+        fi = _STATS.final_info(core, np.array([0, 2]), 4)
+    assert list(fi) == ["a", "_a", "n", "_n", "cash", "_cash", "ratio", "_ratio", "flag", "_flag"]
+    np.testing.assert_array_equal(fi["a"], [1.0, 0.0, 7.5, 0.0])
+    np.testing.assert_array_equal(fi["n"], [3, 0, 0, 0])
+    np.testing.assert_array_equal(fi["cash"], [10.0, 0.0, 30.0, 0.0])
+    np.testing.assert_array_equal(fi["flag"], [True, False, True, False])
+    assert fi["n"].dtype == np.int64 and fi["flag"].dtype == np.bool_ and fi["ratio"].dtype == np.float64
+    for k in _STATS.keys:
+        assert fi["_" + k].tolist() == [True, False, True, False] and fi[k].shape == (4,)
+    fi["a"][1] = 99.0  # the arrays do not overlap
+    assert fi["cash"][1] == 0.0 and fi["ratio"][1] == 0.0
+    assert _STATS.final_info(core, np.array([], np.int64), 4) == {}
