@@ -260,6 +260,25 @@ def test_a_failed_checkpoint_save_leaves_the_old_checkpoint(tmp_path, monkeypatc
 # SIGINT
 # ---------------------------------------------------------------------------
 @pytest.mark.slow
+def test_ctrl_c_during_training_set_up_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C before ``learn()`` starts (here: while the env is built) prints one line, no
+    traceback, exits 130 and leaves no artefact in the run folder."""
+    import lobworld.agents.training as training
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "make_train_env", interrupted)
+    out = tmp_path / "run"
+    rc = main(["train", "--env", "LOB-Execution-v0", "--timesteps", "64", "--n-envs", "2", "--out", str(out),
+               "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 130
+    assert err.strip().splitlines() == ["lobworld train: interrupted (Ctrl-C) before it finished"]
+    assert "Traceback" not in err
+    assert not [p for p in out.iterdir() if not p.name.startswith(".")]
+
+
 def test_sigint_saves_the_final_agent_model_and_exits_130(tmp_path, capsys):
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(TINY_TOML)

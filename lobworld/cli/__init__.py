@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     except LobworldError as exc:
         print(f"lobworld {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # a Ctrl-C the command did not handle itself (e.g. during set-up or compilation, before
+        # a training loop that saves on SIGINT has started): one line, the shell's exit code
+        print(f"lobworld {args.command}: interrupted (Ctrl-C) before it finished", file=sys.stderr)
+        return 130  # 128 + SIGINT, as run_folder.INTERRUPT_EXIT_CODE
     except _PATH_ERRORS as exc:
         if not _names_user_path(exc, args):
             raise  # a file lobworld itself needs: a bug or a broken install, keep the traceback
