@@ -487,3 +487,23 @@ def test_errors_pickle(tmp_path):
         back = pickle.loads(pickle.dumps(e))
         assert type(back) is type(e) and str(back) == str(e)
         assert (back.path, back.rule, back.detail, back.row) == (e.path, e.rule, e.detail, e.row)
+
+
+def test_argument_errors_of_the_table_helpers_are_data_errors():
+    """Tables without a book, unknown event names and a bad MBO depth: DataValidationError
+    (a LobworldError, so the CLI prints one line) with the rule and the offending value."""
+    import pandas as pd
+
+    from lobworld.errors import LobworldError
+    from lobworld.world_models.data.mbo_book import replay_mbo
+    from lobworld.world_models.data.schema import event_codes, infer_levels
+
+    with pytest.raises(DataValidationError, match=r"\[no_book_columns\].*bid_px_1") as e:
+        infer_levels(pd.DataFrame({"time": [1.0]}))
+    assert isinstance(e.value, LobworldError) and e.value.rule == "no_book_columns"
+    with pytest.raises(DataValidationError, match=r"\[unknown_event\].*'teleport' \(row 1 "):
+        event_codes(pd.DataFrame({"event": ["submit", "teleport"]}))
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(DataValidationError, match=r"\[bad_levels\].*levels must be an int >= 1"):
+            replay_mbo(np.array(["A"]), np.array(["B"]), np.array([1], np.int64), np.array([1]),
+                       np.array([1]), levels=bad)

@@ -23,6 +23,8 @@ import numpy as np
 from numba import njit, types
 from numba.typed import Dict
 
+from lobworld.world_models.data.errors import DataValidationError
+
 ACT_A, ACT_C, ACT_M, ACT_F, ACT_R, ACT_OTHER = 0, 1, 2, 3, 4, 5
 
 
@@ -137,8 +139,8 @@ def replay_mbo(action, side, price_nanos, size, order_id, levels: int = 10) -> d
     ``action``: array of single-letter strings; ``side``: ``"B"``/``"A"``/``"N"``;
     ``price_nanos``: int64 fixed-point prices (1e-9 USD); ``size``, ``order_id``: integers.
     """
-    if levels < 1:
-        raise ValueError(f"levels must be >= 1, got {levels}")
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise DataValidationError(None, "bad_levels", f"replay_mbo: levels must be an int >= 1, got {levels!r}")
     amap = {"A": ACT_A, "C": ACT_C, "M": ACT_M, "F": ACT_F, "R": ACT_R}
     action = np.asarray(action).astype(str)
     act = np.full(len(action), ACT_OTHER, np.int64)

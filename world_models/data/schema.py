@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from lobworld.world_models.data.errors import DataValidationError
+
 EVENT_CATEGORIES = (
     "submit", "cancel", "delete", "exec_visible", "exec_hidden", "cross", "halt",
     "trade", "modify", "clear", "fill",
@@ -71,14 +73,16 @@ def infer_levels(df: pd.DataFrame) -> int:
     while f"bid_px_{k + 1}" in df.columns:
         k += 1
     if k == 0:
-        raise ValueError("the event table has no book columns (bid_px_1, ...): bars and book features "
-                         "need a source with a book (LOBSTER, Databento MBP-1/MBP-10; not MBO)")
+        raise DataValidationError(None, "no_book_columns",
+                                  "the event table has no book columns (bid_px_1, ...): bars and book features "
+                                  "need a source with a book (LOBSTER, Databento MBP-1/MBP-10; not MBO)")
     return k
 
 
 def event_codes(events: pd.DataFrame):
     """Category codes of ``events["event"]`` in :data:`EVENT_CATEGORIES` order (accepts
-    plain strings too); raises ValueError naming an unknown event name."""
+    plain strings too); raises :class:`DataValidationError` (rule ``unknown_event``) naming an
+    unknown event name and its row."""
     import numpy as np
 
     col = events["event"]
@@ -86,7 +90,8 @@ def event_codes(events: pd.DataFrame):
         vals = col.astype(str)
         bad = ~vals.isin(EVENT_CATEGORIES)
         if bad.any():
-            raise ValueError(f"unknown event name {vals[bad].iloc[0]!r}; "
-                             f"expected one of {', '.join(EVENT_CATEGORIES)}")
+            raise DataValidationError(None, "unknown_event",
+                                      f"unknown event name {vals[bad].iloc[0]!r} (row {int(bad.to_numpy().argmax())} "
+                                      f"of the table); expected one of {', '.join(EVENT_CATEGORIES)}")
         col = vals.astype(EVENT_DTYPE)
     return np.asarray(col.cat.codes.to_numpy())
