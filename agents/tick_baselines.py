@@ -11,10 +11,12 @@ Calibration (:func:`calibrate`, :class:`TickWorldStats`)
     A pilot batch of ``PILOT_ENVS`` envs of the same config, but with random episode starts over
     the data's hours (never the evaluated window alone), fixed seeds, and an agent that sends
     nothing, runs ``PILOT_STEPS`` decisions. Measured: the mean quoted spread ``spread`` (ticks,
-    over decisions with both sides non-empty), the mid's variance rate ``sigma2`` (ticks^2 per
-    second: mean squared mid change per decision / ``dt``), the mean visible size at the touch
-    ``touch_size`` (shares, both sides), the executed volume rate ``volume_rate`` (shares per
-    second) and the mean mid ``mid`` (ticks). Cached per (core class, config).
+    over decisions with both sides non-empty), the mean decision interval ``interval`` (seconds:
+    ``dt``, or the measured mean with ``decide_every="events"``), the mid's variance rate
+    ``sigma2`` (ticks^2 per second: mean squared mid change per decision / ``interval``), the
+    mean visible size at the touch ``touch_size`` (shares, both sides), the executed volume rate
+    ``volume_rate`` (shares per second) and the mean mid ``mid`` (ticks). Cached per (core
+    class, config). Below, ``dt`` stands for ``interval`` and ``T = horizon * interval``.
 
 Market making (continuous ``[bid_level, ask_level, bid_size, ask_size, keep_bid, keep_ask]``;
 on the discrete id the nearest grid action, :class:`lobworld.agents.baselines.DiscreteQuotes`).
@@ -142,6 +144,8 @@ class TickWorldStats:
     """Executed shares per second (visible + hidden)."""
     mid: float
     """Mean mid (ticks)."""
+    interval: float = 1.0
+    """Mean time between decisions (seconds: ``dt``, or the measured mean with ``decide_every="events"``)."""
 
 
 _CACHE: dict[Any, TickWorldStats] = {}
@@ -158,6 +162,10 @@ def calibrate(core: Any, n_envs: int = PILOT_ENVS, steps: int = PILOT_STEPS) -> 
         key = None
     if key is not None and key in _CACHE:
         return _CACHE[key]
+    if not isinstance(cfg.world, str):  # a world object: the pilot gets its own (shallow) copy, so the
+        import copy                     # pilot's batch never resizes the arrays of the core's world
+
+        cfg = cfg.replace(world=copy.copy(cfg.world))
     pilot = type(core)(n_envs=n_envs, config=cfg)
     pilot.seed_rows(range(n_envs), [PILOT_SEED + i for i in range(n_envs)])
     pilot.reset()
@@ -169,7 +177,7 @@ def calibrate(core: Any, n_envs: int = PILOT_ENVS, steps: int = PILOT_STEPS) -> 
         idle = np.array([0, 1, 0], np.float32)
     act = np.tile(idle, (n_envs, 1))
     L = pilot.n_levels
-    spreads, dm2, touch, vol, mids = [], [], [], [], []
+    spreads, dm2, touch, vol, mids, els = [], [], [], [], [], []
 
     def mid_of(c):
         b = c.book
@@ -178,8 +186,10 @@ def calibrate(core: Any, n_envs: int = PILOT_ENVS, steps: int = PILOT_STEPS) -> 
 
     m_prev = mid_of(pilot)
     for _ in range(steps):
+        t_prev = pilot.time_ns
         pilot.step(act, autoreset=True)
         done = pilot.terminated | pilot.truncated
+        els.append(((pilot.time_ns - t_prev) * 1e-9)[~done])
         o = np.where(done[:, None], pilot.final_obs, pilot.obs).astype(np.float64)
         both = (o[:, 0] > 0) & (o[:, L] > 0)
         spreads.append(o[both, idx.spread])
@@ -190,15 +200,16 @@ def calibrate(core: Any, n_envs: int = PILOT_ENVS, steps: int = PILOT_STEPS) -> 
         dm2.append(d[np.isfinite(d)])
         mids.append(m[np.isfinite(m)])
         m_prev = m
-    dt = float(cfg.dt)
     cat = np.concatenate
-    sp, t, v, d2, mm = cat(spreads), cat(touch), cat(vol), cat(dm2), cat(mids)
+    sp, t, v, d2, mm, el = cat(spreads), cat(touch), cat(vol), cat(dm2), cat(mids), cat(els)
+    dt = float(el.mean()) if el.size and el.mean() > 0 else float(cfg.dt)
     stats = TickWorldStats(
         spread=float(sp.mean()) if sp.size else 1.0,
         sigma2=max(float(np.mean(d2 ** 2)) / dt if d2.size else 0.0, 1e-9),
         touch_size=max(float(t.mean()) if t.size else 1.0, 1.0),
         volume_rate=float(v.mean()) / dt if v.size else 0.0,
-        mid=float(mm.mean()) if mm.size else 1.0)
+        mid=float(mm.mean()) if mm.size else 1.0,
+        interval=dt)
     if key is not None:
         _CACHE[key] = stats
     return stats
@@ -212,12 +223,13 @@ class TickQuoteAgent:
 
     ``rule``: ``"fixed"`` (``delta = half``), ``"as"`` (Avellaneda-Stoikov with ``gamma``,
     ``kappa``, ``sigma2``), ``"cj"`` (Cartea-Jaimungal depth tables ``bid_depth`` /
-    ``ask_depth``, rows = decisions, columns = inventory in lots ``+ q_max``).
+    ``ask_depth``, rows = decisions, columns = inventory in lots ``+ q_max``); ``T``: the
+    episode's length in seconds (default ``horizon * dt``).
     """
 
     def __init__(self, core: Any, rule: str, *, half: float = 1.0, gamma: float = 0.0, kappa: float = 1.0,
                  sigma2: float = 0.0, bid_depth: np.ndarray | None = None, ask_depth: np.ndarray | None = None,
-                 q_max: int = 1):
+                 q_max: int = 1, T: float | None = None):
         c = core.config
         self.rule = rule
         self.idx = obs_index(core.n_levels)
@@ -226,7 +238,7 @@ class TickQuoteAgent:
         self.size = float(c.discrete_size)
         self.max_level = float(c.max_level)
         self.H = int(c.horizon)
-        self.T = float(c.horizon * c.dt)
+        self.T = float(c.horizon * c.dt) if T is None else float(T)
         self.half, self.gamma, self.kappa, self.sigma2 = float(half), float(gamma), float(kappa), float(sigma2)
         self.bid_depth, self.ask_depth, self.q_max = bid_depth, ask_depth, int(q_max)
 
@@ -306,10 +318,10 @@ def make_tick_market_making(name: str, base: str, arg: str, core: Any, seed: int
             raise TickBaselineError(f"strategy {name!r}: TICKS must be >= 0 (ticks from the mid), got {half}")
         return TickQuoteAgent(core, "fixed", half=half)
     if base in ("avellaneda-stoikov", "as"):
-        gamma = st.spread / (2.0 * size * st.sigma2 * c.horizon * c.dt) if x is None else x
+        gamma = st.spread / (2.0 * size * st.sigma2 * c.horizon * st.interval) if x is None else x
         if not gamma > 0:
             raise TickBaselineError(f"strategy {name!r}: GAMMA must be > 0 (per tick-share), got {gamma}")
-        return TickQuoteAgent(core, "as", gamma=gamma, kappa=kappa, sigma2=st.sigma2)
+        return TickQuoteAgent(core, "as", gamma=gamma, kappa=kappa, sigma2=st.sigma2, T=c.horizon * st.interval)
     if base in ("cartea-jaimungal", "cj"):
         phi_usd = float(c.phi) if x is None else x
         if phi_usd < 0:
@@ -318,7 +330,7 @@ def make_tick_market_making(name: str, base: str, arg: str, core: Any, seed: int
         lam_touch = 0.5 * st.volume_rate / max(st.touch_size, size)
         A = max(math.e * lam_touch, 1e-6)
         q_max = max(1, int(c.inventory_limit // size) - 1)
-        bd, ad = cartea_jaimungal_depths(A, kappa, phi_usd * size / tick, 0.0, q_max, int(c.horizon), float(c.dt))
+        bd, ad = cartea_jaimungal_depths(A, kappa, phi_usd * size / tick, 0.0, q_max, int(c.horizon), st.interval)
         return TickQuoteAgent(core, "cj", bid_depth=bd, ask_depth=ad, q_max=q_max)
     raise TickBaselineError(f"unknown tick market-making baseline {name!r}")
 
@@ -480,5 +492,5 @@ def make_tick_execution(name: str, base: str, arg: str, core: Any, seed: int = 0
             return TickScheduleAgent(core, ac_weights(H, 0.0, 1.0, 1.0))
         st = calibrate(core)
         lam = lam_bps * 1e4 / (c.quantity * st.mid)
-        return TickScheduleAgent(core, ac_weights(H, lam, st.sigma2 * c.dt, 0.5 / st.touch_size))
+        return TickScheduleAgent(core, ac_weights(H, lam, st.sigma2 * st.interval, 0.5 / st.touch_size))
     raise TickBaselineError(f"unknown tick execution baseline {name!r}")

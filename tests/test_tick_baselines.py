@@ -225,3 +225,19 @@ def test_every_execution_baseline_completes_q(name):
         assert all(i["forced_shares"] == 0 for i in infos) and (pos[1] == 500).all()
     if name == "pov":  # 10% of a few shares a second cannot buy 500 shares in a minute: the rest is forced
         assert all(0 < i["forced_shares"] < 500 for i in infos)
+
+
+def test_calibration_with_event_decisions_and_with_a_world_object():
+    core = TickMarketMakingCore(n_envs=2, horizon=20, decide_every="events", k_events=50)
+    st = tb.calibrate(core)
+    # 50 GOOG messages take a few seconds of this hour (about 8 messages per second)
+    assert 1.0 < st.interval < 30.0
+    from lobworld.world_models.tick_world import CSTWorld
+    from lobworld.envs.tick import TickMarketMakingConfig
+
+    w = CSTWorld.from_config(TickMarketMakingConfig())
+    core = TickMarketMakingCore(n_envs=3, horizon=20, world=w)
+    core.reset()
+    tb.calibrate(core)  # the pilot (8 envs) runs on a copy: the core's world keeps its 3 rows
+    assert w.wrng.shape[0] == 3
+    core.step(np.tile(np.array([0, 0, 100, 100, 0, 0], np.float32), (3, 1)), autoreset=True)
