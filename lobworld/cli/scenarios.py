@@ -168,7 +168,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help=_pct("order size, shares (execution, dark pool; default: 1% of GOOG's average daily volume, "
                              "7061 shares, for the execution ids; the env's default order, 2000, for the dark pool)"))
     r.add_argument("--horizon-min", type=int, required=True,
-                   help="minutes (execution: one decision per minute; dark pool: 10 s steps; market making: 1 s)")
+                   help="minutes (execution: one decision per minute; dark pool: 10 s steps; market making and the "
+                        "tick ids: 1 s)")
     r.add_argument("--risk-aversion", type=float, default=0.0, help="R in mean + R * std (dimensionless)")
     defaults = "; ".join(f"{','.join(specs[0].default_strategies)} for {fam.replace('_', ' ')}"
                          for fam, specs in _spec.specs_by_family().items())
@@ -179,8 +180,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_world_arg(r)
     r.add_argument("--latencies", default=None,
                    help="comma-separated latency scenarios, also 500us, 12.5ms; 'off' for none (default: "
-                        "none,colocated,proximity,cloud,retail for market making; none run for the execution ids, "
-                        "where one-minute steps make latency immaterial)")
+                        "none,colocated,proximity,cloud,retail for market making; colocated,proximity,cloud,retail for "
+                        "the tick ids; none run for the execution ids, where one-minute steps make latency immaterial)")
     r.add_argument("--adverse-bps-per-s", type=float, default=0.0,
                    help="execution latency model: adverse mid drift while an order is in flight (bps/s, default 0)")
     r.add_argument("--model", default=None, help="also evaluate this trained model .zip")
