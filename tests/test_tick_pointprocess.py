@@ -17,7 +17,7 @@ from lobworld.world_models.data import load_lobster, sample_lobster_paths
 from lobworld.world_models.data.events import TokenConfig, split_masks, tokenize
 from lobworld.world_models.tick_pointprocess import (
     N_CLASSES, PointProcessError, fit_hawkes_classes, fit_pointprocess, hawkes_class_nats, pointprocess_event_nats,
-    pointprocess_sequences, simulate_classes, simulate_pointprocess, token_classes, token_waits,
+    pointprocess_sequences, simulate_classes, simulate_pointprocess, spread_bucket, token_classes, token_waits,
 )
 
 
@@ -118,7 +118,7 @@ def test_token_nats_add_up_to_the_fit_loglik(hour):
         _, log_lc, log_l, _ = hawkes_class_nats(p.mu, p.alpha, p.betas, w, token_classes(tok))
         np.testing.assert_allclose(g[:, 1] + g[:, 2], log_l - log_lc, rtol=1e-9, atol=1e-12)
         lc = np.clip(tok.level, -16, 16) + 16
-        np.testing.assert_allclose(g[:, 3], -np.log(p.level_probs[token_classes(tok), lc]))
+        np.testing.assert_allclose(g[:, 3], -np.log(p.level_probs[token_classes(tok), spread_bucket(tok.spread), lc]))
     hk = pointprocess_event_nats(fit_pointprocess(tok, tr, kind="hawkes", betas=(100.0, 1.0)), tok)
     po = pointprocess_event_nats(fit_pointprocess(tok, tr, kind="poisson"), tok)
     assert hk[te, 0].mean() < po[te, 0].mean() - 1.0  # self-excitation explains the bursts held out
@@ -182,3 +182,8 @@ def test_simulate_direct_counts_and_errors(hour):
         fit_hawkes_classes([1.0, 1.0], [0, N_CLASSES], N_CLASSES, ())
     with pytest.raises(PointProcessError, match="n_messages"):
         simulate_pointprocess(p, np.random.default_rng(0), 0, book=ArrayBook.from_events(ev, 1000))
+
+
+def test_spread_buckets_by_hand():
+    np.testing.assert_array_equal(spread_bucket([1, 2, 3, 4, 5, 8, 9, 16, 17, 32, 33, 400, -1, 0]),
+                                  [0, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 6, 6])
