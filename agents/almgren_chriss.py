@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from lobworld._checks import non_negative
 from lobworld.errors import LobworldError
 
 
@@ -84,8 +86,7 @@ class ACProblem:
 
 def ac_kappa(problem: ACProblem, risk_aversion_bps: float) -> float:
     """Urgency kappa (1/s) for risk aversion lambda in 1/bps (lambda_usd = lambda * bps_per_usd)."""
-    if risk_aversion_bps < 0:
-        raise AlmgrenChrissError(f"risk aversion must be >= 0, got {risk_aversion_bps}")
+    non_negative("risk aversion", risk_aversion_bps, error=AlmgrenChrissError, what="a finite number >= 0 (1/bps)")
     lam_usd = risk_aversion_bps * problem.bps_per_usd
     kt2 = lam_usd * problem.sigma ** 2 / problem.eta_tilde
     return math.acosh(0.5 * kt2 * problem.tau ** 2 + 1.0) / problem.tau

@@ -41,6 +41,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from lobworld._checks import integer, non_negative, positive
 from numba import njit
 
 from lobworld.envs.dark_pool import (
@@ -122,8 +124,7 @@ class _Base:
     def __init__(self, config: DarkPoolConfig, slice_mult: float = 1.0):
         if not isinstance(config, DarkPoolConfig):
             raise TypeError(f"config must be a DarkPoolConfig, got {type(config).__name__}")
-        if not (math.isfinite(slice_mult) and slice_mult > 0):
-            raise DarkPoolPolicyError(f"slice_mult must be a finite number > 0, got {slice_mult!r}")
+        positive("slice_mult", slice_mult, error=DarkPoolPolicyError)
         self.config = config
         self.slice_mult = float(slice_mult)
 
@@ -293,10 +294,8 @@ class GanchevPolicy(_Base):
     def __init__(self, config: DarkPoolConfig, n_envs: int, unit: int = 10, slice_mult: float = 2.0,
                  reset_each_episode: bool = False, prior: float = 1.0):
         super().__init__(config, slice_mult)
-        if not isinstance(unit, (int, np.integer)) or unit < 1:
-            raise DarkPoolPolicyError(f"unit must be an integer >= 1 (shares), got {unit!r}")
-        if not (math.isfinite(prior) and prior >= 0):
-            raise DarkPoolPolicyError(f"prior must be a finite number >= 0 (pseudo-observations), got {prior!r}")
+        integer("unit", unit, error=DarkPoolPolicyError, what="an integer >= 1", unit="shares")
+        non_negative("prior", prior, error=DarkPoolPolicyError, unit="pseudo-observations")
         self.state = GanchevState.empty(n_envs, config.n_dark, config.quantity, int(unit), prior)
         self.reset_each_episode = bool(reset_each_episode)
         self._out = np.zeros((n_envs, config.n_dark), np.int64)

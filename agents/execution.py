@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lobworld._checks import in_range, integer
+
 from lobworld.agents.almgren_chriss import ACProblem, ac_trajectory
 from lobworld.envs.execution import (
     GOOG_U_PROFILE,
@@ -128,8 +130,7 @@ class POVPolicy:
     """
 
     def __init__(self, rate: float = 0.1, quantity: float = 7061.0, volume_per_step: float = 30.18 * 60.0):
-        if not (0 < rate <= 1):
-            raise ExecutionPolicyError(f"POV rate must be in (0, 1], got {rate}")
+        in_range("POV rate", rate, 0.0, 1.0, lo_open=True, error=ExecutionPolicyError)
         self.rate, self.quantity, self.volume_per_step = float(rate), float(quantity), float(volume_per_step)
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
@@ -171,8 +172,7 @@ def evaluate(policy: Callable[[np.ndarray], Any], env_id: str = "LOB-Execution-v
     vec_cls = spec.vector_entry_point
     if isinstance(vec_cls, str):
         vec_cls = gym.envs.registration.load_env_creator(vec_cls)
-    if n_episodes < 1:
-        raise ExecutionPolicyError(f"n_episodes must be >= 1, got {n_episodes}")
+    integer("n_episodes", n_episodes, error=ExecutionPolicyError)
     core = vec_cls.core_cls(n_envs=int(n_episodes), **{**spec.kwargs, **env_kwargs})
     core.seed_rows(range(core.n_envs), [seed + i for i in range(core.n_envs)])
     core.reset()

@@ -31,6 +31,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from lobworld._checks import integer, non_negative, positive
 from gymnasium import spaces
 from lobworld.errors import LobworldError
 
@@ -105,12 +107,10 @@ class AvellanedaStoikovAgent(_Policy):
 
     def __post_init__(self):
         for name in ("gamma", "sigma", "k", "dt", "inventory_limit", "tick", "size"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise MarketMakingPolicyError(f"AvellanedaStoikovAgent.{name} must be a finite number > 0, got {v!r}")
-        fs = self.fixed_spread
-        if fs is not None and not (isinstance(fs, (int, float)) and math.isfinite(fs) and fs > 0):
-            raise MarketMakingPolicyError(f"AvellanedaStoikovAgent.fixed_spread must be None or a finite number > 0, got {fs!r}")
+            positive(f"AvellanedaStoikovAgent.{name}", getattr(self, name), error=MarketMakingPolicyError)
+        if self.fixed_spread is not None:
+            positive("AvellanedaStoikovAgent.fixed_spread", self.fixed_spread, error=MarketMakingPolicyError,
+                     what="None or a finite number > 0")
 
     def mean_spread(self) -> float:
         """The formula's total spread averaged over the env's decision times ``t = 0, dt, ..., T - dt`` (USD)."""
@@ -190,12 +190,11 @@ def cartea_jaimungal_depths(A: float, k: float, phi: float, alpha: float, q_max:
     Cached: computed once per parameter tuple.
     """
     for name, v in (("A", A), ("k", k), ("dt", dt)):
-        if not (math.isfinite(v) and v > 0):
-            raise MarketMakingPolicyError(f"{name} must be a finite number > 0, got {v!r}")
-    if not (math.isfinite(phi) and phi >= 0 and math.isfinite(alpha) and alpha >= 0):
-        raise MarketMakingPolicyError(f"phi and alpha must be finite and >= 0, got {phi!r}, {alpha!r}")
-    if int(q_max) < 1 or int(n_steps) < 1:
-        raise MarketMakingPolicyError("q_max and n_steps must be >= 1")
+        positive(name, v, error=MarketMakingPolicyError)
+    for name, v in (("phi", phi), ("alpha", alpha)):
+        non_negative(name, v, error=MarketMakingPolicyError)
+    for name, v in (("q_max", q_max), ("n_steps", n_steps)):
+        integer(name, v, error=MarketMakingPolicyError)
     return _cj_table(float(A), float(k), float(phi), float(alpha), int(q_max), int(n_steps), float(dt))
 
 

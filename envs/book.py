@@ -63,6 +63,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from lobworld._checks import integer, positive
 from lobworld.envs import book_kernels as bk
 from lobworld.envs.book_kernels import (  # noqa: F401  (re-exported layout constants)
     A_AGGR_QTY, A_BUY_QTY, A_CASH, A_NFILLS, A_PASSIVE_QTY, A_POS, A_SELL_QTY, ASK, BID, C_KIND,
@@ -155,12 +156,8 @@ class BookConfig:
             raise BookError(f"BookConfig.queue_model must be one of {sorted(_QMODELS)}, got {self.queue_model!r}")
         if self.mode not in _MODES:
             raise BookError(f"BookConfig.mode must be one of {sorted(_MODES)}, got {self.mode!r}")
-        q = self.queue_power
-        if isinstance(q, bool) or not isinstance(q, (int, float, np.number)) or not np.isfinite(q) or q <= 0:
-            raise BookError(f"BookConfig.queue_power must be a finite number > 0, got {q!r}")
-        t = self.tick_size
-        if isinstance(t, bool) or not isinstance(t, (int, float, np.number)) or not np.isfinite(t) or t <= 0:
-            raise BookError(f"BookConfig.tick_size must be a finite number > 0 (USD), got {t!r}")
+        positive("BookConfig.queue_power", self.queue_power, error=BookError)
+        positive("BookConfig.tick_size", self.tick_size, error=BookError, unit="USD")
 
 
 @dataclass(frozen=True)
@@ -276,8 +273,7 @@ class Book:
 
     def __init__(self, n_envs: int, config: BookConfig | None = None, *, latency: LatencySpec | np.ndarray = "none",
                  md_latency: LatencySpec | np.ndarray | None = None, seed=None):
-        if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
-            raise BookError(f"n_envs must be an int >= 1, got {n_envs!r}")
+        integer("n_envs", n_envs, error=BookError)
         self.config = cfg = config if config is not None else BookConfig()
         if not isinstance(cfg, BookConfig):
             raise BookError(f"config must be a BookConfig, got {type(cfg).__name__}")

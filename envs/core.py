@@ -43,6 +43,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
+from lobworld._checks import integer
 from lobworld.envs.episode import EpisodeStats
 from lobworld.envs.rng import seed_state, seed_states
 from lobworld.errors import LobworldError
@@ -281,8 +282,7 @@ class BatchedCore:
     single_action_space: spaces.Space
 
     def __init__(self, n_envs: int):
-        if not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
-            raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+        integer("n_envs", n_envs, error=EnvConfigError, what="a positive int")
         self.n_envs = int(n_envs)
         obs_shape = self.single_observation_space.shape
         self.obs = np.zeros((self.n_envs, *obs_shape), dtype=np.float32)

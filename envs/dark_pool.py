@@ -23,6 +23,7 @@ from numba import njit
 
 from lobworld.envs.core import (BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs,
                                 renamed_kwarg)
+from lobworld._checks import integer, non_negative, positive
 from lobworld.envs.columns import layout, pack
 from lobworld.envs.episode import EpisodeStats, Stat, column, end_episode
 from lobworld.envs.jit import bind
@@ -128,18 +129,12 @@ class DarkPoolConfig:
 
     def __post_init__(self) -> None:
         for f in ("quantity", "horizon", "n_dark"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise EnvConfigError(f"DarkPoolConfig.{f} must be an integer >= 1, got {v!r}")
+            integer(f"DarkPoolConfig.{f}", getattr(self, f), error=EnvConfigError, what="an integer >= 1")
         if self.quantity > 10**9:
             raise EnvConfigError(f"DarkPoolConfig.quantity must be <= 1e9 shares, got {self.quantity}")
         for f in ("dt", "ew_halflife"):
-            v = getattr(self, f)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise EnvConfigError(f"DarkPoolConfig.{f} must be a finite number > 0, got {v!r}")
-        v = self.unfilled_penalty_bps
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
-            raise EnvConfigError(f"DarkPoolConfig.unfilled_penalty_bps must be a finite number >= 0, got {v!r}")
+            positive(f"DarkPoolConfig.{f}", getattr(self, f), error=EnvConfigError)
+        non_negative("DarkPoolConfig.unfilled_penalty_bps", self.unfilled_penalty_bps, error=EnvConfigError)
         if self.side not in ("sell", "buy"):
             raise EnvConfigError(f"DarkPoolConfig.side must be 'sell' or 'buy', got {self.side!r}")
         scen = get_scenario(self.scenario)  # raises on unknown names

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,10 +37,13 @@ from lobworld.envs.dynamics import (
     MarketDynamics,
     make_dynamics,
 )
+from lobworld._checks import finite, in_range, integer, non_negative, positive
+from lobworld._config import Replaceable
 from lobworld.envs.columns import layout, pack
 from lobworld.envs.episode import EpisodeStats, column, keep_final_obs
 from lobworld.envs.jit import ThreadChoice, bind, use_parallel
 from lobworld.envs.rng import uniform
+from lobworld.world_models.data.session import SESSION_MINUTES, SESSION_OPEN_S
 
 __all__ = [
     "ExecutionConfig",
@@ -57,8 +60,6 @@ __all__ = [
 
 #: GOOG 2012-06-21 (shipped LOBSTER day) shares executed, visible + hidden.
 GOOG_ADV = 706_125.0
-#: Regular session length (minutes, 09:30-16:00).
-SESSION_MINUTES = 390.0
 #: U-shaped intraday volume profile m(x) = a x^2 + b x + c, x = time of day in [0, 1]
 #: of the session, normalised to mean 1 over the session. Least-squares fit to the
 #: per-minute executed volume (visible + hidden) of GOOG 2012-06-21 (see
@@ -95,7 +96,7 @@ _STREAM_MARKET, _STREAM_EPISODE = 0, 1
 
 
 @dataclass(frozen=True)
-class ExecutionConfig:
+class ExecutionConfig(Replaceable):
     """Settings of an execution episode (one for the whole batch)."""
 
     side: str = "sell"
@@ -140,19 +141,12 @@ class ExecutionConfig:
                 f"ExecutionConfig.volume_profile must be 'auto', 'u' or 'flat', got {self.volume_profile!r}"
             )
         for name in ("quantity", "dt", "risk_aversion", "start_minute", "ewm_alpha"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
-                raise EnvConfigError(f"ExecutionConfig.{name} must be a finite number, got {v!r}")
-        if self.quantity <= 0:
-            raise EnvConfigError(f"ExecutionConfig.quantity must be > 0 shares, got {self.quantity!r}")
-        if self.dt <= 0:
-            raise EnvConfigError(f"ExecutionConfig.dt must be > 0 seconds, got {self.dt!r}")
-        if self.risk_aversion < 0:
-            raise EnvConfigError(f"ExecutionConfig.risk_aversion must be >= 0, got {self.risk_aversion!r}")
-        if not (0.0 < self.ewm_alpha <= 1.0):
-            raise EnvConfigError(f"ExecutionConfig.ewm_alpha must be in (0, 1], got {self.ewm_alpha!r}")
-        if isinstance(self.horizon, bool) or not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
-            raise EnvConfigError(f"ExecutionConfig.horizon must be an int >= 1, got {self.horizon!r}")
+            finite(f"ExecutionConfig.{name}", getattr(self, name), error=EnvConfigError)
+        positive("ExecutionConfig.quantity", self.quantity, error=EnvConfigError, what="> 0 shares")
+        positive("ExecutionConfig.dt", self.dt, error=EnvConfigError, what="> 0 seconds")
+        non_negative("ExecutionConfig.risk_aversion", self.risk_aversion, error=EnvConfigError, what=">= 0")
+        in_range("ExecutionConfig.ewm_alpha", self.ewm_alpha, 0.0, 1.0, lo_open=True, error=EnvConfigError)
+        integer("ExecutionConfig.horizon", self.horizon, error=EnvConfigError)
         window = self.horizon * self.dt / 60.0
         if window > SESSION_MINUTES:
             raise EnvConfigError(f"ExecutionConfig: horizon*dt = {window:g} min exceeds the 390-min session")
@@ -178,8 +172,6 @@ class ExecutionConfig:
     def uses_profile(self) -> bool:
         return self.volume_profile == "u" or (self.volume_profile == "auto" and self.benchmark == "vwap")
 
-    def replace(self, **changes: Any) -> "ExecutionConfig":
-        return type(self)(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **changes})
 
 
 def volume_profile(x, coef=GOOG_U_PROFILE):
@@ -223,7 +215,7 @@ def fit_volume_profile(events=None, *, message_path=None, bin_minutes: float = 1
         secs = ex["time"].to_numpy(dtype=np.float64)
         sizes = ex["size"].to_numpy(dtype=np.float64)
     nbins = int(round(SESSION_MINUTES / bin_minutes))
-    b = np.clip(((secs - 34200.0) // (60.0 * bin_minutes)).astype(np.int64), 0, nbins - 1)
+    b = np.clip(((secs - SESSION_OPEN_S) // (60.0 * bin_minutes)).astype(np.int64), 0, nbins - 1)
     vol = np.bincount(b, weights=sizes, minlength=nbins)
     if vol.sum() <= 0:
         raise ValueError("fit_volume_profile: no executions in the session")

@@ -11,7 +11,7 @@ import contextlib
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numba
@@ -21,6 +21,8 @@ from gymnasium import spaces
 from lobworld.envs import market_making_kernels as K
 from lobworld.envs.core import BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs
 from lobworld.envs.dynamics import MarketDynamics, ParametricDynamics, ParametricParams, make_dynamics
+from lobworld._checks import integer, non_negative, positive
+from lobworld._config import Replaceable
 from lobworld.envs.columns import pack
 from lobworld.envs.episode import EpisodeStats, Stat, column
 from lobworld.envs.jit import ThreadChoice
@@ -49,7 +51,7 @@ OBS_NAMES = ("inventory", "time", "spread", "imbalance", "volatility", "queue_bi
 
 
 @dataclass(frozen=True)
-class MarketMakingConfig:
+class MarketMakingConfig(Replaceable):
     """Configuration of the market-making env (units in each field's docstring).
 
     Defaults are illustrative values of the order of magnitude of the shipped
@@ -119,17 +121,12 @@ class MarketMakingConfig:
         def bad(name, why):
             raise EnvConfigError(f"MarketMakingConfig.{name} {why}, got {getattr(self, name)!r}")
 
-        if not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
-            bad("horizon", "must be a positive int (steps)")
+        integer("MarketMakingConfig.horizon", self.horizon, error=EnvConfigError, what="a positive int (steps)")
         for name in ("dt", "tick", "inventory_limit", "max_offset", "max_size", "discrete_size", "mo_size",
                      "fill_A", "fill_k", "vol_halflife"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v <= 0:
-                bad(name, "must be a finite number > 0")
+            positive(f"MarketMakingConfig.{name}", getattr(self, name), error=EnvConfigError)
         for name in ("queue_init", "queue_cancel_rate", "queue_join_rate", "phi", "gamma", "mo_impact"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v < 0:
-                bad(name, "must be a finite number >= 0")
+            non_negative(f"MarketMakingConfig.{name}", getattr(self, name), error=EnvConfigError)
         if self.arrival not in ("poisson", "hawkes"):
             bad("arrival", "must be 'poisson' or 'hawkes'")
         if self.fill_model not in ("queue", "bernoulli"):
@@ -151,9 +148,6 @@ class MarketMakingConfig:
             bad("discrete_offsets", f"must be a non-empty tuple of offsets within +-max_offset={self.max_offset}")
         if self.discrete_size > self.max_size:
             bad("discrete_size", f"must be <= max_size={self.max_size}")
-
-    def replace(self, **changes: Any) -> "MarketMakingConfig":
-        return replace(self, **changes)
 
     @property
     def mean_rates(self) -> tuple[float, float]:
