@@ -281,13 +281,13 @@ def _newton_fit(Z, cvec, x0, *, max_iter: int = 200, tol: float = 1e-10):
             d[fr] = -np.linalg.solve(H[np.ix_(fr, fr)] + 1e-12 * np.eye(int(fr.sum())), g[fr])
         except np.linalg.LinAlgError:
             d[fr] = -g[fr] / np.maximum(np.diag(H)[fr], 1e-300)
-        step = 1.0
-        while True:
+        step, fn, xn, lam_n = 1.0, np.inf, x, lam
+        while step >= 1e-12:
             xn = np.maximum(x + step * d, lb)
             lam_n = Z @ xn
             if (lam_n > 0).all():
                 fn = -(np.log(lam_n).sum() - xn @ cvec)
-                if fn <= f + 1e-4 * g @ (xn - x) or step < 1e-12:
+                if fn <= f + 1e-4 * g @ (xn - x):
                     break
             step *= 0.5
         if not fn <= f:  # no descent left (float precision at the optimum)
