@@ -25,7 +25,7 @@ from lobworld.envs.core import (BatchedCore, EnvConfigError, LOBEnv, LOBVectorEn
                                 renamed_kwarg)
 from lobworld._checks import integer, non_negative, positive
 from lobworld.envs.columns import layout, pack
-from lobworld.envs.episode import EpisodeStats, Stat, column, end_episode
+from lobworld.envs.episode import EpisodeStats, Stat, column, end_episode, ratio
 from lobworld.envs.jit import bind
 from lobworld.envs.dynamics import MID, PERM_IMPACT, SIGMA, SPREAD, MarketDynamics, make_dynamics
 from lobworld.envs.rng import normal, uniform
@@ -96,10 +96,7 @@ _EP_NAMES = {
 
 def _fill_rate(e: np.ndarray) -> np.ndarray:
     """Dark shares filled over dark shares sent, per episode row (NaN where nothing was sent)."""
-    none = ~(e[:, EP_DARK_ALLOC] > 0)
-    out = e[:, EP_DARK] / np.where(none, 1.0, e[:, EP_DARK_ALLOC])
-    out[none] = np.nan
-    return out
+    return ratio(e[:, EP_DARK], e[:, EP_DARK_ALLOC], fill=np.nan)
 
 
 _MAX_LIQ = 1e12  # hidden draws are clipped here before the integer cast (shares)

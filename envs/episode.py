@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-__all__ = ["EpisodeStats", "Rows", "Stat", "column", "end_episode", "keep_episode", "keep_final_obs", "record_maker"]
+__all__ = ["EpisodeStats", "Rows", "Stat", "column", "end_episode", "keep_episode", "keep_final_obs", "keep_rows",
+           "ratio", "record_maker", "sharpe"]
 
 
 @njit(inline="always")
@@ -49,6 +50,30 @@ def end_episode(i, obs, final_obs, ep, ep_done):
     """:func:`keep_final_obs` and :func:`keep_episode` for env ``i``."""
     keep_final_obs(i, obs, final_obs)
     keep_episode(i, ep, ep_done)
+
+
+def keep_rows(done: np.ndarray, *pairs: tuple[np.ndarray, np.ndarray]) -> None:
+    """Host-side form of :func:`end_episode` for cores that finish episodes in NumPy (the tick
+    envs): ``dst[done] = src[done]`` for each ``(src, dst)`` pair, e.g. ``(obs, final_obs)``."""
+    for src, dst in pairs:
+        dst[done] = src[done]
+
+
+def ratio(num: np.ndarray, den: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """``num / den`` element by element, ``fill`` where ``den`` is 0 (or NaN), without a warning."""
+    bad = ~(den != 0) | np.isnan(den)
+    out = num / np.where(bad, 1.0, den)
+    out[bad] = fill
+    return out
+
+
+def sharpe(sum_x: np.ndarray, sum_x2: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Mean over standard deviation of a per-step series from its running sums over ``n`` steps
+    (``n`` floored at 1; 0 where the deviation is 0)."""
+    n = np.maximum(n, 1.0)
+    mean = sum_x / n
+    sd = np.sqrt(np.maximum(sum_x2 / n - mean * mean, 0.0))
+    return ratio(mean, sd)
 
 
 _DTYPES = {float: np.float64, int: np.int64, bool: np.bool_}

@@ -24,7 +24,7 @@ from lobworld.envs.dynamics import MarketDynamics, ParametricDynamics, Parametri
 from lobworld._checks import integer, non_negative, positive
 from lobworld._config import Replaceable
 from lobworld.envs.columns import pack
-from lobworld.envs.episode import EpisodeStats, Stat, column
+from lobworld.envs.episode import EpisodeStats, Stat, column, sharpe
 from lobworld.envs.jit import ThreadChoice
 from lobworld.envs.latency import LatencyScenario, resolve_latency
 from lobworld.envs.arrivals import HawkesParams, PoissonParams
@@ -186,13 +186,7 @@ def _steps(e: np.ndarray) -> np.ndarray:
 
 def _sharpe(e: np.ndarray) -> np.ndarray:
     """Mean over sd of the per-step wealth change of each finished episode row (0 when sd is 0)."""
-    n = _steps(e)
-    mean_dw = e[:, K.E_SUM_DW] / n
-    sd = np.sqrt(np.maximum(e[:, K.E_SUM_DW2] / n - mean_dw * mean_dw, 0.0))
-    flat = ~(sd > 0)
-    out = mean_dw / np.where(flat, 1.0, sd)
-    out[flat] = 0.0
-    return out
+    return sharpe(e[:, K.E_SUM_DW], e[:, K.E_SUM_DW2], e[:, K.E_LEN])
 
 
 @contextlib.contextmanager

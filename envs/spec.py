@@ -20,12 +20,12 @@ lobworld package (every layer may read it).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from lobworld._config import Replaceable
 from lobworld.errors import LobworldError
 
 __all__ = [
@@ -55,7 +55,7 @@ class UnknownEnvError(LobworldError):
 
 
 @dataclass(frozen=True)
-class EnvSpec:
+class EnvSpec(Replaceable):
     """Everything lobworld knows about one env id (see the module docstring)."""
 
     id: str
@@ -146,10 +146,6 @@ class EnvSpec:
     def direction(self) -> str:
         """``"lower"`` or ``"higher"`` (is better), for messages."""
         return "lower" if self.lower_is_better else "higher"
-
-    def replace(self, **changes: Any) -> "EnvSpec":
-        """A copy with ``changes`` (e.g. a test id: ``spec.replace(id="LOB-Test-v0")``)."""
-        return dataclasses.replace(self, **changes)
 
 
 def baseline_base(name: str) -> str:

@@ -30,10 +30,13 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 from gymnasium import spaces
 
+from lobworld._checks import in_range, integer, positive
+from lobworld._config import Replaceable
 from lobworld.envs import book_kernels as bk
 from lobworld.envs import tick_kernels as K
 from lobworld.envs.book import Book, BookConfig
 from lobworld.envs.core import BatchedCore, EnvConfigError, LOBEnv, LOBVectorEnv, config_from_kwargs
+from lobworld.envs.episode import EpisodeStats, Stat, column, keep_rows, ratio, sharpe
 from lobworld.envs.latency import LatencyScenario, resolve_latency
 from lobworld.envs.registry import register_factory
 from lobworld.envs.replay import DEFAULT_REPLAY_DEPTH, ReplayData
@@ -231,7 +234,7 @@ def _hms(sec: float) -> str:
 
 
 @dataclass(frozen=True)
-class TickConfig:
+class TickConfig(Replaceable):
     """Fields shared by the tick-level envs (units in each docstring)."""
 
     data: Any = None
@@ -278,26 +281,19 @@ class TickConfig:
         raise EnvConfigError(f"{type(self).__name__}.{name} {why}, got {getattr(self, name)!r}")
 
     def __post_init__(self) -> None:
-        if isinstance(self.horizon, bool) or not isinstance(self.horizon, (int, np.integer)) or self.horizon < 1:
-            self._bad("horizon", "must be a positive int (decisions)")
-        if not isinstance(self.dt, (int, float, np.integer, np.floating)) or not 0.1 - 1e-12 <= self.dt <= 60:
-            self._bad("dt", "must be a number of seconds in [0.1, 60]")
+        me = type(self).__name__
+        integer(f"{me}.horizon", self.horizon, error=EnvConfigError, what="a positive int (decisions)")
+        in_range(f"{me}.dt", self.dt, 0.1 - 1e-12, 60.0, error=EnvConfigError, what="a number of seconds in [0.1, 60]")
         if self.decide_every not in ("dt", "events"):
             self._bad("decide_every", "must be 'dt' or 'events'")
-        if isinstance(self.k_events, bool) or not isinstance(self.k_events, (int, np.integer)) \
-                or not 1 <= self.k_events <= 1_000_000:
-            self._bad("k_events", "must be an int in 1..1000000 (market messages per decision)")
+        for name, hi, what in (("k_events", 1_000_000, "an int in 1..1000000 (market messages per decision)"),
+                               ("obs_levels", 10, "an int in 1..10"), ("depth", 50, "an int in 1..50")):
+            integer(f"{me}.{name}", getattr(self, name), error=EnvConfigError, what=what)
+            if getattr(self, name) > hi:
+                self._bad(name, f"must be {what}")
         for name in ("size_scale", "vol_halflife", "queue_power"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v) or v <= 0:
-                self._bad(name, "must be a finite number > 0")
-        if isinstance(self.obs_levels, bool) or not isinstance(self.obs_levels, (int, np.integer)) \
-                or not 1 <= self.obs_levels <= 10:
-            self._bad("obs_levels", "must be an int in 1..10")
-        if isinstance(self.depth, bool) or not isinstance(self.depth, (int, np.integer)) or not 1 <= self.depth <= 50:
-            self._bad("depth", "must be an int in 1..50")
-        if isinstance(self.max_fills, bool) or not isinstance(self.max_fills, (int, np.integer)) or self.max_fills < 1:
-            self._bad("max_fills", "must be a positive int")
+            positive(f"{me}.{name}", getattr(self, name), error=EnvConfigError)
+        integer(f"{me}.max_fills", self.max_fills, error=EnvConfigError, what="a positive int")
         if self.queue_model not in ("behind", "probabilistic"):
             self._bad("queue_model", "must be 'behind' or 'probabilistic'")
         for name in ("latency", "md_latency"):
@@ -308,8 +304,6 @@ class TickConfig:
                 self._bad(name, "must be a latency scenario name, a LatencyScenario or one per env")
         _parse_start(self.start)
 
-    def replace(self, **changes: Any):
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -526,9 +520,7 @@ class _TickCore(BatchedCore):
                     self.lat_obs, self.obs)
         done = self.terminated | self.truncated
         if done.any():
-            self.final_obs[done] = self.obs[done]
-            self.ep_done[done] = self.sv[done]
-            self.acct_done[done] = b.acct[done]
+            keep_rows(done, (self.obs, self.final_obs), (self.sv, self.ep_done), (b.acct, self.acct_done))
             if autoreset:
                 self._reset_rows(done)
 
@@ -615,29 +607,29 @@ class TickMarketMakingCore(_TickCore):
                   self.reward, self.terminated,
                   self.truncated, self.first)
 
-    def episode_info(self, i: int) -> dict[str, float]:
-        """Statistics of the episode env ``i`` finished last (USD, shares, counts)."""
-        e, a = self.ep_done[i], self.acct_done[i]
-        n = max(e[K.V_STEP], 1.0)
-        mean = e[K.V_SUMDW] / n
-        sd = math.sqrt(max(e[K.V_SUMDW2] / n - mean * mean, 0.0))
-        return {
-            "episode_length": int(e[K.V_STEP]),
-            "pnl": float(e[K.V_W_PREV]),
-            "episode_return": float(e[K.V_RET]),
-            "inventory_terminal": float(a[bk.A_POS]),
-            "inventory_max_abs": float(e[K.V_MAXABS]),
-            "inventory_mean": float(e[K.V_SUMINV] / n),
-            "filled_shares_bid": float(a[bk.A_BUY_QTY]),
-            "filled_shares_ask": float(a[bk.A_SELL_QTY]),
-            "fills": int(a[bk.A_NFILLS]),
-            "passive_shares": float(a[bk.A_PASSIVE_QTY]),
-            "aggressive_shares": float(a[bk.A_AGGR_QTY]),
-            "sharpe_per_step": float(mean / sd) if sd > 0 else 0.0,
-            "adverse_selection_usd": float(e[K.V_ADVERSE] * self.world.tick_size),
-            "adverse_selection_ticks": float(e[K.V_ADVERSE] / e[K.V_PASSIVE_REC]) if e[K.V_PASSIVE_REC] else 0.0,
-            "queue_wait_s": float(e[K.V_WAIT_NS_SH] / e[K.V_PASSIVE_REC] * 1e-9) if e[K.V_PASSIVE_REC] else 0.0,
-        }
+    episode_stats = EpisodeStats(
+        column("episode_length", K.V_STEP, kind=int),
+        column("pnl", K.V_W_PREV),
+        column("episode_return", K.V_RET),
+        column("inventory_terminal", bk.A_POS, "acct_done"),
+        column("inventory_max_abs", K.V_MAXABS),
+        Stat("inventory_mean", lambda r: r["ep_done"][:, K.V_SUMINV] / np.maximum(r["ep_done"][:, K.V_STEP], 1.0)),
+        column("filled_shares_bid", bk.A_BUY_QTY, "acct_done"),
+        column("filled_shares_ask", bk.A_SELL_QTY, "acct_done"),
+        column("fills", bk.A_NFILLS, "acct_done", int),
+        column("passive_shares", bk.A_PASSIVE_QTY, "acct_done"),
+        column("aggressive_shares", bk.A_AGGR_QTY, "acct_done"),
+        Stat("sharpe_per_step", lambda r: sharpe(r["ep_done"][:, K.V_SUMDW], r["ep_done"][:, K.V_SUMDW2],
+                                                 r["ep_done"][:, K.V_STEP])),
+        Stat("adverse_selection_usd", lambda r: r["ep_done"][:, K.V_ADVERSE] * r.core.world.tick_size),
+        Stat("adverse_selection_ticks", lambda r: ratio(r["ep_done"][:, K.V_ADVERSE], r["ep_done"][:, K.V_PASSIVE_REC])),
+        Stat("queue_wait_s", lambda r: ratio(r["ep_done"][:, K.V_WAIT_NS_SH], r["ep_done"][:, K.V_PASSIVE_REC]) * 1e-9),
+    )
+
+
+def _done_shares(r) -> np.ndarray:
+    """Shares of the parent order executed in each finished episode (sold for a sale, bought for a buy)."""
+    return r["acct_done"][:, bk.A_SELL_QTY if r.core.config.side == "sell" else bk.A_BUY_QTY].astype(float)
 
 
 class TickExecutionCore(_TickCore):
@@ -665,28 +657,21 @@ class TickExecutionCore(_TickCore):
         K.exec_post(b.px, b.sz, b.dq, b.nl, b.orders, b.es, b.cnt, b.acct, self.sv, self.tns, self._until, self.cfg,
                     self.reward, self.terminated, self.truncated, self.first)
 
-    def episode_info(self, i: int) -> dict[str, float]:
-        """Statistics of the episode env ``i`` finished last (bps, shares, USD)."""
-        e, a = self.ep_done[i], self.acct_done[i]
-        Q = float(self.config.quantity)
-        tick = self.world.tick_size
-        mid0 = e[K.V_MID0]
-        done = float(a[bk.A_SELL_QTY] if self.config.side == "sell" else a[bk.A_BUY_QTY])
-        traded = float(a[bk.A_SELL_QTY] + a[bk.A_BUY_QTY])
-        vwap = abs(a[bk.A_CASH]) * tick / traded if traded else 0.0
-        return {
-            "episode_length": int(e[K.V_STEP]),
-            "shortfall_bps": float(e[K.V_COST_PREV] * 1e4 / (Q * mid0)) if mid0 > 0 else 0.0,
-            "episode_return": float(e[K.V_RET]),
-            "completion": done / Q,
-            "shares_executed": done,
-            "passive_shares": float(a[bk.A_PASSIVE_QTY]),
-            "aggressive_shares": float(a[bk.A_AGGR_QTY] - e[K.V_FORCED]),
-            "forced_shares": float(e[K.V_FORCED]),
-            "forced_beyond_book_shares": float(e[K.V_FORCED_BEYOND]),
-            "vwap": float(vwap),
-            "arrival_price": float(mid0 * tick),
-        }
+    episode_stats = EpisodeStats(
+        column("episode_length", K.V_STEP, kind=int),
+        Stat("shortfall_bps", lambda r: ratio(r["ep_done"][:, K.V_COST_PREV] * 1e4,
+                                              float(r.core.config.quantity) * r["ep_done"][:, K.V_MID0])),
+        column("episode_return", K.V_RET),
+        Stat("completion", lambda r: _done_shares(r) / float(r.core.config.quantity)),
+        Stat("shares_executed", _done_shares),
+        column("passive_shares", bk.A_PASSIVE_QTY, "acct_done"),
+        Stat("aggressive_shares", lambda r: r["acct_done"][:, bk.A_AGGR_QTY] - r["ep_done"][:, K.V_FORCED]),
+        column("forced_shares", K.V_FORCED),
+        column("forced_beyond_book_shares", K.V_FORCED_BEYOND),
+        Stat("vwap", lambda r: ratio(np.abs(r["acct_done"][:, bk.A_CASH]) * r.core.world.tick_size,
+                                     (r["acct_done"][:, bk.A_SELL_QTY] + r["acct_done"][:, bk.A_BUY_QTY]).astype(float))),
+        Stat("arrival_price", lambda r: r["ep_done"][:, K.V_MID0] * r.core.world.tick_size),
+    )
 
 
 _OBS_TABLE = """

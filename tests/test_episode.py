@@ -88,3 +88,75 @@ def test_final_info_is_gymnasiums_dict_of_arrays():
     fi["a"][1] = 99.0  # the arrays do not overlap
     assert fi["cash"][1] == 0.0 and fi["ratio"][1] == 0.0
     assert _STATS.final_info(core, np.array([], np.int64), 4) == {}
+
+
+def _tick_mm_reference(core, i) -> dict:
+    """The tick market-making episode info of env ``i``, written out scalar by scalar."""
+    import math
+
+    from lobworld.envs import book_kernels as bk
+    from lobworld.envs import tick_kernels as K
+    e, a = core.ep_done[i], core.acct_done[i]
+    n = max(e[K.V_STEP], 1.0)
+    mean = e[K.V_SUMDW] / n
+    sd = math.sqrt(max(e[K.V_SUMDW2] / n - mean * mean, 0.0))
+    rec = e[K.V_PASSIVE_REC]
+    return {"episode_length": int(e[K.V_STEP]), "pnl": float(e[K.V_W_PREV]), "episode_return": float(e[K.V_RET]),
+            "inventory_terminal": float(a[bk.A_POS]), "inventory_max_abs": float(e[K.V_MAXABS]),
+            "inventory_mean": float(e[K.V_SUMINV] / n), "filled_shares_bid": float(a[bk.A_BUY_QTY]),
+            "filled_shares_ask": float(a[bk.A_SELL_QTY]), "fills": int(a[bk.A_NFILLS]),
+            "passive_shares": float(a[bk.A_PASSIVE_QTY]), "aggressive_shares": float(a[bk.A_AGGR_QTY]),
+            "sharpe_per_step": float(mean / sd) if sd > 0 else 0.0,
+            "adverse_selection_usd": float(e[K.V_ADVERSE] * core.world.tick_size),
+            "adverse_selection_ticks": float(e[K.V_ADVERSE] / rec) if rec else 0.0,
+            "queue_wait_s": float(e[K.V_WAIT_NS_SH] / rec * 1e-9) if rec else 0.0}
+
+
+def _tick_exec_reference(core, i) -> dict:
+    from lobworld.envs import book_kernels as bk
+    from lobworld.envs import tick_kernels as K
+    e, a = core.ep_done[i], core.acct_done[i]
+    Q, tick, mid0 = float(core.config.quantity), core.world.tick_size, e[K.V_MID0]
+    done = float(a[bk.A_SELL_QTY] if core.config.side == "sell" else a[bk.A_BUY_QTY])
+    traded = float(a[bk.A_SELL_QTY] + a[bk.A_BUY_QTY])
+    return {"episode_length": int(e[K.V_STEP]),
+            "shortfall_bps": float(e[K.V_COST_PREV] * 1e4 / (Q * mid0)) if mid0 > 0 else 0.0,
+            "episode_return": float(e[K.V_RET]), "completion": done / Q, "shares_executed": done,
+            "passive_shares": float(a[bk.A_PASSIVE_QTY]), "aggressive_shares": float(a[bk.A_AGGR_QTY] - e[K.V_FORCED]),
+            "forced_shares": float(e[K.V_FORCED]), "forced_beyond_book_shares": float(e[K.V_FORCED_BEYOND]),
+            "vwap": float(abs(a[bk.A_CASH]) * tick / traded) if traded else 0.0, "arrival_price": float(mid0 * tick)}
+
+
+@pytest.mark.parametrize("family", ["mm", "exec"])
+def test_tick_episode_tables_equal_the_scalar_formulas(family):
+    """The tick envs' EpisodeStats tables give, value and type, what the scalar formulas give, on
+    episodes of the real tape (replay world) with fills of both kinds."""
+    from gymnasium.vector.utils import batch_space
+
+    from lobworld.envs.tick import TickExecutionCore, TickMarketMakingCore
+    n = 6
+    if family == "mm":
+        core, ref = TickMarketMakingCore(n, horizon=20), _tick_mm_reference
+    else:
+        core, ref = TickExecutionCore(n, horizon=20, quantity=500), _tick_exec_reference
+    core.seed_rows(range(n), list(range(n)))
+    core.reset()
+    space = batch_space(core.single_action_space, n)
+    space.seed(3)
+    checked = 0
+    for _ in range(45):
+        core.step(space.sample(), True)
+        done = np.flatnonzero(core.terminated | core.truncated)
+        if not len(done):
+            continue
+        keys, cols = core.episode_columns(done)
+        for j, i in enumerate(done):
+            want = ref(core, int(i))
+            got = core.episode_info(int(i))
+            assert list(got) == list(want) == list(keys)
+            for k in keys:
+                assert got[k] == want[k] and type(got[k]) is type(want[k]), k
+                assert cols[keys.index(k)][j] == want[k], k
+            checked += 1
+    assert checked >= 2 * n
+    assert any(core.episode_info(i)["passive_shares" if family == "exec" else "fills"] > 0 for i in range(n))
