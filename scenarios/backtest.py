@@ -55,7 +55,8 @@ import pandas as pd
 from lobworld.agents.almgren_chriss import ACProblem, ac_trajectory
 from lobworld.envs import book_kernels as bk
 from lobworld.envs.book import BookConfig
-from lobworld.envs.execution import GOOG_U_PROFILE, SESSION_MINUTES
+from lobworld.envs.execution import GOOG_U_PROFILE
+from lobworld.world_models.data.session import SESSION_MINUTES, SESSION_OPEN_S
 from lobworld.envs.replay import ReplayData, prepare_replay
 from lobworld.errors import LobworldError
 
@@ -73,7 +74,6 @@ MM_STRATEGIES = ("fixed_spread", "avellaneda_stoikov")
 LATENCY_PRESETS = ("colocated", "proximity", "cloud", "retail")
 TZ = "America/New_York"  #: the exchange clock LOBSTER times are in
 _NS = 1_000_000_000
-_SESSION_OPEN_S = 9.5 * 3600  # 09:30 in seconds after midnight
 N_PASSIVE_SLOTS = 4  #: order slots 0..3 hold passive_first's resting orders; the rest send market orders
 _EXEC_SLOTS = 8
 PARALLEL_MIN_ROWS = 200_000  #: a stretch with more tape rows than this (all envs) runs the threaded kernel
@@ -256,7 +256,7 @@ def _vwap_fraction(t_start: int, horizon_s: float, u: np.ndarray, coef) -> np.nd
     """Cumulative share of the U profile's volume from the start to fraction ``u`` of the horizon."""
     tod = pd.Timestamp(t_start, tz="UTC").tz_convert(TZ)
     sec = tod.hour * 3600 + tod.minute * 60 + tod.second + tod.microsecond * 1e-6
-    x0 = (sec - _SESSION_OPEN_S) / (SESSION_MINUTES * 60)
+    x0 = (sec - SESSION_OPEN_S) / (SESSION_MINUTES * 60)
     x1 = x0 + horizon_s / (SESSION_MINUTES * 60)
     a, b, c = coef
 

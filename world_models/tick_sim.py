@@ -75,6 +75,7 @@ import numpy as np
 from numba import njit
 
 from lobworld.envs.rng import normal, seed_states, uniform
+from lobworld.world_models.data.session import SESSION_LENGTH_S, SESSION_OPEN_S
 from lobworld.world_models.learned.fastmath import _sigmoid, _tanh
 from lobworld.world_models.tick_model import FORMAT, TickModelError
 
@@ -87,8 +88,6 @@ N_TYPES = 5
 N_PREV = N_TYPES + 5
 TOP_K = 5
 N_FEATURES = N_PREV + 3 + 2 * TOP_K
-SESSION_OPEN_S = 34_200.0
-SESSION_LENGTH_S = 23_400.0
 MAX_DT_NS = 10 ** 13
 MAX_REDRAW = 16
 
