@@ -152,8 +152,11 @@ class PathResults:
 
 def simulate(env_id: str, policy: Policy, n_paths: int, seed: int, env_kwargs: dict[str, Any] | None = None,
              record: int = 0, max_steps: int = 1_000_000, strategy: str = "policy",
-             core: BatchedCore | None = None) -> PathResults:
-    """Run ``policy`` for one episode on each of ``n_paths`` paths seeded ``seed + i``."""
+             core: BatchedCore | None = None, on_episodes: Callable[[int], None] | None = None) -> PathResults:
+    """Run ``policy`` for one episode on each of ``n_paths`` paths seeded ``seed + i``.
+
+    ``on_episodes``: called with the number of paths whose episode ended, after every step in
+    which some did (progress bars)."""
     if n_paths < 1:
         raise CounterfactualError(f"n_paths must be >= 1, got {n_paths}")
     after_step = getattr(policy, "after_step", None)
@@ -196,17 +199,29 @@ def simulate(env_id: str, policy: Policy, n_paths: int, seed: int, env_kwargs: d
                 tr_mid.append(np.where(rl & ~done_now, core.market[:record, 0], np.nan))
         done = (core.terminated | core.truncated) & live
         if done.any():
-            for i in np.flatnonzero(done):
-                info = core.episode_info(int(i))
-                for k, v in info.items():
-                    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-                        continue
-                    arr = infos.get(k)
-                    if arr is None:
-                        arr = infos[k] = np.full(n, np.nan)
-                    arr[i] = float(v)
+            idx = np.flatnonzero(done)
+            stats = core.episode_columns(idx)
+            if stats is not None:  # the family's EpisodeStats table: one array per statistic
+                for k, values in zip(*stats):
+                    if values.dtype.kind in "iuf":
+                        arr = infos.get(k)
+                        if arr is None:
+                            arr = infos[k] = np.full(n, np.nan)
+                        arr[idx] = values
+            else:
+                for i in idx:
+                    info = core.episode_info(int(i))
+                    for k, v in info.items():
+                        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+                            continue
+                        arr = infos.get(k)
+                        if arr is None:
+                            arr = infos[k] = np.full(n, np.nan)
+                        arr[i] = float(v)
             terminated[done] = core.terminated[done]
             finished |= done
+            if on_episodes is not None:
+                on_episodes(len(idx))
     traj: dict[str, np.ndarray] = {}
     if record:
         traj["obs0"] = np.stack(tr_obs, axis=1)
@@ -470,7 +485,8 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
                        data: str | pathlib.Path | None = None, n_boot: int = 2000, record: int = 0,
                        risk_aversion: float = 0.0, metric: str | None = None,
                        device: str = "cpu", adverse_bps_per_s: float = 0.0,
-                       progress: Callable[[str], None] | None = None) -> CounterfactualResult:
+                       progress: Callable[[str], None] | None = None,
+                       on_episodes: Callable[[int], None] | None = None) -> CounterfactualResult:
     """Run every strategy on the same ``n_paths`` market paths (seeds ``seed + i``) and summarise.
 
     ``benchmark`` (default: the first strategy) must be one of ``strategies``.
@@ -479,7 +495,9 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
     (the registered execution ids run on the learned market). ``scenario``: a regime preset or
     ``latency:NAME`` (``adverse_bps_per_s``: the latency wrapper's adverse drift, execution ids).
     The market actually simulated is recorded in the result's ``market``. ``progress``: called with
-    ``"<scenario>: <strategy>"`` after each strategy's paths are simulated (progress bars).
+    ``"<scenario>: <strategy>"`` after each strategy's paths are simulated (progress bars);
+    ``on_episodes``: called with the number of episodes that ended, after every step in which
+    some did (``len(strategies) * n_paths`` in all).
     """
     strategies = [s.strip() for s in strategies if s.strip()]
     if not strategies:
@@ -518,7 +536,8 @@ def run_counterfactual(env_id: str, strategies: Sequence[str], n_paths: int = 10
     paths: dict[str, PathResults] = {}
     for name in strategies:
         policy = resolve_strategy(name, env_id, core, device=device, seed=seed)
-        paths[name] = simulate(env_id, policy, n_paths, seed, record=record, strategy=name, core=core)
+        paths[name] = simulate(env_id, policy, n_paths, seed, record=record, strategy=name, core=core,
+                               on_episodes=on_episodes)
         if progress is not None:
             progress(f"{scenario}: {name}")
     key, lower = metric_for(paths[strategies[0]].infos, metric, env_id)
@@ -550,6 +569,7 @@ def run_scenarios(scenarios: Sequence[str], use_ray: bool = False, ray_num_cpus:
     """
     if use_ray:  # a callback does not cross into Ray workers
         kwargs.pop("progress", None)
+        kwargs.pop("on_episodes", None)
     jobs = [{**kwargs, "scenario": s} for s in scenarios]
     if not use_ray:
         return {s: _run_one(j) for s, j in zip(scenarios, jobs)}

@@ -370,3 +370,38 @@ def test_train_and_evaluate_cli_record_the_market(tmp_path, capsys):
     # evaluate --model runs on the market the model was trained on (not the id's learned default)
     assert main(["evaluate", "--env", ENV, "--model", str(out / "model.zip"), "--episodes", "8"]) == 0
     assert f"model.zip on {ENV} (parametric market)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("env_id, kw, strategies", [
+    (ENV, SMALL, ["twap", "aggressive"]),
+    ("LOB-MarketMaking-v0", dict(horizon=40), ["avellaneda-stoikov", "fixed-spread"]),
+    ("LOB-DarkPool-v0", dict(horizon=8), ["uniform", "lit-only"])])
+def test_episode_counts_reach_the_progress_callback_and_infos_equal_episode_info(env_id, kw, strategies):
+    """``on_episodes`` gets every ended episode once (per strategy); the per-path infos gathered
+    through the family's EpisodeStats table equal the single env's ``episode_info`` of each path."""
+    import gymnasium as gym
+
+    from lobworld.envs.core import make_sb3_vec_env
+    from lobworld.scenarios.counterfactual import resolve_strategy, simulate
+
+    counts: list[int] = []
+    res = run_counterfactual(env_id, strategies, n_paths=24, seed=5, env_kwargs=kw, n_boot=50,
+                             on_episodes=counts.append)
+    assert sum(counts) == 24 * len(strategies) and all(c > 0 for c in counts)
+    # one strategy again, with the reference per-env path of episode_info
+    core = make_sb3_vec_env(env_id, 24, **kw).core
+    policy = resolve_strategy(strategies[0], env_id, core, seed=5)
+    cols = simulate(env_id, policy, 24, 5, core=core).infos
+    env = gym.make(env_id, **kw)
+    for i in (0, 7, 23):
+        obs, _ = env.reset(seed=5 + i)
+        single = resolve_strategy(strategies[0], env_id, env.unwrapped.core, seed=5)
+        done, info = False, {}
+        while not done:
+            obs, _, te, tr, info = env.step(np.asarray(single(obs[None]))[0])
+            done = te or tr
+        for k, v in info.items():
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float)):
+                continue
+            np.testing.assert_equal(cols[k][i], float(v), err_msg=f"{env_id} path {i} {k}")
+    assert res.summaries[strategies[0]].n_paths == 24

@@ -235,8 +235,19 @@ def sample_report():
     from lobworld.world_models.checkpoint import load_checkpoint
 
     ck = load_checkpoint(CK10)
+    _STAGES.clear()
     return fd.fidelity_report(ck, [SAMPLE_MSG], window=20, draws=2, n_boot=20, test_hours=0.5, early_stop_hours=0.0,
-                              impact_draws=1)
+                              impact_draws=1, progress=_STAGES.append)
+
+
+_STAGES: list[str] = []  # the labels the sample report gave its progress callback
+
+
+def test_report_reports_each_stage_to_the_progress_callback(sample_report):
+    stages = list(_STAGES)
+    assert len(stages) == fd.fidelity_stages(1, impact=True) == 5
+    assert stages[0].startswith("loaded ") and stages[1:] == ["learned market simulated", "parametric market simulated",
+                                                              "statistics compared", "impact exponent"]
 
 
 def test_report_lists_every_statistic(sample_report):

@@ -52,14 +52,20 @@ def compile_notice(stream=None) -> bool:
 
 
 class _Advance:
-    """The callback :func:`progress` yields: ``advance(label)``; ``set_total(n)`` fixes the bar's length."""
+    """The callback :func:`progress` yields: ``advance(label, n=1)``; ``advance.by(n)`` advances ``n``
+    units keeping the label; ``set_total(n)`` fixes the bar's length."""
 
     def __init__(self, bar=None, task=None):
         self._bar, self._task = bar, task
 
-    def __call__(self, label: str = "") -> None:
+    def __call__(self, label: str = "", n: int = 1) -> None:
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, label=label)
+            self._bar.update(self._task, advance=n, label=label)
+
+    def by(self, n: int) -> None:
+        """Advance ``n`` units with no label (e.g. ``n`` episodes that just ended)."""
+        if self._bar is not None:
+            self._bar.update(self._task, advance=n)
 
     def set_total(self, n: int) -> None:
         if self._bar is not None:

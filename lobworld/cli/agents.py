@@ -135,10 +135,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from lobworld.cli._progress import compile_notice, progress
 
     compile_notice()
-    with progress(f"evaluate {pathlib.Path(name).name} on {args.env}: {args.episodes:,} episodes", 1,
+    with progress(f"evaluate {pathlib.Path(name).name} on {args.env}", args.episodes,
                   enabled=not (args.json or args.no_progress)) as advance:
         res = run_counterfactual(args.env, [name], n_paths=args.episodes, seed=args.seed, env_kwargs=kw,
-                                 progress=advance)
+                                 on_episodes=advance.by)
     wall = time.perf_counter() - t0
     s = res.summaries[name]
     if args.json:

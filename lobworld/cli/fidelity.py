@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "events", False):
         return _run_events(args)
     from lobworld.world_models.checkpoint import CheckpointError, load_checkpoint
-    from lobworld.world_models.fidelity import FidelityError, fidelity_report, format_markdown, plot_statistics, to_json
+    from lobworld.world_models.fidelity import FidelityError, fidelity_report, fidelity_stages, format_markdown, plot_statistics, to_json
     from lobworld.world_models.learned import DEFAULT_CHECKPOINT
 
     model = pathlib.Path(args.model) if args.model else DEFAULT_CHECKPOINT
@@ -102,12 +102,12 @@ def run(args: argparse.Namespace) -> int:
         from lobworld.cli._progress import compile_notice, progress
 
         compile_notice()
-        with progress(f"fidelity of {model.name} on {len(args.data)} file(s)", 1,
+        with progress(f"fidelity of {model.name} on {len(args.data)} file(s)",
+                      fidelity_stages(len(args.data), impact=not args.no_impact),
                       enabled=not (args.json or args.no_progress)) as advance:
             rep = fidelity_report(ck, args.data, window=args.window, draws=args.draws, n_boot=args.n_boot,
                                   seed=args.seed, test_hours=args.test_hours, early_stop_hours=args.early_stop_hours,
-                                  impact=not args.no_impact)
-            advance("done")
+                                  impact=not args.no_impact, progress=advance)
     except FidelityError as exc:
         print(f"lobworld fidelity: error: {exc}", file=sys.stderr)
         return 2

@@ -139,6 +139,7 @@ from lobworld.world_models.fidelity.plots import (  # noqa: F401  (re-exported)
 from lobworld.world_models.fidelity.report import (  # noqa: F401  (re-exported)
     compare,
     fidelity_report,
+    fidelity_stages,
     flow_correlations,
     format_markdown,
     kurtosis_table,
@@ -194,7 +195,7 @@ from lobworld.world_models.fidelity.tape import (  # noqa: F401  (re-exported)
 __all__ = [
     "HORIZONS", "STATISTICS", "PathSample", "FidelityDay", "Statistic", "score", "load_fidelity_day",
     "real_paths", "simulate_learned", "simulate_parametric", "compare", "kurtosis_table",
-    "simulated_impact_exponent", "fidelity_report", "format_markdown", "plot_statistics", "FidelityError",
+    "simulated_impact_exponent", "fidelity_report", "fidelity_stages", "format_markdown", "plot_statistics", "FidelityError",
     "score_many", "hist_l1", "w1_standardised", "n_bins_for", "verdict", "flow_correlations", "to_json",
     "teacher_forced_hidden", "ParametricTape", "calibrate_tape", "sample_tape",
     # event level (LOB-Bench statistics, lobworld.world_models.fidelity.events)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -117,9 +119,15 @@ def _exkurt(v: np.ndarray) -> float:
 # ---------------------------------------------------------------------------
 def fidelity_report(ck, paths, *, window: int | None = None, draws: int = 4, n_boot: int = 200, seed: int = 0,
                     test_hours: float | None = None, early_stop_hours: float | None = None,
-                    impact: bool = True, impact_draws: int = 4) -> dict[str, Any]:
+                    impact: bool = True, impact_draws: int = 4,
+                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the whole comparison (see the module docstring) on the data files ``paths``; returns a JSON-able dict
-    (plus ``_plot`` data, removed by :func:`to_json`)."""
+    (plus ``_plot`` data, removed by :func:`to_json`).
+
+    ``progress``: called with a label after each stage, :func:`fidelity_stages` times in all: one per
+    data file loaded, then the learned and the parametric simulations, the statistics, and the
+    impact exponent (when ``impact``)."""
+    tick = progress if progress is not None else (lambda label: None)
     if not paths:
         raise FidelityError("no data files given")
     if window is None:
@@ -128,12 +136,18 @@ def fidelity_report(ck, paths, *, window: int | None = None, draws: int = 4, n_b
             what=f"an int >= {max(HORIZONS) + 1} bars (the longest return horizon + 1)")
     integer("draws", draws, error=FidelityError, what="a positive int")
     integer("n_boot", n_boot, error=FidelityError, minimum=0)
-    days = [load_fidelity_day(p, ck, window, test_hours, early_stop_hours) for p in paths]
+    days = []
+    for p in paths:
+        days.append(load_fidelity_day(p, ck, window, test_hours, early_stop_hours))
+        tick(f"loaded {pathlib.Path(p).name}")
     real = PathSample.concat([real_paths(d) for d in days])
     if real.n_paths < 4:
         raise FidelityError(f"only {real.n_paths} held-out windows of {window} bars; need at least 4 (2 per half for "
                             "the real-vs-real floor): give more data, --test-hours or a shorter --window")
-    sims = {"learned": simulate_learned(ck, days, draws, seed), "parametric": simulate_parametric(days, draws, seed)}
+    sims = {"learned": simulate_learned(ck, days, draws, seed)}
+    tick("learned market simulated")
+    sims["parametric"] = simulate_parametric(days, draws, seed)
+    tick("parametric market simulated")
     rows = compare(real, sims, n_boot=n_boot, seed=seed)
     verdicts = {r["name"]: verdict(r["scores"]["learned"], r["scores"]["parametric"]) for r in rows}
     summary = {}
@@ -172,8 +186,16 @@ def fidelity_report(ck, paths, *, window: int | None = None, draws: int = 4, n_b
         "flow_correlations": flow_correlations({"real": real, **sims}),
         "_plot": {r["name"]: r["plot"] for r in rows},
     }
+    tick("statistics compared")
     rep["impact"] = simulated_impact_exponent(ck, days, draws=impact_draws, seed=seed) if impact else None
+    if impact:
+        tick("impact exponent")
     return rep
+
+
+def fidelity_stages(n_files: int, impact: bool = True) -> int:
+    """How many times :func:`fidelity_report` calls its ``progress`` callback."""
+    return int(n_files) + 3 + (1 if impact else 0)
 
 
 def to_json(rep: dict) -> dict:
