@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from lobworld._checks import in_range, integer, positive
 from lobworld.agents.almgren_chriss import ACProblem, ac_trajectory
 from lobworld.envs import book_kernels as bk
 from lobworld.envs.book import BookConfig
@@ -133,13 +134,10 @@ class ParentOrder:
     def __post_init__(self) -> None:
         if self.side not in ("buy", "sell"):
             raise BacktestError(f"side must be 'buy' or 'sell', got {self.side!r}")
-        q = self.quantity
-        if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or q <= 0:
-            raise OrderSizeError(f"quantity must be a whole number of shares > 0, got {q!r}")
-        if not (math.isfinite(self.horizon_s) and self.horizon_s > 0):
-            raise BacktestError(f"horizon must be > 0 s, got {self.horizon_s!r}")
-        if not (math.isfinite(self.interval_s) and 0 < self.interval_s <= self.horizon_s):
-            raise BacktestError(f"interval must be in (0, horizon] s, got {self.interval_s!r}")
+        integer("quantity", self.quantity, error=OrderSizeError, what="a whole number of shares > 0")
+        positive("horizon", self.horizon_s, error=BacktestError, what="> 0 s")
+        in_range("interval", self.interval_s, 0.0, self.horizon_s, lo_open=True, error=BacktestError,
+                 what="in (0, horizon] s")
 
     @property
     def n_decisions(self) -> int:
@@ -182,12 +180,9 @@ class MarketMakingParams:
     """Avellaneda-Stoikov fill-intensity decay (1 / tick)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, (int, np.integer)) or self.size <= 0:
-            raise OrderSizeError(f"size must be a whole number of shares > 0, got {self.size!r}")
+        integer("size", self.size, error=OrderSizeError, what="a whole number of shares > 0")
         for f in ("interval_s", "gamma", "k"):
-            v = getattr(self, f)
-            if not (math.isfinite(v) and v > 0):
-                raise BacktestError(f"{f} must be > 0, got {v!r}")
+            positive(f, getattr(self, f), error=BacktestError, what="> 0")
         if self.half_spread_ticks < 0 or self.inventory_limit < 0:
             raise BacktestError("half_spread_ticks and inventory_limit must be >= 0")
 
@@ -550,8 +545,7 @@ def run_market_making(data: ReplayData, starts: Sequence[int], strategies: Seque
         if s not in MM_STRATEGIES:
             raise UnknownStrategyError(f"strategy: unknown market-making strategy {s!r}; "
                                        f"one of {', '.join(MM_STRATEGIES)}")
-    if not (math.isfinite(horizon_s) and horizon_s > 0):
-        raise BacktestError(f"horizon must be > 0 s, got {horizon_s!r}")
+    positive("horizon", horizon_s, error=BacktestError, what="> 0 s")
     if not starts:
         raise BacktestError("start: need at least one window start")
     mids = mid_path(data)

@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from lobworld._checks import integer, non_negative, positive
 from lobworld.envs import spec as _spec
 from lobworld.errors import LobworldError
 from lobworld.scenarios.counterfactual import (
@@ -235,12 +236,9 @@ def pre_trade_report(side: str | None, quantity: float | None, horizon_min: int,
             quantity = default_quantity(env_id)
         if side not in ("buy", "sell"):
             raise ReportError(f"side must be 'buy' or 'sell', got {side!r}")
-        if quantity is None or not (quantity > 0 and math.isfinite(quantity)):
-            raise ReportError(f"quantity must be a positive number of shares, got {quantity!r}")
-    if isinstance(horizon_min, bool) or not isinstance(horizon_min, int) or horizon_min < 1:
-        raise ReportError(f"horizon must be a positive whole number of minutes, got {horizon_min!r}")
-    if not (risk_aversion >= 0 and math.isfinite(risk_aversion)):
-        raise ReportError(f"risk aversion R must be a finite number >= 0, got {risk_aversion!r}")
+        positive("quantity", quantity, error=ReportError, what="a positive number of shares")
+    integer("horizon", horizon_min, error=ReportError, what="a positive whole number of minutes")
+    non_negative("risk aversion R", risk_aversion, error=ReportError)
     if tick:
         if dynamics is not None:
             raise ReportError(f"{env_id} has no bar dynamics; its market is a tick world: pass world= (--world)")
