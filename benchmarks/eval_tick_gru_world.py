@@ -165,6 +165,8 @@ def impact_curve(ticker: str, sizes=(100, 200, 400, 800, 1600, 3200), participat
     m, _ = _paths(ticker)
     rate = _traded_rate(ticker)
     per_size = {}
+    by_side = {}
+    dropped = {}  # envs with an empty side at the measurement (no mid): left out of the means
     for side in ("buy", "sell"):
         for Q in sizes:
             T = max(2, int(round(Q / (participation * rate))))
@@ -187,6 +189,8 @@ def impact_curve(ticker: str, sizes=(100, 200, 400, 800, 1600, 3200), participat
             sign = 1.0 if side == "buy" else -1.0
             good = ok1 & ok0
             per_size.setdefault(Q, []).append(sign * (m1 - m0)[good])
+            by_side[(side, Q)] = float((sign * (m1 - m0)[good]).mean())
+            dropped[(side, Q)] = int((~good).sum())
     qs = np.array(sorted(per_size), float)
     imp = [np.concatenate(per_size[q]) for q in sorted(per_size)]
     means = np.array([x.mean() for x in imp])
@@ -205,7 +209,7 @@ def impact_curve(ticker: str, sizes=(100, 200, 400, 800, 1600, 3200), participat
     boots = np.array(boots)
     boots = boots[np.isfinite(boots)]
     return {"ticker": ticker, "rate": rate, "participation": participation, "sizes": qs, "mean_ticks": means,
-            "se_ticks": ses, "exponent": fit(means),
+            "se_ticks": ses, "exponent": fit(means), "by_side": by_side, "dropped": dropped,
             "ci": tuple(np.percentile(boots, [2.5, 97.5])) if len(boots) else (np.nan, np.nan), "n": n}
 
 
@@ -262,10 +266,57 @@ def direction_accuracy(ticker: str, ks=(10, 50), n_starts: int = 64, paths: int 
     return out
 
 
+def impact_decay(ticker: str, sizes=(800, 3200), participation: float = 0.1, after=(300, 900, 1800), n: int = 64,
+                 seed: int = 1) -> dict:
+    """Buy metaorders as in :func:`impact_curve`, then ``max(after)`` s with no orders: the mean CRN
+    mid difference (ticks) at the last child (the peak) and ``after`` seconds later, and the share
+    of the peak left. The parent order is ``2 Q`` so that the episode does not end with the
+    metaorder (only ``Q`` is sent; the horizon is beyond the measurement, so nothing is forced)."""
+    from lobworld.envs.tick import TickExecutionCore
+
+    m, _ = _paths(ticker)
+    rate = _traded_rate(ticker)
+    out = {}
+    for Q in sizes:
+        T = max(2, int(round(Q / (participation * rate))))
+        horizon = T + max(after) + 5
+        runs = []
+        for with_meta in (True, False):
+            core = TickExecutionCore(n_envs=n, data=str(m), world="learned", side="buy", quantity=int(2 * Q),
+                                     horizon=horizon, latency="colocated")
+            core.seed_rows(range(n), [seed * 100_000 + 10 * Q + i for i in range(n)])
+            core.reset()
+            b = core.book
+            marks = {}
+            c = Q / T
+            for k in range(T + max(after)):
+                a = np.zeros((n, 3), np.float32)
+                if with_meta and k < T:
+                    left = 2 * Q - b.acct[:, 2]
+                    want = np.minimum(c * (k + 1) - b.acct[:, 2], Q - b.acct[:, 2]).clip(0)
+                    a[:, 0] = np.where(left > 0, want / np.maximum(left, 1), 0.0)
+                core.step(a, autoreset=False)
+                if k + 1 == T or (k + 1 - T) in after:
+                    marks[k + 1 - T] = (0.5 * (b.px[:, 0, 0] + b.px[:, 1, 0]),
+                                        (b.nl[:, 0] > 0) & (b.nl[:, 1] > 0))
+            runs.append((marks, b.acct[:, 2].copy()))
+        (m1, q1), (m0, _) = runs
+        res, se, drop = {}, {}, {}
+        for lag in (0, *after):
+            good = m1[lag][1] & m0[lag][1]
+            d = (m1[lag][0] - m0[lag][0])[good]
+            res[lag] = float(d.mean())
+            se[lag] = float(d.std(ddof=1) / np.sqrt(len(d)))
+            drop[lag] = int((~good).sum())
+        out[Q] = {"impact": res, "se": se, "left": {lag: res[lag] / res[0] for lag in after},
+                  "bought": float(q1.mean()), "dropped": drop}
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tickers", default="GOOG,AMZN")
-    p.add_argument("--parts", default="bench,impact,direction")
+    p.add_argument("--parts", default="bench,impact,decay,direction")
     p.add_argument("--n-boot", type=int, default=100)
     a = p.parse_args(argv)
     parts = a.parts.split(",")
@@ -298,6 +349,16 @@ def main(argv=None):
             for q, mi, se in zip(r["sizes"], r["mean_ticks"], r["se_ticks"]):
                 print(f"  Q={q:.0f}: {mi:.2f} +- {se:.2f} ticks")
             print(f"  exponent {r['exponent']:.3f} CI [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]")
+            print("  by side:", {f"{k[0]} {k[1]}": round(v, 2) for k, v in r["by_side"].items()})
+            print("  envs left out (a side empty):", {f"{k[0]} {k[1]}": v for k, v in r["dropped"].items()})
+        if "decay" in parts:
+            r = impact_decay(tk)
+            for q, v in r.items():
+                print(f"## {tk} decay Q={q} (bought {v['bought']:.0f}): impact ticks by seconds after the end "
+                      f"{ {k: round(x, 2) for k, x in v['impact'].items()} } (s.e. "
+                      f"{ {k: round(x, 2) for k, x in v['se'].items()} }; envs with an empty side left out {v['dropped']}), "
+                      f"share of the peak left "
+                      f"{ {k: round(x, 3) for k, x in v['left'].items()} }")
         if "direction" in parts:
             r = direction_accuracy(tk)
             print(f"## {tk} direction ({r['n_starts']} held-out starts x {r['paths']} paths)")

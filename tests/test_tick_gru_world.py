@@ -276,3 +276,15 @@ def test_a_large_market_buy_raises_the_later_mid_under_common_random_numbers():
     d = with_buy[-1] - without[-1]
     t = d.mean() / (d.std(ddof=1) / np.sqrt(len(d)))
     assert d.mean() > 3.0 and t > 3.0, (d.mean(), t)
+
+
+def test_the_token_ablation_feeds_no_agent_event_and_changes_the_stream():
+    """``agent_tokens=False``: the same seeds and random quotes feed no agent token, keep every book
+    valid, and give another market stream than the default (the tokens reach the GRU)."""
+    core_on, _ = _run_mm(_world(record=3000), n=4)
+    core_off, _ = _run_mm(_world(record=3000, agent_tokens=False), n=4)
+    assert core_on.world.wcnt[:, G.W_AGENT_TOKENS].sum() > 0
+    assert core_off.world.wcnt[:, G.W_AGENT_TOKENS].sum() == 0
+    assert core_off.world.wcnt[:, G.W_REJECTED].sum() == 0 and core_off.world.wcnt[:, G.W_CROSSED].sum() == 0
+    _assert_books_valid(core_off.book)
+    assert any(not np.array_equal(core_on.world.messages(i), core_off.world.messages(i)) for i in range(4))

@@ -307,7 +307,7 @@ def _nearest_level(i, s, p, px, nl):
 @njit(cache=True, fastmath=True)
 def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s,
              px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow,
-             wrng, h, z, x, si, wfp, wcnt, log, nlog, track, wprob, wfirst, xs, gi, gh, buf):
+             wrng, h, z, x, si, wfp, wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf):
     if es[i, ES_FROZEN] != 0:
         return
     mode = cfg[CF_MODE]
@@ -366,7 +366,7 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
                         typ, s, q, p = 0, c, fa[FP_REM_B + c], fa[FP_BEST_B + c]
                     if typ >= 0:
                         break
-            if typ >= 0:
+            if typ >= 0 and tokens:
                 tt = ta if ta > si[i, SI_T] else si[i, SI_T]
                 ref = rb_b if s == BID else rb_a
                 level = (ref - p) if s == BID else (p - ref)
@@ -519,14 +519,15 @@ def _emit(i, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
 @njit(cache=True)
 def gru_advance(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq, nl,
                 orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log,
-                nlog, track, wprob, wfirst, ws):
+                nlog, track, wprob, wfirst, tokens, ws):
     """Run every env's GRU flow and its agent's events strictly before ``until[i]`` (ns), one thread.
 
     ``mean .. min_dt_s``: :class:`~lobworld.world_models.tick_sim.TickWeights` (``kernel_args()``,
     ``dims()``, ``centers``, ``lot``, ``min_dt_s``); ``px .. qpow``: the :class:`Book`'s arrays;
     world state ``wrng (n, 4)`` uint64, ``h (n, H)``, ``z (n, E)``, ``x (n, F)`` float64, ``si (n,
     N_SI)`` int64, scratch ``wfp (n, 2, N_FP)``; ``wcnt (n, N_WCNT)``, ``log (n, cap, N_LCOL)``,
-    ``nlog (n,)``; ``track`` bool with ``wprob, wfirst (n, 10)``; ``ws (>= 1, W)`` workspace
+    ``nlog (n,)``; ``track`` bool with ``wprob, wfirst (n, 10)``; ``tokens`` bool (agent tokens
+    on); ``ws (>= 1, W)`` workspace
     (``W = F + 6 H + n_out``; row 0 is used)."""
     F = x.shape[1]
     H = h.shape[1]
@@ -538,13 +539,13 @@ def gru_advance(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
     for i in range(px.shape[0]):
         _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq,
                  nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log,
-                 nlog, track, wprob, wfirst, xs, gi, gh, buf)
+                 nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf)
 
 
 @njit(cache=True, parallel=True)
 def gru_advance_parallel(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
                          dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
-                         wcnt, log, nlog, track, wprob, wfirst, ws):
+                         wcnt, log, nlog, track, wprob, wfirst, tokens, ws):
     """:func:`gru_advance` with ``prange`` over ``ws.shape[0]`` chunks of envs (one workspace row
     each). Each env touches only its own rows and stream: equal to the serial kernel bit for bit."""
     n = px.shape[0]
@@ -561,7 +562,7 @@ def gru_advance_parallel(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, d
         for i in range(c * per, min(n, (c + 1) * per)):
             _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
                      dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
-                     wcnt, log, nlog, track, wprob, wfirst, xs, gi, gh, buf)
+                     wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf)
 
 
 # =========================================================================================
@@ -664,7 +665,8 @@ class TickGRUWorld:
         the file's hours. ``warmup``: real messages the GRU state is conditioned on before the
         start (int >= 0). ``record``: market messages kept per env in ``log`` (0: none).
         ``track``: accumulate the predictive (type, side) probabilities (``wprob``, ``wfirst``;
-        slower, for tests). ``parallel``: force the serial or the ``prange`` kernel (None:
+        slower, for tests). ``agent_tokens``: feed the agent's arrivals to the GRU as events (False:
+        an ablation in which the market sees the agent only through the book context). ``parallel``: force the serial or the ``prange`` kernel (None:
         ``prange`` for 2 envs or more when Numba has threads).
 
     Random stream
@@ -677,7 +679,7 @@ class TickGRUWorld:
     name = "learned"
 
     def __init__(self, weights, data, *, warmup: int = 500, record: int = 0, track: bool = False,
-                 parallel: bool | None = None):
+                 agent_tokens: bool = True, parallel: bool | None = None):
         if not isinstance(weights, TickWeights):
             weights = pack_tick_weights(weights)
         if data is None or not hasattr(data, "tape") or not hasattr(data, "fpx"):
@@ -692,6 +694,7 @@ class TickGRUWorld:
         self.tick_size = float(data.tick_size)
         self.levels = int(data.levels)
         self.warmup, self.record, self.track, self.parallel = int(warmup), int(record), bool(track), parallel
+        self.agent_tokens = bool(agent_tokens)
         self._bounds = (int(data.tape.t[0]), int(data.tape.t[-1]))
         self._midnight = _midnight_ns(self._bounds[0])
         self._dims = weights.dims()
@@ -785,7 +788,7 @@ class TickGRUWorld:
         args = (until, *w.kernel_args(), self._dims, w.centers, w.lot, w.min_dt_s, book.px, book.sz, book.dq,
                 book.nl, book.orders, book.pend, book.cmds, book.fills, book.es, book.acct, book.cnt, book.rng,
                 book.lat, book.cfg, float(book.config.queue_power), self.wrng, self.h, self.z, self.x, self.si,
-                self.wfp, self.wcnt, self.log, self.nlog, self.track, self.wprob, self.wfirst)
+                self.wfp, self.wcnt, self.log, self.nlog, self.track, self.wprob, self.wfirst, self.agent_tokens)
         if par:
             gru_advance_parallel(*args, self.ws)
         else:
