@@ -15,8 +15,11 @@ World interface
     composition root registers them with :func:`register_tick_world`: ``"parametric"`` is
     the Cont-Stoikov-Talreja flow fitted on the file's ticker
     (:class:`lobworld.world_models.tick_world.CSTWorld`, reacting to the agent's orders
-    through the book). ``"learned"`` (the tick GRU) is not registered yet: asking for it, or
-    for any unregistered name, raises :class:`UnknownTickWorldError`.
+    through the book); ``"learned"`` is the tick GRU generating every message on the current
+    book, the agent's orders included (:class:`lobworld.world_models.tick_gru_world.TickGRUWorld`).
+    Any unregistered name raises :class:`UnknownTickWorldError`. The default stays ``"replay"``:
+    the learned world is about 40x slower per message than the parametric one and its flow too
+    slow (see docs/tick_world_models.md).
 """
 
 from __future__ import annotations
@@ -197,9 +200,8 @@ def make_tick_world(config: "TickConfig") -> TickWorld:
     w = config.world
     if isinstance(w, str):
         if w not in _WORLDS:
-            extra = (" (the learned tick world is not built yet: use 'replay' or 'parametric')"
-                     if w == "learned"
-                     else "")
+            extra = (" ('parametric' and 'learned' are registered by `import lobworld`)"
+                     if w in ("learned", "parametric") else "")
             raise UnknownTickWorldError(f"{type(config).__name__}.world {w!r} is not a registered tick world; "
                                         f"registered: {', '.join(registered_tick_worlds())}{extra}")
         return _WORLDS[w](config)
@@ -771,8 +773,8 @@ class TickMarketMakingEnv(LOBEnv):
     ``max_level``, ``max_size``, ``phi`` ...) as keywords or ``config=``; ``discrete``;
     ``parallel`` is accepted like the other cores' but not used (the book engine picks its
     serial or ``prange`` kernel by batch size).
-    ``world``: ``"replay"`` or ``"parametric"`` (Cont-Stoikov-Talreja, registered by the
-    package root); ``"learned"`` is not registered yet. Random streams per env: entry latency,
+    ``world``: ``"replay"`` (default), ``"parametric"`` (Cont-Stoikov-Talreja) or ``"learned"``
+    (the tick GRU), the last two registered by the package root. Random streams per env: entry latency,
     market-data latency, queue model, episode start.
 
     ## Version History
