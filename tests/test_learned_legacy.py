@@ -44,8 +44,10 @@ def test_legacy_class_has_no_batch_kernels_and_its_own_step():
     assert not ExecutionCore(2, dynamics=leg, horizon=3)._batched
 
 
+# Pinned outputs of the old impact="gru" mode. vol_27 moved by one ulp (...363 -> ...364) when the
+# learned kernels switched to the shared lobworld.envs.fastmath.tanh (within 4 ulp of math.tanh).
 @pytest.mark.parametrize("name,dt,mid_end,mid_27,vol_end,vol_27", [
-    ("bar_gru_60s", 60.0, 577.5799999999998, 577.1100000000001, 2462.810463670292, 825.8541193025363),
+    ("bar_gru_60s", 60.0, 577.5799999999998, 577.1100000000001, 2462.810463670292, 825.8541193025364),
     ("bar_gru_10s", 10.0, 579.365, 579.13, None, None),
     ("bar_gru_1s", 1.0, 579.0449999999998, 579.12, None, None),
 ])
