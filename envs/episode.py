@@ -24,32 +24,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit
+
+from lobworld.envs.episode_kernels import end_episode, keep_episode, keep_final_obs
 
 __all__ = ["EpisodeStats", "Rows", "Stat", "column", "end_episode", "keep_episode", "keep_final_obs", "keep_rows",
            "ratio", "record_maker", "sharpe"]
-
-
-@njit(inline="always")
-def keep_final_obs(i, obs, final_obs):
-    """``final_obs[i] = obs[i]`` (the last observation of the episode env ``i`` just ended)."""
-    for c in range(obs.shape[1]):
-        final_obs[i, c] = obs[i, c]
-
-
-@njit(inline="always")
-def keep_episode(i, ep, ep_done):
-    """``ep_done[i, :k] = ep[i]`` with ``k = ep.shape[1]`` (``ep_done`` may have more columns,
-    which the caller fills)."""
-    for c in range(ep.shape[1]):
-        ep_done[i, c] = ep[i, c]
-
-
-@njit(inline="always")
-def end_episode(i, obs, final_obs, ep, ep_done):
-    """:func:`keep_final_obs` and :func:`keep_episode` for env ``i``."""
-    keep_final_obs(i, obs, final_obs)
-    keep_episode(i, ep, ep_done)
 
 
 def keep_rows(done: np.ndarray, *pairs: tuple[np.ndarray, np.ndarray]) -> None:
@@ -173,13 +152,22 @@ class EpisodeStats:
         for j, c in enumerate(cols):
             groups.setdefault(c.dtype, []).append(j)
         arrays: list[Any] = [None] * len(cols)
+        every = len(idx) == n  # every env ended (a batch whose episodes end together): no scatter
         for dt, js in groups.items():
-            block = np.zeros((len(js), n), dtype=dt)
-            block[:, idx] = np.stack([cols[j] for j in js])
+            if every:
+                block = np.stack([cols[j] for j in js])
+            else:
+                block = np.zeros((len(js), n), dtype=dt)
+                block[:, idx] = np.stack([cols[j] for j in js])
             for r, j in enumerate(js):
                 arrays[j] = block[r]
-        masks = np.zeros((len(cols), n), dtype=np.bool_)
-        masks[:, idx] = True
+        if every:
+            masks = np.ones((len(cols), n), dtype=np.bool_)
+        else:
+            mask = np.zeros(n, dtype=np.bool_)
+            mask[idx] = True
+            masks = np.empty((len(cols), n), dtype=np.bool_)
+            masks[:] = mask
         for j, key in enumerate(self.keys):
             out[key] = arrays[j]
             out["_" + key] = masks[j]

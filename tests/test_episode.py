@@ -90,6 +90,20 @@ def test_final_info_is_gymnasiums_dict_of_arrays():
     assert _STATS.final_info(core, np.array([], np.int64), 4) == {}
 
 
+def test_final_info_when_every_env_ended_equals_the_scatter_path():
+    """The no-scatter path (every env of the batch ended) gives what the general path gives."""
+    core = _Core()
+    with np.errstate(divide="ignore"):
+        every = _STATS.final_info(core, np.arange(3), 3)
+        some = _STATS.final_info(core, np.array([0, 2]), 3)
+    assert list(every) == list(some)
+    for k in _STATS.keys:
+        assert every[k].dtype == some[k].dtype and every[k].shape == (3,)
+        assert every["_" + k].tolist() == [True, True, True]
+        np.testing.assert_array_equal(every[k][[0, 2]], some[k][[0, 2]])
+    np.testing.assert_array_equal(every["n"], [3, 6, 0])
+
+
 def _tick_mm_reference(core, i) -> dict:
     """The tick market-making episode info of env ``i``, written out scalar by scalar."""
     import math
