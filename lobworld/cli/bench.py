@@ -11,7 +11,7 @@ LOBSTER messages per second replaying the full GOOG L10 day in one env, and in a
 touch quoter of :func:`~lobworld.envs.replay.touch_quoter_commands`, colocated latency).
 
 Random valid actions are drawn once (a pool of batches cycled through), so action
-generation is not timed. Compilation happens in an untimed warm-up step.
+generation is not timed. Compilation happens in untimed warm-up steps (``WARMUP_STEPS``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ import numpy as np
 from lobworld.cli import CLIError
 
 FACES = ("raw", "gym", "sb3")
+#: untimed steps before the timed ones (the first one's time is reported as ``warmup_s``): enough
+#: for :class:`lobworld.envs.jit.ThreadChoice` to have run and compiled both kernels
+WARMUP_STEPS = 8
 
 
 def _action_pool(space, n: int, k: int, seed: int = 0) -> list[np.ndarray]:
@@ -94,6 +97,8 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
             step = venv.step
         else:
             raise CLIError(f"unknown face {face!r}; use one of {FACES}")
+        for k in range(1, WARMUP_STEPS):  # the thread choice tries (and compiles) both kernels
+            step(pool[k & 7])
         t0 = time.perf_counter()
         for k in range(steps):
             step(pool[k & 7])
