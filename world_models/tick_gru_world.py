@@ -95,7 +95,6 @@ Output
 from __future__ import annotations
 
 import math
-import pathlib
 from dataclasses import replace
 
 import numba
@@ -110,9 +109,10 @@ from lobworld.envs.book_kernels import (
 )
 from lobworld.envs.rng import seed_state
 from lobworld.errors import LobworldError
+from lobworld.world_models.tick_world import replay_and_ticker
 from lobworld.world_models.tick_sim import (
-    MAX_DT_NS, MAX_REDRAW, N_FEATURES, N_TYPES, TOP_K, TickWeights, _categorical, _cell, _context, _draw_y,
-    _head_rows, pack_tick_weights,
+    MAX_DT_NS, N_FEATURES, N_TYPES, TOP_K, TickWeights, _cell, _context, _draw_y,
+    _head_rows, draw_marks, pack_tick_weights,
 )
 
 __all__ = ["TickGRUWorld", "TickGRUWorldError", "gru_advance", "gru_advance_parallel", "gru_warmup",
@@ -311,9 +311,8 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
     if es[i, ES_FROZEN] != 0:
         return
     mode = cfg[CF_MODE]
-    K, lm, S = dims[0], dims[1], dims[2]
-    nlev = 2 * lm + 1
-    o_type, o_side, o_level, o_size = dims[4], dims[5], dims[6], dims[7]
+    K, lm = dims[0], dims[1]
+    o_type, o_side = dims[4], dims[5]
     st = wrng[i]
     t_end = until[i]
     hi = h[i]
@@ -403,27 +402,10 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
                 e1 = math.exp(buf[sb + 1] - m2)
                 wprob[i, 2 * c] += pt * e0 / (e0 + e1)
                 wprob[i, 2 * c + 1] += pt * e1 / (e0 + e1)
-        typ = 0
-        s = 0
-        lvc = lm
-        b = 0
-        ok = False
-        for r in range(MAX_REDRAW):
-            typ = _categorical(buf[base_t:], N_TYPES, st)
-            _head_rows(wh, bh, o_side + 2 * typ, 2, hi, zi, buf[base_t + N_TYPES:])
-            s = _categorical(buf[base_t + N_TYPES:], 2, st)
-            ts = 2 * typ + s
-            base = base_t + N_TYPES + 2
-            _head_rows(wh, bh, o_level + ts * nlev, nlev, hi, zi, buf[base:])
-            lvc = _categorical(buf[base:], nlev, st)
-            _head_rows(wh, bh, o_size + ts * S, S, hi, zi, buf[base:])
-            b = _categorical(buf[base:], S, st)
-            if track and r == 0:
-                wfirst[i, ts] += 1.0
-            if typ == 0 or typ == 4 or nl[i, s] > 0:
-                ok = True
-                break
-            wcnt[i, W_REDRAW] += 1
+        typ, s, lvc, b, ok, redraws, first_ts = draw_marks(wh, bh, dims, hi, zi, buf, base_t, nl, i, st)
+        if track:
+            wfirst[i, first_ts] += 1.0
+        wcnt[i, W_REDRAW] += redraws
         if not ok:
             wcnt[i, W_FORCED] += 1
             typ = 0
@@ -705,11 +687,7 @@ class TickGRUWorld:
         """The world of a tick env's config: ``config.data`` (None: the shipped GOOG hour) gives the
         start books, the warm-up tape and the window; the weights are the shipped model of the
         file's ticker (its name starts with ``GOOG_`` or ``AMZN_``; GOOG otherwise)."""
-        from lobworld.envs.tick import ReplayWorld
-
-        rw = ReplayWorld.from_path(config.data)
-        name = pathlib.Path(str(config.data)).name.upper() if config.data is not None else "GOOG"
-        ticker = "AMZN" if name.startswith("AMZN") else "GOOG"
+        rw, ticker = replay_and_ticker(config.data)
         return cls(_weights(ticker), rw.data)
 
     # ------------------------------------------------------------------ TickWorld

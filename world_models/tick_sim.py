@@ -347,6 +347,41 @@ def draw_event_marks(heads, dims, st, n, out):
 # ---- book ---------------------------------------------------------------------------------------
 
 @njit(inline="always")
+def draw_marks(wh, bh, dims, hi, z, buf, base_t, nl, i, st):
+    """Draw the marks of one event from the heads (``buf[base_t:base_t + N_TYPES]`` already holds
+    the type logits): type, side given type, level class and size bin given (type, side), from the
+    stream ``st``. A cancel, delete or visible execution on a side with no level (``nl[i, s] == 0``)
+    is drawn again, at most ``MAX_REDRAW`` times. Returns ``(typ, side, level_class, size_bin, ok,
+    redraws, first_ts)``: ``ok`` False when every try failed, ``redraws`` the failed tries, and
+    ``first_ts = 2 * type + side`` of the first try."""
+    lm, S = dims[1], dims[2]
+    nlev = 2 * lm + 1
+    o_side, o_level, o_size = dims[5], dims[6], dims[7]
+    typ = 0
+    s = 0
+    lvc = lm
+    b = 0
+    first_ts = -1
+    redraws = 0
+    for _ in range(MAX_REDRAW):
+        typ = _categorical(buf[base_t:], N_TYPES, st)
+        _head_rows(wh, bh, o_side + 2 * typ, 2, hi, z, buf[base_t + N_TYPES:])
+        s = _categorical(buf[base_t + N_TYPES:], 2, st)
+        ts = 2 * typ + s
+        if first_ts < 0:
+            first_ts = ts
+        base = base_t + N_TYPES + 2
+        _head_rows(wh, bh, o_level + ts * nlev, nlev, hi, z, buf[base:])
+        lvc = _categorical(buf[base:], nlev, st)
+        _head_rows(wh, bh, o_size + ts * S, S, hi, z, buf[base:])
+        b = _categorical(buf[base:], S, st)
+        if typ == 0 or typ == 4 or nl[i, s] > 0:
+            return typ, s, lvc, b, True, redraws, first_ts
+        redraws += 1
+    return typ, s, lvc, b, False, redraws, first_ts
+
+
+@njit(inline="always")
 def _better(s, p, q):
     return p > q if s == 0 else p < q
 
@@ -431,9 +466,8 @@ def _context(i, t_ns, px, sz, nl, lot, x):
 @njit(cache=True, fastmath=True)
 def _run_env(i, n_steps, x, h, t_ns, px, sz, nl, last, rng, mean, std, we, be, wih, bih, whh, bhh, wh, bh,
              dims, centers, lot, min_dt_s, xs, z, gi, gh, buf, out, cnt):
-    K, lm, S = dims[0], dims[1], dims[2]
-    nlev = 2 * lm + 1
-    o_type, o_side, o_level, o_size = dims[4], dims[5], dims[6], dims[7]
+    K, lm = dims[0], dims[1]
+    o_type = dims[4]
     st = rng[i, 0]
     log_min = math.log(min_dt_s)
     for k in range(n_steps):
@@ -446,25 +480,8 @@ def _run_env(i, n_steps, x, h, t_ns, px, sz, nl, last, rng, mean, std, we, be, w
         dt = np.int64(MAX_DT_NS) if dts >= MAX_DT_NS else np.int64(math.floor(dts))
         t_ns[i] += dt
         _head_rows(wh, bh, o_type, N_TYPES, hi, z, buf[3 * K:])
-        typ = 0
-        s = 0
-        lvc = lm
-        b = 0
-        ok = False
-        for _ in range(MAX_REDRAW):
-            typ = _categorical(buf[3 * K:], N_TYPES, st)
-            _head_rows(wh, bh, o_side + 2 * typ, 2, hi, z, buf[3 * K + N_TYPES:])
-            s = _categorical(buf[3 * K + N_TYPES:], 2, st)
-            ts = 2 * typ + s
-            base = 3 * K + N_TYPES + 2
-            _head_rows(wh, bh, o_level + ts * nlev, nlev, hi, z, buf[base:])
-            lvc = _categorical(buf[base:], nlev, st)
-            _head_rows(wh, bh, o_size + ts * S, S, hi, z, buf[base:])
-            b = _categorical(buf[base:], S, st)
-            if typ == 0 or typ == 4 or nl[i, s] > 0:
-                ok = True
-                break
-            cnt[i, C_REDRAW] += 1
+        typ, s, lvc, b, ok, redraws, _ = draw_marks(wh, bh, dims, hi, z, buf, 3 * K, nl, i, st)
+        cnt[i, C_REDRAW] += redraws
         if not ok:
             cnt[i, C_FORCED] += 1
             typ = 0

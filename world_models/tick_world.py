@@ -348,6 +348,17 @@ def cst_advance_parallel(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend
                  cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog)
 
 
+def replay_and_ticker(data) -> tuple:
+    """The :class:`~lobworld.envs.tick.ReplayWorld` of a tick env's ``data`` (None: the shipped GOOG
+    hour) and the ticker whose shipped model a generated world uses: ``"AMZN"`` when the file's name
+    starts with ``AMZN``, else ``"GOOG"``."""
+    from lobworld.envs.tick import ReplayWorld
+
+    rw = ReplayWorld.from_path(data)
+    name = pathlib.Path(str(data)).name.upper() if data is not None else "GOOG"
+    return rw, ("AMZN" if name.startswith("AMZN") else "GOOG")
+
+
 def _ny_ns(day: str, hms: str) -> int:
     import pandas as pd
 
@@ -407,11 +418,7 @@ class CSTWorld:
         """The world of a tick env's config: ``config.data`` (None: the shipped GOOG hour) gives the
         start books and the window; the params are the shipped fit of the file's ticker (its name
         starts with ``GOOG_`` or ``AMZN_``; GOOG otherwise)."""
-        from lobworld.envs.tick import ReplayWorld
-
-        rw = ReplayWorld.from_path(config.data)
-        name = pathlib.Path(str(config.data)).name.upper() if config.data is not None else "GOOG"
-        ticker = "AMZN" if name.startswith("AMZN") else "GOOG"
+        rw, ticker = replay_and_ticker(config.data)
         return cls(load_fitted_cst(ticker), rw.data)
 
     # ------------------------------------------------------------------ TickWorld
