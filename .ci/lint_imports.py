@@ -32,7 +32,7 @@ def main() -> int:
                             ignore=shutil.ignore_patterns("__pycache__", "assets", "*.npz", "*.toml"))
         env = dict(os.environ, PYTHONPATH=str(root))
         exe = pathlib.Path(sys.executable).with_name("lint-imports")
-        cmd = [str(exe) if exe.exists() else "lint-imports", "--config", str(REPO / "pyproject.toml")]
+        cmd = [str(exe) if exe.exists() else "lint-imports", str(REPO / "pyproject.toml")]
         return subprocess.call(cmd, cwd=root, env=env)
 
 

@@ -155,7 +155,8 @@ def test_world_model_overwrite_on_generated_bars(tmp_path):
     from test_world_model import generated_bars
 
     from lobworld.world_models.checkpoint import load_checkpoint
-    from lobworld.world_models.training import DayBars, TrainConfig, train_on_days
+    from lobworld.world_models.training import DayBars, train_on_days
+    from lobworld.world_models.training import WorldModelTrainConfig as TrainConfig
 
     day = DayBars("GEN", generated_bars(600, 10.0, 0.0357, 4e-4, seed=1), 0.01, [])
     cfg = TrainConfig(freq="10s", hidden=4, latent=2, n_mix=1, spread_bins=4, seq_len=16, burn_in=2, batch_size=16,

@@ -46,7 +46,9 @@ from lobworld.world_models.learned import (
     numba_forward,
     rollout,
 )
-from lobworld.world_models.training import DayBars, TrainConfig, load_config, model_from_checkpoint, train_on_days
+from lobworld.world_models.training import DayBars, model_from_checkpoint, train_on_days
+from lobworld.world_models.training import WorldModelTrainConfig as TrainConfig
+from lobworld.world_models.training import load_world_model_config as load_config
 
 STATS = AssetStats(tick=0.01, sigma_bar=0.28, median_spread=0.28, mean_volume=1800.0, mean_count=30.0,
                    mean_depth=300.0, s0=570.0)

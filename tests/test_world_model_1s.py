@@ -20,7 +20,9 @@ from lobworld.world_models.dynamics_model import (
     bar_features,
     half_tick_changes,
 )
-from lobworld.world_models.training import DayBars, TrainConfig, load_config, model_from_checkpoint, train_on_days
+from lobworld.world_models.training import DayBars, model_from_checkpoint, train_on_days
+from lobworld.world_models.training import WorldModelTrainConfig as TrainConfig
+from lobworld.world_models.training import load_world_model_config as load_config
 
 K = 3
 CAT = ModelConfig(hidden=16, latent=8, spread_bins=6, mid_head="categorical", mid_half_ticks=K)

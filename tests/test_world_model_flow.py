@@ -49,12 +49,12 @@ from lobworld.world_models.learned import (
 from lobworld.world_models.training import (
     SPREAD_PRIOR_PSEUDO,
     DayBars,
-    TrainConfig,
     _init_spread_prior,
     copula_loglik_gain,
     model_from_checkpoint,
     train_on_days,
 )
+from lobworld.world_models.training import WorldModelTrainConfig as TrainConfig
 
 WEIGHTS = DEFAULT_CHECKPOINT.parent
 STATS = AssetStats(tick=0.01, sigma_bar=0.28, median_spread=0.28, mean_volume=1800.0, mean_count=30.0,
