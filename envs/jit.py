@@ -187,10 +187,12 @@ class ThreadChoice:
     ``margin`` (a fraction of the current estimate), so timing noise does not flip it. Probes
     come every ``probe_every`` calls after a switch and back off, doubling each time a probe
     confirms the choice, to one every ``max_probe_every`` calls (so on a steady machine the
-    probes cost a small fraction of the calls). The choice is checked against the last
-    estimate of the other kernel after every call, so a load that arrives while the parallel
-    kernel runs is seen at once; a machine that turns quiet while the serial kernel runs is
-    seen at the next probe. The first call of each kernel (which may compile) is not used.
+    probes cost a small fraction of the calls). While the parallel kernel runs, every call is
+    checked against the last serial estimate, so a load that arrives is seen at once; the
+    serial kernel is left only on a probe's fresh evidence (a busy machine makes serial calls
+    spiky, and switching to parallel on a spike is the wrong move under load), so a machine
+    that turns quiet is seen at the next probe. The first call of each kernel (which may
+    compile) is not used.
 
     ``mode="serial"`` / ``"parallel"`` fix the choice (``LOBWORLD_PARALLEL=0`` / ``1`` set it per
     process, ``parallel=False`` / ``True`` per core). Batches below ``min_envs`` run serial in
@@ -292,5 +294,5 @@ class ThreadChoice:
             return
         old = self._ewma[k]
         self._ewma[k] = seconds if old != old else (1.0 - self.alpha) * old + self.alpha * seconds
-        if bool(parallel) == self._choice and self._faster(1 - k):  # the choice got slower than the other
-            self._choice, self._interval, self._since = not self._choice, self.probe_every, 0
+        if parallel and self._choice and self._faster(0):  # the parallel kernel got slower than serial
+            self._choice, self._interval, self._since = False, self.probe_every, 0

@@ -213,6 +213,23 @@ def test_thread_choice_probe_does_not_count_the_wake_up_call(monkeypatch):
     assert used[150:].count(False) <= 3 * 3
 
 
+def test_thread_choice_does_not_leave_serial_on_a_spike(monkeypatch):
+    """Under load serial calls are spiky; a spike must not send the choice to the (slower)
+    parallel kernel: serial is left only on a probe's fresh measurement."""
+    monkeypatch.delenv("LOBWORLD_PARALLEL", raising=False)
+    tc = ThreadChoice(10_000, probe_every=64, max_probe_every=1024, probe_calls=3)
+    k = {"n": 0}
+
+    def cost(p):
+        k["n"] += 1
+        if p:
+            return 3.0
+        return 20.0 if k["n"] % 10 == 0 else 1.0  # a descheduled serial call now and then
+
+    used = _drive(tc, cost, 3000)
+    assert used[100:].count(True) <= 3 * 6  # parallel only in the (backed-off) probes
+
+
 def test_thread_choice_fixed_modes(monkeypatch):
     monkeypatch.delenv("LOBWORLD_PARALLEL", raising=False)
     assert not any(_drive(ThreadChoice(10_000, parallel=False), lambda p: 1.0, 50))
