@@ -71,13 +71,7 @@ def _md_table(df, floatfmt: str = ".3f") -> str:
 def _load(path: str):
     from lobworld.envs.replay import ReplayData
 
-    p = pathlib.Path(path)
-    if p.is_dir():
-        found = sorted(p.glob("*_message_*.csv*"))
-        if len(found) != 1:
-            raise CLIError(f"--data: {p} holds {len(found)} LOBSTER message files; name one")
-        p = found[0]
-    return ReplayData.from_lobster(p)
+    return ReplayData.from_lobster(_one_message_file(path))
 
 
 def _cmd_backtest(args: argparse.Namespace) -> int:
@@ -220,13 +214,19 @@ def _cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _message_path(text: str):
+def _one_message_file(text: str) -> pathlib.Path:
+    """``--data`` as a path: a folder must hold exactly one LOBSTER message file, which it names."""
     p = pathlib.Path(text)
     if p.is_dir():
         found = sorted(p.glob("*_message_*.csv*"))
         if len(found) != 1:
             raise CLIError(f"--data: {p} holds {len(found)} LOBSTER message files; name one")
         p = found[0]
+    return p
+
+
+def _message_path(text: str):
+    p = _one_message_file(text)
     if not p.is_file():
         raise CLIError(f"--data: {p} does not exist")
     return str(p)
