@@ -55,6 +55,7 @@ import pandas as pd
 from lobworld._checks import in_range, integer, positive
 from lobworld.agents.almgren_chriss import ACProblem, ac_trajectory
 from lobworld.envs import book_kernels as bk
+from lobworld.envs import tick_kernels as tk
 from lobworld.envs.book import BookConfig
 from lobworld.envs.execution import GOOG_U_PROFILE
 from lobworld.world_models.data.session import SESSION_MINUTES, SESSION_OPEN_S
@@ -68,6 +69,8 @@ __all__ = [
     "parse_time", "afternoon_starts", "mid_path", "plot_execution", "plot_market_making", "TZ",
     "TICK_EXEC_ENV", "TICK_STRATEGIES", "ModelEnvError", "TickStrategy", "ModelStrategy", "run_tick_execution",
     "tick_world_data", "ModelBacktestResult", "model_run_record", "load_tick_model", "backtest_model",
+    "TICK_MM_ENV", "TICK_MM_BASELINES", "MARKOUT_S", "MM_PAIRED_METRICS", "model_env_id", "load_tick_mm_model",
+    "MMModelBacktestResult", "mm_paired_table", "backtest_mm_model", "plot_mm_model",
 ]
 
 EXECUTION_STRATEGIES = ("twap", "vwap", "pov", "ac", "aggressive", "passive_first")
@@ -1014,7 +1017,8 @@ def load_tick_model(model, *, latency="cloud", **env_overrides):
     env_id = (meta.get("env") or {}).get("id") or (meta.get("config") or {}).get("env_id")
     if env_id is not None and env_id != TICK_EXEC_ENV:
         raise ModelEnvError(f"model: {p} was trained on {env_id}; a backtest on the tape runs models of "
-                            f"{TICK_EXEC_ENV} (its observations are built from the event-level book). "
+                            f"{TICK_EXEC_ENV} or {TICK_MM_ENV} (their observations are built from the event-level "
+                            f"book). "
                             f"Evaluate a {env_id} model with `lobworld evaluate --env {env_id}`")
     rec_kw = dict((meta.get("config") or {}).get("env_kwargs") or {})
     obs_kw = {k: rec_kw[k] for k in _OBS_KWARGS if k in rec_kw}
@@ -1075,3 +1079,294 @@ def backtest_model(model, path, starts: Sequence[int], *, baselines: Sequence[st
     kw = dict(obs_kw, side=side, quantity=quantity, dt=interval_s, horizon=ParentOrder(
         side, quantity, int(starts[0]), float(horizon_s), interval_s).n_decisions, latency=latency)
     return ModelBacktestResult(table, _paired_vs(table, "model"), policy.trained_on, str(_find_model(model)), kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# trained models of the tick market-making env (LOB-TickMarketMaking-v0)
+# ---------------------------------------------------------------------------------------------
+TICK_MM_ENV = "LOB-TickMarketMaking-v0"
+#: the tick market-making baselines a model backtest runs by default (:mod:`lobworld.agents.tick_baselines`)
+TICK_MM_BASELINES = ("fixed-spread", "avellaneda-stoikov", "cartea-jaimungal")
+#: env kwargs of a trained market-making model taken from its run record: what its observations,
+#: actions and episode end depend on (``horizon`` and ``dt`` are taken too, unless overridden)
+_MM_MODEL_KWARGS = ("obs_levels", "size_scale", "max_level", "max_size", "vol_halflife", "depth", "queue_model",
+                    "queue_power", "inventory_limit", "phi", "discrete_levels", "discrete_size", "decide_every",
+                    "k_events", "md_latency")
+#: seconds after each fill at which :func:`backtest_mm_model` reads the tape's mid (adverse selection)
+MARKOUT_S = (1.0, 10.0)
+#: the metrics :func:`backtest_mm_model` pairs model - baseline per window
+MM_PAIRED_METRICS = ("pnl", "sharpe_per_step", "fills", "inventory_max_abs", "adverse_selection_ticks",
+                     "adverse_1s_ticks", "adverse_10s_ticks", "queue_wait_s")
+
+
+def model_env_id(model) -> str | None:
+    """The env id in a model's run record (None when it has no record or the record names none)."""
+    meta = model_run_record(model)
+    return (meta.get("env") or {}).get("id") or (meta.get("config") or {}).get("env_id")
+
+
+def _mm_spaces(cfg, discrete: bool):
+    """``(observation, action)`` spaces of ``TickMarketMakingEnv`` with config ``cfg`` (as its core builds them)."""
+    from gymnasium import spaces
+
+    from lobworld.envs.tick import obs_names
+
+    obs = spaces.Box(-np.inf, np.inf, (len(obs_names(int(cfg.obs_levels), "inventory")),), np.float32)
+    if discrete:
+        m = len(cfg.discrete_levels)
+        return obs, spaces.Discrete(m * m + 2)
+    lv = float(cfg.max_level)
+    act = spaces.Box(low=np.array([-lv, -lv, 0.0, 0.0, 0.0, 0.0], np.float32),
+                     high=np.array([lv, lv, cfg.max_size, cfg.max_size, 1.0, 1.0], np.float32), dtype=np.float32)
+    return obs, act
+
+
+def load_tick_mm_model(model):
+    """Load a trained model of ``LOB-TickMarketMaking-v0`` as a deterministic batched policy.
+
+    ``model``: a run folder of ``lobworld train`` (holding ``model.zip``) or a model ``.zip``.
+    Refuses a model whose run record names another env id (:class:`ModelEnvError`, naming it),
+    a model whose spaces differ from the env's built from its recorded kwargs
+    (:class:`~lobworld.agents.training.IncompatibleModelError`) and a model trained with
+    VecNormalize whose statistics are missing
+    (:class:`~lobworld.agents.training.MissingVecNormalizeError`). A model without a run record
+    is taken as one of the env's defaults (only its spaces can then refuse it).
+    Returns ``(policy, record, model_kwargs, discrete)``: ``model_kwargs`` are the recorded env
+    kwargs of :data:`_MM_MODEL_KWARGS` plus ``horizon`` and ``dt``; ``discrete`` whether the
+    model acts on the discrete variant (``discrete=True`` in its env kwargs).
+    """
+    from lobworld.agents.training import load_policy
+    from lobworld.envs.tick import TickMarketMakingConfig
+
+    p = _find_model(model)
+    meta = model_run_record(p)
+    env_id = (meta.get("env") or {}).get("id") or (meta.get("config") or {}).get("env_id")
+    if env_id is not None and env_id != TICK_MM_ENV:
+        raise ModelEnvError(f"model: {p} was trained on {env_id}; a market-making backtest on the tape runs models "
+                            f"of {TICK_MM_ENV} (its observations are built from the event-level book). Evaluate a "
+                            f"{env_id} model with `lobworld evaluate --env {env_id}`")
+    rec_kw = dict((meta.get("config") or {}).get("env_kwargs") or {})
+    kw = {k: rec_kw[k] for k in _MM_MODEL_KWARGS + ("horizon", "dt") if k in rec_kw}
+    if "discrete_levels" in kw:
+        kw["discrete_levels"] = tuple(int(x) for x in kw["discrete_levels"])
+    discrete = bool(rec_kw.get("discrete", False))
+    obs_space, act_space = _mm_spaces(TickMarketMakingConfig(**kw), discrete)
+    policy = load_policy(p, env_id=TICK_MM_ENV, observation_space=obs_space, action_space=act_space)
+    return policy, meta, kw, discrete
+
+
+@dataclass
+class MMModelBacktestResult:
+    """What :func:`backtest_mm_model` measured."""
+
+    table: pd.DataFrame
+    """One row per (window, latency preset, strategy): start, latency, strategy (``"model"`` or a
+    baseline name), seed, terminated (the inventory limit ended the episode early), the tick
+    env's episode info (pnl USD, episode_return, sharpe_per_step, inventory_terminal,
+    inventory_max_abs, inventory_mean, filled_shares_bid / _ask, fills, passive_shares,
+    aggressive_shares, adverse_selection_usd, adverse_selection_ticks, queue_wait_s,
+    episode_length; units: :class:`~lobworld.envs.tick.TickMarketMakingEnv`), and from the
+    env's fill log: bid_fills, ask_fills, fills_logged, adverse_1s_ticks, adverse_10s_ticks
+    (share-weighted mean move of the tape's mid against each fill 1 s / 10 s after it, every
+    logged fill; + = adverse). adverse_selection_ticks and queue_wait_s (means over the passive
+    fills) are NaN where the env logged no passive fill (the env's info has 0 there)."""
+    paired: pd.DataFrame
+    """Per latency, metric (:data:`MM_PAIRED_METRICS`) and baseline: the model's mean minus the
+    baseline's across windows (paired per window), with a 95% t interval."""
+    summary: pd.DataFrame
+    """Per strategy and latency: means of the table's metrics across windows, the PnL's
+    standard deviation across windows and ``pnl_sharpe_windows`` (mean / sd of the window PnLs)."""
+    latency_table: pd.DataFrame | None
+    """With several presets: :func:`paired_latency_table` of the PnL against the first preset."""
+    paths: dict = field(default_factory=dict)
+    """``(start, latency, strategy) -> DataFrame`` of the path at each decision: t_s (seconds
+    from the start), inventory (shares), pnl (USD, cash + inventory x the book's mid)."""
+    data: ReplayData | None = None
+    trained_on: str = ""
+    """The env the model was trained on (its run record)."""
+    model_path: str = ""
+    env_kwargs: dict = field(default_factory=dict)
+    """The env kwargs every strategy ran with (the model's recorded ones, horizon, dt, max_fills)."""
+
+
+def _fill_markouts(fl: np.ndarray, data: ReplayData, mids: np.ndarray, horizons) -> list[float]:
+    """Share-weighted mean move (ticks) of the tape's mid against the fills ``fl`` ``h`` seconds
+    after each, for each ``h`` in ``horizons`` (+ = adverse: the mid fell after a buy)."""
+    if not len(fl):
+        return [float("nan")] * len(horizons)
+    sign = np.where(fl[:, bk.F_SIDE] == bk.BID, 1.0, -1.0)
+    q = fl[:, bk.F_QTY].astype(float)
+    m0 = _mid_at(data, mids, fl[:, bk.F_T])
+    out = []
+    for h in horizons:
+        x = -sign * (_mid_at(data, mids, fl[:, bk.F_T] + int(round(h * _NS))) - m0)
+        ok = np.isfinite(x)
+        out.append(float(np.sum(x[ok] * q[ok]) / np.sum(q[ok])) if ok.any() else float("nan"))
+    return out
+
+
+def _mm_summary(table: pd.DataFrame) -> pd.DataFrame:
+    metrics = ["pnl", "sharpe_per_step", "bid_fills", "ask_fills", "filled_shares_bid", "filled_shares_ask",
+               "inventory_terminal", "inventory_max_abs", "adverse_selection_ticks", "adverse_1s_ticks",
+               "adverse_10s_ticks", "queue_wait_s"]
+    g = table.groupby(["strategy", "latency"], sort=False)
+    out = g[metrics].mean()
+    out.insert(1, "pnl_sd", g["pnl"].std(ddof=1))
+    out.insert(2, "pnl_sharpe_windows", out["pnl"] / out["pnl_sd"])
+    out.insert(0, "windows", g.size())
+    out.insert(1, "terminated", g["terminated"].sum())
+    return out.reset_index()
+
+
+def mm_paired_table(table: pd.DataFrame, metrics: Sequence[str] = MM_PAIRED_METRICS, ref: str = "model"
+                    ) -> pd.DataFrame:
+    """Per latency, metric and strategy other than ``ref``: the mean over windows of ``ref -
+    strategy`` (paired per window start), with a 95% t interval (:func:`_paired_vs`)."""
+    out = []
+    for lat, g in table.groupby("latency", sort=False):
+        for m in metrics:
+            p = _paired_vs(g, ref, m)
+            if len(p):
+                p.insert(0, "metric", m)
+                p.insert(0, "latency", lat)
+                out.append(p)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence[str] = TICK_MM_BASELINES,
+                      latencies: Sequence[str] = ("cloud",), horizon_s: float | None = None,
+                      interval_s: float | None = None, seed: int = 0, max_fills: int = 4096,
+                      markout_s: Sequence[float] = MARKOUT_S) -> MMModelBacktestResult:
+    """Backtest a trained ``LOB-TickMarketMaking-v0`` model deterministically on the real tape.
+
+    ``model``: run folder or ``.zip`` (checked by :func:`load_tick_mm_model`); ``path``: the
+    LOBSTER message file; ``starts``: window starts (ns). For each window one
+    :class:`~lobworld.envs.tick.TickMarketMakingCore` on the replay world (``world="replay"``)
+    holds ``len(latencies) x (1 + len(baselines))`` envs, env ``(preset l, strategy s)`` with
+    latency ``latencies[l]`` and seed ``seed``: every strategy meets the same latency draws
+    on the same tape. The env kwargs are the model's recorded ones (:func:`load_tick_mm_model`);
+    ``interval_s`` (the env's ``dt``) and ``horizon_s`` (``horizon x dt``) default to the
+    recorded ones, else the env's defaults; ``max_fills`` fill records per episode (the env
+    statistics over passive fills and the per-side fill counts cover those; ``fills`` counts all).
+    The model acts with ``predict(deterministic=True)`` on its VecNormalize-normalised
+    observations; the baselines are :func:`lobworld.agents.baselines.make_baseline` names of
+    the id, calibrated once (:func:`lobworld.agents.tick_baselines.calibrate`) on a pilot of the
+    same config with random starts over the file's hours. Decisions every ``dt`` until the
+    horizon or the inventory limit (terminated; no autoreset); the metrics are the env's episode
+    info at its end plus the tape markouts ``markout_s`` (first two reported).
+    """
+    from lobworld.agents.baselines import make_baseline
+    from lobworld.envs.tick import TickMarketMakingConfig, TickMarketMakingCore
+
+    policy, meta, kw, discrete = load_tick_mm_model(model)
+    baselines = [b for b in baselines if b != "model"]
+    lats = list(latencies)
+    if not lats:
+        raise BacktestError("latency: need at least one latency preset")
+    if not starts:
+        raise BacktestError("start: need at least one window start")
+    integer("max_fills", max_fills, error=BacktestError, what="a positive int (fill records per episode)")
+    d = TickMarketMakingConfig()
+    dt = float(interval_s if interval_s is not None else kw.get("dt", d.dt))
+    if horizon_s is None:
+        H = int(kw.get("horizon", d.horizon))
+    else:
+        positive("horizon", horizon_s, error=BacktestError, what="> 0 s")
+        H = max(1, int(round(float(horizon_s) / dt)))
+    kw = dict(kw, horizon=H, dt=dt, max_fills=int(max_fills), data=str(path), world="replay")
+    data = tick_world_data(path)
+    mids = mid_path(data)
+    cfg = TickMarketMakingConfig(**dict(kw, latency=lats[0], start=None))
+    calib = TickMarketMakingCore(1, config=cfg, discrete=discrete)
+    agents = [make_baseline(b, TICK_MM_ENV, calib, seed) for b in baselines]
+    strategies = ["model"] + baselines
+    S = len(strategies)
+    n = S * len(lats)
+    lat_of = [lats[j // S] for j in range(n)]
+    idle = (np.int64(calib.n_quote_actions) if discrete else np.zeros(6, np.float32))  # cancel both quotes
+    horizons = tuple(float(h) for h in markout_s)
+    rows, paths = [], {}
+    for st in starts:
+        st = int(st)
+        if kw.get("decide_every", "dt") == "dt":
+            _check_window(data, st, st + int(round(H * dt * _NS)))
+        core = TickMarketMakingCore(n, config=cfg.replace(start=_ny_seconds(st), latency=lat_of), discrete=discrete)
+        core.seed_rows(range(n), [seed] * n)
+        core.reset()
+        groups = [(np.arange(j, n, S), policy if j == 0 else agents[j - 1]) for j in range(S)]
+        t0 = core.time_ns
+        rec = [[(0.0, 0, 0.0)] for _ in range(n)]
+        infos: list = [None] * n
+        done = np.zeros(n, bool)
+        for _k in range(H):
+            act = np.zeros((n,) if discrete else (n, 6), np.int64 if discrete else np.float32)
+            for idx, pol in groups:
+                act[idx] = np.asarray(pol(core.obs[idx])).reshape(act[idx].shape)
+            act[done] = idle  # a finished env cancels its quotes (its info is already recorded)
+            core.step(act, autoreset=False)
+            tn, inv, w = core.time_ns, core.book.acct[:, bk.A_POS], core.sv[:, tk.V_W_PREV]
+            for i in np.flatnonzero(~done):
+                rec[i].append(((tn[i] - t0[i]) / _NS, int(inv[i]), float(w[i])))
+            new = (core.terminated | core.truncated) & ~done
+            for i in np.flatnonzero(new):
+                infos[i] = core.episode_info(int(i))
+            done |= new
+            if done.all():
+                break
+        start_ts = pd.Timestamp(st, tz="UTC").tz_convert(TZ)
+        for i in range(n):
+            if infos[i] is None:  # cannot happen: the env is truncated at its horizon
+                raise BacktestError(f"env {i} ({strategies[i % S]}) did not finish within {H} decisions")
+            fl = core.book.fill_log(i)
+            mk = _fill_markouts(fl, data, mids, horizons)
+            s = strategies[i % S]
+            row = dict(start=start_ts, latency=lat_of[i], strategy=s, seed=seed,
+                       terminated=bool(core.terminated[i]), **infos[i],
+                       bid_fills=int(np.sum(fl[:, bk.F_SIDE] == bk.BID)),
+                       ask_fills=int(np.sum(fl[:, bk.F_SIDE] == bk.ASK)), fills_logged=int(len(fl)))
+            for h, v in zip(horizons, mk):
+                row[f"adverse_{h:g}s_ticks"] = v
+            if not np.any(fl[:, bk.F_KIND] == bk.FILL_PASSIVE):  # the env writes 0 for a mean over no fills
+                row["adverse_selection_ticks"] = row["queue_wait_s"] = float("nan")
+            rows.append(row)
+            paths[(start_ts, lat_of[i], s)] = pd.DataFrame(rec[i], columns=["t_s", "inventory", "pnl"])
+    table = pd.DataFrame(rows)
+    metrics = [m for m in MM_PAIRED_METRICS if m in table.columns]
+    lt = paired_latency_table(table, "pnl", base=lats[0]) if len(set(lats)) > 1 else None
+    return MMModelBacktestResult(table, mm_paired_table(table, metrics), _mm_summary(table), lt, paths, data,
+                                 policy.trained_on, str(_find_model(model)), dict(kw, latency=lats))
+
+
+def plot_mm_model(result: MMModelBacktestResult, start, latency: str, path) -> None:
+    """PNG of one window and preset: the tape's mid, then the PnL path (USD) and the inventory path
+    (shares) of the model and every baseline at each decision."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = result.data
+    keys = [k for k in result.paths if k[0] == start and k[1] == latency]
+    if not keys:
+        raise BacktestError(f"plot: no paths for window {start} and latency {latency!r}")
+    st = int(pd.Timestamp(start).value)
+    t1 = st + int(max(result.paths[k]["t_s"].iloc[-1] for k in keys) * _NS)
+    mids = mid_path(data)
+    r = slice(int(np.searchsorted(data.tape.t, st)), int(np.searchsorted(data.tape.t, t1)))
+    fig, (ax0, ax1, ax2) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
+    ax0.plot((data.tape.t[r] - st) / 1e9, mids[r] * data.tick_size, lw=0.7, color="0.3")
+    ax0.set_ylabel("mid USD (real tape)")
+    tab = result.table
+    for k in keys:
+        p = result.paths[k]
+        row = tab[(tab["start"] == k[0]) & (tab["latency"] == k[1]) & (tab["strategy"] == k[2])].iloc[0]
+        lw = 1.4 if k[2] == "model" else 0.9
+        ax1.step(p["t_s"], p["pnl"], where="post", lw=lw, label=f"{k[2]}: PnL {row['pnl']:.2f} USD")
+        ax2.step(p["t_s"], p["inventory"], where="post", lw=lw, label=k[2])
+    ax1.set_ylabel("PnL USD (mark to mid)")
+    ax2.set_ylabel("inventory (shares)")
+    ax2.set_xlabel("seconds from the window start")
+    ax1.legend(fontsize=7)
+    ax0.set_title(f"{data.name}: window {pd.Timestamp(start):%H:%M:%S}, latency {latency}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -165,10 +165,16 @@ def _starts(text: str, data) -> list[int]:
 
 
 def _cmd_model(args: argparse.Namespace) -> int:
-    """``--model RUN_DIR``: a trained LOB-TickExecution-v0 model and the baselines on the tape's windows."""
+    """``--model RUN_DIR``: a trained LOB-TickExecution-v0 or LOB-TickMarketMaking-v0 model (the env id
+    of its run record; ``--env`` for a model without one) and the baselines on the tape's windows."""
     from lobworld.scenarios import backtest as bt
     from lobworld.world_models.run_folder import atomic_write_text, claim_run_folder
 
+    env_id = bt.model_env_id(args.model)
+    if env_id is not None and args.env is not None and args.env != env_id:
+        raise CLIError(f"--env: the model {args.model} was trained on {env_id} (its run record), not {args.env}")
+    if (env_id or args.env) == bt.TICK_MM_ENV:
+        return _cmd_mm_model(args)
     if args.env not in (None, bt.TICK_EXEC_ENV):
         raise CLIError(f"--env: --model backtests run {bt.TICK_EXEC_ENV} models (the env is the model's), not {args.env}")
     if args.start is None:
@@ -212,6 +218,98 @@ def _cmd_model(args: argparse.Namespace) -> int:
         print(md)
         print(f"wrote {out}")
     return 0
+
+
+_MM_MODEL_ARTEFACTS = ("report.md", "results.json", "results.csv", "paired.csv", "summary.csv", "paths.csv",
+                       "plots")
+
+
+def _cmd_mm_model(args: argparse.Namespace) -> int:
+    """``--model RUN_DIR`` of LOB-TickMarketMaking-v0: the model and the tick market-making baselines
+    on the tape's windows under each latency preset; report.md, results.json and CSVs in --out."""
+    import pandas as pd
+
+    from lobworld.envs.spec import baseline_base, get_spec
+    from lobworld.scenarios import backtest as bt
+    from lobworld.world_models.run_folder import atomic_write_text, claim_run_folder
+
+    if args.start is None:
+        raise CLIError("--start is required with --model")
+    for flag, v in (("--side", args.side), ("--quantity", args.quantity), ("--size", args.size),
+                    ("--half-spread-ticks", args.half_spread_ticks)):
+        if v is not None:
+            raise CLIError(f"{flag} does not apply to a {bt.TICK_MM_ENV} model (its quotes are its own; give a "
+                           f"baseline's parameter in its name, e.g. fixed-spread:2)")
+    valid = {baseline_base(b) for b in get_spec(bt.TICK_MM_ENV).baselines}
+    baselines = _strategies(args.strategy) if args.strategy else list(bt.TICK_MM_BASELINES)
+    for s in baselines:
+        if baseline_base(s.strip().lower()) not in valid:
+            raise bt.UnknownStrategyError(f"--strategy: {s!r} is not a {bt.TICK_MM_ENV} baseline; one of "
+                                          f"{', '.join(get_spec(bt.TICK_MM_ENV).baselines)}")
+    lats = _latencies(args.latency)
+    bt.load_tick_mm_model(args.model)  # refuse a bad model before claiming the folder
+    with claim_run_folder(args.out, artefacts=_MM_MODEL_ARTEFACTS + _ARTEFACTS, overwrite=args.overwrite) as out:
+        path = _message_path(args.data)
+        data = bt.tick_world_data(path)
+        starts = _starts(args.start, data)
+        horizon_s = 60.0 * args.horizon_min if args.horizon_min_given else None
+        res = bt.backtest_mm_model(args.model, path, starts, baselines=baselines, latencies=lats,
+                                   horizon_s=horizon_s, interval_s=args.interval_s, seed=args.seed)
+        tab, kw = res.table, res.env_kwargs
+        tab.to_csv(out / "results.csv", index=False)
+        res.paired.to_csv(out / "paired.csv", index=False)
+        res.summary.to_csv(out / "summary.csv", index=False)
+        pd.concat([p.assign(start=k[0], latency=k[1], strategy=k[2]) for k, p in res.paths.items()],
+                  ignore_index=True).to_csv(out / "paths.csv", index=False)
+        plots = out / "plots"
+        plots.mkdir(exist_ok=True)
+        first = tab["start"].iloc[0]
+        for lat in dict.fromkeys(lats):
+            bt.plot_mm_model(res, first, lat, plots / f"window_{first:%H%M%S}_{lat}.png")
+        md = _mm_report(res, data, lats)
+        atomic_write_text(out / "report.md", md)
+        atomic_write_text(out / "results.json", json.dumps(
+            {"data": data.name, "env": bt.TICK_MM_ENV, "model": res.model_path, "trained_on": res.trained_on,
+             "env_kwargs": kw, "latency": lats, "seed": args.seed, "markout_s": list(bt.MARKOUT_S),
+             "results": _records(tab), "paired": _records(res.paired), "summary": _records(res.summary),
+             "latency_table": _records(res.latency_table) if res.latency_table is not None else None}, indent=1))
+    if not args.quiet:
+        print(md)
+        print(f"wrote {out}")
+    return 0
+
+
+def _mm_report(res, data, lats) -> str:
+    from lobworld.scenarios import backtest as bt
+
+    kw, tab = res.env_kwargs, res.table
+    windows = ", ".join(f"{s:%H:%M:%S}" for s in dict.fromkeys(tab["start"]))
+    summ = res.summary[["strategy", "latency", "windows", "terminated", "pnl", "pnl_sd", "pnl_sharpe_windows",
+                        "sharpe_per_step", "bid_fills", "ask_fills", "inventory_terminal", "inventory_max_abs",
+                        "adverse_selection_ticks", "adverse_1s_ticks", "adverse_10s_ticks", "queue_wait_s"]]
+    per = tab[["start", "latency", "strategy", "pnl", "sharpe_per_step", "bid_fills", "ask_fills",
+               "inventory_terminal", "inventory_max_abs", "adverse_selection_ticks", "adverse_1s_ticks",
+               "queue_wait_s"]]
+    pr = res.paired
+    md = (f"# Trained market-making model on the real tape\n\n{res.model_path}, trained on {res.trained_on}, run "
+          f"deterministically on {bt.TICK_MM_ENV} (world=replay, {data.name}): {kw['horizon']} decisions every "
+          f"{kw['dt']:g} s per window, windows starting {windows}, latency presets {', '.join(lats)}; every strategy "
+          f"meets the same latency draws (seed) on the same tape. Replay: the tape does not react to the agent "
+          f"(docs/backtest.md).\n\nUnits: PnL in USD (cash + inventory x mid at the window's end); sharpe_per_step = "
+          f"mean / sd of the per-decision PnL changes within a window; pnl_sharpe_windows = mean / sd of the window "
+          f"PnLs; fills per side counted from the fill log; adverse_selection_ticks = the env's (the mid's move against "
+          f"each passive fill over the decision interval it happened in, per share); adverse_Hs_ticks = the tape's mid "
+          f"H s after each fill against its mid at the fill (every fill, share-weighted; + = adverse); queue_wait_s = "
+          f"share-weighted seconds from a quote going live to its fill.\n\n## Per strategy (means across windows)\n\n"
+          + _md_table(summ)
+          + "\n\n## PnL paired per window (model - baseline, USD, 95% t interval)\n\n"
+          + _md_table(pr[pr["metric"] == "pnl"].drop(columns="metric"))
+          + "\n\n## Other metrics paired per window (model - baseline, 95% t interval)\n\n"
+          + _md_table(pr[pr["metric"] != "pnl"]))
+    if res.latency_table is not None:
+        md += (f"\n\n## PnL across latency presets (paired per window, difference to {lats[0]}, USD)\n\n"
+               + _md_table(res.latency_table))
+    return md + "\n\n## Per window\n\n" + _md_table(per) + "\n"
 
 
 def _one_message_file(text: str) -> pathlib.Path:
@@ -273,7 +371,8 @@ def _cmd_sim_vs_real(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from lobworld.scenarios.backtest import EXECUTION_STRATEGIES, MM_STRATEGIES, TICK_EXEC_ENV, TICK_STRATEGIES
+    from lobworld.scenarios.backtest import (EXECUTION_STRATEGIES, MM_STRATEGIES, TICK_EXEC_ENV, TICK_MM_BASELINES,
+                                             TICK_MM_ENV, TICK_STRATEGIES)
 
     p = sub.add_parser(
         "backtest", help="run execution / market-making baselines on a real LOBSTER window (event level)",
@@ -282,16 +381,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                     "the agent. Writes summary.md, summary.json, results.csv and plots/ into --out.")
     p.add_argument("--data", required=True, help="LOBSTER message file (its orderbook file beside it), or a "
                    "folder with one; level-1 files work (the book is as deep as the file)")
-    p.add_argument("--env", default=None, choices=(_EXEC_ENV, _MM_ENV, TICK_EXEC_ENV), metavar="ENV_ID",
-                   help=f"{_EXEC_ENV} (default) or {_MM_ENV}; with --model: {TICK_EXEC_ENV} (the model's)")
+    p.add_argument("--env", default=None, choices=(_EXEC_ENV, _MM_ENV, TICK_EXEC_ENV, TICK_MM_ENV), metavar="ENV_ID",
+                   help=f"{_EXEC_ENV} (default) or {_MM_ENV}; with --model: the model's, {TICK_EXEC_ENV} or "
+                        f"{TICK_MM_ENV} (read from its run record; needed only for a model without one)")
     p.add_argument("--strategy", default=None,
                    help=f"comma-separated; execution: {', '.join(EXECUTION_STRATEGIES)}; market making: "
                         f"{', '.join(MM_STRATEGIES)}; with --model / --sim-vs-real: the baselines to run "
-                        f"(default {', '.join(TICK_STRATEGIES)} / all but aggressive)")
+                        f"(default {', '.join(TICK_STRATEGIES)}; for a {TICK_MM_ENV} model "
+                        f"{', '.join(TICK_MM_BASELINES)}; --sim-vs-real: all but aggressive)")
     p.add_argument("--model", default=None, metavar="RUN_DIR",
-                   help=f"backtest a trained {TICK_EXEC_ENV} model (a lobworld train run folder or model .zip) "
-                        "deterministically on the tape through the tick env's replay world, paired per window "
-                        "with the baselines; with --sim-vs-real: add it as a strategy")
+                   help=f"backtest a trained {TICK_EXEC_ENV} or {TICK_MM_ENV} model (a lobworld train run folder "
+                        "or model .zip) deterministically on the tape through the tick env's replay world, paired "
+                        "per window with the baselines (market making: under every --latency preset, report.md, "
+                        "results.json and CSVs); with --sim-vs-real: add an execution model as a strategy")
     p.add_argument("--sim-vs-real", action="store_true",
                    help="compare the shortfall each world predicts (tick parametric / learned, bar markets) with "
                         "the tape's over held-out windows (--first .. --last-end) of every --data file "
