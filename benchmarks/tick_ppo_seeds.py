@@ -21,7 +21,7 @@ episode info), ``seeds.csv`` / ``seeds.json`` (one row per asset, seed and world
 ``summary.json`` and ``summary.md`` (:func:`summarize`: mean, 95% t interval across seeds, min, max,
 max/min ratio). Shortfalls are in bps of the arrival mid, + = cost.
 
-    .venv/bin/python benchmarks/tick_ppo_seeds.py --timesteps 300000 --out runs/tick_ppo_seeds
+    .venv/bin/python benchmarks/tick_ppo_seeds.py --timesteps 500000 --out runs/tick_ppo_seeds
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class StudyConfig:
     """Training seeds (``TrainConfig.seed``)."""
     world: str = "learned"
     """Tick world PPO trains and is evaluated in (``"learned"``, ``"parametric"``, ``"replay"``)."""
-    timesteps: int = 300_000
+    timesteps: int = 500_000
     """Env steps of PPO training per seed."""
     n_envs: int = 64
     """Training envs."""
@@ -96,8 +96,9 @@ class StudyConfig:
     split: str | None = "14:00"
     """Training episodes start before this time (exchange time, ``HH:MM``; the file is cut there);
     None: train on the whole file."""
-    eval_starts: tuple[str, ...] = tuple(f"{h:02d}:{m:02d}" for h in (14, 15) for m in range(0, 60, 5))
-    """Held-out window starts (exchange time) of both evaluations; each window is ``horizon * dt`` s."""
+    eval_starts: tuple[str, ...] = tuple(f"{h:02d}:{m:02d}" for h in (14, 15) for m in range(0, 60, 5))[:-1]
+    """Held-out window starts (exchange time) of both evaluations, 14:00 .. 15:50 every 5 min (each window
+    is ``horizon * dt`` s and must end before the file's last message)."""
     eval_paths: int = 4
     """Paths per window in the world evaluation (the tape has one)."""
     eval_seed: int = 7_000_000
@@ -141,8 +142,8 @@ def crop_lobster(message_path, out_dir, end: str, start: str | None = None) -> p
 
 
 def _env_kwargs(cfg: StudyConfig, train_data) -> dict[str, Any]:
-    return {"world": cfg.world, "data": str(train_data), "side": cfg.side, "quantity": cfg.quantity,
-            "horizon": cfg.horizon, "dt": cfg.dt, "latency": cfg.latency}
+    return {"world": cfg.world, "data": str(pathlib.Path(train_data).resolve()), "side": cfg.side,
+            "quantity": cfg.quantity, "horizon": cfg.horizon, "dt": cfg.dt, "latency": cfg.latency}
 
 
 def _start_ns(path, hms: str) -> int:
@@ -243,8 +244,8 @@ def summary_markdown(summary: list[dict[str, Any]], rows: pd.DataFrame, cfg: Stu
     """The tables docs/tick_rl.md quotes: per asset and evaluation, one row per seed and the mean (95% CI)."""
     lines = [f"PPO on {ENV}, world {cfg.world!r}, {len(cfg.seeds)} seeds x {cfg.timesteps} steps ({cfg.n_envs} envs); "
              f"sell {cfg.quantity} in {cfg.horizon} x {cfg.dt:g} s, latency {cfg.latency}; held-out windows "
-             f"{cfg.eval_starts[0]}..{cfg.eval_starts[-1]} ({len(cfg.eval_starts)}), world: {cfg.eval_paths} paths each.",
-             ""]
+             f"{cfg.eval_starts[0]}..{cfg.eval_starts[-1]} ({len(cfg.eval_starts)}), world: {cfg.eval_paths} "
+             "paths each.", ""]
     cols = ("reward", "shortfall_bps", "unfilled_shares", "pnl_usd", "passive_fills", "aggressive_fills",
             "completion", "minus_twap_bps", "minus_best_bps")
     sm = {(s["asset"], s["eval_world"], s["metric"]): s for s in summary}
