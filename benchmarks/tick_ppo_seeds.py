@@ -271,6 +271,55 @@ def summary_markdown(summary: list[dict[str, Any]], rows: pd.DataFrame, cfg: Stu
     return "\n".join(lines)
 
 
+def baseline_table(world: pd.DataFrame, tape: pd.DataFrame) -> pd.DataFrame:
+    """Per strategy of one seed's two evaluation tables: mean shortfall in the world and on the tape (bps),
+    their difference, and the mean unfilled (forced) and passive shares in each."""
+    out = []
+    for s in world.strategy.unique():
+        w, t = world[world.strategy == s], tape[tape.strategy == s]
+        out.append(dict(strategy=s, world_bps=float(w.shortfall_bps.mean()), tape_bps=float(t.shortfall_bps.mean()),
+                        world_minus_tape_bps=float(w.shortfall_bps.mean() - t.shortfall_bps.mean()),
+                        world_unfilled=float(w.forced_shares.mean()), tape_unfilled=float(t.forced_shares.mean()),
+                        world_passive=float(w.passive_shares.mean()), tape_passive=float(t.passive_shares.mean())))
+    return pd.DataFrame(out)
+
+
+def _baseline_markdown(asset: str, tab: pd.DataFrame) -> list[str]:
+    lines = [f"### {asset}: baselines (the same paths for every seed), and the seed-0 model", "",
+             "| strategy | world bps | tape bps | world - tape | unfilled world | unfilled tape | passive world | "
+             "passive tape |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for _, r in tab.iterrows():
+        lines.append(f"| {r.strategy} | {r.world_bps:.2f} | {r.tape_bps:.2f} | {r.world_minus_tape_bps:+.2f} | "
+                     f"{r.world_unfilled:.0f} | {r.tape_unfilled:.0f} | {r.world_passive:.0f} | {r.tape_passive:.0f} |")
+    return lines + [""]
+
+
+def write_summary(out, cfg: StudyConfig, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Write ``seeds.json``, ``summary.json`` and ``summary.md`` (with each asset's baseline table from its
+    first seed's evaluation tables) into ``out``; returns the summary."""
+    out = pathlib.Path(out)
+    (out / "seeds.json").write_text(json.dumps(rows.to_dict(orient="records"), indent=2))
+    summary = summarize(rows)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    md = summary_markdown(summary, rows, cfg)
+    for asset in cfg.assets:
+        sd = out / asset / f"seed{cfg.seeds[0]}"
+        if (sd / "world.csv").is_file() and (sd / "tape.csv").is_file():
+            md += "\n" + "\n".join(_baseline_markdown(asset, baseline_table(pd.read_csv(sd / "world.csv"),
+                                                                                pd.read_csv(sd / "tape.csv"))))
+    (out / "summary.md").write_text(md)
+    return summary
+
+
+def rebuild_summary(out) -> list[dict[str, Any]]:
+    """Re-write the summary files of a finished (or partly finished) study from its ``seeds.csv``."""
+    out = pathlib.Path(out)
+    d = json.loads((out / "study_config.json").read_text())
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    cfg = StudyConfig(**d)
+    return write_summary(out, cfg, pd.read_csv(out / "seeds.csv"))
+
+
 def run_study(cfg: StudyConfig, out, log=print) -> pd.DataFrame:
     """Train and evaluate every asset and seed of ``cfg`` into ``out``; returns the per-seed rows
     (also written as ``seeds.csv``, with ``summary.json`` / ``summary.md``)."""
@@ -298,10 +347,7 @@ def run_study(cfg: StudyConfig, out, log=print) -> pd.DataFrame:
                 f"(twap {tp['twap_bps']:.2f}) bps")
             pd.DataFrame(recs).to_csv(out / "seeds.csv", index=False)
     rows = pd.DataFrame(recs)
-    (out / "seeds.json").write_text(json.dumps(recs, indent=2))
-    summary = summarize(rows)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "summary.md").write_text(summary_markdown(summary, rows, cfg))
+    write_summary(out, cfg, rows)
     return rows
 
 
@@ -315,7 +361,12 @@ def main() -> None:
     ap.add_argument("--model", choices=["final", "best"], default="final")
     ap.add_argument("--eval-paths", type=int, default=StudyConfig.eval_paths)
     ap.add_argument("--out", default="runs/tick_ppo_seeds")
+    ap.add_argument("--summarize-only", action="store_true", help="re-write the summary of --out from its seeds.csv")
     a = ap.parse_args()
+    if a.summarize_only:
+        rebuild_summary(a.out)
+        print(pathlib.Path(a.out, "summary.md").read_text())
+        return
     import torch
 
     torch.set_num_threads(1)

@@ -94,6 +94,19 @@ def test_summary_is_the_hand_computation_from_the_rows(study):
     assert summ[("GOOG", "world", "world_minus_tape_bps")]["mean"] == pytest.approx(np.mean(w - tp), abs=1e-12)
     md = (study[0] / "a" / "summary.md").read_text()
     assert "| mean (95% CI) |" in md and "### GOOG, world" in md and "### GOOG, tape" in md
+    assert "| twap |" in md  # the baseline table
+    T.rebuild_summary(study[0] / "a")  # from seeds.csv alone: the same summary
+    assert (study[0] / "a" / "summary.md").read_text() == md
+
+
+def test_baseline_table_by_hand():
+    w = pd.DataFrame(dict(strategy=["twap", "twap", "model", "model"], shortfall_bps=[2.0, 4.0, 1.0, 2.0],
+                          forced_shares=[0, 0, 10, 30], passive_shares=[0, 0, 5, 5]))
+    t = pd.DataFrame(dict(strategy=["twap", "model"], shortfall_bps=[1.0, 5.0], forced_shares=[0, 100],
+                          passive_shares=[0, 7]))
+    tab = T.baseline_table(w, t).set_index("strategy")
+    assert tab.loc["twap", "world_minus_tape_bps"] == 2.0 and tab.loc["model", "world_minus_tape_bps"] == -3.5
+    assert tab.loc["model", "world_unfilled"] == 20.0 and tab.loc["model", "tape_unfilled"] == 100.0
 
 
 def test_seed_metrics_by_hand():
