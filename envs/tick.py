@@ -86,11 +86,28 @@ class TickWorld(Protocol):
     before ``until[i]`` (the book engine's :meth:`~lobworld.envs.book.Book.run` semantics:
     the agent's decisions and arrivals interleave with the messages in time order).
 
-    Optional, for decisions every k market events (``decide_every="events"``):
-    ``event_until(book, k) -> until (n,) int64``: one ns past the time of each env's k-th market
-    message from its current position (the decision follows that message and every message at
-    the same ns); ``event_window(n_messages) -> (t_first, t_last_start)``: the starts from which
-    ``n_messages`` messages follow. A world without them refuses ``decide_every="events"``.
+    Optional, for decisions every k market events (``decide_every="events"``), in one of two forms:
+
+    * a world whose message times are known in advance (a tape) provides
+      ``event_until(book, k) -> until (n,) int64``: one ns past the time of each env's k-th market
+      message from its current position (the decision follows that message and every message at
+      the same ns; the env then calls ``advance(book, until)``), and
+      ``event_window(n_messages) -> (t_first, t_last_start)``: the starts from which ``n_messages``
+      messages follow (the episode must fit);
+    * a generated world provides ``advance_events(book, k) -> t_decision (n,) int64`` *instead of*
+      ``advance`` for the interval: it generates and applies exactly ``k`` market events per env
+      from its current position (the agent's decisions, arrivals and fills interleaved in time
+      order as ``advance`` does), stops right after the k-th and returns one ns past its time (the
+      decision time; the world's clock moves there, so the next event comes after it). A market
+      event is one draw of the flow that reached the book (it may be several engine messages at
+      one ns, e.g. a market order taking several levels). The flow never runs out, so there is no
+      window to fit: episodes start anywhere before the session end ``bounds()[1]``; an env whose
+      k-th event would come at or after the session end runs to it as ``advance`` would and
+      returns it, and that decision ends the episode (market making truncated, execution forced
+      to complete), as the horizon does.
+
+    The env uses ``advance_events`` when the world has it; a world with neither form refuses
+    ``decide_every="events"``.
     """
 
     name: str
@@ -254,8 +271,12 @@ class TickConfig(Replaceable):
     """Decision interval (seconds of market time, 0.1 .. 60) when ``decide_every="dt"``."""
     decide_every: str = "dt"
     """``"dt"``: a decision every ``dt`` seconds of market time; ``"events"``: a decision right after
-    every ``k_events``-th market message (and the messages sharing its ns), so decision times are
-    message times (replay world; a world must provide ``event_until`` / ``event_window``)."""
+    every ``k_events``-th market message, one ns past its time. Supported by every built-in world:
+    ``"replay"`` (the k-th tape message and the messages sharing its ns; the episode's
+    ``horizon * k_events`` messages must fit in the file), ``"parametric"`` and ``"learned"`` (exactly
+    ``k_events`` generated market events per decision; an episode that reaches the session end first
+    ends there). A world of your own needs ``event_until`` / ``event_window`` or ``advance_events``
+    (:class:`TickWorld`)."""
     k_events: int = 100
     """Market messages per decision when ``decide_every="events"`` (1 .. 1,000,000)."""
     latency: Any = "colocated"
@@ -406,11 +427,15 @@ class _TickCore(BatchedCore):
         self.dt_ns = int(round(c.dt * 1e9))
         self.events = c.decide_every == "events"
         span = c.horizon * self.dt_ns
-        if self.events:
+        self.gen_events = self.events and hasattr(self.world, "advance_events")
+        """Decisions every k events of a generated world (``TickWorld.advance_events``)."""
+        if self.gen_events:
+            span = 1  # starts strictly before the session end; a decision that reaches it ends the episode
+        elif self.events:
             if not (hasattr(self.world, "event_until") and hasattr(self.world, "event_window")):
                 raise EnvConfigError(f"{type(c).__name__}.decide_every 'events': the {getattr(self.world, 'name', '?')!r} "
-                                     "tick world has no event_until / event_window (decisions every k messages need "
-                                     "the message times); use decide_every='dt' or world='replay'")
+                                     "tick world has neither event_until / event_window nor advance_events (decisions "
+                                     "every k messages need them); use decide_every='dt'")
             n_msg = c.horizon * c.k_events
             w0, w1 = self.world.event_window(n_msg)
             if w1 < w0:
@@ -428,6 +453,11 @@ class _TickCore(BatchedCore):
         start = _parse_start(c.start)
         if start is not None:
             t0 = self._midnight_ns + int(round(start * 1e9))
+            if self.gen_events and not t_first <= t0 <= t_last - span:
+                raise TickWindowError(
+                    f"{type(c).__name__}.start {c.start!r} is outside the world's session "
+                    f"{_hms((t_first - self._midnight_ns) / 1e9)}-{_hms((t_last - self._midnight_ns) / 1e9)} "
+                    "(exchange time; it must come before the session end)")
             if self.events and not t_first <= t0 <= t_last - span:
                 raise TickWindowError(
                     f"{type(c).__name__}.start {c.start!r}: fewer than horizon * k_events = {c.horizon * c.k_events} "
@@ -462,7 +492,8 @@ class _TickCore(BatchedCore):
         self.sv = np.zeros((n, K.N_SV), np.float64)
         self.ep_done = np.zeros((n, K.N_SV), np.float64)
         self.acct_done = np.zeros((n, bk.N_ACC), np.int64)
-        self.tns = np.zeros((n, 2), np.int64)
+        self.tns = np.zeros((n, 3), np.int64)
+        self.tns[:, K.T_END] = self.world.bounds()[1] if self.gen_events else bk.INT_MAX
         self.first = np.zeros(n, np.float64)
         self.sent = np.zeros(n, np.int64)
         self._t0 = np.zeros(n, np.int64)
@@ -512,11 +543,14 @@ class _TickCore(BatchedCore):
     def _step_rows(self, actions: np.ndarray, autoreset: bool) -> None:
         b = self.book
         self._commands(self._to_continuous(actions))
-        if self.events:
-            self._until[:] = self.world.event_until(b, self.config.k_events)
+        if self.gen_events:
+            self._until[:] = self.world.advance_events(b, self.config.k_events)
         else:
-            np.add(self.tns[:, K.T_NOW], self.dt_ns, out=self._until)
-        self.world.advance(b, self._until)
+            if self.events:
+                self._until[:] = self.world.event_until(b, self.config.k_events)
+            else:
+                np.add(self.tns[:, K.T_NOW], self.dt_ns, out=self._until)
+            self.world.advance(b, self._until)
         self._post()
         K.write_obs(self._all, self.n_levels, b.px, b.sz, b.dq, b.nl, b.orders, self.sv, self.cfg, self.first,
                     self.lat_obs, self.obs)

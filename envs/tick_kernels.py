@@ -26,8 +26,10 @@ N_SV = 21
 #: (decision-boundary mid before it to the one after: + = adverse), ``V_WAIT_NS_SH`` ns x shares
 #: from the order going live to the fill, ``V_PASSIVE_REC`` their shares, ``V_FILLS_SEEN`` records read
 
-# ---- per-env int64 times ``tns (n, 2)`` --------------------------------------------------
-T_START, T_NOW = 0, 1
+# ---- per-env int64 times ``tns (n, 3)`` --------------------------------------------------
+T_START, T_NOW, T_END = 0, 1, 2
+#: ``T_END``: the session end of a generated world under ``decide_every="events"`` (a decision that
+#: reaches it ends the episode as the horizon does); ``bk.INT_MAX`` otherwise (never reached)
 
 # ---- cfg (float64 vector) ------------------------------------------------------------------
 (C_DT_NS, C_HORIZON, C_TICK, C_LIMIT, C_PHI, C_DT_S, C_SCALE, C_VOL_ALPHA, C_QTY, C_SIDE,
@@ -348,7 +350,7 @@ def _fill_stats(i, mid_prev, mid, fills, es, orders, sv):
 def mm_post(px, nl, cnt, acct, fills, es, orders, sv, tns, until, cfg, reward, terminated, truncated, first):
     """Market making after the interval ending at ``until[i]`` (ns): ``reward = dW - phi * q^2 * dt``
     (USD, ``dt`` the interval in seconds), ``W = (cash + q * mid) * tick``; terminated when
-    ``|q| > inventory_limit``, truncated at the horizon."""
+    ``|q| > inventory_limit``, truncated at the horizon (or at ``T_END``)."""
     tick = cfg[C_TICK]
     for i in range(px.shape[0]):
         el = _advance_clock(i, until, tns, cfg)
@@ -370,13 +372,13 @@ def mm_post(px, nl, cnt, acct, fills, es, orders, sv, tns, until, cfg, reward, t
             sv[i, V_MAXABS] = aq
         sv[i, V_SUMINV] += q
         terminated[i] = aq > cfg[C_LIMIT]
-        truncated[i] = sv[i, V_STEP] >= cfg[C_HORIZON]
+        truncated[i] = sv[i, V_STEP] >= cfg[C_HORIZON] or tns[i, T_NOW] >= tns[i, T_END]
         first[i] = q / cfg[C_LIMIT]
 
 
 @njit(cache=True)
 def exec_post(px, sz, dq, nl, orders, es, cnt, acct, sv, tns, until, cfg, reward, terminated, truncated, first):
-    """Execution after the interval: at the horizon, cancel the working children and sell
+    """Execution after the interval: at the horizon (or at ``T_END``), cancel the working children and sell
     (buy) what is left into the book at once (forced completion); ``reward`` = minus the
     shortfall increment in bps of the arrival notional; terminated when the order is done."""
     Q = np.int64(cfg[C_QTY])
@@ -386,7 +388,7 @@ def exec_post(px, sz, dq, nl, orders, es, cnt, acct, sv, tns, until, cfg, reward
         _flow(i, px, nl, cnt, sv, cfg)
         pos = acct[i, bk.A_POS]
         done = pos if side == bk.BID else -pos
-        if done < Q and sv[i, V_STEP] >= cfg[C_HORIZON]:
+        if done < Q and (sv[i, V_STEP] >= cfg[C_HORIZON] or tns[i, T_NOW] >= tns[i, T_END]):
             for k in range(orders.shape[1]):  # the episode ends: working children are withdrawn
                 st = orders[i, k, bk.O_STATUS]
                 if st == bk.ST_PENDING or st == bk.ST_LIVE:

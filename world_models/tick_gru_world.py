@@ -115,7 +115,8 @@ from lobworld.world_models.tick_sim import (
     _head_rows, draw_marks, pack_tick_weights,
 )
 
-__all__ = ["TickGRUWorld", "TickGRUWorldError", "gru_advance", "gru_advance_parallel", "gru_warmup",
+__all__ = ["TickGRUWorld", "TickGRUWorldError", "gru_advance", "gru_advance_parallel", "gru_advance_events",
+           "gru_advance_events_parallel", "gru_warmup",
            "W_SUBMIT", "W_CANCEL", "W_DELETE", "W_EXEC", "W_HIDDEN", "W_REDRAW", "W_FORCED", "W_CROSS_CLAMP",
            "W_MOVED", "W_SIZE_CAPPED", "W_AGENT_FIRST", "W_MSGS", "W_AGENT_TOKENS", "W_CROSSED", "W_REJECTED",
            "N_WCNT", "L_T", "L_TYPE", "L_SIDE", "L_PRICE", "L_SIZE", "L_LEVEL", "N_LCOL"]
@@ -307,8 +308,13 @@ def _nearest_level(i, s, p, px, nl):
 @njit(cache=True, fastmath=True)
 def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s,
              px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow,
-             wrng, h, z, x, si, wfp, wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf):
+             wrng, h, z, x, si, wfp, wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, k_ev, tdec):
+    """Env ``i``'s flow before ``until[i]``; with ``k_ev > 0``, stop right after its ``k_ev``-th market
+    event instead (the bound becomes one ns past that event: the agent's events before it still run,
+    as tokens), move the clock ``SI_T`` there and write the bound reached into ``tdec[i]``."""
     if es[i, ES_FROZEN] != 0:
+        if k_ev > 0:
+            tdec[i] = si[i, SI_T]
         return
     mode = cfg[CF_MODE]
     K, lm = dims[0], dims[1]
@@ -320,8 +326,10 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
     xi = x[i]
     mid = si[i, SI_MIDNIGHT]
     t_next = _agent_until(i, si[i, SI_T], px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+    nev = 0
+    done = False  # the k_ev-th event was applied: only the agent's events before t_end are left
     while es[i, ES_FROZEN] == 0:
-        if si[i, SI_PEND] == 0:
+        if not done and si[i, SI_PEND] == 0:
             if es[i, bk.ES_NLIVE] > 0:
                 _merged_context(i, si[i, SI_T] - mid, px, sz, nl, orders, lot, xi)
             else:
@@ -333,7 +341,7 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
             dt = np.int64(MAX_DT_NS) if dts >= MAX_DT_NS else np.int64(math.floor(dts))
             si[i, SI_TP] = si[i, SI_T] + dt
             si[i, SI_PEND] = 1
-        tm = si[i, SI_TP]
+        tm = si[i, SI_TP] if not done else np.int64(bk.INT_MAX)
         if t_next < tm and t_next < t_end:
             # the agent acts first: a change of the visible book is a token of the stream
             ta = t_next
@@ -481,8 +489,17 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
             log[i, k, L_LEVEL] = level
             nlog[i] = k + 1
         _set_prev(xi, typ, s, level, q, dt, lm, lot, min_dt_s)
+        nev += 1
+        if nev == k_ev:  # the decision follows this event: one ns past its time
+            done = True
+            t_end = tm + 1
     if es[i, ES_FROZEN] == 0:
         _agent_until(i, t_end, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+    if done:
+        # the next inter-arrival is counted from the decision (so the next event comes after it)
+        si[i, SI_T] = t_end
+    if k_ev > 0:
+        tdec[i] = t_end
 
 
 @njit(inline="always")
@@ -521,7 +538,7 @@ def gru_advance(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
     for i in range(px.shape[0]):
         _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq,
                  nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log,
-                 nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf)
+                 nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, 0, until)
 
 
 @njit(cache=True, parallel=True)
@@ -544,7 +561,54 @@ def gru_advance_parallel(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, d
         for i in range(c * per, min(n, (c + 1) * per)):
             _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
                      dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
-                     wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf)
+                     wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, 0, until)
+
+
+@njit(cache=True)
+def gru_advance_events(k_ev, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px,
+                       sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
+                       wcnt, log, nlog, track, wprob, wfirst, tokens, ws, tdec):
+    """Run every env's GRU flow and its agent's events until the env has applied ``k_ev >= 1`` market
+    events (one per draw: ``W_SUBMIT .. W_HIDDEN``), stopping right after the ``k_ev``-th: ``tdec[i]``
+    (int64 ns) is then one ns past its time, the agent's events before it have run (as agent tokens,
+    as in :func:`gru_advance`), and the env's clock ``SI_T`` stands there (the next inter-arrival is
+    counted from it). ``until[i]`` is a bound the flow never reaches (the session end): an env whose
+    ``k_ev``-th event would come at or after it runs as :func:`gru_advance` to ``until[i]`` (the pending
+    draw kept) and ``tdec[i] = until[i]``. Other arguments: :func:`gru_advance`'s. One thread."""
+    F = x.shape[1]
+    H = h.shape[1]
+    w = ws[0]
+    xs = w[0:F]
+    gi = w[F:F + 3 * H]
+    gh = w[F + 3 * H:F + 6 * H]
+    buf = w[F + 6 * H:]
+    for i in range(px.shape[0]):
+        _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq,
+                 nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log,
+                 nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, k_ev, tdec)
+
+
+@njit(cache=True, parallel=True)
+def gru_advance_events_parallel(k_ev, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot,
+                                min_dt_s, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow,
+                                wrng, h, z, x, si, wfp, wcnt, log, nlog, track, wprob, wfirst, tokens, ws, tdec):
+    """:func:`gru_advance_events` with ``prange`` over ``ws.shape[0]`` chunks of envs (equal to it bit
+    for bit)."""
+    n = px.shape[0]
+    F = x.shape[1]
+    H = h.shape[1]
+    nw = ws.shape[0]
+    per = (n + nw - 1) // nw
+    for c in prange(nw):
+        w = ws[c]
+        xs = w[0:F]
+        gi = w[F:F + 3 * H]
+        gh = w[F + 3 * H:F + 6 * H]
+        buf = w[F + 6 * H:]
+        for i in range(c * per, min(n, (c + 1) * per)):
+            _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
+                     dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
+                     wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, k_ev, tdec)
 
 
 # =========================================================================================
@@ -716,6 +780,8 @@ class TickGRUWorld:
         self.wfirst = np.zeros((n, 2 * N_TYPES))
         nt = max(1, numba.get_num_threads())
         self.ws = np.zeros((nt, N_FEATURES + 6 * H + w.wh.shape[0]))
+        self._t_stop = np.zeros(n, np.int64)
+        self._tdec = np.zeros(n, np.int64)
 
     def seed(self, envs, seeds) -> None:
         """Set the world streams of ``envs`` from ``SeedSequence(seeds[j])`` (after :meth:`reset_rows`)."""
@@ -757,20 +823,44 @@ class TickGRUWorld:
         self.wprob[envs] = 0.0
         self.wfirst[envs] = 0.0
 
+    def _args(self, book: Book, until: np.ndarray) -> tuple:
+        w = self.w
+        return (until, *w.kernel_args(), self._dims, w.centers, w.lot, w.min_dt_s, book.px, book.sz, book.dq,
+                book.nl, book.orders, book.pend, book.cmds, book.fills, book.es, book.acct, book.cnt, book.rng,
+                book.lat, book.cfg, float(book.config.queue_power), self.wrng, self.h, self.z, self.x, self.si,
+                self.wfp, self.wcnt, self.log, self.nlog, self.track, self.wprob, self.wfirst, self.agent_tokens)
+
+    def _par(self, book: Book) -> bool:
+        return (book.n_envs >= 2 and numba.get_num_threads() > 1) if self.parallel is None else bool(self.parallel)
+
     def advance(self, book: Book, until: np.ndarray) -> None:
         if self._n != book.n_envs:
             raise TickGRUWorldError(f"advance: the world was reset for {self._n} envs, the book has {book.n_envs}")
         until = np.ascontiguousarray(np.broadcast_to(np.asarray(until, np.int64), (book.n_envs,)))
-        par = (book.n_envs >= 2 and numba.get_num_threads() > 1) if self.parallel is None else self.parallel
-        w = self.w
-        args = (until, *w.kernel_args(), self._dims, w.centers, w.lot, w.min_dt_s, book.px, book.sz, book.dq,
-                book.nl, book.orders, book.pend, book.cmds, book.fills, book.es, book.acct, book.cnt, book.rng,
-                book.lat, book.cfg, float(book.config.queue_power), self.wrng, self.h, self.z, self.x, self.si,
-                self.wfp, self.wcnt, self.log, self.nlog, self.track, self.wprob, self.wfirst, self.agent_tokens)
-        if par:
-            gru_advance_parallel(*args, self.ws)
-        else:
-            gru_advance(*args, self.ws)
+        (gru_advance_parallel if self._par(book) else gru_advance)(*self._args(book, until), self.ws)
+        self._check(book)
+
+    def advance_events(self, book: Book, k: int) -> np.ndarray:
+        """Run every env's flow until it has applied exactly ``k`` more market events (one per draw of
+        the GRU: ``W_SUBMIT .. W_HIDDEN``; an execution that meets the agent first is two engine
+        messages), with the agent's events and tokens interleaved in time order as in :meth:`advance`,
+        and stop right after the ``k``-th. Returns each env's decision time ``(n,)`` int64 ns: one ns
+        past that event's time; the env's clock moves there, so the next inter-arrival is counted from
+        the decision (an event drawn at zero delay after the ``k``-th comes 1 ns after it). An env whose
+        ``k``-th event would come at or after the session end ``bounds()[1]`` runs to the session end
+        as :meth:`advance` would (fewer than ``k`` events) and returns it."""
+        if self._n != book.n_envs:
+            raise TickGRUWorldError(f"advance_events: the world was reset for {self._n} envs, the book has "
+                                    f"{book.n_envs}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise TickGRUWorldError(f"advance_events: k must be an int >= 1 (market events), got {k!r}")
+        self._t_stop[:] = self._bounds[1]
+        (gru_advance_events_parallel if self._par(book) else gru_advance_events)(
+            np.int64(k), *self._args(book, self._t_stop), self.ws, self._tdec)
+        self._check(book)
+        return self._tdec.copy()
+
+    def _check(self, book: Book) -> None:
         if book.config.strict and (book.es[:, bk.ES_ERR] != 0).any():
             i = int(np.flatnonzero(book.es[:, bk.ES_ERR] != 0)[0])
             code = int(book.es[i, bk.ES_ERR])

@@ -70,17 +70,20 @@ from lobworld.envs.rng import exponential, normal, uniform
 from lobworld.errors import LobworldError
 from lobworld.world_models.tick_parametric import CSTParams, load_fitted_cst
 
-__all__ = ["CSTWorld", "CSTWorldError", "cst_advance", "cst_advance_parallel", "W_LIMIT_BID", "W_LIMIT_ASK",
+__all__ = ["CSTWorld", "CSTWorldError", "cst_advance", "cst_advance_parallel", "cst_advance_events",
+           "cst_advance_events_parallel", "W_LIMIT_BID", "W_LIMIT_ASK",
            "W_MARKET_BUY", "W_MARKET_SELL", "W_CANCEL_BID", "W_CANCEL_ASK", "W_REJECTED", "W_MSGS",
-           "W_REDRAWS", "W_CROSSED", "N_WCNT", "L_T", "L_TYPE", "L_SIDE", "L_PRICE", "L_SIZE", "L_DIST", "N_LCOL",
-           "world_params"]
+           "W_REDRAWS", "W_CROSSED", "W_EVENTS", "N_WCNT", "L_T", "L_TYPE", "L_SIDE", "L_PRICE", "L_SIZE", "L_DIST",
+           "N_LCOL", "world_params"]
 
 # ---- world counters ``wcnt (n, N_WCNT)`` int64 -------------------------------------------
 (W_LIMIT_BID, W_LIMIT_ASK, W_MARKET_BUY, W_MARKET_SELL, W_CANCEL_BID, W_CANCEL_ASK, W_REJECTED, W_MSGS,
- W_REDRAWS, W_CROSSED) = range(10)
-N_WCNT = 10
+ W_REDRAWS, W_CROSSED, W_EVENTS) = range(11)
+N_WCNT = 11
 #: ``W_MARKET_*`` count market orders drawn (including the rejected ones); ``W_MSGS`` messages
-#: applied; ``W_REDRAWS`` waiting times drawn again after an agent event
+#: applied; ``W_REDRAWS`` waiting times drawn again after an agent event; ``W_EVENTS`` market events
+#: that reached the book (a limit order, a cancel, a market order with all its messages: what
+#: :meth:`CSTWorld.advance_events` counts)
 
 # ---- message log ``log (n, cap, N_LCOL)`` int64 (optional, ``record=cap``) ---------------
 L_T, L_TYPE, L_SIDE, L_PRICE, L_SIZE, L_DIST = range(6)
@@ -156,7 +159,10 @@ def _side_rate(i, s, ref, px, sz, nl, theta):
 
 @njit(cache=True, _nrt=False)
 def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-             cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog):
+             cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, k_ev, tdec):
+    """Env ``i``'s flow before ``until[i]``; with ``k_ev > 0``, stop right after its ``k_ev``-th market
+    event instead (the bound becomes one ns past that event: the agent's events before it still run)
+    and write the bound reached into ``tdec[i]``."""
     mode = cfg[CF_MODE]
     D = lam_cum.shape[0]
     lam_tot = lam_cum[D - 1]
@@ -169,6 +175,8 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
     t0i = w0[i]
     tw = wt[i]
     if es[i, ES_FROZEN] != 0:
+        if k_ev > 0:
+            tdec[i] = t0i + np.int64(tw)
         return
     t_next = _agent_until(i, t0i + np.int64(tw), px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
     # total cancel rates per side (lots/s), kept up to date message by message; a side is recomputed
@@ -178,6 +186,8 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
     ca = 0.0
     dirty_b = True
     dirty_a = True
+    nev = 0
+    done = False  # the k_ev-th event was applied: only the agent's events before t_end are left
     while es[i, ES_FROZEN] == 0:
         if nl[i, 0] > 0:
             wref[i, 0] = px[i, 0, 0]
@@ -196,8 +206,11 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
         if ca < 0.0:
             ca = 0.0
         R = 2.0 * lam_tot + 2.0 * mu + cb + ca
-        t_new = tw + exponential(st) * 1e9 / R
-        tm = t0i + np.int64(t_new) if t_new < 4.0e18 else np.int64(bk.INT_MAX)
+        t_new = tw
+        tm = np.int64(bk.INT_MAX)
+        if not done:
+            t_new = tw + exponential(st) * 1e9 / R
+            tm = t0i + np.int64(t_new) if t_new < 4.0e18 else np.int64(bk.INT_MAX)
         if t_next < tm and t_next < t_end:
             # the agent acts first; the flow restarts from its time on the changed book (memoryless)
             ta = t_next
@@ -215,6 +228,7 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
         tw = t_new
         u = uniform(st) * R
         z = normal(st) if lognormal else 0.0
+        ev = False  # the event reached the book
         if u < 2.0 * lam_tot:  # limit order
             is_bid = u < lam_tot
             v = u if is_bid else u - lam_tot
@@ -234,6 +248,7 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
                     full = nl[i, BID] == px.shape[2]
                     _emit(i, tm, MSG_SUBMIT, BID, p, q, lo + 1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat,
                           cfg, qpow, wcnt, log, nlog)
+                    ev = True
                     if full:
                         dirty_b = True
                     else:
@@ -246,81 +261,91 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
                 full = nl[i, ASK] == px.shape[2]
                 _emit(i, tm, MSG_SUBMIT, ASK, p, q, lo + 1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
                       lat, cfg, qpow, wcnt, log, nlog)
+                ev = True
                 if full:
                     dirty_a = True
                 else:
                     ca += theta[lo] * q * inv_lot
                 if p < ba or nl[i, ASK] == 1:
                     dirty_b = True
-            continue
-        u -= 2.0 * lam_tot
-        if u < 2.0 * mu:  # market order: buy hits the asks, sell hits the bids
+        elif u - 2.0 * lam_tot < 2.0 * mu:  # market order: buy hits the asks, sell hits the bids
+            u -= 2.0 * lam_tot
             s = ASK if u < mu else BID
             wcnt[i, W_MARKET_BUY if s == ASK else W_MARKET_SELL] += 1
             if nl[i, s] == 0:
                 wcnt[i, W_REJECTED] += 1
-                continue
-            left = _size(st, lognormal, unit, pv[P_MM], pv[P_SM], z)
-            while left > 0 and nl[i, s] > 0 and es[i, ES_FROZEN] == 0:
-                take = sz[i, s, 0]
-                if take > left:
-                    take = left
-                if take == sz[i, s, 0]:  # the touch empties: the other side's distances move
+            else:
+                ev = True
+                left = _size(st, lognormal, unit, pv[P_MM], pv[P_SM], z)
+                while left > 0 and nl[i, s] > 0 and es[i, ES_FROZEN] == 0:
+                    take = sz[i, s, 0]
+                    if take > left:
+                        take = left
+                    if take == sz[i, s, 0]:  # the touch empties: the other side's distances move
+                        if s == BID:
+                            dirty_a = True
+                        else:
+                            dirty_b = True
+                    d = (ba - px[i, s, 0]) if s == BID else (px[i, s, 0] - bb)
+                    dc = theta[(1 if d < 1 else (D if d > D else d)) - 1] * take * inv_lot
+                    if s == BID:
+                        cb -= dc
+                    else:
+                        ca -= dc
+                    _emit(i, tm, MSG_EXEC, s, px[i, s, 0], take, d, px, sz, dq, nl, orders, fills, es, acct, cnt,
+                          rng, lat, cfg, qpow, wcnt, log, nlog)
+                    left -= take
+        else:
+            u -= 2.0 * lam_tot
+            u -= 2.0 * mu
+            if u < cb:
+                s = BID
+            else:
+                s = ASK
+                u -= cb
+            # the level whose cumulative cancel rate first exceeds u (float edge: the last positive one)
+            acc = 0.0
+            jj = -1
+            dj = 0
+            for j in range(nl[i, s]):
+                d = (ba - px[i, s, j]) if s == BID else (px[i, s, j] - bb)
+                d = 1 if d < 1 else (D if d > D else d)
+                r = theta[d - 1] * sz[i, s, j] * inv_lot
+                if r > 0.0:
+                    jj = j
+                    dj = (ba - px[i, s, j]) if s == BID else (px[i, s, j] - bb)
+                    acc += r
+                    if acc > u:
+                        break
+            if jj >= 0:
+                wcnt[i, W_CANCEL_BID if s == BID else W_CANCEL_ASK] += 1
+                q = _size(st, lognormal, unit, pv[P_MC], pv[P_SC], z)
+                if q > sz[i, s, jj]:
+                    q = sz[i, s, jj]
+                if jj == 0 and q == sz[i, s, 0]:  # the touch empties: the other side's distances move
                     if s == BID:
                         dirty_a = True
                     else:
                         dirty_b = True
-                d = (ba - px[i, s, 0]) if s == BID else (px[i, s, 0] - bb)
-                dc = theta[(1 if d < 1 else (D if d > D else d)) - 1] * take * inv_lot
+                dc = theta[(1 if dj < 1 else (D if dj > D else dj)) - 1] * q * inv_lot
                 if s == BID:
                     cb -= dc
                 else:
                     ca -= dc
-                _emit(i, tm, MSG_EXEC, s, px[i, s, 0], take, d, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
+                _emit(i, tm, MSG_DELETE, s, px[i, s, jj], q, dj, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
                       lat, cfg, qpow, wcnt, log, nlog)
-                left -= take
-            continue
-        u -= 2.0 * mu
-        if u < cb:
-            s = BID
-        else:
-            s = ASK
-            u -= cb
-        # the level whose cumulative cancel rate first exceeds u (float edge: the last positive one)
-        acc = 0.0
-        jj = -1
-        dj = 0
-        for j in range(nl[i, s]):
-            d = (ba - px[i, s, j]) if s == BID else (px[i, s, j] - bb)
-            d = 1 if d < 1 else (D if d > D else d)
-            r = theta[d - 1] * sz[i, s, j] * inv_lot
-            if r > 0.0:
-                jj = j
-                dj = (ba - px[i, s, j]) if s == BID else (px[i, s, j] - bb)
-                acc += r
-                if acc > u:
-                    break
-        if jj < 0:
-            continue
-        wcnt[i, W_CANCEL_BID if s == BID else W_CANCEL_ASK] += 1
-        q = _size(st, lognormal, unit, pv[P_MC], pv[P_SC], z)
-        if q > sz[i, s, jj]:
-            q = sz[i, s, jj]
-        if jj == 0 and q == sz[i, s, 0]:  # the touch empties: the other side's distances move
-            if s == BID:
-                dirty_a = True
-            else:
-                dirty_b = True
-        dc = theta[(1 if dj < 1 else (D if dj > D else dj)) - 1] * q * inv_lot
-        if s == BID:
-            cb -= dc
-        else:
-            ca -= dc
-        _emit(i, tm, MSG_DELETE, s, px[i, s, jj], q, dj, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg,
-              qpow, wcnt, log, nlog)
+                ev = True
+        if ev:
+            wcnt[i, W_EVENTS] += 1
+            nev += 1
+            if nev == k_ev:  # the decision follows this event: one ns past its time
+                done = True
+                t_end = tm + 1
     wt[i] = tw
     if es[i, ES_FROZEN] == 0:
         _agent_until(i, t_end, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+    if k_ev > 0:
+        tdec[i] = t_end
 
 
 @njit(cache=True)
@@ -335,7 +360,7 @@ def cst_advance(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
     (``cap`` may be 0) and ``nlog (n,)``. One thread."""
     for i in range(px.shape[0]):
         _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog)
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, 0, until)
 
 
 @njit(cache=True, parallel=True)
@@ -345,7 +370,31 @@ def cst_advance_parallel(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend
     so results do not depend on the thread count)."""
     for i in prange(px.shape[0]):
         _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog)
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, 0, until)
+
+
+@njit(cache=True)
+def cst_advance_events(k_ev, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt,
+                       rng, lat, cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, tdec):
+    """Run every env's CST flow and its agent's events until the env has applied ``k_ev >= 1`` market
+    events (``W_EVENTS``), stopping right after the ``k_ev``-th: ``tdec[i]`` (int64 ns) is then one ns
+    past its time, and the agent's events before ``tdec[i]`` have run, as :func:`cst_advance` with that
+    bound would run them. ``until[i]`` is a bound the flow never reaches (the session end): an env whose
+    ``k_ev``-th event would come at or after it runs as :func:`cst_advance` to ``until[i]``, and
+    ``tdec[i] = until[i]``. Either way the world clock ``wt`` ends at ``tdec[i]`` (the waiting time
+    after it is drawn afresh: exact for the Poisson flow). Other arguments: :func:`cst_advance`'s. One thread."""
+    for i in range(px.shape[0]):
+        _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, k_ev, tdec)
+
+
+@njit(cache=True, parallel=True)
+def cst_advance_events_parallel(k_ev, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct,
+                                cnt, rng, lat, cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, tdec):
+    """:func:`cst_advance_events` over Numba's threads (equal to it bit for bit)."""
+    for i in prange(px.shape[0]):
+        _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, k_ev, tdec)
 
 
 def replay_and_ticker(data) -> tuple:
@@ -440,6 +489,8 @@ class CSTWorld:
         self.wcnt = np.zeros((n, N_WCNT), np.int64)
         self.log = np.zeros((n, self.record, N_LCOL), np.int64)
         self.nlog = np.zeros(n, np.int64)
+        self._t_stop = np.zeros(n, np.int64)
+        self._tdec = np.zeros(n, np.int64)
 
     def seed(self, envs, seeds) -> None:
         """Set the world streams of ``envs`` from ``SeedSequence(seeds[j])`` (after :meth:`reset_rows`)."""
@@ -487,15 +538,41 @@ class CSTWorld:
         self.wcnt[envs] = 0
         self.nlog[envs] = 0
 
+    def _par(self, book: Book) -> bool:
+        return (book.n_envs >= 2 and numba.get_num_threads() > 1) if self.parallel is None else bool(self.parallel)
+
+    def _args(self, book: Book) -> tuple:
+        return (self.lam_cum, self.theta, self.pv, book.px, book.sz, book.dq, book.nl, book.orders, book.pend,
+                book.cmds, book.fills, book.es, book.acct, book.cnt, book.rng, book.lat, book.cfg,
+                float(book.config.queue_power), self.wrng, self.w0, self.wt, self.wref, self.wcnt, self.log, self.nlog)
+
     def advance(self, book: Book, until: np.ndarray) -> None:
         if self._n != book.n_envs:
             raise CSTWorldError(f"advance: the world was reset for {self._n} envs, the book has {book.n_envs}")
         until = np.ascontiguousarray(np.broadcast_to(np.asarray(until, np.int64), (book.n_envs,)))
-        par = (book.n_envs >= 2 and numba.get_num_threads() > 1) if self.parallel is None else self.parallel
-        kern = cst_advance_parallel if par else cst_advance
-        kern(until, self.lam_cum, self.theta, self.pv, book.px, book.sz, book.dq, book.nl, book.orders, book.pend,
-             book.cmds, book.fills, book.es, book.acct, book.cnt, book.rng, book.lat, book.cfg,
-             float(book.config.queue_power), self.wrng, self.w0, self.wt, self.wref, self.wcnt, self.log, self.nlog)
+        (cst_advance_parallel if self._par(book) else cst_advance)(until, *self._args(book))
+        self._check(book)
+
+    def advance_events(self, book: Book, k: int) -> np.ndarray:
+        """Run every env's flow until it has applied exactly ``k`` more market events (``W_EVENTS``: a
+        limit order, a cancel, or a market order with every level it takes, at one ns), with the agent's
+        events interleaved in time order as in :meth:`advance`, and stop right after the ``k``-th.
+        Returns each env's decision time ``(n,)`` int64 ns: one ns past that event's time, where the
+        world clock now stands (the next event comes after it). An env whose ``k``-th event would come at
+        or after the session end ``bounds()[1]`` runs to the session end as :meth:`advance` would (fewer
+        than ``k`` events) and returns it."""
+        if self._n != book.n_envs:
+            raise CSTWorldError(f"advance_events: the world was reset for {self._n} envs, the book has "
+                                f"{book.n_envs}")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise CSTWorldError(f"advance_events: k must be an int >= 1 (market events), got {k!r}")
+        self._t_stop[:] = self._bounds[1]
+        (cst_advance_events_parallel if self._par(book) else cst_advance_events)(
+            np.int64(k), self._t_stop, *self._args(book), self._tdec)
+        self._check(book)
+        return self._tdec.copy()
+
+    def _check(self, book: Book) -> None:
         if book.config.strict and (book.es[:, bk.ES_ERR] != 0).any():
             i = int(np.flatnonzero(book.es[:, bk.ES_ERR] != 0)[0])
             code = int(book.es[i, bk.ES_ERR])
