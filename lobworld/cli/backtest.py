@@ -305,7 +305,7 @@ def _mm_report(res, data, lats) -> str:
           + "\n\n## PnL paired per window (model - baseline, USD, 95% t interval)\n\n"
           + _md_table(pr[pr["metric"] == "pnl"].drop(columns="metric"))
           + "\n\n## Other metrics paired per window (model - baseline, 95% t interval)\n\n"
-          + _md_table(pr[pr["metric"] != "pnl"]))
+          + _md_table(pr[(pr["metric"] != "pnl") & (pr["windows"] > 0)]))  # paired.csv keeps the undefined rows
     if res.latency_table is not None:
         md += (f"\n\n## PnL across latency presets (paired per window, difference to {lats[0]}, USD)\n\n"
                + _md_table(res.latency_table))
