@@ -18,8 +18,14 @@ race rules, the replay rule) is ``docs/book.md``; the short version:
 * per-env scalars are ``es (n, N_ES)``, the agent's account ``acct (n, N_ACC)``,
   counters ``cnt (n, N_CNT)`` (error counts first, indexed by the error code).
 
-The helpers are compiled with ``_nrt=False``: they allocate nothing, and without Numba's
-reference counting a call that passes arrays costs no atomic increments or decrements.
+The helpers on the per-message and per-agent-event paths (the file check, the agent's
+decisions, arrivals, takes and queue updates) are ``inline="always"``: Numba passes every
+array argument as its full descriptor (a 3-d array is 11 machine words), so a call with a
+dozen arrays pushes well over a hundred words, and that, not the arithmetic, was most of the
+cost of an agent command. They are inlined into :func:`_run_env`, which is compiled with
+``_nrt=False`` (it allocates nothing, and the views it takes then need no reference counts).
+The rare paths (a fill, an error, a resynchronisation) stay separate ``_nrt=False`` functions
+so the kernels compile in reasonable time.
 
 Times are int64 nanoseconds; latencies ``lat (n, 4)`` float64 nanoseconds (entry mean,
 entry jitter, market-data mean, market-data jitter). Random streams per env
@@ -220,7 +226,7 @@ def _fill(i, k, t, price, q, kind, orders, fills, es, acct, cnt, rng, lat):
         es[i, ES_NLIVE] -= 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _take(i, k, t, limit, has_limit, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode):
     """Walk the side opposite order ``k`` from the touch while the level price is not worse
     than ``limit`` (every level when ``has_limit`` is False); fill at each level's price."""
@@ -250,7 +256,7 @@ def _take(i, k, t, limit, has_limit, px, sz, dq, nl, orders, fills, es, acct, cn
         _fill(i, k, t, p, q, FILL_AGGRESSIVE, orders, fills, es, acct, cnt, rng, lat)
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode):
     """A limit order reaches the book at ``t``: trade what crosses, rest the remainder at
     the back of its level (shares ahead = the visible size there)."""
@@ -269,7 +275,7 @@ def _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mo
 # =========================================================================================
 # the agent's queue positions on a stream message
 # =========================================================================================
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _agent_on_message(i, t, typ, s, p, q, v_before, v_after, orders, fills, es, acct, cnt, rng, lat,
                       qmodel, qpow):
     K = orders.shape[1]
@@ -317,7 +323,7 @@ def _agent_on_message(i, t, typ, s, p, q, v_before, v_after, orders, fills, es, 
                     _fill(i, k, t, P, f, FILL_PASSIVE, orders, fills, es, acct, cnt, rng, lat)
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _agent_ranges(i, orders, es):
     lo_b = INT_MAX
     hi_b = -INT_MAX
@@ -528,7 +534,7 @@ def _resync_side(i, s, row, px, sz, dq, nl, fpx, fsz):
     nl[i, s] = new_n
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _side_matches(i, s, row, px, sz, nl, fpx, fsz, depth):
     """True when the first ``depth`` levels of side ``s`` equal file row ``row`` (a level the
     engine does not hold must be empty in the file)."""
@@ -542,7 +548,7 @@ def _side_matches(i, s, row, px, sz, nl, fpx, fsz, depth):
     return bad == 0
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, erow, verify):
     """Compare the book after message ``row`` with the file and resynchronise what differs.
 
@@ -588,7 +594,7 @@ def _check_row(i, row, px, sz, dq, nl, orders, es, cnt, fpx, fsz, entry, erow, v
 # =========================================================================================
 # the agent's decisions and messages
 # =========================================================================================
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _decide(i, t_view, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat):
     """Turn the head command into a message in flight (its latencies are already drawn)."""
     c = cmds[i, es[i, ES_CMD_HEAD]]
@@ -660,7 +666,9 @@ def _decide(i, t_view, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat):
     if t_arr < es[i, ES_LAST_ARR]:
         t_arr = es[i, ES_LAST_ARR]  # one session: messages reach the venue in the order sent
     es[i, ES_LAST_ARR] = t_arr
-    slot = (es[i, ES_PEND_HEAD] + es[i, ES_PEND_COUNT]) % pend.shape[1]
+    slot = es[i, ES_PEND_HEAD] + es[i, ES_PEND_COUNT]  # head < P and count < P: one wrap at most
+    if slot >= pend.shape[1]:
+        slot -= pend.shape[1]
     m = pend[i, slot]
     m[P_T_ARR] = t_arr
     m[P_KIND] = kind
@@ -672,13 +680,13 @@ def _decide(i, t_view, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat):
     es[i, ES_PEND_COUNT] += 1
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mode):
     """The oldest message in flight reaches the venue."""
     es[i, ES_AG_DIRTY] = 1
     h = es[i, ES_PEND_HEAD]
     m = pend[i, h]
-    es[i, ES_PEND_HEAD] = (h + 1) % pend.shape[1]
+    es[i, ES_PEND_HEAD] = h + 1 if h + 1 < pend.shape[1] else 0
     es[i, ES_PEND_COUNT] -= 1
     t = m[P_T_ARR]
     kind = m[P_KIND]
@@ -745,7 +753,7 @@ def _arrive(i, px, sz, dq, nl, orders, pend, fills, es, acct, cnt, rng, lat, mod
             _go_live(i, k, t, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, mode)
 
 
-@njit(cache=True, _nrt=False)
+@njit(inline="always")
 def _agent_until(i, t_bound, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode):
     """Process the agent's decisions and arrivals strictly before ``t_bound`` in time order;
     return the time of the next one (``INT_MAX``: none)."""
