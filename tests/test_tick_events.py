@@ -1,5 +1,6 @@
 """Decisions every k market events (``decide_every="events"``) on the replay world: the decision times
-are the times of every k-th real message of the LOBSTER file, read here from the file itself."""
+are the times of every k-th real message of the LOBSTER file, read here from the file itself. The
+generated worlds' form (``advance_events``) is tested in ``tests/test_tick_events_generated.py``."""
 
 import gzip
 
@@ -8,7 +9,7 @@ import pytest
 
 import lobworld  # noqa: F401  (registers the ids and the parametric tick world)
 from lobworld.envs.core import EnvConfigError
-from lobworld.envs.tick import TickExecutionCore, TickMarketMakingCore, TickWindowError, obs_names
+from lobworld.envs.tick import ReplayWorld, TickExecutionCore, TickMarketMakingCore, TickWindowError, obs_names
 from lobworld.world_models.data.lobster import sample_lobster_paths
 
 
@@ -79,9 +80,32 @@ def test_the_inventory_penalty_uses_the_event_interval():
         assert r0 - r1 == pytest.approx(1e-4 * q * q * el, rel=1e-9, abs=1e-12)
 
 
+class _BareWorld:
+    """The replay world without either form of the optional events interface."""
+
+    name = "bare"
+
+    def __init__(self):
+        self._w = ReplayWorld.from_path(None)
+        self.tick_size, self.levels = self._w.tick_size, self._w.levels
+
+    def bounds(self):
+        return self._w.bounds()
+
+    def book_config(self, base):
+        return self._w.book_config(base)
+
+    def reset_rows(self, book, envs, t0):
+        self._w.reset_rows(book, envs, t0)
+
+    def advance(self, book, until):
+        self._w.advance(book, until)
+
+
 def test_event_decisions_need_a_world_with_message_times_and_a_window_that_fits():
-    with pytest.raises(EnvConfigError, match="decide_every 'events'.*parametric"):
-        TickMarketMakingCore(n_envs=1, world="parametric", decide_every="events")
+    with pytest.raises(EnvConfigError, match="decide_every 'events'.*'bare'.*neither event_until"):
+        TickMarketMakingCore(n_envs=1, world=_BareWorld(), decide_every="events")
+    TickMarketMakingCore(n_envs=1, world=_BareWorld(), decide_every="dt")  # a plain world still runs on dt
     with pytest.raises(EnvConfigError, match="decide_every must be 'dt' or 'events'"):
         TickMarketMakingCore(n_envs=1, decide_every="ticks")
     with pytest.raises(EnvConfigError, match="k_events"):

@@ -528,6 +528,7 @@ def gru_advance(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
     ``nlog (n,)``; ``track`` bool with ``wprob, wfirst (n, 10)``; ``tokens`` bool (agent tokens
     on); ``ws (>= 1, W)`` workspace
     (``W = F + 6 H + n_out``; row 0 is used)."""
+    no_dec = np.zeros(1, np.int64)  # the decision-time output of advance_events: not written here
     F = x.shape[1]
     H = h.shape[1]
     w = ws[0]
@@ -538,7 +539,7 @@ def gru_advance(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
     for i in range(px.shape[0]):
         _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq,
                  nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log,
-                 nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, 0, until)
+                 nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, 0, no_dec)
 
 
 @njit(cache=True, parallel=True)
@@ -547,6 +548,7 @@ def gru_advance_parallel(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, d
                          wcnt, log, nlog, track, wprob, wfirst, tokens, ws):
     """:func:`gru_advance` with ``prange`` over ``ws.shape[0]`` chunks of envs (one workspace row
     each). Each env touches only its own rows and stream: equal to the serial kernel bit for bit."""
+    no_dec = np.zeros(1, np.int64)  # the decision-time output of advance_events: not written here
     n = px.shape[0]
     F = x.shape[1]
     H = h.shape[1]
@@ -561,7 +563,7 @@ def gru_advance_parallel(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, d
         for i in range(c * per, min(n, (c + 1) * per)):
             _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
                      dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
-                     wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, 0, until)
+                     wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, 0, no_dec)
 
 
 @njit(cache=True)

@@ -358,9 +358,10 @@ def cst_advance(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
     start), ``wt (n,)`` float64 world clock (ns since ``w0``), ``wref
     (n, 2)`` int64 last best bid / ask (ticks), ``wcnt (n, N_WCNT)``, ``log (n, cap, N_LCOL)``
     (``cap`` may be 0) and ``nlog (n,)``. One thread."""
+    no_dec = np.zeros(1, np.int64)  # the decision-time output of advance_events: not written here
     for i in range(px.shape[0]):
         _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, 0, until)
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, 0, no_dec)
 
 
 @njit(cache=True, parallel=True)
@@ -368,9 +369,10 @@ def cst_advance_parallel(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend
                          lat, cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog):
     """:func:`cst_advance` over Numba's threads (each env touches only its own rows and stream,
     so results do not depend on the thread count)."""
+    no_dec = np.zeros(1, np.int64)  # the decision-time output of advance_events: not written here
     for i in prange(px.shape[0]):
         _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, 0, until)
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, 0, no_dec)
 
 
 @njit(cache=True)
