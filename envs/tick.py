@@ -737,9 +737,10 @@ class TickMarketMakingEnv(LOBEnv):
 
     The agent quotes a bid and an ask in a real limit order book (``world="replay"``: the
     tape of a LOBSTER day). Every ``dt`` seconds of market time (default 1 s) it decides
-    (``decide_every="events"``: right after every ``k_events``-th market message and the
-    messages sharing its ns; the decision boundary is then one ns past that message's time,
-    so decision times are message times: replay world);
+    (``decide_every="events"``: right after every ``k_events``-th market message, the
+    decision boundary one ns past its time; on the replay world the messages sharing its ns
+    come before the decision too, on the generated worlds exactly ``k_events`` market events
+    do: ``TickWorld``);
     its messages reach the venue after the order-entry latency of its scenario, and it
     decides on a book one market-data latency old (the command is timed at
     ``t + md`` where ``t`` is the decision boundary, so the book engine resolves it on the
@@ -786,12 +787,14 @@ class TickMarketMakingEnv(LOBEnv):
     The book of the world at the episode start (the file's book at the last message before
     it), flat inventory, no cash, no orders. The start is ``start`` or drawn uniformly over
     the data's hours so that ``horizon * dt`` fits (``decide_every="events"``: so that
-    ``horizon * k_events`` messages follow it).
+    ``horizon * k_events`` messages follow it on the replay world; anywhere before the session
+    end on a generated world).
 
     ## Episode End
 
     Terminated when ``|q| > inventory_limit`` after a decision; truncated after ``horizon``
-    decisions. The last step's info holds ``pnl`` (USD), ``episode_return``,
+    decisions, or (generated world, ``decide_every="events"``) at a decision the session end
+    forced: the flow reached ``bounds()[1]`` before its ``k_events``-th event. The last step's info holds ``pnl`` (USD), ``episode_return``,
     ``inventory_terminal``, ``inventory_max_abs``, ``inventory_mean``,
     ``filled_shares_bid`` / ``_ask``, ``fills``, ``passive_shares``, ``aggressive_shares``,
     ``sharpe_per_step``, ``episode_length``; over the recorded passive fills (``max_fills``):
@@ -813,7 +816,8 @@ class TickMarketMakingEnv(LOBEnv):
 
     ## Version History
 
-    * v0: initial version (replay world); decisions every k market events (``decide_every``).
+    * v0: initial version (replay world); decisions every k market events (``decide_every``;
+      on the generated worlds too).
     """
 
     core_cls = TickMarketMakingCore
@@ -870,7 +874,8 @@ class TickExecutionEnv(LOBEnv):
 
     ## Episode End
 
-    Terminated when Q shares are executed, or at decision ``horizon``: then the working
+    Terminated when Q shares are executed, or at decision ``horizon`` (or at a decision the
+    session end forced, as in :class:`TickMarketMakingEnv`): then the working
     children are withdrawn and the rest is sold (bought) at once into the book at the
     horizon, level by level (forced completion, no latency; shares beyond the visible book
     at one tick worse than its deepest level, counted in ``forced_beyond_book_shares``).
