@@ -833,7 +833,8 @@ def book_run_parallel(stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, erow, p
     """:func:`book_run` with the envs spread over Numba's threads (each env touches only its
     own rows and streams, so results do not depend on the thread count)."""
     for i in prange(px.shape[0]):
-        _run_env(i, stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, erow, px, sz, dq, nl, orders, pend, cmds,
+        # prange's index is unsigned: cast it, so the serial kernel's compiled _run_env is reused
+        _run_env(np.int64(i), stop, tt, ttype, tside, tpx, tsz, fpx, fsz, entry, erow, px, sz, dq, nl, orders, pend, cmds,
                  fills, es, acct, cnt, rng, lat, cfg, qpow, t_flush)
 
 
