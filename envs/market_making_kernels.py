@@ -325,7 +325,7 @@ def _decide(i, s, mode, act, mid, bb, ba, lat, qs, cfg, queue_mode):
 
 @njit(inline="always")
 def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
-              reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc):
+              reset_fn, step_fn, dyn_args, obs, final_obs, reward, term, trunc):
     row = market[i]
     dt = cfg[C_DT]
     tick = cfg[C_TICK]
@@ -504,15 +504,13 @@ def _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, la
         sv[i, V_PREVQ] = 0.0
         sv[i, V_PREVQM] = 0.0
         keep_final_obs(i, obs, final_obs)
-        if autoreset:
-            _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
 
 
 @njit(inline="always")
 def _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
           reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
     _step_env(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
-              reset_fn, step_fn, dyn_args, False, obs, final_obs, reward, term, trunc)
+              reset_fn, step_fn, dyn_args, obs, final_obs, reward, term, trunc)
     if term[i] or trunc[i]:
         keep_episode(i, ep, ep_done)
         ep_done[i, N_EP] = sv[i, V_WEALTH]

@@ -120,7 +120,9 @@ def _zig_draw(st):
     return iz, hz
 
 
-@njit(inline="always")
+# Not inlined: the slow path (about 1% of draws) would otherwise be copied into every caller,
+# which multiplies the compile time of the kernels that draw normals several times.
+@njit
 def _normal_slow(st, iz, hz):
     while True:
         x = hz * _ZIG_W[iz]
