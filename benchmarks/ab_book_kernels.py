@@ -1,5 +1,7 @@
-"""A/B of the book kernels: ``envs/book_kernels.py`` (B, the package's) against the frozen copy
-``benchmarks/_book_kernels_ref.py`` (A, the kernels before the speed pass), in one process.
+"""A/B of the book kernels: ``envs/book_kernels.py`` (B, the package's) against the same file at
+an earlier git revision (A; default ``ccd5480``, the kernels before the 2026-12-07 speed pass,
+extracted with ``git show`` into a cache folder; ``LOBWORLD_AB_REF=<rev>`` picks another), in one
+process. Needs a git checkout.
 
 Two parts:
 
@@ -21,6 +23,7 @@ import argparse
 import importlib.util
 import os
 import pathlib
+import subprocess
 import sys
 import time
 
@@ -39,8 +42,28 @@ DAYS = {"GOOG": "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
 STATE = ("px", "sz", "dq", "nl", "orders", "pend", "cmds", "fills", "es", "acct", "cnt", "rng")
 
 
+REF_REV = os.environ.get("LOBWORLD_AB_REF", "ccd5480")
+
+
+def _ref_file(rev: str = REF_REV) -> pathlib.Path:
+    """``envs/book_kernels.py`` at git revision ``rev``, written once to a cache folder (so that
+    Numba's disk cache of the reference kernels survives between runs)."""
+    out = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "lobworld_ab" / rev
+    path = out / "_book_kernels_ref.py"
+    if not path.is_file():
+        try:
+            text = subprocess.run(["git", "show", f"{rev}:envs/book_kernels.py"], cwd=HERE.parent, check=True,
+                                  capture_output=True, text=True).stdout
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise SystemExit(f"ab_book_kernels: cannot read envs/book_kernels.py at revision {rev!r} "
+                             f"from git ({exc}); run it in a git checkout") from exc
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return path
+
+
 def _load_ref():
-    spec = importlib.util.spec_from_file_location("_book_kernels_ref", HERE / "_book_kernels_ref.py")
+    spec = importlib.util.spec_from_file_location("_book_kernels_ref", _ref_file())
     mod = importlib.util.module_from_spec(spec)
     sys.modules["_book_kernels_ref"] = mod
     spec.loader.exec_module(mod)
