@@ -995,6 +995,21 @@ def model_run_record(model) -> dict:
     return _find_meta(_find_model(model)) or {}
 
 
+def _model_and_kwargs(model, env_id_wanted: str, what: str):
+    """``(path, run record, recorded env kwargs)`` of a model for the tape backtest of
+    ``env_id_wanted``; a run record naming another env id raises :class:`ModelEnvError` (``what``:
+    the kind of backtest, for the message)."""
+    p = _find_model(model)
+    meta = model_run_record(p)
+    env_id = (meta.get("env") or {}).get("id") or (meta.get("config") or {}).get("env_id")
+    if env_id is not None and env_id != env_id_wanted:
+        raise ModelEnvError(f"model: {p} was trained on {env_id}; {what} runs models of {env_id_wanted} "
+                            f"(tape backtests take {TICK_EXEC_ENV} and {TICK_MM_ENV} models: their observations "
+                            f"are built from the event-level book). "
+                            f"Evaluate a {env_id} model with `lobworld evaluate --env {env_id}`")
+    return p, meta, dict((meta.get("config") or {}).get("env_kwargs") or {})
+
+
 def load_tick_model(model, *, latency="cloud", **env_overrides):
     """Load a trained model of ``LOB-TickExecution-v0`` as a deterministic batched policy.
 
@@ -1012,15 +1027,7 @@ def load_tick_model(model, *, latency="cloud", **env_overrides):
     from lobworld.agents.training import load_policy
     from lobworld.envs.tick import TickExecutionConfig, obs_names
 
-    p = _find_model(model)
-    meta = model_run_record(p)
-    env_id = (meta.get("env") or {}).get("id") or (meta.get("config") or {}).get("env_id")
-    if env_id is not None and env_id != TICK_EXEC_ENV:
-        raise ModelEnvError(f"model: {p} was trained on {env_id}; a backtest on the tape runs models of "
-                            f"{TICK_EXEC_ENV} or {TICK_MM_ENV} (their observations are built from the event-level "
-                            f"book). "
-                            f"Evaluate a {env_id} model with `lobworld evaluate --env {env_id}`")
-    rec_kw = dict((meta.get("config") or {}).get("env_kwargs") or {})
+    p, meta, rec_kw = _model_and_kwargs(model, TICK_EXEC_ENV, "an execution backtest on the tape")
     obs_kw = {k: rec_kw[k] for k in _OBS_KWARGS if k in rec_kw}
     cfg = TickExecutionConfig(**obs_kw)
     obs_space = spaces.Box(-np.inf, np.inf, (len(obs_names(int(cfg.obs_levels), "remaining")),), np.float32)
@@ -1138,14 +1145,7 @@ def load_tick_mm_model(model):
     from lobworld.agents.training import load_policy
     from lobworld.envs.tick import TickMarketMakingConfig
 
-    p = _find_model(model)
-    meta = model_run_record(p)
-    env_id = (meta.get("env") or {}).get("id") or (meta.get("config") or {}).get("env_id")
-    if env_id is not None and env_id != TICK_MM_ENV:
-        raise ModelEnvError(f"model: {p} was trained on {env_id}; a market-making backtest on the tape runs models "
-                            f"of {TICK_MM_ENV} (its observations are built from the event-level book). Evaluate a "
-                            f"{env_id} model with `lobworld evaluate --env {env_id}`")
-    rec_kw = dict((meta.get("config") or {}).get("env_kwargs") or {})
+    p, meta, rec_kw = _model_and_kwargs(model, TICK_MM_ENV, "a market-making backtest on the tape")
     kw = {k: rec_kw[k] for k in _MM_MODEL_KWARGS + ("horizon", "dt") if k in rec_kw}
     if "discrete_levels" in kw:
         kw["discrete_levels"] = tuple(int(x) for x in kw["discrete_levels"])
