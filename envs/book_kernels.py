@@ -779,6 +779,16 @@ def _agent_until(i, t_bound, px, sz, dq, nl, orders, pend, cmds, fills, es, acct
             _decide(i, tv, px, sz, dq, nl, orders, pend, cmds, es, cnt, rng, lat)
 
 
+@njit(cache=True, _nrt=False)
+def agent_until(i, t_bound, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode):
+    """:func:`_agent_until` as a call, for kernels outside this module that drive the book with
+    their own flow (the generated tick worlds). Inlining it at each of their call sites would copy
+    the whole agent machinery (decisions, arrivals, fills) into them several times over and
+    multiply their compile time; a generated world's per-event cost (drawing the event) dwarfs
+    the cost of the call."""
+    return _agent_until(i, t_bound, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+
+
 # =========================================================================================
 # the batch kernels
 # =========================================================================================

@@ -105,7 +105,7 @@ from lobworld.envs import book_kernels as bk
 from lobworld.envs.book import Book, BookConfig
 from lobworld.envs.book_kernels import (
     A_BUY_QTY, A_SELL_QTY, ASK, BID, CF_MODE, ES_FROZEN, ES_LAST_T, MSG_DELETE, MSG_EXEC, MSG_HIDDEN, MSG_SUBMIT,
-    O_PRICE, O_REM, O_SIDE, O_STATUS, ST_LIVE, _agent_until, _apply_message,
+    O_PRICE, O_REM, O_SIDE, O_STATUS, ST_LIVE, agent_until, _apply_message,
 )
 from lobworld.envs.rng import seed_state
 from lobworld.errors import LobworldError
@@ -325,7 +325,7 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
     zi = z[i]
     xi = x[i]
     mid = si[i, SI_MIDNIGHT]
-    t_next = _agent_until(i, si[i, SI_T], px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+    t_next = agent_until(i, si[i, SI_T], px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
     nev = 0
     done = False  # the k_ev-th event was applied: only the agent's events before t_end are left
     while es[i, ES_FROZEN] == 0:
@@ -349,7 +349,7 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
             fb = wfp[i, 0]
             rb_b = _reference(i, BID, px, nl, fb, si)
             rb_a = _reference(i, ASK, px, nl, fb, si)
-            t_next = _agent_until(i, ta + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
+            t_next = agent_until(i, ta + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
                                   mode)
             _fingerprint(i, orders, acct, wfp, 1)
             fa = wfp[i, 1]
@@ -494,7 +494,7 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
             done = True
             t_end = tm + 1
     if es[i, ES_FROZEN] == 0:
-        _agent_until(i, t_end, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+        agent_until(i, t_end, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
     if done:
         # the next inter-arrival is counted from the decision (so the next event comes after it)
         si[i, SI_T] = t_end
@@ -561,7 +561,7 @@ def gru_advance_parallel(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, d
         gh = w[F + 3 * H:F + 6 * H]
         buf = w[F + 6 * H:]
         for i in range(c * per, min(n, (c + 1) * per)):
-            _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
+            _gru_env(np.int64(i), until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
                      dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
                      wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, 0, no_dec)
 
@@ -608,7 +608,7 @@ def gru_advance_events_parallel(k_ev, until, mean, std, we, be, wih, bih, whh, b
         gh = w[F + 3 * H:F + 6 * H]
         buf = w[F + 6 * H:]
         for i in range(c * per, min(n, (c + 1) * per)):
-            _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
+            _gru_env(np.int64(i), until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
                      dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
                      wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, k_ev, tdec)
 

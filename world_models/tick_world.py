@@ -63,7 +63,7 @@ from numba import njit, prange
 from lobworld.envs import book_kernels as bk
 from lobworld.envs.book import MAX_DEPTH, Book, BookConfig
 from lobworld.envs.book_kernels import (
-    ASK, BID, CF_MODE, ES_FROZEN, ES_LAST_T, MSG_DELETE, MSG_EXEC, MSG_SUBMIT, _agent_until,
+    ASK, BID, CF_MODE, ES_FROZEN, ES_LAST_T, MSG_DELETE, MSG_EXEC, MSG_SUBMIT, agent_until,
     _apply_message,
 )
 from lobworld.envs.rng import exponential, normal, uniform
@@ -178,7 +178,7 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
         if k_ev > 0:
             tdec[i] = t0i + np.int64(tw)
         return
-    t_next = _agent_until(i, t0i + np.int64(tw), px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+    t_next = agent_until(i, t0i + np.int64(tw), px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
     # total cancel rates per side (lots/s), kept up to date message by message; a side is recomputed
     # from its levels when the opposite best moved, when a level may have left the depth window, and
     # after an agent event
@@ -214,7 +214,7 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
         if t_next < tm and t_next < t_end:
             # the agent acts first; the flow restarts from its time on the changed book (memoryless)
             ta = t_next
-            t_next = _agent_until(i, ta + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng,
+            t_next = agent_until(i, ta + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng,
                                   lat, mode)
             if float(ta - t0i) > tw:
                 tw = float(ta - t0i)
@@ -343,7 +343,7 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
                 t_end = tm + 1
     wt[i] = tw
     if es[i, ES_FROZEN] == 0:
-        _agent_until(i, t_end, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+        agent_until(i, t_end, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
     if k_ev > 0:
         tdec[i] = t_end
 
@@ -371,7 +371,7 @@ def cst_advance_parallel(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend
     so results do not depend on the thread count)."""
     no_dec = np.zeros(1, np.int64)  # the decision-time output of advance_events: not written here
     for i in prange(px.shape[0]):
-        _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
+        _cst_env(np.int64(i), until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
                  cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, 0, no_dec)
 
 
@@ -395,7 +395,7 @@ def cst_advance_events_parallel(k_ev, until, lam_cum, theta, pv, px, sz, dq, nl,
                                 cnt, rng, lat, cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, tdec):
     """:func:`cst_advance_events` over Numba's threads (equal to it bit for bit)."""
     for i in prange(px.shape[0]):
-        _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
+        _cst_env(np.int64(i), until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
                  cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, k_ev, tdec)
 
 
