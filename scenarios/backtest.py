@@ -864,6 +864,17 @@ def tick_world_data(path) -> ReplayData:
     return ReplayWorld.from_path(path).data
 
 
+def record_ended(core, done: np.ndarray, infos: list) -> bool:
+    """After a ``core.step(..., autoreset=False)``: store ``core.episode_info(i)`` in ``infos[i]`` for
+    every env that ended in this step and not before, mark it in ``done`` (in place), and return
+    whether every env has ended."""
+    new = (core.terminated | core.truncated) & ~done
+    for i in np.flatnonzero(new):
+        infos[i] = core.episode_info(int(i))
+    done |= new
+    return bool(done.all())
+
+
 def run_tick_execution(path, starts: Sequence[int], strategies: Sequence[str], *, side: str = "sell",
                        quantity: int = 1000, horizon_s: float = 600.0, interval_s: float = 10.0,
                        world="replay", latency="cloud", n_paths: int = 1, seed: int = 0,
@@ -939,11 +950,7 @@ def run_tick_execution(path, starts: Sequence[int], strategies: Sequence[str], *
                     oid, tl = int(orders[i, slot, bk.O_ID]), int(orders[i, slot, bk.O_T_LIVE])
                     if oid and tl >= 0 and oid not in live[i]:
                         live[i][oid] = tl
-            new = (core.terminated | core.truncated) & ~done
-            for i in np.flatnonzero(new):
-                infos[i] = core.episode_info(int(i))
-            done |= new
-            if done.all():
+            if record_ended(core, done, infos):
                 break
         for si, s in enumerate(strategies):
             for p in range(n_paths):
@@ -1307,11 +1314,7 @@ def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence
             tn, inv, w = core.time_ns, core.book.acct[:, bk.A_POS], core.sv[:, tk.V_W_PREV]
             for i in np.flatnonzero(~done):
                 rec[i].append(((tn[i] - t0[i]) / _NS, int(inv[i]), float(w[i])))
-            new = (core.terminated | core.truncated) & ~done
-            for i in np.flatnonzero(new):
-                infos[i] = core.episode_info(int(i))
-            done |= new
-            if done.all():
+            if record_ended(core, done, infos):
                 break
         start_ts = pd.Timestamp(st, tz="UTC").tz_convert(TZ)
         for i in range(n):

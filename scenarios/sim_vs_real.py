@@ -218,11 +218,7 @@ def _run_bar(data, starts, strategies, side, quantity, cfg: SimVsRealConfig, dyn
             infos: list = [None] * cfg.n_paths
             for _ in range(N):
                 core.step(np.asarray(policy(core.obs), np.float64).reshape(cfg.n_paths, -1), autoreset=False)
-                new = (core.terminated | core.truncated) & ~done
-                for i in np.flatnonzero(new):
-                    infos[i] = core.episode_info(int(i))
-                done |= new
-                if done.all():
+                if bt.record_ended(core, done, infos):
                     break
             for p, info in enumerate(infos):
                 if info is None:
