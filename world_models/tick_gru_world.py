@@ -539,7 +539,7 @@ def gru_advance(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
     for i in range(px.shape[0]):
         _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq,
                  nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log,
-                 nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, 0, no_dec)
+                 nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, np.int64(0), no_dec)
 
 
 @njit(cache=True, parallel=True)
@@ -563,7 +563,7 @@ def gru_advance_parallel(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, d
         for i in range(c * per, min(n, (c + 1) * per)):
             _gru_env(np.int64(i), until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
                      dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
-                     wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, 0, no_dec)
+                     wcnt, log, nlog, track, wprob, wfirst, tokens, xs, gi, gh, buf, np.int64(0), no_dec)
 
 
 @njit(cache=True)
@@ -838,7 +838,7 @@ class TickGRUWorld:
     def advance(self, book: Book, until: np.ndarray) -> None:
         if self._n != book.n_envs:
             raise TickGRUWorldError(f"advance: the world was reset for {self._n} envs, the book has {book.n_envs}")
-        until = np.ascontiguousarray(np.broadcast_to(np.asarray(until, np.int64), (book.n_envs,)))
+        until = np.array(np.broadcast_to(np.asarray(until, np.int64), (book.n_envs,)))  # writable: one compiled signature
         (gru_advance_parallel if self._par(book) else gru_advance)(*self._args(book, until), self.ws)
         self._check(book)
 

@@ -361,7 +361,7 @@ def cst_advance(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
     no_dec = np.zeros(1, np.int64)  # the decision-time output of advance_events: not written here
     for i in range(px.shape[0]):
         _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, 0, no_dec)
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, np.int64(0), no_dec)
 
 
 @njit(cache=True, parallel=True)
@@ -372,7 +372,7 @@ def cst_advance_parallel(until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend
     no_dec = np.zeros(1, np.int64)  # the decision-time output of advance_events: not written here
     for i in prange(px.shape[0]):
         _cst_env(np.int64(i), until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, 0, no_dec)
+                 cfg, qpow, wrng, w0, wt, wref, wcnt, log, nlog, np.int64(0), no_dec)
 
 
 @njit(cache=True)
@@ -551,7 +551,7 @@ class CSTWorld:
     def advance(self, book: Book, until: np.ndarray) -> None:
         if self._n != book.n_envs:
             raise CSTWorldError(f"advance: the world was reset for {self._n} envs, the book has {book.n_envs}")
-        until = np.ascontiguousarray(np.broadcast_to(np.asarray(until, np.int64), (book.n_envs,)))
+        until = np.array(np.broadcast_to(np.asarray(until, np.int64), (book.n_envs,)))  # writable: one compiled signature
         (cst_advance_parallel if self._par(book) else cst_advance)(until, *self._args(book))
         self._check(book)
 
