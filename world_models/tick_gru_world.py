@@ -115,7 +115,7 @@ from lobworld.world_models.tick_sim import (
     _head_rows, draw_marks, pack_tick_weights,
 )
 
-__all__ = ["TickGRUWorld", "TickGRUWorldError", "gru_advance", "gru_advance_parallel", "gru_advance_events",
+__all__ = ["TickGRUWorld", "TickGRUWorldError", "BATCH_MIN_ENVS", "gru_advance", "gru_advance_parallel", "gru_advance_events",
            "gru_advance_events_parallel", "gru_warmup",
            "W_SUBMIT", "W_CANCEL", "W_DELETE", "W_EXEC", "W_HIDDEN", "W_REDRAW", "W_FORCED", "W_CROSS_CLAMP",
            "W_MOVED", "W_SIZE_CAPPED", "W_AGENT_FIRST", "W_MSGS", "W_AGENT_TOKENS", "W_CROSSED", "W_REJECTED",
@@ -142,6 +142,9 @@ N_SI = 6
 # ---- agent fingerprint (per-env scratch ``wfp (n, 2, N_FP)``) ------------------------------
 FP_BUY, FP_SELL, FP_REM_B, FP_REM_A, FP_PQ_B, FP_PQ_A, FP_BEST_B, FP_BEST_A = range(8)
 N_FP = 8
+
+#: ``engine="auto"`` runs the batch engine (:mod:`~lobworld.world_models.tick_gru_batch`) from this many envs on
+BATCH_MIN_ENVS = 128
 
 _STREAM_TAG = 0x54475257  # "TGRW": domain tag of the world's stream derivation
 _NO_BID = -(2 ** 62)
@@ -715,7 +718,12 @@ class TickGRUWorld:
         ``track``: accumulate the predictive (type, side) probabilities (``wprob``, ``wfirst``;
         slower, for tests). ``agent_tokens``: feed the agent's arrivals to the GRU as events (False:
         an ablation in which the market sees the agent only through the book context). ``parallel``: force the serial or the ``prange`` kernel (None:
-        ``prange`` for 2 envs or more when Numba has threads).
+        ``prange`` for 2 envs or more when Numba has threads). ``engine``: ``"env"`` the per-env
+        kernels (:func:`gru_advance`, the reference), ``"batch"`` the lockstep engine of
+        :mod:`~lobworld.world_models.tick_gru_batch` (the GRU's products as matrix products over
+        the envs; the same rules, counters and streams), ``"auto"`` (default) the batch engine
+        from :data:`BATCH_MIN_ENVS` envs on. ``batch_tail``: active envs below which the batch
+        engine finishes a call per env (int >= 0).
 
     Random stream
         Env ``i`` draws from its own xoshiro stream ``wrng[i]``, derived in :meth:`reset_rows` from
@@ -727,7 +735,12 @@ class TickGRUWorld:
     name = "learned"
 
     def __init__(self, weights, data, *, warmup: int = 500, record: int = 0, track: bool = False,
-                 agent_tokens: bool = True, parallel: bool | None = None):
+                 agent_tokens: bool = True, parallel: bool | None = None, engine: str = "auto",
+                 batch_tail: int = 32):
+        if engine not in ("auto", "batch", "env"):
+            raise TickGRUWorldError(f"engine: must be 'auto', 'batch' or 'env', got {engine!r}")
+        if isinstance(batch_tail, bool) or not isinstance(batch_tail, (int, np.integer)) or batch_tail < 0:
+            raise TickGRUWorldError(f"batch_tail: must be an int >= 0, got {batch_tail!r}")
         if not isinstance(weights, TickWeights):
             weights = pack_tick_weights(weights)
         if data is None or not hasattr(data, "tape") or not hasattr(data, "fpx"):
@@ -743,6 +756,8 @@ class TickGRUWorld:
         self.levels = int(data.levels)
         self.warmup, self.record, self.track, self.parallel = int(warmup), int(record), bool(track), parallel
         self.agent_tokens = bool(agent_tokens)
+        self.engine, self.batch_tail = engine, int(batch_tail)
+        self._batch = None
         self._bounds = (int(data.tape.t[0]), int(data.tape.t[-1]))
         self._midnight = _midnight_ns(self._bounds[0])
         self._dims = weights.dims()
@@ -835,11 +850,34 @@ class TickGRUWorld:
     def _par(self, book: Book) -> bool:
         return (book.n_envs >= 2 and numba.get_num_threads() > 1) if self.parallel is None else bool(self.parallel)
 
+    def uses_batch(self, n_envs: int) -> bool:
+        """Whether :meth:`advance` runs the batch engine for ``n_envs`` envs."""
+        return self.engine == "batch" or (self.engine == "auto" and n_envs >= BATCH_MIN_ENVS)
+
+    def _batch_engine(self):
+        if self._batch is None:
+            from lobworld.world_models.tick_gru_batch import TickGRUBatch  # it imports this module's helpers
+
+            self._batch = TickGRUBatch(self.w, tail=self.batch_tail, parallel=self.parallel)
+        return self._batch
+
+    def _run(self, book: Book, until: np.ndarray, k_ev: int) -> None:
+        if self.uses_batch(book.n_envs):
+            self._batch_engine().run(self, book, until, k_ev, self._tdec)
+        else:
+            if self._batch is not None:
+                self._batch.hb_valid = False  # the states move without the batch engine's head cache
+            if k_ev == 0:
+                (gru_advance_parallel if self._par(book) else gru_advance)(*self._args(book, until), self.ws)
+            else:
+                (gru_advance_events_parallel if self._par(book) else gru_advance_events)(
+                    np.int64(k_ev), *self._args(book, until), self.ws, self._tdec)
+
     def advance(self, book: Book, until: np.ndarray) -> None:
         if self._n != book.n_envs:
             raise TickGRUWorldError(f"advance: the world was reset for {self._n} envs, the book has {book.n_envs}")
         until = np.array(np.broadcast_to(np.asarray(until, np.int64), (book.n_envs,)))  # writable: one compiled signature
-        (gru_advance_parallel if self._par(book) else gru_advance)(*self._args(book, until), self.ws)
+        self._run(book, until, 0)
         self._check(book)
 
     def advance_events(self, book: Book, k: int) -> np.ndarray:
@@ -857,8 +895,7 @@ class TickGRUWorld:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise TickGRUWorldError(f"advance_events: k must be an int >= 1 (market events), got {k!r}")
         self._t_stop[:] = self._bounds[1]
-        (gru_advance_events_parallel if self._par(book) else gru_advance_events)(
-            np.int64(k), *self._args(book, self._t_stop), self.ws, self._tdec)
+        self._run(book, self._t_stop, int(k))
         self._check(book)
         return self._tdec.copy()
 
