@@ -209,7 +209,8 @@ class Tape:
                      ("t", "type", "side", "price", "size", "order_id")))
 
 
-_EMPTY_FILE = (np.zeros((0, 2, 1), np.int64), np.zeros((0, 2, 1), np.int64), np.zeros(0, np.int8))
+# int32 like :attr:`~lobworld.envs.replay.ReplayData.file`, so a run without a file uses the same compiled kernel
+_EMPTY_FILE = (np.zeros((0, 2, 1), np.int32), np.zeros((0, 2, 1), np.int32), np.zeros(0, np.int8))
 _NO_EROW = np.zeros(0, np.int32)
 _COMPACT: list = []  # (fpx, fsz, entry, compact file) of the files last run without verify
 _COMPACT_KEEP = 4
@@ -495,12 +496,13 @@ class Book:
         if not isinstance(tape, Tape):
             raise BookError(f"run: tape must be a Tape, got {type(tape).__name__}")
         N = len(tape)
+        # writable int64 copies (a read-only view would compile the kernels a second time)
         stop = np.full(self.n_envs, N, np.int64) if stop is None else \
-            np.ascontiguousarray(np.broadcast_to(np.asarray(stop, np.int64), (self.n_envs,)))
+            np.array(np.broadcast_to(np.asarray(stop, np.int64), (self.n_envs,)))
         if t_flush is None:
             nxt = np.minimum(stop, N - 1)
             t_flush = np.where(stop < N, tape.t[nxt] if N else 0, np.int64(bk.INT_MAX))
-        t_flush = np.ascontiguousarray(np.broadcast_to(np.asarray(t_flush, np.int64), (self.n_envs,)))
+        t_flush = np.array(np.broadcast_to(np.asarray(t_flush, np.int64), (self.n_envs,)))
         if file is None:
             if verify or resync:
                 raise BookError("run: verify/resync need the orderbook file (file=)")

@@ -392,11 +392,12 @@ def finish_step(i, n, price, mid_prev, rng, market, args, cfg, es, t, ep, obs, f
 def reset_kernel(mask, rng, market, args, cfg, es, t, obs):
     for i in prange(mask.shape[0]):
         if mask[i]:
-            reset_one(i, rng, market, args, cfg, es, t, obs)
+            reset_one(np.int64(i), rng, market, args, cfg, es, t, obs)  # int64: the serial kernel's types
 
 def step_kernel(actions, rng, market, args, cfg, es, t, ep, autoreset,
                 obs, final_obs, reward, term, trunc):
-    for i in prange(actions.shape[0]):
+    for k in prange(actions.shape[0]):
+        i = np.int64(k)  # the prange index is unsigned: int64 keeps the serial kernel's compiled callees
         row = market[i]
         n = child_order(i, actions, cfg, es, t)
         mid_prev = row[MID]
@@ -411,7 +412,7 @@ def step_kernel(actions, rng, market, args, cfg, es, t, ep, autoreset,
 def reset_listed(ridx, lo, m, wsc, rng, market, args, cfg, es, t, obs):
     """Reset the envs ridx[lo:m] of one chunk: one batched market reset, then the rest."""
     if m > lo:
-        batch_reset_fn(ridx, lo, m, wsc, market, args, rng, _STREAM_MARKET)
+        batch_reset_fn(ridx, lo, m, wsc, market, args, rng, np.int64(_STREAM_MARKET))  # int64, not a literal
         for j in range(lo, m):
             reset_rest(ridx[j], rng, market, cfg, es, t, obs)
 
@@ -447,7 +448,7 @@ def step_kernel_batched(actions, rng, market, args, cfg, es, t, ep, autoreset,
             scr[1, i] = cfg[C_SIDE] * n
             scr[2, i] = vol_mult(cfg, es[i, ES_TOD0], t[i])
             scr[3, i] = market[i, MID]
-        batch_step_fn(idx, lo, hi, ws[c], market, args, rng, _STREAM_MARKET, q, vm, price)
+        batch_step_fn(idx, lo, hi, ws[c], market, args, rng, np.int64(_STREAM_MARKET), q, vm, price)
         m = lo
         for i in range(lo, hi):
             done = finish_step(i, scr[0, i], scr[4, i], scr[3, i], rng, market, args, cfg, es, t, ep, obs,

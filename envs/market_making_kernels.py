@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from lobworld.envs.dynamics import (
@@ -176,7 +177,7 @@ def mm_reset(mask, market, sv, qs, ep, t, cfg, lat_obs, rng, dyn_args, obs):
     """Reset every env ``i`` with ``mask[i]``; writes its first observation."""
     for i in prange(mask.shape[0]):
         if mask[i]:
-            _reset_env(i, market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
+            _reset_env(np.int64(i), market, sv, qs, ep, t, cfg, lat_obs, rng, reset_fn, dyn_args, obs)
 
 
 @njit(inline="always")
@@ -523,7 +524,7 @@ def mm_step(actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit
             dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done):
     """Advance every env one step. ``ep_done[i]`` gets a finished episode's stats."""
     for i in prange(actions.shape[0]):
-        _step_one(i, actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
+        _step_one(np.int64(i), actions, modes, rng, market, sv, qs, ep, t, fr, cfg, lat_ow, lat_jit, lat_obs,
                   reset_fn, step_fn, dyn_args, autoreset, obs, final_obs, reward, term, trunc, ep_done)
 
 

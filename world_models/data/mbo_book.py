@@ -148,11 +148,11 @@ def replay_mbo(action, side, price_nanos, size, order_id, levels: int = 10) -> d
         act[action == ch] = code
     s = np.asarray(side).astype(str)
     sd = np.where(s == "B", 1, np.where(s == "A", -1, 0)).astype(np.int64)
-    px = np.asarray(price_nanos, np.int64)
+    px = np.array(price_nanos, np.int64)  # writable copies: one compiled signature of _replay
     n = len(act)
     cap = len(np.unique(px)) + 2
     out = {k: np.empty((n, levels), np.int64) for k in ("bpx", "bsz", "bct", "apx", "asz", "act")}
-    _replay(act, sd, px, np.asarray(size, np.int64), np.asarray(order_id, np.int64), levels, cap,
+    _replay(act, sd, px, np.array(size, np.int64), np.array(order_id, np.int64), levels, cap,
             out["bpx"], out["bsz"], out["bct"], out["apx"], out["asz"], out["act"])
     undef = np.iinfo(np.int64).max
 
