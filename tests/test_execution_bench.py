@@ -28,3 +28,22 @@ def test_bench_dynamics_override(capsys):
 def test_bench_unknown_env_is_a_clear_error(capsys):
     assert main(["bench", "--env", "LOB-Nope-v0", "--steps", "1"]) == 2
     assert "unknown env id" in capsys.readouterr().err
+
+
+def test_bench_interleaved_ratios(capsys):
+    """--interleave times the faces in alternating blocks; each ratio is the median block time of the
+    face over the raw face's, and the per-block range brackets it."""
+    rc = main(["bench", "--env", "LOB-Execution-v0", "--n-envs", "4", "--steps", "3", "--blocks", "5",
+               "--dynamics", "parametric", "--interleave", "--json"])
+    assert rc == 0
+    (r,) = json.loads(capsys.readouterr().out)["interleaved"]
+    assert (r["n_envs"], r["blocks"], r["block_steps"]) == (4, 5, 3)
+    for face in ("gym", "sb3"):
+        lo, hi = r[f"ratio_{face}_blocks_min_max"]
+        assert r[f"{face}_env_steps_per_s"] > 0 and lo <= r[f"ratio_{face}"] <= hi
+        assert abs(r[f"ratio_{face}"] - r["raw_env_steps_per_s"] / r[f"{face}_env_steps_per_s"]) < 1e-9
+
+
+def test_bench_interleaved_needs_the_raw_face(capsys):
+    assert main(["bench", "--env", "LOB-Execution-v0", "--face", "gym", "--interleave", "--steps", "1"]) == 2
+    assert "needs the raw face" in capsys.readouterr().err

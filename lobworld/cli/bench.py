@@ -61,53 +61,102 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
     import gymnasium as gym
 
     import lobworld  # noqa: F401
-    from lobworld.envs.core import make_sb3_vec_env
 
     if env_id not in gym.registry:
         raise CLIError(f"unknown env id {env_id!r}; registered: {', '.join(lobworld.ENV_IDS)}")
     steps = steps or _auto_steps(n_envs)
     rows = []
     for face in faces:
-        if face == "raw":
-            venv = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, **env_kwargs)
-            core = venv.core
-            core.reset()
-            pool = [core.check_actions(a) for a in _action_pool(core.single_action_space, n_envs, 8, seed)]
-            t0 = time.perf_counter()
-            core._step_rows(pool[0], True)
-            compile_s = time.perf_counter() - t0
-
-            def step(a, core=core):
-                core._step_rows(a, True)
-        elif face == "gym":
-            venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
-            venv.reset(seed=seed)
-            pool = _action_pool(venv.single_action_space, n_envs, 8, seed)
-            t0 = time.perf_counter()
-            venv.step(pool[0])
-            compile_s = time.perf_counter() - t0
-            step = venv.step
-        elif face == "sb3":
-            venv = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, **env_kwargs)
-            venv.reset()
-            pool = _action_pool(venv.action_space, n_envs, 8, seed)
-            t0 = time.perf_counter()
-            venv.step(pool[0])
-            compile_s = time.perf_counter() - t0
-            step = venv.step
-        else:
-            raise CLIError(f"unknown face {face!r}; use one of {FACES}")
+        step, pool, core = _face_stepper(env_id, face, n_envs, seed, **env_kwargs)
+        t0 = time.perf_counter()
+        step(pool[0])
+        compile_s = time.perf_counter() - t0
         for k in range(1, WARMUP_STEPS):  # the thread choice tries (and compiles) both kernels
             step(pool[k & 7])
         t0 = time.perf_counter()
         for k in range(steps):
             step(pool[k & 7])
         dt = time.perf_counter() - t0
-        core = getattr(venv, "core", None) or venv.unwrapped.core
         rows.append({"env": env_id, "dynamics": getattr(core.dynamics, "name", type(core.dynamics).__name__)
                      if hasattr(core, "dynamics") else "n/a", "face": face, "n_envs": n_envs, "steps": steps, "seconds": dt,
                      "env_steps_per_s": n_envs * steps / dt, "warmup_s": compile_s})
     return rows
+
+
+def _face_stepper(env_id: str, face: str, n_envs: int, seed: int, **env_kwargs: Any):
+    """``(step, pool, core)`` of one face of ``env_id``, reset: its batched step function, a pool of 8
+    random valid action batches, and the :class:`~lobworld.envs.core.BatchedCore` behind it."""
+    import gymnasium as gym
+
+    from lobworld.envs.core import make_sb3_vec_env
+
+    if face == "raw":
+        core = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, **env_kwargs).core
+        core.reset()
+        pool = [core.check_actions(a) for a in _action_pool(core.single_action_space, n_envs, 8, seed)]
+        return (lambda a, core=core: core._step_rows(a, True)), pool, core
+    if face == "gym":
+        venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+        venv.reset(seed=seed)
+        return venv.step, _action_pool(venv.single_action_space, n_envs, 8, seed), venv.unwrapped.core
+    if face == "sb3":
+        venv = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, **env_kwargs)
+        venv.reset()
+        return venv.step, _action_pool(venv.action_space, n_envs, 8, seed), venv.core
+    raise CLIError(f"unknown face {face!r}; use one of {FACES}")
+
+
+def bench_faces_interleaved(env_id: str, n_envs: int, blocks: int = 15, block_steps: int | None = None,
+                            faces=FACES, seed: int = 0, **env_kwargs: Any) -> dict[str, Any]:
+    """The faces of ``env_id`` timed in alternating blocks of ``block_steps`` batched steps (raw,
+    gym, sb3, raw, gym, sb3, ...), so that every face sees the same machine load; each face's rate
+    is the median over its ``blocks`` blocks, and ``ratio_<face>`` is the raw rate over that face's
+    (1.0 = no overhead). Also returns the per-block ratios' range. The faces are built, reset and
+    warmed (``WARMUP_STEPS``) before the first timed block."""
+    import gymnasium as gym
+
+    import lobworld  # noqa: F401
+
+    if env_id not in gym.registry:
+        raise CLIError(f"unknown env id {env_id!r}; registered: {', '.join(lobworld.ENV_IDS)}")
+    if "raw" not in faces:
+        raise CLIError("the interleaved benchmark needs the raw face (its baseline)")
+    if blocks < 1:
+        raise CLIError(f"--blocks must be >= 1, got {blocks}")
+    block_steps = block_steps or max(10, _auto_steps(n_envs) // 10)
+    steppers = {face: _face_stepper(env_id, face, n_envs, seed, **env_kwargs)[:2] for face in faces}
+    for step, pool in steppers.values():
+        for k in range(WARMUP_STEPS):
+            step(pool[k & 7])
+    secs: dict[str, list[float]] = {face: [] for face in faces}
+    for _ in range(blocks):
+        for face, (step, pool) in steppers.items():
+            t0 = time.perf_counter()
+            for k in range(block_steps):
+                step(pool[k & 7])
+            secs[face].append(time.perf_counter() - t0)
+    out: dict[str, Any] = {"env": env_id, "n_envs": n_envs, "blocks": blocks, "block_steps": block_steps}
+    raw = np.asarray(secs["raw"])
+    for face in faces:
+        s = np.asarray(secs[face])
+        out[f"{face}_env_steps_per_s"] = n_envs * block_steps / float(np.median(s))
+        if face != "raw":
+            per_block = s / raw
+            out[f"ratio_{face}"] = float(np.median(s) / np.median(raw))
+            out[f"ratio_{face}_blocks_min_max"] = [float(per_block.min()), float(per_block.max())]
+    return out
+
+
+def format_interleaved(r: dict[str, Any]) -> str:
+    parts = [f"{r['env']} at {r['n_envs']:,} envs, {r['blocks']} interleaved blocks of {r['block_steps']} steps:"]
+    for face in FACES:
+        if f"{face}_env_steps_per_s" in r:
+            extra = ""
+            if face != "raw":
+                lo, hi = r[f"ratio_{face}_blocks_min_max"]
+                extra = f"  raw/{face} {r[f'ratio_{face}']:.3f} (blocks {lo:.2f}-{hi:.2f})"
+            parts.append(f"  {face:4s} {r[f'{face}_env_steps_per_s']:14,.0f} env-steps/s{extra}")
+    return "\n".join(parts)
 
 
 def machine_info() -> dict[str, Any]:
@@ -229,6 +278,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return 2
     faces = tuple(args.face) if args.face else FACES
     kw = {"dynamics": args.dynamics} if args.dynamics else {}
+    if args.interleave:
+        res = [bench_faces_interleaved(e, int(n), args.blocks, args.steps, faces, **kw)
+               for e in (args.env or lobworld.ENV_IDS) for n in args.n_envs]
+        if args.json:
+            print(json.dumps({"machine": machine_info(), "interleaved": res}, indent=2))
+        else:
+            print("\n".join(format_interleaved(r) for r in res))
+        return 0
     rows = run_bench(args.env, args.n_envs, args.steps, faces, **kw)
     if args.json:
         print(json.dumps({"machine": machine_info(), "results": rows}, indent=2))
@@ -249,6 +306,10 @@ def add_commands(sub) -> None:
     p.add_argument("--dynamics", choices=("parametric", "learned"), default=None,
                    help="market dynamics for every id (default: each id's registered default: learned for "
                         "the execution ids, parametric for market making and the dark pool)")
+    p.add_argument("--interleave", action="store_true",
+                   help="time the faces in alternating blocks (raw, gym, sb3, ...) and report raw/face ratios "
+                        "measured under the same load (--steps: steps per block)")
+    p.add_argument("--blocks", type=int, default=15, help="--interleave: blocks per face (default 15)")
     p.add_argument("--json", action="store_true", help="print JSON with machine info")
     p.add_argument("--book", action="store_true",
                    help="time the event-level book engine instead (replay messages/s over a LOBSTER day)")
