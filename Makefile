@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.stamp-install
 TORCH_VERSION ?= 2.13.0
 PYTEST_ARGS ?=
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: demo test test-all lint bench install clean
 
@@ -36,8 +37,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python .ci/lint_imports.py
 
+# The kernels are compiled into Numba's disk cache first, one job per core (`lobworld precompile`:
+# compilation is single-threaded, so a cold start takes half the wall time on two cores), then
+# the tests run on that many pytest-xdist workers, one test file per worker at a time.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/lobworld precompile --jobs $(WORKERS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow" $(PYTEST_ARGS)

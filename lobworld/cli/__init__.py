@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "lobworld.cli.agents",
     "lobworld.cli.scenarios",
     "lobworld.cli.backtest",
+    "lobworld.cli.precompile",
 )
 
 
