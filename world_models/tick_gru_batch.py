@@ -44,7 +44,7 @@ import math
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from lobworld.envs import book_kernels as bk
 from lobworld.envs.book_kernels import (
@@ -76,19 +76,22 @@ N_GROUPS = 2 * N_TYPES
 
 
 @njit(inline="always")
-def _cat_u(lg, off, n, u01):
-    """``tick_sim._categorical`` over ``lg[off:off + n]`` with its uniform ``u01`` drawn before."""
+def _cat_u(lg, off, n, u01, eb):
+    """``tick_sim._categorical`` over ``lg[off:off + n]`` with its uniform ``u01`` drawn before (the
+    same terms; each ``exp`` computed once, kept in the scratch ``eb``)."""
     m = lg[off]
     for j in range(1, n):
         if lg[off + j] > m:
             m = lg[off + j]
     tot = 0.0
     for j in range(n):
-        tot += math.exp(lg[off + j] - m)
+        e = math.exp(lg[off + j] - m)
+        eb[j] = e
+        tot += e
     u = u01 * tot
     c = 0.0
     for j in range(n):
-        c += math.exp(lg[off + j] - m)
+        c += eb[j]
         if u < c:
             return j
     return n - 1
@@ -105,12 +108,13 @@ def _emit_call(i, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt,
 def _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot,
                min_dt_s, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z,
                x, si, wfp, wcnt, log, nlog, track, wprob, wfirst, tokens, bs, bu, hb, hd, rr, pos, xs, gi, gh,
-               rbuf):
+               rbuf, ebuf):
     """Run env ``i``'s flow (``_gru_env``'s loop) from its phase ``bs[i, B_PH]`` until it needs the GRU
     cell (returns ``R_CELL``; ``x[i]`` holds the input), the level / size rows of the (type, side)
     ``bs[i, B_TS]`` (``R_ROWS``) or is done (``R_DONE``). On resume the products are read from row
     ``pos[i]`` of ``hd`` (the heads of the new state; ``h[i], z[i]`` already updated) or ``rr`` (the
-    level logits then the size logits). ``scalar``: evaluate them here instead (never suspends)."""
+    level logits then the size logits). ``scalar``: evaluate them here instead (never suspends).
+    Scratch: ``xs, gi, gh`` (the scalar cell), ``rbuf`` (the scalar rows), ``ebuf`` (the sampler)."""
     mode = cfg[CF_MODE]
     K, lm, S = dims[0], dims[1], dims[2]
     nlev = 2 * lm + 1
@@ -167,8 +171,8 @@ def _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, b
                 lg = rbuf
             else:
                 lg = rr[pos[i]]
-            lvc = _cat_u(lg, 0, nlev, bu[i, 0])
-            b = _cat_u(lg, nlev, S, bu[i, 1])
+            lvc = _cat_u(lg, 0, nlev, bu[i, 0], ebuf)
+            b = _cat_u(lg, nlev, S, bu[i, 1], ebuf)
             if bs[i, B_OK] == 0:
                 wcnt[i, W_FORCED] += 1
                 typ = 0
@@ -417,53 +421,29 @@ def _compact(act, na, status, bs, cidx, ridx, goff, pos):
     return nc, nr
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)
 def gru_batch_logic(act, na, scalar, status, cidx, ridx, goff, k_ev, until, tdec, mean, std, we, be, wih, bih,
                     whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq, nl, orders, pend, cmds, fills, es,
                     acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log, nlog, track, wprob, wfirst,
                     tokens, bs, bu, hb, hd, rr, pos, ws):
     """One logic pass over the active envs ``act[:na]`` (one thread): each runs until it waits or is
     done (:func:`_logic_env`); then the waiting ones are listed (:func:`_compact`). Returns ``(nc, nr)``.
-    ``ws (>= 1, W)`` scratch (``W = F + 6 H + n_levels + n_size``; row 0)."""
+    ``ws (>= 1, W)`` scratch (``W = F + 6 H + 2 (n_levels + n_size)``; row 0)."""
     F = x.shape[1]
     H = h.shape[1]
     w = ws[0]
     xs = w[0:F]
     gi = w[F:F + 3 * H]
     gh = w[F + 3 * H:F + 6 * H]
-    rbuf = w[F + 6 * H:]
+    nr = rr.shape[1]
+    rbuf = w[F + 6 * H:F + 6 * H + nr]
+    ebuf = w[F + 6 * H + nr:]
     for j in range(na):
         i = act[j]
         status[i] = _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims,
                                centers, lot, min_dt_s, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng,
                                lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log, nlog, track, wprob, wfirst, tokens,
-                               bs, bu, hb, hd, rr, pos, xs, gi, gh, rbuf)
-    return _compact(act, na, status, bs, cidx, ridx, goff, pos)
-
-
-@njit(cache=True, parallel=True)
-def gru_batch_logic_parallel(act, na, scalar, status, cidx, ridx, goff, k_ev, until, tdec, mean, std, we, be, wih,
-                             bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq, nl, orders, pend, cmds,
-                             fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log, nlog,
-                             track, wprob, wfirst, tokens, bs, bu, hb, hd, rr, pos, ws):
-    """:func:`gru_batch_logic` with ``prange`` over ``ws.shape[0]`` chunks of ``act[:na]`` (each env
-    touches only its own rows and stream: the same result)."""
-    F = x.shape[1]
-    H = h.shape[1]
-    nw = ws.shape[0]
-    per = (na + nw - 1) // nw
-    for c in prange(nw):
-        w = ws[c]
-        xs = w[0:F]
-        gi = w[F:F + 3 * H]
-        gh = w[F + 3 * H:F + 6 * H]
-        rbuf = w[F + 6 * H:]
-        for j in range(c * per, min(na, (c + 1) * per)):
-            i = act[j]
-            status[i] = _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, bhh, wh, bh,
-                                   dims, centers, lot, min_dt_s, px, sz, dq, nl, orders, pend, cmds, fills, es, acct,
-                                   cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log, nlog, track, wprob,
-                                   wfirst, tokens, bs, bu, hb, hd, rr, pos, xs, gi, gh, rbuf)
+                               bs, bu, hb, hd, rr, pos, xs, gi, gh, rbuf, ebuf)
     return _compact(act, na, status, bs, cidx, ridx, goff, pos)
 
 
@@ -522,6 +502,47 @@ def gru_batch_gates(cidx, nc, gib, ghb, hob, hz, h, z):
             z[i, c] = hz[j, H + c]
 
 
+class _BlasThreads:
+    """Set the thread count of numpy's OpenBLAS for a block (``with _BLAS(k):``), restoring it after;
+    a no-op where numpy's BLAS is not the scipy-openblas build whose symbols are known here. The
+    engine's products are small (a few thousand rows of at most 113 x 192) and alternate with
+    Numba passes: on a 2-core machine a second BLAS thread costs more in waking and waiting than
+    it gains (docs/tick_world_models.md, the learned world's speed)."""
+
+    def __init__(self):
+        self._set = self._get = None
+        self._k = 0
+        try:
+            import ctypes
+
+            path = next((ln.split()[-1] for ln in open("/proc/self/maps") if "libscipy_openblas64_" in ln), None)
+            if path is None:
+                return
+            lib = ctypes.CDLL(path)
+            self._set = lib.scipy_openblas_set_num_threads64_
+            self._set.argtypes = [ctypes.c_int]
+            self._get = lib.scipy_openblas_get_num_threads64_
+            self._get.restype = ctypes.c_int
+        except (OSError, AttributeError, StopIteration):
+            self._set = self._get = None
+
+    def __call__(self, k: int):
+        self._want = int(k)
+        return self
+
+    def __enter__(self):
+        if self._set is not None and self._want > 0:
+            self._k = self._get()
+            self._set(self._want)
+
+    def __exit__(self, *exc):
+        if self._set is not None and self._want > 0:
+            self._set(self._k)
+
+
+_BLAS = _BlasThreads()
+
+
 def _with_bias(w: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``[w.T; b]`` C-contiguous: ``[v, 1] @ it == w @ v + b``."""
     return np.ascontiguousarray(np.vstack([w.T, b[None, :]]))
@@ -530,13 +551,14 @@ def _with_bias(w: np.ndarray, b: np.ndarray) -> np.ndarray:
 class TickGRUBatch:
     """The lockstep engine of one :class:`~lobworld.world_models.tick_gru_world.TickGRUWorld` (see the
     module docstring). ``tail``: active envs below which the rest of a call runs per env (scalar GRU).
-    ``parallel``: the logic passes with ``prange`` (None: when Numba has threads and ``n >= 64``)."""
+    ``blas_threads``: numpy's OpenBLAS threads during a call (0: leave them as they are). The logic
+    passes run on one thread (a ``prange`` version was slower on the loaded 2-core machine)."""
 
-    def __init__(self, weights, tail: int = 32, parallel: bool | None = None):
+    def __init__(self, weights, tail: int = 32, blas_threads: int = 1):
         w = weights
         self.w = w
         self.tail = int(tail)
-        self.parallel = parallel
+        self.blas_threads = int(blas_threads)
         self.dims = w.dims()
         K, lm, S = w.n_mix, w.level_max, w.n_size
         nlev = 2 * lm + 1
@@ -582,7 +604,7 @@ class TickGRUBatch:
         self.gb = np.zeros((n, H + E + 1))
         self.rr = np.zeros((n, self.nr))
         nt = max(1, numba.get_num_threads())
-        self.ws = np.zeros((nt, F + 6 * H + self.nr))
+        self.ws = np.zeros((nt, F + 6 * H + 2 * self.nr))
         self.hb_valid = False
 
     def refresh_heads(self, h: np.ndarray, z: np.ndarray) -> None:
@@ -603,9 +625,7 @@ class TickGRUBatch:
         if not self.hb_valid:
             self.refresh_heads(world.h, world.z)
         w = self.w
-        H = w.hidden
-        par = (n >= 64 and numba.get_num_threads() > 1) if self.parallel is None else bool(self.parallel)
-        logic = gru_batch_logic_parallel if par else gru_batch_logic
+        logic = gru_batch_logic
         self.bs[:, B_PH] = PH_START
         self.act[:] = np.arange(n)
         head = (self.act, n)
@@ -615,9 +635,14 @@ class TickGRUBatch:
                 float(book.config.queue_power), world.wrng, world.h, world.z, world.x, world.si, world.wfp,
                 world.wcnt, world.log, world.nlog, world.track, world.wprob, world.wfirst, world.agent_tokens,
                 self.bs, self.bu, self.hb, self.hd, self.rr, self.pos, self.ws)
-        na = n
+        with _BLAS(self.blas_threads):
+            return self._loop(world, logic, head, tail, n)
+
+    def _loop(self, world, logic, head, tail, n: int) -> int:
+        w = self.w
+        H = w.hidden
         passes = 0
-        scalar = na < self.tail
+        scalar = n < self.tail
         while True:
             nc, nr = logic(*head, scalar, *tail)
             if scalar or nc + nr == 0:

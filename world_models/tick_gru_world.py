@@ -858,7 +858,7 @@ class TickGRUWorld:
         if self._batch is None:
             from lobworld.world_models.tick_gru_batch import TickGRUBatch  # it imports this module's helpers
 
-            self._batch = TickGRUBatch(self.w, tail=self.batch_tail, parallel=self.parallel)
+            self._batch = TickGRUBatch(self.w, tail=self.batch_tail)
         return self._batch
 
     def _run(self, book: Book, until: np.ndarray, k_ev: int) -> None:
