@@ -36,4 +36,4 @@ def test_bad_arguments_are_clear_errors(capsys):
     with pytest.raises(SystemExit) as info:  # argparse's choices
         main(["precompile", "--job", "no-such-job"])
     assert info.value.code == 2
-    assert set(JOBS) >= {"execution", "market-making", "dark-pool", "tick-learned", "tick-parametric", "tick-replay"}
+    assert set(JOBS) >= {"execution", "market-making", "dark-pool", "tick-learned", "tick-parametric", "tick-replay", "models"}

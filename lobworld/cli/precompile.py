@@ -124,6 +124,35 @@ def _job_tick_replay() -> None:
                                             commands=[touch_quoter_commands(t, 0, 300)] * k), verify=verify)
 
 
+def _job_models() -> None:
+    """The world models' own kernels: the tick GRU simulator, learned-bar rollouts (the square-root
+    channel and the legacy GRU-impact mode), the latency wrapper of the execution market, the Hawkes
+    likelihood and the MBO book replay."""
+    import numpy as np
+
+    from lobworld.envs.execution import ExecutionCore
+    from lobworld.envs.latency import LatencyDynamics
+    from lobworld.world_models.data.mbo_book import replay_mbo
+    from lobworld.world_models.learned import DEFAULT_CHECKPOINT, LearnedDynamics, LegacyGRUImpactDynamics, rollout
+    from lobworld.world_models.tick_sim import TickSimulator, pack_tick_weights
+
+    w = pack_tick_weights("GOOG")
+    levels = np.arange(10)
+    for par in (False, True):
+        sim = TickSimulator(w, n_envs=2, depth=10, parallel=par)
+        sim.reset([0, 1], 57_000 - levels, np.full(10, 100), 57_001 + levels, np.full(10, 100), 36_000 * 10 ** 9)
+        sim.run(5)
+    q = np.where(np.arange(5) % 2 == 0, 100.0, -50.0)
+    for cls in (LearnedDynamics, LegacyGRUImpactDynamics):
+        rollout(cls(DEFAULT_CHECKPOINT), 2, 5, 60.0, seed=0, q=q)
+    for dyn in ("parametric", "learned"):
+        core = ExecutionCore(n_envs=4, dynamics=LatencyDynamics(dyn, "retail"), horizon=3, parallel=False)
+        _steps(core)
+    act = np.array(["A", "A", "C", "F"])
+    replay_mbo(act, np.array(["B", "A", "B", "A"]), np.array([100, 101, 100, 101], np.int64) * 10 ** 9,
+               np.array([5, 7, 5, 2]), np.array([1, 2, 1, 2]), levels=2)
+
+
 JOBS: dict[str, tuple[float, object]] = {
     # name: (relative cold-compile cost, function)
     "tick-learned": (5.0, _job_tick_learned),
@@ -131,6 +160,7 @@ JOBS: dict[str, tuple[float, object]] = {
     "tick-replay": (3.0, _job_tick_replay),
     "execution": (3.0, _job_execution),
     "tick-parametric": (2.5, _job_tick_parametric),
+    "models": (2.0, _job_models),
     "dark-pool": (1.5, _job_dark_pool),
 }
 
