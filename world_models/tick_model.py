@@ -63,6 +63,13 @@ class TickModelConfig:
     """Seed of the weight init and segment offsets (torch and NumPy generators)."""
     device: str = "cpu"
     """torch device ("cpu", "cuda")."""
+    log_s_max: float = 4.0
+    """Upper bound of a time component's log sd (log of log-seconds). The density clips ``log_s`` to
+    ``[-6, min(4, log_s_max)]``; below 4 the raw head output above the bound is also pushed back by a
+    penalty ``relu(raw - log_s_max)^2`` (added to the time term in training only), so that the
+    simulator's fixed clip at 4 never binds and draws from the same density. 4.0 (the default) is the
+    shipped weights' setting: there a component of tiny weight with a log sd near 4 (sd ~55 log-s)
+    carries the mean inter-arrival (hours-long draws; ``benchmarks/tick_flow_rate.py``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,10 +155,13 @@ class TickGRU:
                 tp = self.time_head(feats)
                 logw = F.log_softmax(tp[..., :K], dim=-1)
                 mu = tp[..., K:2 * K]
-                log_s = tp[..., 2 * K:].clamp(-6.0, 4.0)
+                raw_s = tp[..., 2 * K:]
+                log_s = raw_s.clamp(-6.0, min(4.0, self.config.log_s_max))
                 yv = y.unsqueeze(-1)
                 comp = -0.5 * ((yv - mu) / log_s.exp()) ** 2 - log_s - 0.5 * math.log(2 * math.pi)
                 nll_t = -torch.logsumexp(logw + comp, dim=-1)
+                if self.training and self.config.log_s_max < 4.0:
+                    nll_t = nll_t + (F.relu(raw_s - self.config.log_s_max) ** 2).sum(dim=-1)
                 nll_type = F.cross_entropy(self.type_head(feats).reshape(-1, N_TYPES), etype.reshape(-1),
                                            reduction="none").reshape(B, T)
                 side_l = self.side_head(feats).reshape(B, T, N_TYPES, 2)
@@ -468,6 +478,9 @@ def _check_model_config(c: TickModelConfig) -> None:
         raise TickModelError(f"[train] lr must be a positive number, got {c.lr!r}")
     if not isinstance(c.seed, int) or isinstance(c.seed, bool) or c.seed < 0:
         raise TickModelError(f"[train] seed must be a non-negative int, got {c.seed!r}")
+    if not (isinstance(c.log_s_max, (int, float)) and not isinstance(c.log_s_max, bool)
+            and -6.0 < c.log_s_max <= 4.0):
+        raise TickModelError(f"[train] log_s_max must be a number in (-6, 4], got {c.log_s_max!r}")
     if c.device not in ("cpu", "cuda"):
         raise TickModelError(f"[train] device must be 'cpu' or 'cuda', got {c.device!r}")
 
