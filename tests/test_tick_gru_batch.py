@@ -3,7 +3,7 @@
 With a quoting and trading agent active (agent tokens on), the lockstep engine gives the same message
 logs, world counters, books, agent orders, fills, accounts, observations, rewards and random streams as
 ``gru_advance`` / ``gru_advance_events`` (float64: the GRU states agree to rounding), with every product
-batched (``batch_tail=0``) and with a per-env tail; switching engines mid-episode changes nothing; the
+batched (``batch_tail=0``, ``prange`` logic passes) and with a per-env tail (serial passes); switching engines mid-episode changes nothing; the
 tracked predictive probabilities agree; bad arguments are named.
 """
 
@@ -64,10 +64,10 @@ def _assert_same(a, b):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("tail", [0, 16])
-def test_batch_advance_equals_per_env_kernels(tail):
+@pytest.mark.parametrize("tail, parallel", [(0, None), (16, False)])
+def test_batch_advance_equals_per_env_kernels(tail, parallel):
     ref = _trace(_world(engine="env"), empty_bids=True)
-    got = _trace(_world(engine="batch", batch_tail=tail), empty_bids=True)
+    got = _trace(_world(engine="batch", batch_tail=tail, parallel=parallel), empty_bids=True)
     _assert_same(ref, got)
     tot = ref[1]["wcnt"].sum(0)
     # the comparison covered real work: every env generated a stream, the agent was fed back as

@@ -44,7 +44,7 @@ import math
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from lobworld.envs import book_kernels as bk
 from lobworld.envs.book_kernels import (
@@ -447,6 +447,34 @@ def gru_batch_logic(act, na, scalar, status, cidx, ridx, goff, k_ev, until, tdec
     return _compact(act, na, status, bs, cidx, ridx, goff, pos)
 
 
+@njit(cache=True, parallel=True)
+def gru_batch_logic_parallel(act, na, scalar, status, cidx, ridx, goff, k_ev, until, tdec, mean, std, we, be, wih,
+                             bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq, nl, orders, pend, cmds,
+                             fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log, nlog,
+                             track, wprob, wfirst, tokens, bs, bu, hb, hd, rr, pos, ws):
+    """:func:`gru_batch_logic` with ``prange`` over ``ws.shape[0]`` chunks of ``act[:na]`` (each env
+    touches only its own rows and stream: the same result)."""
+    F = x.shape[1]
+    H = h.shape[1]
+    nw = ws.shape[0]
+    nr = rr.shape[1]
+    per = (na + nw - 1) // nw
+    for c in prange(nw):
+        w = ws[c]
+        xs = w[0:F]
+        gi = w[F:F + 3 * H]
+        gh = w[F + 3 * H:F + 6 * H]
+        rbuf = w[F + 6 * H:F + 6 * H + nr]
+        ebuf = w[F + 6 * H + nr:]
+        for j in range(c * per, min(na, (c + 1) * per)):
+            i = act[j]
+            status[i] = _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, bhh, wh, bh,
+                                   dims, centers, lot, min_dt_s, px, sz, dq, nl, orders, pend, cmds, fills, es, acct,
+                                   cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log, nlog, track, wprob,
+                                   wfirst, tokens, bs, bu, hb, hd, rr, pos, xs, gi, gh, rbuf, ebuf)
+    return _compact(act, na, status, bs, cidx, ridx, goff, pos)
+
+
 @njit(cache=True)
 def gru_batch_gather(cidx, nc, ridx, nr, x, h, z, mean, std, xsb, hob, gb):
     """Pass inputs: for the cell envs ``xsb[j] = [(x[i] - mean) / std, 1]``, ``hob[j] = [h[i], 1]``; for
@@ -551,13 +579,15 @@ def _with_bias(w: np.ndarray, b: np.ndarray) -> np.ndarray:
 class TickGRUBatch:
     """The lockstep engine of one :class:`~lobworld.world_models.tick_gru_world.TickGRUWorld` (see the
     module docstring). ``tail``: active envs below which the rest of a call runs per env (scalar GRU).
-    ``blas_threads``: numpy's OpenBLAS threads during a call (0: leave them as they are). The logic
-    passes run on one thread (a ``prange`` version was slower on the loaded 2-core machine)."""
+    ``blas_threads``: numpy's OpenBLAS threads during a call (0: leave them as they are).
+    ``parallel``: the logic passes with ``prange`` (:func:`gru_batch_logic_parallel`, when Numba has
+    threads; the same result as the serial pass)."""
 
-    def __init__(self, weights, tail: int = 32, blas_threads: int = 1):
+    def __init__(self, weights, tail: int = 32, blas_threads: int = 1, parallel: bool = False):
         w = weights
         self.w = w
         self.tail = int(tail)
+        self.parallel = bool(parallel)
         self.blas_threads = int(blas_threads)
         self.dims = w.dims()
         K, lm, S = w.n_mix, w.level_max, w.n_size
@@ -625,7 +655,7 @@ class TickGRUBatch:
         if not self.hb_valid:
             self.refresh_heads(world.h, world.z)
         w = self.w
-        logic = gru_batch_logic
+        logic = gru_batch_logic_parallel if self.parallel and numba.get_num_threads() > 1 else gru_batch_logic
         self.bs[:, B_PH] = PH_START
         self.act[:] = np.arange(n)
         head = (self.act, n)

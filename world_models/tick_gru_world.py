@@ -19,7 +19,11 @@ Description
     One top-level serial kernel (:func:`gru_advance`) and a ``prange`` one
     (:func:`gru_advance_parallel`) run the same per-env function, so they agree bit for bit; each
     env draws from its own xoshiro256** stream (:mod:`lobworld.envs.rng`); per-thread workspace
-    rows, nothing allocated per message.
+    rows, nothing allocated per message. From :data:`BATCH_MIN_ENVS` envs on (``engine="auto"``)
+    the world runs the lockstep engine of :mod:`~lobworld.world_models.tick_gru_batch` instead:
+    the same flow as a resumable state machine per env, with the GRU's products done as matrix
+    products over the envs that wait for them (the same rules, counters and streams; float64, so
+    equal to the per-env kernels up to summation order: the tests require identical streams).
 
 One market event (per env, in this order)
     1. model input: the previous event's columns (as :mod:`~lobworld.world_models.tick_sim`
@@ -722,8 +726,9 @@ class TickGRUWorld:
         kernels (:func:`gru_advance`, the reference), ``"batch"`` the lockstep engine of
         :mod:`~lobworld.world_models.tick_gru_batch` (the GRU's products as matrix products over
         the envs; the same rules, counters and streams), ``"auto"`` (default) the batch engine
-        from :data:`BATCH_MIN_ENVS` envs on. ``batch_tail``: active envs below which the batch
-        engine finishes a call per env (int >= 0).
+        from :data:`BATCH_MIN_ENVS` envs on; its logic passes use ``prange`` unless ``parallel`` is
+        False. ``batch_tail``: active envs below which the batch engine finishes a call per env
+        (int >= 0).
 
     Random stream
         Env ``i`` draws from its own xoshiro stream ``wrng[i]``, derived in :meth:`reset_rows` from
@@ -858,7 +863,7 @@ class TickGRUWorld:
         if self._batch is None:
             from lobworld.world_models.tick_gru_batch import TickGRUBatch  # it imports this module's helpers
 
-            self._batch = TickGRUBatch(self.w, tail=self.batch_tail)
+            self._batch = TickGRUBatch(self.w, tail=self.batch_tail, parallel=self.parallel is not False)
         return self._batch
 
     def _run(self, book: Book, until: np.ndarray, k_ev: int) -> None:
