@@ -1,4 +1,4 @@
-"""Throughput of the learned tick world (``world="learned"``) next to the parametric one, in one run.
+"""Throughput of the learned tick world (``world="learned"``), per-env and batch engines, next to the parametric one.
 
 * ``world``: ``n_envs`` books of the world alone (no agent orders: zero-size quotes), advanced in
   1 s calls (the tick envs' pattern at ``dt = 1``) from random starts in the shipped GOOG hour:
@@ -8,9 +8,13 @@
   through the raw core (``core._step_rows``) and the SB3 face (``make_sb3_vec_env``), with the
   world's messages per wall second in the same run.
 
-Best of ``--reps`` timed runs of ``--steps`` decisions after two untimed ones (compilation).
+Worlds (``--worlds``, comma-separated): ``learned-env`` (the per-env kernels, ``engine="env"``),
+``learned-batch`` (the lockstep engine, ``engine="batch"``, ``--tail`` its ``batch_tail``),
+``learned`` (``engine="auto"``), ``parametric`` (the CST world). Best of ``--reps`` timed runs of
+``--steps`` decisions after two untimed ones (compilation).
 
-    python benchmarks/bench_tick_gru_world.py [--n-envs 4096] [--steps 10] [--reps 2] [--worlds learned,parametric]
+    python benchmarks/bench_tick_gru_world.py [--n-envs 4096] [--steps 10] [--reps 2]
+        [--worlds learned-env,learned-batch,parametric] [--tail 32]
 
 Numbers depend on the machine and its load; a figure means something only next to the others of
 the same run.
@@ -56,20 +60,31 @@ def _col(world) -> int:
     return G.W_MSGS if world.name == "learned" else C.W_MSGS
 
 
-def bench(world: str, n: int, steps: int, reps: int) -> dict[str, float]:
+def _make(world: str, tail: int):
+    """A fresh world for each core (a world holds per-env state)."""
+    if not world.startswith("learned-"):
+        return world
+    from lobworld.envs.tick import ReplayWorld
+    from lobworld.world_models.tick_gru_world import TickGRUWorld, _weights
+
+    return TickGRUWorld(_weights("GOOG"), ReplayWorld.from_path(None).data, engine=world.split("-", 1)[1],
+                        batch_tail=tail)
+
+
+def bench(world: str, n: int, steps: int, reps: int, tail: int = 32) -> dict[str, float]:
     env_id = "LOB-TickMarketMaking-v0"
     zero = np.zeros((n, 6))
     touch = np.zeros((n, 6))
     touch[:, 2:4] = 100.0
-    core = TickMarketMakingCore(n, world=world, **KW)
+    core = TickMarketMakingCore(n, world=_make(world, tail), **KW)
     core.seed_rows(range(n), range(n))
     core.reset()
     alone, alone_msgs = _time(lambda a: core._step_rows(a, True), core, zero, steps, reps)
-    core = TickMarketMakingCore(n, world=world, **KW)
+    core = TickMarketMakingCore(n, world=_make(world, tail), **KW)
     core.seed_rows(range(n), range(n))
     core.reset()
     raw, raw_msgs = _time(lambda a: core._step_rows(a, True), core, touch, steps, reps)
-    venv = make_sb3_vec_env(env_id, n_envs=n, seed=0, world=world, **KW)
+    venv = make_sb3_vec_env(env_id, n_envs=n, seed=0, world=_make(world, tail), **KW)
     venv.reset()
     sb3, sb3_msgs = _time(lambda a: venv.step(a), venv.core, touch.astype(np.float32), steps, reps)
     return {"world_steps": alone, "world_msgs": alone_msgs, "raw": raw, "raw_msgs": raw_msgs, "sb3": sb3,
@@ -81,16 +96,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     p.add_argument("--n-envs", type=int, default=4096)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--reps", type=int, default=2)
-    p.add_argument("--worlds", default="learned,parametric")
+    p.add_argument("--worlds", default="learned-env,learned-batch,parametric")
+    p.add_argument("--tail", type=int, default=32, help="batch_tail of learned-batch")
     args = p.parse_args(argv)
     print(f"Numba threads: {numba.get_num_threads()}; n_envs {args.n_envs}; dt = 1 s; GOOG hour")
-    print(f"{'world':12s} {'alone msgs/s':>13s} {'raw env-steps/s':>16s} {'msgs/s':>12s} "
+    print(f"{'world':14s} {'alone msgs/s':>13s} {'raw env-steps/s':>16s} {'msgs/s':>12s} "
           f"{'SB3 env-steps/s':>16s} {'msgs/s':>12s}")
     out = {}
     for w in args.worlds.split(","):
-        r = bench(w, args.n_envs, args.steps, args.reps)
+        r = bench(w, args.n_envs, args.steps, args.reps, args.tail)
         out[w] = r
-        print(f"{w:12s} {r['world_msgs']:13,.0f} {r['raw']:16,.0f} {r['raw_msgs']:12,.0f} {r['sb3']:16,.0f} "
+        print(f"{w:14s} {r['world_msgs']:13,.0f} {r['raw']:16,.0f} {r['raw_msgs']:12,.0f} {r['sb3']:16,.0f} "
               f"{r['sb3_msgs']:12,.0f}")
     return out
 
