@@ -95,6 +95,9 @@ N_LCOL = 6
 P_MU, P_UNIT, P_INV_LOT, P_LOGNORMAL, P_ML, P_SL, P_MM, P_SM, P_MC, P_SC = range(10)
 N_PV = 10
 
+# what follows the one message of an event in _cst_env
+K_NONE, K_LIMIT_BID, K_LIMIT_ASK, K_MARKET, K_CANCEL = range(5)
+
 _STREAM_TAG = 0x43535457  # "CSTW": domain tag of the world's stream derivation
 
 
@@ -229,6 +232,19 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
         u = uniform(st) * R
         z = normal(st) if lognormal else 0.0
         ev = False  # the event reached the book
+        # the event's messages go through one _emit call site below (the engine's message routine is
+        # inlined there once, not once per kind): ``kind`` says what follows the message, ``typ, s, p,
+        # q, dd`` are the message; a market order loops there, one message per level taken
+        kind = K_NONE
+        typ = MSG_SUBMIT
+        s = BID
+        p = np.int64(0)
+        q = np.int64(0)
+        dd = np.int64(0)
+        full = False
+        lo = 0
+        take = np.int64(0)
+        left = np.int64(0)
         if u < 2.0 * lam_tot:  # limit order
             is_bid = u < lam_tot
             v = u if is_bid else u - lam_tot
@@ -241,33 +257,22 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
                 else:
                     lo = mid + 1
             q = _size(st, lognormal, unit, pv[P_ML], pv[P_SL], z)
+            dd = np.int64(lo + 1)
             if is_bid:
                 wcnt[i, W_LIMIT_BID] += 1
                 p = ba - (lo + 1)
                 if p >= 1:
+                    s = BID
                     full = nl[i, BID] == px.shape[2]
-                    _emit(i, tm, MSG_SUBMIT, BID, p, q, lo + 1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat,
-                          cfg, qpow, wcnt, log, nlog)
+                    kind = K_LIMIT_BID
                     ev = True
-                    if full:
-                        dirty_b = True
-                    else:
-                        cb += theta[lo] * q * inv_lot
-                    if p > bb or nl[i, BID] == 1:
-                        dirty_a = True
             else:
                 wcnt[i, W_LIMIT_ASK] += 1
                 p = bb + lo + 1
+                s = ASK
                 full = nl[i, ASK] == px.shape[2]
-                _emit(i, tm, MSG_SUBMIT, ASK, p, q, lo + 1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
-                      lat, cfg, qpow, wcnt, log, nlog)
+                kind = K_LIMIT_ASK
                 ev = True
-                if full:
-                    dirty_a = True
-                else:
-                    ca += theta[lo] * q * inv_lot
-                if p < ba or nl[i, ASK] == 1:
-                    dirty_b = True
         elif u - 2.0 * lam_tot < 2.0 * mu:  # market order: buy hits the asks, sell hits the bids
             u -= 2.0 * lam_tot
             s = ASK if u < mu else BID
@@ -277,24 +282,8 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
             else:
                 ev = True
                 left = _size(st, lognormal, unit, pv[P_MM], pv[P_SM], z)
-                while left > 0 and nl[i, s] > 0 and es[i, ES_FROZEN] == 0:
-                    take = sz[i, s, 0]
-                    if take > left:
-                        take = left
-                    if take == sz[i, s, 0]:  # the touch empties: the other side's distances move
-                        if s == BID:
-                            dirty_a = True
-                        else:
-                            dirty_b = True
-                    d = (ba - px[i, s, 0]) if s == BID else (px[i, s, 0] - bb)
-                    dc = theta[(1 if d < 1 else (D if d > D else d)) - 1] * take * inv_lot
-                    if s == BID:
-                        cb -= dc
-                    else:
-                        ca -= dc
-                    _emit(i, tm, MSG_EXEC, s, px[i, s, 0], take, d, px, sz, dq, nl, orders, fills, es, acct, cnt,
-                          rng, lat, cfg, qpow, wcnt, log, nlog)
-                    left -= take
+                typ = MSG_EXEC
+                kind = K_MARKET
         else:
             u -= 2.0 * lam_tot
             u -= 2.0 * mu
@@ -332,9 +321,51 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
                     cb -= dc
                 else:
                     ca -= dc
-                _emit(i, tm, MSG_DELETE, s, px[i, s, jj], q, dj, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
-                      lat, cfg, qpow, wcnt, log, nlog)
+                typ = MSG_DELETE
+                p = px[i, s, jj]
+                dd = np.int64(dj)
+                kind = K_CANCEL
                 ev = True
+        while kind != K_NONE and (kind != K_MARKET or (left > 0 and nl[i, s] > 0 and es[i, ES_FROZEN] == 0)):
+            if kind == K_MARKET:
+                take = sz[i, s, 0]
+                if take > left:
+                    take = left
+                if take == sz[i, s, 0]:  # the touch empties: the other side's distances move
+                    if s == BID:
+                        dirty_a = True
+                    else:
+                        dirty_b = True
+                dd = (ba - px[i, s, 0]) if s == BID else (px[i, s, 0] - bb)
+                dc = theta[(1 if dd < 1 else (D if dd > D else dd)) - 1] * take * inv_lot
+                if s == BID:
+                    cb -= dc
+                else:
+                    ca -= dc
+                p = px[i, s, 0]
+                q = take
+            _emit(i, tm, typ, s, p, q, dd, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow, wcnt,
+                  log, nlog)
+            if kind == K_MARKET:
+                left -= q
+            elif kind == K_LIMIT_BID:
+                if full:
+                    dirty_b = True
+                else:
+                    cb += theta[lo] * q * inv_lot
+                if p > bb or nl[i, BID] == 1:
+                    dirty_a = True
+                kind = K_NONE
+            elif kind == K_LIMIT_ASK:
+                if full:
+                    dirty_a = True
+                else:
+                    ca += theta[lo] * q * inv_lot
+                if p < ba or nl[i, ASK] == 1:
+                    dirty_b = True
+                kind = K_NONE
+            else:
+                kind = K_NONE
         if ev:
             wcnt[i, W_EVENTS] += 1
             nev += 1
