@@ -9,6 +9,8 @@
 LOBSTER messages per second replaying the full GOOG L10 day in one env, and in a batch of
 ``--book-envs`` envs replaying different windows of the day with the agent's orders active (the
 touch quoter of :func:`~lobworld.envs.replay.touch_quoter_commands`, colocated latency).
+``lobworld bench --tick`` times the parametric tick world (:func:`bench_tick`) and then the same
+replay cases, in one run.
 
 Random valid actions are drawn once (a pool of batches cycled through), so action
 generation is not timed. Compilation happens in untimed warm-up steps (``WARMUP_STEPS``).
@@ -252,6 +254,43 @@ def bench_book(path: str | None = None, n_envs: int = 64, window_frac: float = 0
     return rows
 
 
+def bench_tick(n_envs: int = 4096, seconds: int = 60, repeat: int = 3, book_data: str | None = None,
+               tickers=("GOOG", "AMZN")) -> list[dict[str, Any]]:
+    """The parametric (Cont-Stoikov-Talreja) tick world's rate beside the book engine's replay rate,
+    in one run (``benchmarks/bench_tick_world.py``'s cases): ``n_envs`` books of each ticker's
+    shipped fit from the default book, ``seconds`` of market time in one ``advance`` call and in
+    1 s calls, no agent; then :func:`bench_book`'s batch replay. Messages per second of wall time
+    (messages applied to the books), best of ``repeat`` after an untimed warm-up."""
+    from lobworld.envs.book import Book, BookConfig
+    from lobworld.world_models.tick_parametric import load_fitted_cst
+    from lobworld.world_models.tick_world import W_MSGS, CSTWorld
+
+    if n_envs < 1 or seconds < 1:
+        raise CLIError(f"--tick-envs and --tick-seconds must be >= 1, got {n_envs}, {seconds}")
+    S = 10**9
+    rows = []
+    for ticker in tickers:
+        w = CSTWorld(load_fitted_cst(ticker))
+        cfg = w.book_config(BookConfig(max_orders=2, max_pending=16, max_commands=16, max_fills=16))
+        book = Book(n_envs, cfg, seed=0)
+        for name, chunk in ((f"parametric {ticker}, one {seconds} s call", seconds),
+                            (f"parametric {ticker}, {seconds} x 1 s calls", 1)):
+            best, msgs = float("inf"), 0
+            for r in range(max(1, repeat) + 1):  # the first run compiles / warms and is not timed
+                t0 = np.full(n_envs, w.bounds()[0], np.int64)
+                w.reset_rows(book, np.arange(n_envs), t0)
+                tic = time.perf_counter()
+                for k in range(chunk, seconds + 1, chunk):
+                    w.advance(book, t0 + k * S)
+                dt = time.perf_counter() - tic
+                if r > 0 and dt < best:
+                    best, msgs = dt, int(w.wcnt[:, W_MSGS].sum())
+            rows.append({"case": f"{name}, {n_envs} envs", "data": f"default book, depth {cfg.depth}",
+                         "messages": msgs, "seconds": best, "messages_per_s": msgs / best, "agent_fills": 0})
+    rows += [dict(r, case=f"replay: {r['case']}") for r in bench_book(book_data, repeat=repeat)]
+    return rows
+
+
 def format_book_table(rows: list[dict[str, Any]]) -> str:
     lines = [f"{'case':40s} {'messages':>11s} {'seconds':>8s} {'messages/s':>13s} {'agent fills':>11s}"]
     for r in rows:
@@ -263,8 +302,9 @@ def format_book_table(rows: list[dict[str, Any]]) -> str:
 def _cmd_bench(args: argparse.Namespace) -> int:
     import lobworld
 
-    if args.book:
-        rows = bench_book(args.book_data, args.book_envs, args.book_window, args.book_repeat)
+    if args.book or args.tick:
+        rows = (bench_tick(args.tick_envs, args.tick_seconds, args.book_repeat, args.book_data) if args.tick else
+                bench_book(args.book_data, args.book_envs, args.book_window, args.book_repeat))
         if args.json:
             print(json.dumps({"machine": machine_info(), "book": rows}, indent=2))
         else:
@@ -318,5 +358,9 @@ def add_commands(sub) -> None:
     p.add_argument("--book-envs", type=int, default=64, help="--book: envs of the batch case (default 64)")
     p.add_argument("--book-window", type=float, default=0.5,
                    help="--book: each batch env replays this fraction of the day (default 0.5)")
-    p.add_argument("--book-repeat", type=int, default=1, help="--book: best of this many runs (default 1)")
+    p.add_argument("--tick", action="store_true",
+                   help="time the parametric tick world (GOOG, AMZN) beside the book replay of the same run")
+    p.add_argument("--tick-envs", type=int, default=4096, help="--tick: envs per ticker (default 4,096)")
+    p.add_argument("--tick-seconds", type=int, default=60, help="--tick: market seconds simulated (default 60)")
+    p.add_argument("--book-repeat", type=int, default=1, help="--book / --tick: best of this many runs (default 1)")
     p.set_defaults(func=_cmd_bench)
