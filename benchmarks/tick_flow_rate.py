@@ -107,7 +107,7 @@ def _sim_contexts(bpx, bsz, nlv, t_ns, lot, out):
 
 def real_books(events, k: int, rows):
     """The real book *before* token rows ``rows`` (event-table row - 1) as simulator arrays, depth ``k``,
-    prices in ticks."""
+    prices in ticks (levels the file lacks are empty)."""
     tick = events.attrs["tick_size"]
     n = len(rows)
     px = np.zeros((n, 2, k), np.int64)
@@ -115,6 +115,8 @@ def real_books(events, k: int, rows):
     nl = np.zeros((n, 2), np.int64)
     for s, side in enumerate(("bid", "ask")):
         for j in range(k):
+            if f"{side}_px_{j + 1}" not in events.columns:  # a file with fewer levels: the rest empty
+                break
             p = events[f"{side}_px_{j + 1}"].to_numpy(np.float64)[rows]
             q = events[f"{side}_sz_{j + 1}"].to_numpy(np.float64)[rows]
             ok = np.isfinite(p) & (q > 0)
