@@ -304,3 +304,29 @@ def test_lognormal_sizes_follow_their_laws(amzn):
     se = np.sqrt(sub.var() / len(sub) + ref.var() / len(ref))
     assert len(sub) > 5000 and len(np.unique(sub)) > 20
     assert abs(sub.mean() - ref.mean()) < 4 * se, (sub.mean(), ref.mean(), se)
+
+
+def test_market_orders_walk_the_book_level_by_level(amzn):
+    """Under log-normal sizes a market order often takes more than the touch: its executions share
+    one ns and side, walk strictly away from the touch, empty every level but the last they take (the
+    replayed tape gives the same book), and the walks' sizes sum to the executed volume counter."""
+    from dataclasses import replace
+
+    p = replace(amzn, size_law="lognormal")
+    w, b, t0 = _world(p, 4, seed=21, record=60_000)
+    start = [b.levels(0, "bid"), b.levels(0, "ask")]
+    w.advance(b, t0 + 300 * S)
+    m = w.messages(0)
+    ex = m[m[:, L_TYPE] == bk.MSG_EXEC]
+    walks = 0
+    for j in range(1, len(ex)):
+        if ex[j, L_T] == ex[j - 1, L_T] and ex[j, L_SIDE] == ex[j - 1, L_SIDE]:
+            walks += 1
+            step = ex[j, L_PRICE] - ex[j - 1, L_PRICE]
+            assert (step < 0) if ex[j, L_SIDE] == bk.BID else (step > 0), ex[j - 1: j + 1]
+    assert walks > 20, walks
+    assert int(ex[:, L_SIZE].sum()) == int(b.cnt[0, bk.EXEC_VOL_VIS])
+    r = Book(1, BookConfig(depth=b.config.depth, mode="live"))
+    r.set_book(0, *start)
+    r.run(Tape(m[:, L_T], m[:, L_TYPE], m[:, L_SIDE], m[:, L_PRICE], m[:, L_SIZE], np.zeros(len(m), np.int64)))
+    assert r.levels(0, "bid") == b.levels(0, "bid") and r.levels(0, "ask") == b.levels(0, "ask")
