@@ -296,13 +296,15 @@ def _cst_env(i, until, lam_cum, theta, pv, px, sz, dq, nl, orders, pend, cmds, f
             acc = 0.0
             jj = -1
             dj = 0
+            sgn = 1 if s == BID else -1
+            ref = ba if s == BID else bb
             for j in range(nl[i, s]):
-                d = (ba - px[i, s, j]) if s == BID else (px[i, s, j] - bb)
-                d = 1 if d < 1 else (D if d > D else d)
+                draw = sgn * (ref - px[i, s, j])
+                d = 1 if draw < 1 else (D if draw > D else draw)
                 r = theta[d - 1] * sz[i, s, j] * inv_lot
                 if r > 0.0:
                     jj = j
-                    dj = (ba - px[i, s, j]) if s == BID else (px[i, s, j] - bb)
+                    dj = draw
                     acc += r
                     if acc > u:
                         break
