@@ -1,6 +1,6 @@
 """A/B of the parametric tick world's kernels: ``world_models/tick_world.py`` (B, the package's)
 against the same file at a git revision (A; default ``HEAD``, ``LOBWORLD_AB_REF=<rev>`` picks
-another), read with ``git show`` into a cache folder and imported as a module of its own, in one
+another: ``681cc93`` is the kernels before the 2026-12-07 speed pass), read with ``git show`` into a cache folder and imported as a module of its own, in one
 process. Needs a git checkout.
 
 Two parts:

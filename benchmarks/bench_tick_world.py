@@ -10,7 +10,7 @@ Measures, in one run:
   the day, no agent, levels entering the window resynchronised), the engine's own rate in the same
   process for comparison.
 
-Best of ``repeat`` runs (the first run compiles / warms the cache and is not timed). Run:
+``lobworld bench --tick`` runs the same parametric cases from the CLI. Best of ``repeat`` runs (the first run compiles / warms the cache and is not timed). Run:
 ``python benchmarks/bench_tick_world.py [--n-envs 4096] [--seconds 60] [--repeat 3]``;
 :func:`bench_tick_world` returns the figures as a dict.
 """
