@@ -111,8 +111,9 @@ def test_tracked_probabilities_agree():
 
 
 def test_engine_selection_and_bad_arguments():
-    w = _world()
-    assert w.engine == "auto" and not w.uses_batch(BATCH_MIN_ENVS - 1) and w.uses_batch(BATCH_MIN_ENVS)
+    assert _world().engine == "env" and not _world().uses_batch(10 ** 6)  # the per-env kernels by default
+    w = _world(engine="auto")
+    assert not w.uses_batch(BATCH_MIN_ENVS - 1) and w.uses_batch(BATCH_MIN_ENVS)
     assert _world(engine="batch").uses_batch(1) and not _world(engine="env").uses_batch(10 ** 6)
     with pytest.raises(TickGRUWorldError, match="engine: must be 'auto', 'batch' or 'env', got 'gpu'"):
         _world(engine="gpu")

@@ -19,8 +19,8 @@ Description
     One top-level serial kernel (:func:`gru_advance`) and a ``prange`` one
     (:func:`gru_advance_parallel`) run the same per-env function, so they agree bit for bit; each
     env draws from its own xoshiro256** stream (:mod:`lobworld.envs.rng`); per-thread workspace
-    rows, nothing allocated per message. From :data:`BATCH_MIN_ENVS` envs on (``engine="auto"``)
-    the world runs the lockstep engine of :mod:`~lobworld.world_models.tick_gru_batch` instead:
+    rows, nothing allocated per message. With ``engine="batch"`` (or ``"auto"`` from
+    :data:`BATCH_MIN_ENVS` envs on) the world runs the lockstep engine of :mod:`~lobworld.world_models.tick_gru_batch` instead:
     the same flow as a resumable state machine per env, with the GRU's products done as matrix
     products over the envs that wait for them (the same rules, counters and streams; float64, so
     equal to the per-env kernels up to summation order: the tests require identical streams).
@@ -147,7 +147,7 @@ N_SI = 6
 FP_BUY, FP_SELL, FP_REM_B, FP_REM_A, FP_PQ_B, FP_PQ_A, FP_BEST_B, FP_BEST_A = range(8)
 N_FP = 8
 
-#: ``engine="auto"`` runs the batch engine (:mod:`~lobworld.world_models.tick_gru_batch`) from this many envs on
+#: ``engine="auto"`` (not the default) runs the batch engine (:mod:`~lobworld.world_models.tick_gru_batch`) from this many envs on
 BATCH_MIN_ENVS = 128
 
 _STREAM_TAG = 0x54475257  # "TGRW": domain tag of the world's stream derivation
@@ -722,11 +722,13 @@ class TickGRUWorld:
         ``track``: accumulate the predictive (type, side) probabilities (``wprob``, ``wfirst``;
         slower, for tests). ``agent_tokens``: feed the agent's arrivals to the GRU as events (False:
         an ablation in which the market sees the agent only through the book context). ``parallel``: force the serial or the ``prange`` kernel (None:
-        ``prange`` for 2 envs or more when Numba has threads). ``engine``: ``"env"`` the per-env
-        kernels (:func:`gru_advance`, the reference), ``"batch"`` the lockstep engine of
+        ``prange`` for 2 envs or more when Numba has threads). ``engine``: ``"env"`` (default) the
+        per-env kernels (:func:`gru_advance`, the reference), ``"batch"`` the lockstep engine of
         :mod:`~lobworld.world_models.tick_gru_batch` (the GRU's products as matrix products over
-        the envs; the same rules, counters and streams), ``"auto"`` (default) the batch engine
-        from :data:`BATCH_MIN_ENVS` envs on; its logic passes use ``prange`` unless ``parallel`` is
+        the envs; the same rules, counters and streams), ``"auto"`` the batch engine from
+        :data:`BATCH_MIN_ENVS` envs on. The batch engine is opt-in: on the 2-core machine it was no
+        faster than the per-env kernels when quiet and several times slower under load
+        (docs/tick_world_models.md); its logic passes use ``prange`` unless ``parallel`` is
         False. ``batch_tail``: active envs below which the batch engine finishes a call per env
         (int >= 0).
 
@@ -740,7 +742,7 @@ class TickGRUWorld:
     name = "learned"
 
     def __init__(self, weights, data, *, warmup: int = 500, record: int = 0, track: bool = False,
-                 agent_tokens: bool = True, parallel: bool | None = None, engine: str = "auto",
+                 agent_tokens: bool = True, parallel: bool | None = None, engine: str = "env",
                  batch_tail: int = 32):
         if engine not in ("auto", "batch", "env"):
             raise TickGRUWorldError(f"engine: must be 'auto', 'batch' or 'env', got {engine!r}")

@@ -98,12 +98,6 @@ def _tick_world(world: str) -> None:
             if world != "replay":
                 _steps(cls(n_envs=n, horizon=3, start="10:20:00", world=world, decide_every="events", k_events=5,
                            **kw))
-    if world == "learned":  # from BATCH_MIN_ENVS envs on, the learned world runs its batch engine
-        from lobworld.world_models.tick_gru_world import BATCH_MIN_ENVS
-
-        _steps(TickExecutionCore(n_envs=BATCH_MIN_ENVS, horizon=3, start="10:20:00", world=world, quantity=600))
-        _steps(TickMarketMakingCore(n_envs=BATCH_MIN_ENVS, horizon=3, start="10:20:00", world=world,
-                                    decide_every="events", k_events=5))
     for env_id in ("LOB-TickMarketMaking-v0", "LOB-TickExecution-v0"):
         _faces(env_id, world=world, horizon=3)
 
