@@ -24,35 +24,17 @@ import time
 import numba
 import numpy as np
 
-from lobworld.envs.book import Book, BookConfig
+from lobworld.cli.bench import time_cst_world
 from lobworld.envs.replay import ReplayData, prepare_replay, run_replay
-from lobworld.world_models.tick_parametric import load_fitted_cst
-from lobworld.world_models.tick_world import W_MSGS, W_REDRAWS, CSTWorld
 
 GOOG_L10 = "lobster/GOOG_2012-06-21_34200000_57600000_message_10.csv.gz"
 _DEFAULT_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
-S = 10**9
 
 
 def _parametric(ticker: str, n_envs: int, seconds: int, repeat: int, chunk_s: int | None) -> dict:
-    w = CSTWorld(load_fitted_cst(ticker))
-    cfg = w.book_config(BookConfig(max_orders=2, max_pending=16, max_commands=16, max_fills=16))
-    book = Book(n_envs, cfg, seed=0)
-    best, msgs = float("inf"), 0
-    for r in range(repeat + 1):
-        t0 = np.full(n_envs, w.bounds()[0], np.int64)
-        w.reset_rows(book, np.arange(n_envs), t0)
-        steps = [seconds] if chunk_s is None else list(range(chunk_s, seconds + 1, chunk_s))
-        tic = time.perf_counter()
-        for k in steps:
-            w.advance(book, t0 + k * S)
-        dt = time.perf_counter() - tic
-        if r > 0 and dt < best:
-            best, msgs = dt, int(w.wcnt[:, W_MSGS].sum())
-    assert int(w.wcnt[:, W_REDRAWS].sum()) == 0
-    return {"n_envs": n_envs, "market_seconds": seconds, "messages": msgs, "seconds": best,
-            "messages_per_s": msgs / best, "market_seconds_per_s": n_envs * seconds / best,
-            "depth": cfg.depth, "max_distance": w.params.max_distance}
+    x = time_cst_world(ticker, n_envs, seconds, repeat, chunk_s)
+    assert x.pop("redraws") == 0
+    return x
 
 
 def _replay(data_dir, repeat: int, n_envs: int = 64) -> dict:

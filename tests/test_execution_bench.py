@@ -47,3 +47,21 @@ def test_bench_interleaved_ratios(capsys):
 def test_bench_interleaved_needs_the_raw_face(capsys):
     assert main(["bench", "--env", "LOB-Execution-v0", "--face", "gym", "--interleave", "--steps", "1"]) == 2
     assert "needs the raw face" in capsys.readouterr().err
+
+
+def test_bench_tick_rows_are_the_cst_timings_then_the_replay(capsys, shared_data):
+    """--tick: per ticker one call and 1 s calls of the parametric tick world (the seeded message counts
+    time_cst_world gives for the same arguments), then the book replay cases of the same run."""
+    from lobworld.cli.bench import time_cst_world
+
+    rc = main(["bench", "--tick", "--tick-envs", "8", "--tick-seconds", "2", "--json"])
+    assert rc == 0
+    rows = json.loads(capsys.readouterr().out)["book"]
+    assert [r["case"] for r in rows[:4]] == [
+        "parametric GOOG, one 2 s call, 8 envs", "parametric GOOG, 2 x 1 s calls, 8 envs",
+        "parametric AMZN, one 2 s call, 8 envs", "parametric AMZN, 2 x 1 s calls, 8 envs"]
+    for r, (ticker, chunk) in zip(rows[:4], [("GOOG", None), ("GOOG", 1), ("AMZN", None), ("AMZN", 1)]):
+        assert r["messages"] == time_cst_world(ticker, 8, 2, 1, chunk)["messages"] > 0
+    assert len(rows) == 7 and all(r["case"].startswith("replay: ") and r["messages"] > 0 for r in rows[4:])
+    assert main(["bench", "--tick", "--tick-envs", "0"]) == 2
+    assert "--tick-envs and --tick-seconds must be >= 1" in capsys.readouterr().err

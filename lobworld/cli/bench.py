@@ -254,39 +254,54 @@ def bench_book(path: str | None = None, n_envs: int = 64, window_frac: float = 0
     return rows
 
 
+def time_cst_world(ticker: str, n_envs: int, seconds: int, repeat: int, chunk_s: int | None = None) -> dict[str, Any]:
+    """``n_envs`` books of the parametric (Cont-Stoikov-Talreja) tick world with ``ticker``'s shipped
+    fit, from the default book, advanced ``seconds`` of market time in one ``advance`` call
+    (``chunk_s`` None) or in calls of ``chunk_s`` seconds, no agent; best of ``repeat`` timed runs after
+    an untimed one that compiles / warms. Returns the messages applied to the books (``W_MSGS``), the
+    wall seconds, their rates, the book depth, the fit's ``max_distance`` and the world's redraw
+    count (``W_REDRAWS``) of the best run."""
+    from lobworld.envs.book import Book, BookConfig
+    from lobworld.world_models.tick_parametric import load_fitted_cst
+    from lobworld.world_models.tick_world import W_MSGS, W_REDRAWS, CSTWorld
+
+    S = 10**9
+    w = CSTWorld(load_fitted_cst(ticker))
+    cfg = w.book_config(BookConfig(max_orders=2, max_pending=16, max_commands=16, max_fills=16))
+    book = Book(n_envs, cfg, seed=0)
+    steps = [seconds] if chunk_s is None else list(range(chunk_s, seconds + 1, chunk_s))
+    best, msgs, redraws = float("inf"), 0, 0
+    for r in range(repeat + 1):
+        t0 = np.full(n_envs, w.bounds()[0], np.int64)
+        w.reset_rows(book, np.arange(n_envs), t0)
+        tic = time.perf_counter()
+        for k in steps:
+            w.advance(book, t0 + k * S)
+        dt = time.perf_counter() - tic
+        if r > 0 and dt < best:
+            best, msgs, redraws = dt, int(w.wcnt[:, W_MSGS].sum()), int(w.wcnt[:, W_REDRAWS].sum())
+    return {"n_envs": n_envs, "market_seconds": seconds, "messages": msgs, "seconds": best,
+            "messages_per_s": msgs / best, "market_seconds_per_s": n_envs * seconds / best,
+            "depth": cfg.depth, "max_distance": w.params.max_distance, "redraws": redraws}
+
+
 def bench_tick(n_envs: int = 4096, seconds: int = 60, repeat: int = 3, book_data: str | None = None,
                tickers=("GOOG", "AMZN")) -> list[dict[str, Any]]:
     """The parametric (Cont-Stoikov-Talreja) tick world's rate beside the book engine's replay rate,
-    in one run (``benchmarks/bench_tick_world.py``'s cases): ``n_envs`` books of each ticker's
-    shipped fit from the default book, ``seconds`` of market time in one ``advance`` call and in
-    1 s calls, no agent; then :func:`bench_book`'s batch replay. Messages per second of wall time
+    in one run (``benchmarks/bench_tick_world.py``'s cases, :func:`time_cst_world`): ``n_envs``
+    books of each ticker's shipped fit, ``seconds`` of market time in one ``advance`` call and in
+    1 s calls, no agent; then :func:`bench_book`'s replay cases. Messages per second of wall time
     (messages applied to the books), best of ``repeat`` after an untimed warm-up."""
-    from lobworld.envs.book import Book, BookConfig
-    from lobworld.world_models.tick_parametric import load_fitted_cst
-    from lobworld.world_models.tick_world import W_MSGS, CSTWorld
-
     if n_envs < 1 or seconds < 1:
         raise CLIError(f"--tick-envs and --tick-seconds must be >= 1, got {n_envs}, {seconds}")
-    S = 10**9
     rows = []
     for ticker in tickers:
-        w = CSTWorld(load_fitted_cst(ticker))
-        cfg = w.book_config(BookConfig(max_orders=2, max_pending=16, max_commands=16, max_fills=16))
-        book = Book(n_envs, cfg, seed=0)
-        for name, chunk in ((f"parametric {ticker}, one {seconds} s call", seconds),
+        for name, chunk in ((f"parametric {ticker}, one {seconds} s call", None),
                             (f"parametric {ticker}, {seconds} x 1 s calls", 1)):
-            best, msgs = float("inf"), 0
-            for r in range(max(1, repeat) + 1):  # the first run compiles / warms and is not timed
-                t0 = np.full(n_envs, w.bounds()[0], np.int64)
-                w.reset_rows(book, np.arange(n_envs), t0)
-                tic = time.perf_counter()
-                for k in range(chunk, seconds + 1, chunk):
-                    w.advance(book, t0 + k * S)
-                dt = time.perf_counter() - tic
-                if r > 0 and dt < best:
-                    best, msgs = dt, int(w.wcnt[:, W_MSGS].sum())
-            rows.append({"case": f"{name}, {n_envs} envs", "data": f"default book, depth {cfg.depth}",
-                         "messages": msgs, "seconds": best, "messages_per_s": msgs / best, "agent_fills": 0})
+            x = time_cst_world(ticker, n_envs, seconds, max(1, repeat), chunk)
+            rows.append({"case": f"{name}, {n_envs} envs", "data": f"default book, depth {x['depth']}",
+                         "messages": x["messages"], "seconds": x["seconds"], "messages_per_s": x["messages_per_s"],
+                         "agent_fills": 0})
     rows += [dict(r, case=f"replay: {r['case']}") for r in bench_book(book_data, repeat=repeat)]
     return rows
 
