@@ -97,6 +97,17 @@ def _cat_u(lg, off, n, u01, eb):
     return n - 1
 
 
+@njit(inline="always")
+def _park(bs, i, ph, t_next, nev, done, t_end):
+    """Keep env ``i``'s loop registers in its state row ``bs[i]`` when it waits in phase ``ph`` (the
+    next logic pass resumes from them)."""
+    bs[i, B_PH] = ph
+    bs[i, B_TNEXT] = t_next
+    bs[i, B_NEV] = nev
+    bs[i, B_DONE] = 1 if done else 0
+    bs[i, B_TEND] = t_end
+
+
 @njit(cache=True)
 def _emit_call(i, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow, wcnt):
     """``tick_gru_world._emit`` as a call (one site in the state machine instead of an inlined engine
@@ -268,11 +279,7 @@ def _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, b
             ph = PH_CELL
             if scalar:
                 continue
-            bs[i, B_PH] = PH_CELL
-            bs[i, B_TNEXT] = t_next
-            bs[i, B_NEV] = nev
-            bs[i, B_DONE] = 1 if done else 0
-            bs[i, B_TEND] = t_end
+            _park(bs, i, PH_CELL, t_next, nev, done, t_end)
             return R_CELL
         tm = si[i, SI_TP] if not done else np.int64(bk.INT_MAX)
         if t_next < tm and t_next < t_end:
@@ -368,11 +375,7 @@ def _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, b
         ph = PH_ROWS
         if scalar:
             continue
-        bs[i, B_PH] = PH_ROWS
-        bs[i, B_TNEXT] = t_next
-        bs[i, B_NEV] = nev
-        bs[i, B_DONE] = 1 if done else 0
-        bs[i, B_TEND] = t_end
+        _park(bs, i, PH_ROWS, t_next, nev, done, t_end)
         return R_ROWS
     if es[i, ES_FROZEN] == 0:
         agent_until(i, t_end, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
