@@ -20,11 +20,8 @@ Run: ``python benchmarks/ab_book_kernels.py [--check] [--repeat 5] [--no-time]``
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
-import subprocess
-import sys
 import time
 
 import numba
@@ -34,6 +31,8 @@ from lobworld.envs import book_kernels as B
 from lobworld.envs.book import BookConfig, _compact
 from lobworld.envs.latency import LATENCY_SCENARIOS
 from lobworld.envs.replay import ReplayData, prepare_replay, touch_quoter_commands
+
+from _ab import load_module, ref_file  # a sibling module: the benchmarks folder is the script's path
 
 HERE = pathlib.Path(__file__).resolve().parent
 DATA = HERE.parents[0].parent / "shared" / "data" / "lobster"
@@ -46,40 +45,17 @@ REF_REV = os.environ.get("LOBWORLD_AB_REF", "ccd5480")
 
 
 def _ref_file(rev: str = REF_REV) -> pathlib.Path:
-    """``envs/book_kernels.py`` at git revision ``rev``, written once to a cache folder (so that
-    Numba's disk cache of the reference kernels survives between runs)."""
-    out = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "lobworld_ab" / rev
-    path = out / "_book_kernels_ref.py"
-    if not path.is_file():
-        try:
-            text = subprocess.run(["git", "show", f"{rev}:envs/book_kernels.py"], cwd=HERE.parent, check=True,
-                                  capture_output=True, text=True).stdout
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise SystemExit(f"ab_book_kernels: cannot read envs/book_kernels.py at revision {rev!r} "
-                             f"from git ({exc}); run it in a git checkout") from exc
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return path
+    """``envs/book_kernels.py`` at git revision ``rev`` (:func:`_ab.ref_file`)."""
+    return ref_file("envs/book_kernels.py", rev, "_book_kernels_ref.py", "ab_book_kernels")
 
 
-def _load_ref():
-    spec = importlib.util.spec_from_file_location("_book_kernels_ref", _ref_file())
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["_book_kernels_ref"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-A = _load_ref()
+A = load_module("_book_kernels_ref", _ref_file())
 
 
 def use_b(path) -> None:
     """Compare against the kernels of file ``path`` instead of the package's (a scratch copy)."""
     global B
-    spec = importlib.util.spec_from_file_location("_book_kernels_b", path)
-    B = importlib.util.module_from_spec(spec)
-    sys.modules["_book_kernels_b"] = B
-    spec.loader.exec_module(B)
+    B = load_module("_book_kernels_b", path)
 
 
 class Case:

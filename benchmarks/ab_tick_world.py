@@ -21,11 +21,8 @@ Run: ``python benchmarks/ab_tick_world.py [--check] [--repeat 5] [--no-time] [--
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
-import subprocess
-import sys
 import time
 
 import numba
@@ -36,6 +33,8 @@ from lobworld.envs.book_kernels import A_NFILLS
 from lobworld.world_models import tick_world as B
 from lobworld.world_models.tick_parametric import load_fitted_cst
 
+from _ab import load_module, ref_file  # a sibling module: the benchmarks folder is the script's path
+
 HERE = pathlib.Path(__file__).resolve().parent
 REF_REV = os.environ.get("LOBWORLD_AB_REF", "HEAD")
 BOOK = ("px", "sz", "dq", "nl", "orders", "pend", "cmds", "fills", "es", "acct", "cnt", "rng")
@@ -44,39 +43,17 @@ S = 10**9
 
 
 def _ref_file(rev: str = REF_REV) -> pathlib.Path:
-    """``world_models/tick_world.py`` at ``rev`` in a cache folder named by the commit it resolves
-    to (so Numba's disk cache of the reference kernels survives between runs)."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", rev], cwd=HERE.parent, check=True, capture_output=True,
-                             text=True).stdout.strip()
-        text = subprocess.run(["git", "show", f"{sha}:world_models/tick_world.py"], cwd=HERE.parent, check=True,
-                              capture_output=True, text=True).stdout
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise SystemExit(f"ab_tick_world: cannot read world_models/tick_world.py at revision {rev!r} from git "
-                         f"({exc}); run it in a git checkout") from exc
-    out = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "lobworld_ab" / sha[:12]
-    path = out / "_tick_world_ref.py"
-    if not path.is_file() or path.read_text() != text:
-        out.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return path
+    """``world_models/tick_world.py`` at ``rev`` (:func:`_ab.ref_file`)."""
+    return ref_file("world_models/tick_world.py", rev, "_tick_world_ref.py", "ab_tick_world")
 
 
-def _load(name: str, path) -> object:
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-A = _load("_tick_world_ref", _ref_file())
+A = load_module("_tick_world_ref", _ref_file())
 
 
 def use_b(path) -> None:
     """Compare against the kernels of file ``path`` instead of the package's (a scratch copy)."""
     global B
-    B = _load("_tick_world_b", path)
+    B = load_module("_tick_world_b", path)
 
 
 def _setup(mod, ticker, n, agent, parallel, record, seconds):
