@@ -35,7 +35,7 @@ import lobworld  # noqa: F401
 from lobworld.world_models.data.events import TokenConfig, split_masks, tokenize
 from lobworld.world_models.data.lobster import load_lobster
 from lobworld.world_models.data.session import SESSION_LENGTH_S, SESSION_OPEN_S
-from lobworld.world_models.tick_model import event_nats, load_tick_model, tick_features
+from lobworld.world_models.tick_model import event_nats, load_tick_model, shipped_tick_weights, tick_features
 from lobworld.world_models.tick_sim import (
     N_PREV, TOP_K, TickSimulator, _context, draw_event_marks, pack_tick_weights, tick_forward,
 )
@@ -45,13 +45,6 @@ FILES = {"GOOG": "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
          "AMZN": "AMZN_2012-06-21_34200000_57600000_message_5.csv.gz"}
 TOD = N_PREV + 2 + 2 * TOP_K
 """Column of the time of day in the 23 model inputs."""
-
-
-def _weights_path(ticker: str) -> pathlib.Path:
-    from importlib import resources
-
-    return pathlib.Path(str(resources.files("lobworld.world_models") / "assets" / "weights"
-                            / f"tick_gru_{ticker.lower()}.npz"))
 
 
 def time_head(model, x, chunk: int = 4096):
@@ -214,7 +207,7 @@ def free_running(events, tok, x, w, hb, test, n_starts: int, n_seeds: int, n_ste
 
 
 def run(ticker: str, weights=None, n_starts: int = 8, n_seeds: int = 4, n_steps: int = 2000, seed: int = 0) -> dict:
-    path = pathlib.Path(weights) if weights else _weights_path(ticker)
+    path = pathlib.Path(weights) if weights else shipped_tick_weights(ticker)
     model, meta = load_tick_model(path)
     model.eval()
     tc = TokenConfig(**meta["token_config"])

@@ -32,7 +32,8 @@ from lobworld.world_models.data.events import (
     N_TYPES, SESSION_LENGTH_S, SESSION_OPEN_S, EventTokens, TokenConfig, level_class,
 )
 
-__all__ = ["TickModelConfig", "TickModelError", "save_tick_model", "load_tick_model", "load_fitted_tick_model", "tick_features", "TickTargets", "TickGRU", "train_tick_model",
+__all__ = ["TickModelConfig", "TickModelError", "save_tick_model", "load_tick_model", "load_fitted_tick_model",
+           "shipped_tick_weights", "tick_features", "TickTargets", "TickGRU", "train_tick_model",
            "event_nats", "TERMS", "TickTrainConfig", "load_tick_config", "tick_config_toml", "config_kind",
            "train_tick_run", "held_out_scores", "TICK_RUN_ARTEFACTS"]
 
@@ -377,15 +378,21 @@ def load_tick_model(path, device: str = "cpu"):
     return model.to(device), meta
 
 
-def load_fitted_tick_model(ticker: str = "GOOG", device: str = "cpu"):
-    """The tick GRU shipped for ``ticker`` (``world_models/assets/weights/tick_gru_<ticker>.npz``, trained on
-    the 2012-06-21 training block; its held-out figures and reproduce command are in ``meta["metrics"]``).
-    Returns ``(model, meta)``."""
+def shipped_tick_weights(ticker: str):
+    """Path of the tick GRU checkpoint shipped for ``ticker`` (``world_models/assets/weights/
+    tick_gru_<ticker>.npz``; it may not exist: the callers say so in their own terms)."""
     import pathlib
     from importlib import resources
 
-    path = pathlib.Path(str(resources.files("lobworld.world_models") / "assets" / "weights"
+    return pathlib.Path(str(resources.files("lobworld.world_models") / "assets" / "weights"
                             / f"tick_gru_{ticker.lower()}.npz"))
+
+
+def load_fitted_tick_model(ticker: str = "GOOG", device: str = "cpu"):
+    """The tick GRU shipped for ``ticker`` (:func:`shipped_tick_weights`, trained on the 2012-06-21
+    training block; its held-out figures and reproduce command are in ``meta["metrics"]``).
+    Returns ``(model, meta)``."""
+    path = shipped_tick_weights(ticker)
     if not path.is_file():
         raise TickModelError(f"no shipped tick model for ticker {ticker!r}")
     return load_tick_model(path, device)

@@ -77,7 +77,7 @@ from numba import njit
 from lobworld.envs.rng import normal, seed_states, uniform
 from lobworld.world_models.data.session import SESSION_LENGTH_S, SESSION_OPEN_S
 from lobworld.world_models.learned.fastmath import _sigmoid, _tanh
-from lobworld.world_models.tick_model import FORMAT, TickModelError
+from lobworld.world_models.tick_model import FORMAT, TickModelError, shipped_tick_weights
 
 __all__ = ["TickWeights", "pack_tick_weights", "tick_forward", "TickSimulator", "draw_event_marks",
            "M_TIME", "M_TYPE", "M_SIZE", "M_PRICE", "M_DIR", "N_MCOL",
@@ -165,10 +165,7 @@ def pack_tick_weights(source="GOOG") -> TickWeights:
     (missing file, not an npz, no ``meta``, another format, a missing weight, a shape that does not fit
     the config, a non-finite weight)."""
     if isinstance(source, str) and source.upper() in ("GOOG", "AMZN") and not pathlib.Path(source).exists():
-        from importlib import resources
-
-        path = pathlib.Path(str(resources.files("lobworld.world_models") / "assets" / "weights"
-                                / f"tick_gru_{source.lower()}.npz"))
+        path = shipped_tick_weights(source)
     else:
         path = pathlib.Path(source)
     if not path.is_file():
