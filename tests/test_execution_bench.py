@@ -65,3 +65,9 @@ def test_bench_tick_rows_are_the_cst_timings_then_the_replay(capsys, shared_data
     assert len(rows) == 7 and all(r["case"].startswith("replay: ") and r["messages"] > 0 for r in rows[4:])
     assert main(["bench", "--tick", "--tick-envs", "0"]) == 2
     assert "--tick-envs and --tick-seconds must be >= 1" in capsys.readouterr().err
+
+
+def test_bench_steps_below_one_are_a_clear_error(capsys):
+    for extra in ([], ["--interleave"]):
+        assert main(["bench", "--env", "LOB-Execution-v0", "--n-envs", "2", "--steps", "-3", *extra]) == 2
+        assert "--steps must be >= 1" in capsys.readouterr().err

@@ -66,6 +66,7 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
 
     if env_id not in gym.registry:
         raise CLIError(f"unknown env id {env_id!r}; registered: {', '.join(lobworld.ENV_IDS)}")
+    _check_steps(steps)
     steps = steps or _auto_steps(n_envs)
     rows = []
     for face in faces:
@@ -83,6 +84,11 @@ def bench_env(env_id: str, n_envs: int, steps: int | None = None, faces=FACES, s
                      if hasattr(core, "dynamics") else "n/a", "face": face, "n_envs": n_envs, "steps": steps, "seconds": dt,
                      "env_steps_per_s": n_envs * steps / dt, "warmup_s": compile_s})
     return rows
+
+
+def _check_steps(steps: int | None) -> None:
+    if steps is not None and steps < 1:
+        raise CLIError(f"--steps must be >= 1 (or left out for the default), got {steps}")
 
 
 def _face_stepper(env_id: str, face: str, n_envs: int, seed: int, **env_kwargs: Any):
@@ -125,6 +131,7 @@ def bench_faces_interleaved(env_id: str, n_envs: int, blocks: int = 15, block_st
         raise CLIError("the interleaved benchmark needs the raw face (its baseline)")
     if blocks < 1:
         raise CLIError(f"--blocks must be >= 1, got {blocks}")
+    _check_steps(block_steps)
     block_steps = block_steps or max(10, _auto_steps(n_envs) // 10)
     steppers = {face: _face_stepper(env_id, face, n_envs, seed, **env_kwargs)[:2] for face in faces}
     for step, pool in steppers.values():
