@@ -150,3 +150,45 @@ def test_shipped_model_beats_cst_held_out(shared_data, name, ticker):
     assert c.sum(1).mean() == pytest.approx(meta["metrics"]["cst"]["total"], abs=1e-6)
     assert g[:, 0].mean() < c[:, 0].mean() - 1.0
     assert g[:, 1:].sum(1).mean() < c[:, 1].mean() - 1.0
+
+
+def test_clock_switched_off_is_ignored_in_training_and_by_the_simulator(tmp_path):
+    """``time_of_day=False``: the clock column's standardisation is (0, OFF_SCALE), so the trained
+    model's outputs do not move when the clock does, in torch and in the Numba forward pass that
+    reads the checkpoint; with the clock on, they do."""
+    from lobworld.world_models.tick_model import OFF_SCALE, save_tick_model
+    from lobworld.world_models.tick_sim import pack_tick_weights, tick_forward
+
+    tok = tokenize(load_lobster(*sample_lobster_paths()), TokenConfig(test_hours=0.25, early_stop_hours=0.125))
+    tr, es, _ = split_masks(tok)
+    x, _ = tick_features(tok, 8)
+    x2 = x.copy()
+    x2[:, -1] += 0.75  # 75% of a session later
+    for clock in (False, True):
+        cfg = TickModelConfig(**{**SMALL.__dict__, "epochs": 1, "time_of_day": clock})
+        model, _ = train_tick_model(tok, tr, es, cfg, log=lambda *a: None)
+        model.eval()
+        with torch.no_grad():
+            a = model(torch.as_tensor(x[:400])[None])[0]
+            b = model(torch.as_tensor(x2[:400])[None])[0]
+        gap = float((a - b).abs().max())
+        if clock:
+            assert gap > 1e-3
+            continue
+        assert float(model.feat_mean[-1]) == 0.0 and float(model.feat_std[-1]) == OFF_SCALE
+        assert gap < 1e-6
+        w = pack_tick_weights(save_tick_model(model, tmp_path / "m.npz", scale=tok.scale, token_config=tok.config))
+        rows = []
+        for xx in (x[:200], x2[:200]):
+            n = len(xx)
+            ho, zo, heads = np.zeros((n, w.hidden)), np.empty((n, w.we.shape[0])), np.empty((n, w.wh.shape[0]))
+            tick_forward(np.asarray(xx, np.float64), np.zeros((n, w.hidden)), *w.kernel_args(), ho, zo, heads)
+            rows.append(heads)
+        assert np.abs(rows[0] - rows[1]).max() < 1e-9
+
+
+def test_clock_switch_is_checked():
+    from lobworld.world_models.tick_model import TickModelError, _check_model_config
+
+    with pytest.raises(TickModelError, match="time_of_day"):
+        _check_model_config(TickModelConfig(time_of_day=1))

@@ -38,6 +38,12 @@ __all__ = ["TickModelConfig", "TickModelError", "save_tick_model", "load_tick_mo
            "train_tick_run", "held_out_scores", "TICK_RUN_ARTEFACTS"]
 
 
+OFF_SCALE = float(2 ** 40)
+"""Standardisation scale of a switched-off input column (``TickModelConfig.time_of_day = False``):
+the clock (at most a few units) divided by it (about 1.1e12, exact in float32) is below the float32
+resolution of the other inputs."""
+
+
 @dataclass(frozen=True)
 class TickModelConfig:
     """Settings of the tick GRU and its training loop."""
@@ -71,6 +77,12 @@ class TickModelConfig:
     simulator's fixed clip at 4 never binds and draws from the same density. 4.0 (the default) is the
     shipped weights' setting: there a component of tiny weight with a log sd near 4 (sd ~55 log-s)
     carries the mean inter-arrival (hours-long draws; ``benchmarks/tick_flow_rate.py``)."""
+    time_of_day: bool = True
+    """Feed the session clock (the last input column) to the encoder. False switches it off without
+    changing the input layout: its standardisation is set to mean 0 and scale :data:`OFF_SCALE`, so
+    the encoder sees 0 for every clock value, in training and in every simulator that reads the
+    checkpoint. Trained on one day, the model has never seen the held-out hours' clock values, and
+    extrapolating the encoder in them is a guess (``docs/tick_world_models.md``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -233,6 +245,8 @@ def train_tick_model(tokens: EventTokens, train, early_stop, config: TickModelCo
     x, tg = tick_features(tokens, config.level_max)
     train, early_stop = np.asarray(train, bool), np.asarray(early_stop, bool)
     mean, std = x[train].mean(axis=0), x[train].std(axis=0) + 1e-3
+    if not config.time_of_day:
+        mean[-1], std[-1] = 0.0, OFF_SCALE
     model = TickGRU(x.shape[1], tokens.scale.n_bins, config, mean, std).to(config.device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     tr_idx = np.flatnonzero(train)
@@ -488,6 +502,8 @@ def _check_model_config(c: TickModelConfig) -> None:
     if not (isinstance(c.log_s_max, (int, float)) and not isinstance(c.log_s_max, bool)
             and -6.0 < c.log_s_max <= 4.0):
         raise TickModelError(f"[train] log_s_max must be a number in (-6, 4], got {c.log_s_max!r}")
+    if not isinstance(c.time_of_day, bool):
+        raise TickModelError(f"[train] time_of_day must be true or false, got {c.time_of_day!r}")
     if c.device not in ("cpu", "cuda"):
         raise TickModelError(f"[train] device must be 'cpu' or 'cuda', got {c.device!r}")
 
