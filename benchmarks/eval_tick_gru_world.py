@@ -20,6 +20,7 @@ Three parts, each a function returning plain dicts (printed as markdown by :func
   beside it.
 
     python benchmarks/eval_tick_gru_world.py [--tickers GOOG,AMZN] [--parts bench,impact,direction]
+        [--weights GOOG=PATH.npz,AMZN=PATH.npz]   # a candidate checkpoint instead of the shipped one
 """
 
 from __future__ import annotations
@@ -41,11 +42,14 @@ from lobworld.world_models.fidelity.events import (
     event_report, score_sequences, sequence_statistics, split_sequences,
 )
 from lobworld.world_models.tick_gru_world import L_PRICE, L_SIDE, L_SIZE, L_T, L_TYPE, TickGRUWorld, _weights
+from lobworld.world_models.tick_sim import pack_tick_weights
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "lobster"
 FILES = {"GOOG": "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
          "AMZN": "AMZN_2012-06-21_34200000_57600000_message_5.csv.gz"}
 DEPTH = 20
+WEIGHTS: dict[str, str] = {}
+"""Checkpoint per ticker used instead of the shipped weights (``--weights``)."""
 
 
 def _paths(ticker: str) -> tuple[pathlib.Path, pathlib.Path]:
@@ -115,9 +119,13 @@ def _events(world, book0, i, midnight, date, tick, ticker, L):
     return messages_to_events(msgs, bp, sz[:, 0], ap, sz[:, 1], date=date, tick_size=tick, ticker=ticker)
 
 
+def _weights_of(ticker: str):
+    return pack_tick_weights(WEIGHTS[ticker]) if ticker in WEIGHTS else _weights(ticker)
+
+
 def _world_for(ticker: str, record: int = 0, warmup: int = 500) -> TickGRUWorld:
     m, o = _paths(ticker)
-    return TickGRUWorld(_weights(ticker), ReplayData.from_lobster(m, o), warmup=warmup, record=record)
+    return TickGRUWorld(_weights_of(ticker), ReplayData.from_lobster(m, o), warmup=warmup, record=record)
 
 
 def lob_bench(ticker: str, n_boot: int = 100, seed: int = 0, window_s: float = 600.0) -> dict:
@@ -233,7 +241,7 @@ def direction_accuracy(ticker: str, ks=(10, 50), n_starts: int = 64, paths: int 
         m0 = mid_of(fpx[r], fsz[r])
         for k in ks:
             real[k].append(np.sign(mid_of(fpx[r + k], fsz[r + k]) - m0))
-    world = TickGRUWorld(_weights(ticker), data, warmup=500, record=kmax)
+    world = TickGRUWorld(_weights_of(ticker), data, warmup=500, record=kmax)
     n = n_starts * paths
     book = Book(n, world.book_config(BookConfig(depth=DEPTH)))
     t0 = np.repeat(t[rows], paths)
@@ -318,7 +326,13 @@ def main(argv=None):
     p.add_argument("--tickers", default="GOOG,AMZN")
     p.add_argument("--parts", default="bench,impact,decay,direction")
     p.add_argument("--n-boot", type=int, default=100)
+    p.add_argument("--weights", default="", help="TICKER=PATH.npz[,TICKER=PATH.npz]: candidate checkpoints")
     a = p.parse_args(argv)
+    for item in filter(None, a.weights.split(",")):
+        tk, sep, path = item.partition("=")
+        if not sep or not pathlib.Path(path).is_file():
+            p.error(f"--weights: expected TICKER=PATH to an existing .npz, got {item!r}")
+        WEIGHTS[tk] = path
     parts = a.parts.split(",")
     for tk in a.tickers.split(","):
         if "bench" in parts:
