@@ -51,7 +51,11 @@ def test_forward_matches_torch_on_random_inputs(goog):
 
 
 def test_forward_matches_torch_on_real_token_stream(goog):
-    """500 real GOOG events run as one sequence: every step's state and logits within 1e-5."""
+    """500 real GOOG events run as one sequence: every step's state and logits agree with torch run in
+    float64 on the same (float32) weights within 1e-9, far inside the issue's 1e-5 (torch in float32
+    differs from either by its own rounding, about 1e-5 on the shipped weights' larger logits)."""
+    import copy
+
     from lobworld.world_models.data import load_lobster
     from lobworld.world_models.data.events import SizeScale, TokenConfig, tokenize
     from lobworld.world_models.tick_model import tick_features
@@ -62,9 +66,10 @@ def test_forward_matches_torch_on_real_token_stream(goog):
     scale = SizeScale(lot=sc["lot"], edges=tuple(sc["edges"]), centers=tuple(sc["centers"]), binning=sc["binning"])
     tok = tokenize(ev, TokenConfig(**w.meta["token_config"]), scale=scale)
     x, _ = tick_features(tok, w.level_max)
+    m64 = copy.deepcopy(model).double()
     with torch.no_grad():
-        f, _ = model(torch.tensor(x)[None])
-        heads_t = torch.cat([getattr(model, k)(f) for k in HEADS], -1)[0].numpy()
+        f, _ = m64(torch.tensor(x, dtype=torch.float64)[None])
+        heads_t = torch.cat([getattr(m64, k)(f) for k in HEADS], -1)[0].numpy()
         h_t = f[0, :, :w.hidden].numpy()
     h = np.zeros((1, w.hidden))
     err_h = err_l = 0.0
@@ -73,7 +78,7 @@ def test_forward_matches_torch_on_real_token_stream(goog):
         err_h = max(err_h, np.abs(h_new[0] - h_t[k]).max())
         err_l = max(err_l, np.abs(heads[0] - heads_t[k]).max())
         h = h_new
-    assert err_h < 1e-5 and err_l < 1e-5
+    assert err_h < 1e-9 and err_l < 1e-9
 
 
 def _softmax(v):
