@@ -138,7 +138,7 @@ def lob_bench(ticker: str, n_boot: int = 100, seed: int = 0, window_s: float = 6
     ts = pd.DatetimeIndex(events["ts"])
     world = _world_for(ticker, record=200_000)
     n = len(ranges)
-    book = Book(n, world.book_config(BookConfig(depth=DEPTH)))
+    book = Book(n, world.book_config(BookConfig(depth=DEPTH)), seed=seed)  # window i: stream seed + i
     t0 = np.array([ts[a].value - 1 for a, _ in ranges], np.int64)
     world.reset_rows(book, np.arange(n), t0)
     book0 = (book.px[:, :, :].copy(), book.sz.copy(), book.nl.copy())
