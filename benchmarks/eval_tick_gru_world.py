@@ -21,6 +21,7 @@ Three parts, each a function returning plain dicts (printed as markdown by :func
 
     python benchmarks/eval_tick_gru_world.py [--tickers GOOG,AMZN] [--parts bench,impact,direction]
         [--weights GOOG=PATH.npz,AMZN=PATH.npz]   # a candidate checkpoint instead of the shipped one
+        [--agent-tokens off]                       # impact / decay with agent_tokens=False (ablation)
 """
 
 from __future__ import annotations
@@ -156,6 +157,23 @@ def lob_bench(ticker: str, n_boot: int = 100, seed: int = 0, window_s: float = 6
             "counters": world.wcnt.sum(0), "wall_s": time.perf_counter() - t}
 
 
+NO_TOKENS = "learned-no-agent-tokens"
+"""Tick world name of the ablation ``--agent-tokens off``: the learned world with
+``agent_tokens=False`` (the market sees the agent only through the book context)."""
+
+
+def _register_no_tokens() -> None:
+    from lobworld.envs.tick import register_tick_world, registered_tick_worlds
+    from lobworld.world_models.tick_world import replay_and_ticker
+
+    def make(config):
+        rw, ticker = replay_and_ticker(config.data)
+        return TickGRUWorld(_weights_of(ticker), rw.data, agent_tokens=False)
+
+    if NO_TOKENS not in registered_tick_worlds():
+        register_tick_world(NO_TOKENS, make)
+
+
 def _traded_rate(ticker: str) -> float:
     from lobworld.world_models.data.lobster import load_lobster_messages
 
@@ -167,7 +185,7 @@ def _traded_rate(ticker: str) -> float:
 
 
 def impact_curve(ticker: str, sizes=(100, 200, 400, 800, 1600, 3200), participation: float = 0.1, n: int = 64,
-                 n_boot: int = 1000, seed: int = 0) -> dict:
+                 n_boot: int = 1000, seed: int = 0, world: str = "learned") -> dict:
     from lobworld.envs.tick import TickExecutionCore
 
     m, _ = _paths(ticker)
@@ -180,7 +198,7 @@ def impact_curve(ticker: str, sizes=(100, 200, 400, 800, 1600, 3200), participat
             T = max(2, int(round(Q / (participation * rate))))
             out = []
             for with_meta in (True, False):
-                core = TickExecutionCore(n_envs=n, data=str(m), world="learned", side=side, quantity=int(Q),
+                core = TickExecutionCore(n_envs=n, data=str(m), world=world, side=side, quantity=int(Q),
                                          horizon=T + 5, latency="colocated")
                 core.seed_rows(range(n), [seed * 100_000 + 10 * Q + i for i in range(n)])
                 core.reset()
@@ -275,7 +293,7 @@ def direction_accuracy(ticker: str, ks=(10, 50), n_starts: int = 64, paths: int 
 
 
 def impact_decay(ticker: str, sizes=(800, 3200), participation: float = 0.1, after=(300, 900, 1800), n: int = 64,
-                 seed: int = 1) -> dict:
+                 seed: int = 1, world: str = "learned") -> dict:
     """Buy metaorders as in :func:`impact_curve`, then ``max(after)`` s with no orders: the mean CRN
     mid difference (ticks) at the last child (the peak) and ``after`` seconds later, and the share
     of the peak left. The parent order is ``2 Q`` so that the episode does not end with the
@@ -290,7 +308,7 @@ def impact_decay(ticker: str, sizes=(800, 3200), participation: float = 0.1, aft
         horizon = T + max(after) + 5
         runs = []
         for with_meta in (True, False):
-            core = TickExecutionCore(n_envs=n, data=str(m), world="learned", side="buy", quantity=int(2 * Q),
+            core = TickExecutionCore(n_envs=n, data=str(m), world=world, side="buy", quantity=int(2 * Q),
                                      horizon=horizon, latency="colocated")
             core.seed_rows(range(n), [seed * 100_000 + 10 * Q + i for i in range(n)])
             core.reset()
@@ -326,6 +344,8 @@ def main(argv=None):
     p.add_argument("--tickers", default="GOOG,AMZN")
     p.add_argument("--parts", default="bench,impact,decay,direction")
     p.add_argument("--n-boot", type=int, default=100)
+    p.add_argument("--agent-tokens", choices=("on", "off"), default="on",
+                   help="impact / decay: off = the learned world with agent_tokens=False (ablation)")
     p.add_argument("--weights", default="", help="TICKER=PATH.npz[,TICKER=PATH.npz]: candidate checkpoints")
     a = p.parse_args(argv)
     for item in filter(None, a.weights.split(",")):
@@ -334,6 +354,10 @@ def main(argv=None):
             p.error(f"--weights: expected TICKER=PATH to an existing .npz, got {item!r}")
         WEIGHTS[tk] = path
     parts = a.parts.split(",")
+    world = "learned"
+    if a.agent_tokens == "off":
+        _register_no_tokens()
+        world = NO_TOKENS
     for tk in a.tickers.split(","):
         if "bench" in parts:
             r = lob_bench(tk, n_boot=a.n_boot)
@@ -357,7 +381,7 @@ def main(argv=None):
             print("counters:", dict(zip(("submit", "cancel", "delete", "exec", "hidden", "redraw", "forced",
                                          "cross_clamp", "moved", "size_capped"), r["counters"][:10].tolist())))
         if "impact" in parts:
-            r = impact_curve(tk)
+            r = impact_curve(tk, world=world)
             print(f"## {tk} impact (participation {r['participation']:.0%} of {r['rate']:.1f} shares/s, "
                   f"{r['n']} envs per size and side, CRN)")
             for q, mi, se in zip(r["sizes"], r["mean_ticks"], r["se_ticks"]):
@@ -366,7 +390,7 @@ def main(argv=None):
             print("  by side:", {f"{k[0]} {k[1]}": round(v, 2) for k, v in r["by_side"].items()})
             print("  envs left out (a side empty):", {f"{k[0]} {k[1]}": v for k, v in r["dropped"].items()})
         if "decay" in parts:
-            r = impact_decay(tk)
+            r = impact_decay(tk, world=world)
             for q, v in r.items():
                 print(f"## {tk} decay Q={q} (bought {v['bought']:.0f}): impact ticks by seconds after the end "
                       f"{ {k: round(x, 2) for k, x in v['impact'].items()} } (s.e. "
