@@ -37,14 +37,12 @@ from lobworld.world_models.data.lobster import load_lobster
 from lobworld.world_models.data.session import SESSION_LENGTH_S, SESSION_OPEN_S
 from lobworld.world_models.tick_model import event_nats, load_tick_model, shipped_tick_weights, tick_features
 from lobworld.world_models.tick_sim import (
-    N_PREV, TOP_K, TickSimulator, _context, draw_event_marks, pack_tick_weights, tick_forward,
+    N_PREV, TOP_K, X_TOD, TickSimulator, _context, draw_event_marks, pack_tick_weights, tick_forward,
 )
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "lobster"
 FILES = {"GOOG": "GOOG_2012-06-21_34200000_57600000_message_10.csv.gz",
          "AMZN": "AMZN_2012-06-21_34200000_57600000_message_5.csv.gz"}
-TOD = N_PREV + 2 + 2 * TOP_K
-"""Column of the time of day in the 23 model inputs."""
 
 
 def time_head(model, x, chunk: int = 4096):
@@ -128,8 +126,9 @@ def parity(events, tok, x, w, test) -> dict:
     out = np.zeros((len(idx), x.shape[1]))
     _sim_contexts(px, sz, nl, t_prev, w.lot, out)
     d = np.abs(out[:, N_PREV:] - x[idx, N_PREV:])
-    names = ["log1p_spread"] + [f"bid_sz_{j + 1}" for j in range(TOP_K)] + [f"ask_sz_{j + 1}" for j in range(TOP_K)] \
-        + ["imbalance", "tod"]
+    names = (["log1p_spread"] + [f"bid_sz_{j + 1}" for j in range(TOP_K)] + [f"ask_sz_{j + 1}" for j in range(TOP_K)]
+             + [f"bid_gap_{j + 2}" for j in range(TOP_K - 1)] + [f"ask_gap_{j + 2}" for j in range(TOP_K - 1)]
+             + ["imbalance", "tod"])
     return {n: float(v) for n, v in zip(names, d.max(axis=0))} | {
         "tod_max_diff_s": float(d[:, -1].max() * SESSION_LENGTH_S)}
 
@@ -224,7 +223,7 @@ def run(ticker: str, weights=None, n_starts: int = 8, n_seeds: int = 4, n_steps:
     res["nats_test_time"] = float(event_nats(model, x, tg)[test, 0].mean())
     # the simulator's clock column: the time before the event (t_{n-1}), not the event's own time
     xs = x.copy()
-    xs[:, TOD] = ((tok.time_ns() - tok.dt_ns) * 1e-9 - SESSION_OPEN_S) / SESSION_LENGTH_S
+    xs[:, X_TOD] = ((tok.time_ns() - tok.dt_ns) * 1e-9 - SESSION_OPEN_S) / SESSION_LENGTH_S
     lw2, mu2, ls2, _ = time_head(model, xs)
     res["teacher_forced_sim_clock"] = rate_report(lw2[test], mu2[test], ls2[test], tok.log_dt[test], dt_s, rng)
     res["nats_test_time_sim_clock"] = float(event_nats(model, xs, tg)[test, 0].mean())

@@ -12,12 +12,13 @@ Description
     evaluated (time, type, the side pair of the drawn type, the level and size rows of the drawn
     (type, side)); nothing is allocated per message.
 
-Input features (the same 23 columns as :func:`~lobworld.world_models.tick_model.tick_features`)
+Input features (the same 31 columns as :func:`~lobworld.world_models.tick_model.tick_features`)
     previous event: type one-hot (5), side (+1 bid / -1 ask), ``clip(level, +-m) / m``,
     ``log(size / lot)``, ``log_dt`` (log seconds), ``dt_ns == 0``; book before the event:
     ``log1p(spread)`` (0 when a side is empty), ``log1p(size / lot)`` of the first 5 listed bid
-    and ask levels, touch imbalance ``(B - A) / (B + A)`` (0 on an empty book), time of day
-    ``(t_s - 34200) / 23400``. The first step of a run sees zeros for the previous event, as the
+    and ask levels, ``log1p(gap)`` of listed levels 2..5 per side (ticks from that side's best; 0
+    for an empty level), touch imbalance ``(B - A) / (B + A)`` (0 on an empty book), time of day
+    ``(t_s - 34200) / 23400`` (columns ``X_SPREAD``, ``X_SIZE``, ``X_GAP``, ``X_IMB``, ``X_TOD``). The first step of a run sees zeros for the previous event, as the
     first token of a tokenised stream does.
 
 Sampling (one xoshiro256** stream per env, :mod:`lobworld.envs.rng`; draws in this order)
@@ -82,12 +83,17 @@ from lobworld.world_models.tick_model import FORMAT, TickModelError, shipped_tic
 __all__ = ["TickWeights", "pack_tick_weights", "tick_forward", "TickSimulator", "draw_event_marks",
            "M_TIME", "M_TYPE", "M_SIZE", "M_PRICE", "M_DIR", "N_MCOL",
            "C_REDRAW", "C_FORCED", "C_CROSS_CLAMP", "C_BEYOND", "C_PUSHED_OUT", "C_MOVED", "C_SIZE_CAPPED",
-           "N_CNT", "N_FEATURES"]
+           "N_CNT", "N_FEATURES", "X_SPREAD", "X_SIZE", "X_GAP", "X_IMB", "X_TOD"]
 
 N_TYPES = 5
 N_PREV = N_TYPES + 5
 TOP_K = 5
-N_FEATURES = N_PREV + 3 + 2 * TOP_K
+X_SPREAD = N_PREV
+X_SIZE = X_SPREAD + 1  # bid levels 1..TOP_K, then ask levels
+X_GAP = X_SIZE + 2 * TOP_K  # bid levels 2..TOP_K, then ask levels
+X_IMB = X_GAP + 2 * (TOP_K - 1)
+X_TOD = X_IMB + 1
+N_FEATURES = X_TOD + 1
 MAX_DT_NS = 10 ** 13
 MAX_REDRAW = 16
 
@@ -192,6 +198,9 @@ def pack_tick_weights(source="GOOG") -> TickWeights:
         min_dt = float(meta.get("token_config", {}).get("min_dt_s", 1e-9))
     except (KeyError, TypeError, ValueError) as e:
         raise TickModelError(f"{path}: meta lacks or mis-states {e}") from None
+    if F == N_FEATURES - 2 * (TOP_K - 1):
+        raise TickModelError(f"{path}: n_features {F}: a checkpoint from before the level-gap inputs (2026-12-07); "
+                             f"this version builds {N_FEATURES} (top_k={TOP_K}): retrain it")
     if F != N_FEATURES:
         raise TickModelError(f"{path}: n_features {F}, the simulator builds {N_FEATURES} (top_k={TOP_K})")
     if len(centers) != S:
@@ -449,15 +458,18 @@ def _context(i, t_ns, px, sz, nl, lot, x):
     spread = 0.0
     if nl[i, 0] > 0 and nl[i, 1] > 0:
         spread = float(px[i, 1, 0] - px[i, 0, 0])
-    x[N_PREV] = math.log1p(spread)
+    x[X_SPREAD] = math.log1p(spread)
     for s in range(2):
         for k in range(TOP_K):
             v = float(sz[i, s, k]) if k < nl[i, s] else 0.0
-            x[N_PREV + 1 + s * TOP_K + k] = math.log1p(v / lot)
+            x[X_SIZE + s * TOP_K + k] = math.log1p(v / lot)
+            if k > 0:
+                g = float(abs(px[i, s, k] - px[i, s, 0])) if k < nl[i, s] else 0.0
+                x[X_GAP + s * (TOP_K - 1) + k - 1] = math.log1p(g)
     b = float(sz[i, 0, 0]) if nl[i, 0] > 0 else 0.0
     a = float(sz[i, 1, 0]) if nl[i, 1] > 0 else 0.0
-    x[N_PREV + 1 + 2 * TOP_K] = (b - a) / (b + a) if b + a > 0 else 0.0
-    x[N_PREV + 2 + 2 * TOP_K] = (t_ns * 1e-9 - SESSION_OPEN_S) / SESSION_LENGTH_S
+    x[X_IMB] = (b - a) / (b + a) if b + a > 0 else 0.0
+    x[X_TOD] = (t_ns * 1e-9 - SESSION_OPEN_S) / SESSION_LENGTH_S
 
 
 @njit(cache=True, fastmath=True)
