@@ -126,9 +126,8 @@ def parity(events, tok, x, w, test) -> dict:
     out = np.zeros((len(idx), x.shape[1]))
     _sim_contexts(px, sz, nl, t_prev, w.lot, out)
     d = np.abs(out[:, N_PREV:] - x[idx, N_PREV:])
-    names = (["log1p_spread"] + [f"bid_sz_{j + 1}" for j in range(TOP_K)] + [f"ask_sz_{j + 1}" for j in range(TOP_K)]
-             + [f"bid_gap_{j + 2}" for j in range(TOP_K - 1)] + [f"ask_gap_{j + 2}" for j in range(TOP_K - 1)]
-             + ["imbalance", "tod"])
+    names = ["log1p_spread"] + [f"bid_sz_{j + 1}" for j in range(TOP_K)] + [f"ask_sz_{j + 1}" for j in range(TOP_K)] \
+        + ["imbalance", "tod"]
     return {n: float(v) for n, v in zip(names, d.max(axis=0))} | {
         "tod_max_diff_s": float(d[:, -1].max() * SESSION_LENGTH_S)}
 

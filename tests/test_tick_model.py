@@ -28,7 +28,7 @@ def hour_tokens():
 def test_features_are_the_previous_event_and_the_current_book(hour_tokens):
     tok = hour_tokens
     x, tg = tick_features(tok, 8)
-    assert x.shape == (len(tok), N_TYPES + 5 + 1 + 2 + 2 + 1 + 1 + 1 + 1)  # top_k = 2: one gap per side
+    assert x.shape == (len(tok), N_TYPES + 5 + 1 + 2 + 2 + 1 + 1)
     np.testing.assert_array_equal(x[1:, :N_TYPES].argmax(1), tok.etype[:-1])
     assert (x[0, :N_TYPES + 5] == 0).all()
     np.testing.assert_allclose(x[1:, N_TYPES + 3], tok.log_dt[:-1])

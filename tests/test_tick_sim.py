@@ -212,7 +212,3 @@ def test_checkpoint_errors_are_clear(tmp_path):
     np.savez(tmp_path / "fmt.npz", **d3)
     with pytest.raises(TickModelError, match="format 'other/9'"):
         pack_tick_weights(tmp_path / "fmt.npz")
-    d4 = dict(data, meta=np.frombuffer(json.dumps({**meta, "n_features": N_FEATURES - 8}).encode(), np.uint8))
-    np.savez(tmp_path / "old.npz", **d4)
-    with pytest.raises(TickModelError, match="before the level-gap inputs"):
-        pack_tick_weights(tmp_path / "old.npz")

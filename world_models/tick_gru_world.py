@@ -116,7 +116,7 @@ from lobworld.errors import LobworldError
 from lobworld.world_models.data.session import SESSION_LENGTH_S, SESSION_OPEN_S
 from lobworld.world_models.tick_world import replay_and_ticker
 from lobworld.world_models.tick_sim import (
-    MAX_DT_NS, N_FEATURES, N_TYPES, TOP_K, X_GAP, X_IMB, X_SIZE, X_SPREAD, X_TOD, TickWeights, _cell, _context, _draw_y,
+    MAX_DT_NS, N_FEATURES, N_TYPES, TOP_K, X_IMB, X_SIZE, X_SPREAD, X_TOD, TickWeights, _cell, _context, _draw_y,
     _head_rows, draw_marks, pack_tick_weights,
 )
 
@@ -235,7 +235,6 @@ def _merged_context(i, t_ns, px, sz, nl, orders, lot, x):
         j = 0
         prev_set = False
         prev = 0
-        first = 0
         for k in range(TOP_K):
             # the next price strictly worse than ``prev``: engine level j or an agent order
             cand_set = False
@@ -264,7 +263,6 @@ def _merged_context(i, t_ns, px, sz, nl, orders, lot, x):
                             and orders[i, a, O_PRICE] == cand and orders[i, a, O_REM] > 0:
                         v += float(orders[i, a, O_REM])
                 if k == 0:
-                    first = cand
                     if s == BID:
                         top_b = v
                         best_b = cand
@@ -274,8 +272,6 @@ def _merged_context(i, t_ns, px, sz, nl, orders, lot, x):
                 prev = cand
                 prev_set = True
             x[X_SIZE + s * TOP_K + k] = math.log1p(v / lot)
-            if k > 0:
-                x[X_GAP + s * (TOP_K - 1) + k - 1] = math.log1p(float(abs(cand - first))) if cand_set else 0.0
     spread = 0.0
     if best_b != _NO_BID and best_a != _NO_ASK and best_a > best_b:
         spread = float(best_a - best_b)
@@ -638,9 +634,6 @@ def _file_context(r, t_ns, fpx, fsz, lot, x):
         for k in range(TOP_K):
             v = float(fsz[r, s, k]) if k < L and fsz[r, s, k] > 0 else 0.0
             x[X_SIZE + s * TOP_K + k] = math.log1p(v / lot)
-            if k > 0:
-                ok = k < L and fsz[r, s, k] > 0 and fsz[r, s, 0] > 0
-                x[X_GAP + s * (TOP_K - 1) + k - 1] = math.log1p(float(abs(fpx[r, s, k] - fpx[r, s, 0]))) if ok else 0.0
             if k == 0:
                 if s == 0:
                     top_b = v

@@ -113,7 +113,6 @@ def tick_features(tokens: EventTokens, level_max: int) -> tuple[np.ndarray, Tick
     ctx = np.concatenate([
         np.log1p(spread)[:, None],
         np.log1p(tokens.bid_sz / lot), np.log1p(tokens.ask_sz / lot),
-        np.log1p(tokens.bid_gap), np.log1p(tokens.ask_gap),
         tokens.imbalance[:, None],
         ((tokens.tod_s - SESSION_OPEN_S) / SESSION_LENGTH_S).astype(np.float32)[:, None],
     ], axis=1).astype(np.float32)

@@ -12,13 +12,12 @@ Description
     evaluated (time, type, the side pair of the drawn type, the level and size rows of the drawn
     (type, side)); nothing is allocated per message.
 
-Input features (the same 31 columns as :func:`~lobworld.world_models.tick_model.tick_features`)
+Input features (the same 23 columns as :func:`~lobworld.world_models.tick_model.tick_features`)
     previous event: type one-hot (5), side (+1 bid / -1 ask), ``clip(level, +-m) / m``,
     ``log(size / lot)``, ``log_dt`` (log seconds), ``dt_ns == 0``; book before the event:
     ``log1p(spread)`` (0 when a side is empty), ``log1p(size / lot)`` of the first 5 listed bid
-    and ask levels, ``log1p(gap)`` of listed levels 2..5 per side (ticks from that side's best; 0
-    for an empty level), touch imbalance ``(B - A) / (B + A)`` (0 on an empty book), time of day
-    ``(t_s - 34200) / 23400`` (columns ``X_SPREAD``, ``X_SIZE``, ``X_GAP``, ``X_IMB``, ``X_TOD``). The first step of a run sees zeros for the previous event, as the
+    and ask levels, touch imbalance ``(B - A) / (B + A)`` (0 on an empty book), time of day
+    ``(t_s - 34200) / 23400`` (columns ``X_SPREAD``, ``X_SIZE``, ``X_IMB``, ``X_TOD``). The first step of a run sees zeros for the previous event, as the
     first token of a tokenised stream does.
 
 Sampling (one xoshiro256** stream per env, :mod:`lobworld.envs.rng`; draws in this order)
@@ -83,15 +82,14 @@ from lobworld.world_models.tick_model import FORMAT, TickModelError, shipped_tic
 __all__ = ["TickWeights", "pack_tick_weights", "tick_forward", "TickSimulator", "draw_event_marks",
            "M_TIME", "M_TYPE", "M_SIZE", "M_PRICE", "M_DIR", "N_MCOL",
            "C_REDRAW", "C_FORCED", "C_CROSS_CLAMP", "C_BEYOND", "C_PUSHED_OUT", "C_MOVED", "C_SIZE_CAPPED",
-           "N_CNT", "N_FEATURES", "X_SPREAD", "X_SIZE", "X_GAP", "X_IMB", "X_TOD"]
+           "N_CNT", "N_FEATURES", "X_SPREAD", "X_SIZE", "X_IMB", "X_TOD"]
 
 N_TYPES = 5
 N_PREV = N_TYPES + 5
 TOP_K = 5
 X_SPREAD = N_PREV
 X_SIZE = X_SPREAD + 1  # bid levels 1..TOP_K, then ask levels
-X_GAP = X_SIZE + 2 * TOP_K  # bid levels 2..TOP_K, then ask levels
-X_IMB = X_GAP + 2 * (TOP_K - 1)
+X_IMB = X_SIZE + 2 * TOP_K
 X_TOD = X_IMB + 1
 N_FEATURES = X_TOD + 1
 MAX_DT_NS = 10 ** 13
@@ -198,9 +196,6 @@ def pack_tick_weights(source="GOOG") -> TickWeights:
         min_dt = float(meta.get("token_config", {}).get("min_dt_s", 1e-9))
     except (KeyError, TypeError, ValueError) as e:
         raise TickModelError(f"{path}: meta lacks or mis-states {e}") from None
-    if F == N_FEATURES - 2 * (TOP_K - 1):
-        raise TickModelError(f"{path}: n_features {F}: a checkpoint from before the level-gap inputs (2026-12-07); "
-                             f"this version builds {N_FEATURES} (top_k={TOP_K}): retrain it")
     if F != N_FEATURES:
         raise TickModelError(f"{path}: n_features {F}, the simulator builds {N_FEATURES} (top_k={TOP_K})")
     if len(centers) != S:
@@ -463,9 +458,6 @@ def _context(i, t_ns, px, sz, nl, lot, x):
         for k in range(TOP_K):
             v = float(sz[i, s, k]) if k < nl[i, s] else 0.0
             x[X_SIZE + s * TOP_K + k] = math.log1p(v / lot)
-            if k > 0:
-                g = float(abs(px[i, s, k] - px[i, s, 0])) if k < nl[i, s] else 0.0
-                x[X_GAP + s * (TOP_K - 1) + k - 1] = math.log1p(g)
     b = float(sz[i, 0, 0]) if nl[i, 0] > 0 else 0.0
     a = float(sz[i, 1, 0]) if nl[i, 1] > 0 else 0.0
     x[X_IMB] = (b - a) / (b + a) if b + a > 0 else 0.0

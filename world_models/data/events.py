@@ -33,9 +33,6 @@ field               dtype      meaning
                                (:data:`NO_PRICE` cast to -1 when a side is empty)
 ``bid_sz``          float32    (n, top_k) visible sizes of the first ``top_k``
 ``ask_sz``                     listed levels before the event, shares (0 = empty)
-``bid_gap``         float32    (n, top_k - 1) distance in ticks of listed levels
-``ask_gap``                    2..top_k from the side's best before the event
-                               (0 = that level is empty)
 ``imbalance``       float32    ``(B - A) / (B + A)`` of the first
                                ``TokenConfig.imbalance_levels`` levels, in [-1, 1]
 ``tod_s``           float64    time of day of the event, seconds after midnight
@@ -294,8 +291,6 @@ class EventTokens:
     spread: np.ndarray
     bid_sz: np.ndarray
     ask_sz: np.ndarray
-    bid_gap: np.ndarray
-    ask_gap: np.ndarray
     imbalance: np.ndarray
     tod_s: np.ndarray
     t_start_ns: int = 0
@@ -308,7 +303,7 @@ class EventTokens:
     """``ticker``, ``date``, ``tick_size`` (USD) of the source table."""
 
     _ARRAYS = ("row", "etype", "side", "level", "sub_tick", "size", "size_lots", "size_bin", "dt_ns", "log_dt",
-               "best_bid", "best_ask", "spread", "bid_sz", "ask_sz", "bid_gap", "ask_gap", "imbalance", "tod_s")
+               "best_bid", "best_ask", "spread", "bid_sz", "ask_sz", "imbalance", "tod_s")
 
     def __len__(self) -> int:
         return len(self.row)
@@ -500,14 +495,6 @@ def tokenize(events: pd.DataFrame, config: TokenConfig = TokenConfig(),
         if not np.isfinite(a).all():
             r, c = np.argwhere(~np.isfinite(a))[0]
             raise EventTokenError(f"{name}_{c + 1}", "NaN book size", row=int(r))
-    gaps = []
-    for s_name, best, sign, sz in (("bid", bb, 1, bid_sz), ("ask", ba, -1, ask_sz)):
-        g = np.zeros((len(best), k - 1), np.float32)
-        for j in range(2, k + 1):
-            pj = ticks(f"{s_name}_px_{j}")
-            ok = (pj != NO_PRICE) & (best != NO_PRICE) & (sz[:, j - 1] > 0)
-            g[:, j - 2] = np.where(ok, sign * (best - pj), 0)
-        gaps.append(g)
     m = config.imbalance_levels
     sb, sa = bid_sz[:, :m].sum(axis=1, dtype=np.float64), ask_sz[:, :m].sum(axis=1, dtype=np.float64)
     tot = sb + sa
@@ -523,8 +510,7 @@ def tokenize(events: pd.DataFrame, config: TokenConfig = TokenConfig(),
         row=np.arange(1, n_rows, dtype=np.int64), etype=etype, side=side, level=level, sub_tick=sub_tick, size=size,
         size_lots=(size / scale.lot).astype(np.float32), size_bin=scale.bin_of(size), dt_ns=dt_ns,
         log_dt=log_dt, best_bid=bb, best_ask=ba, spread=spread, bid_sz=bid_sz, ask_sz=ask_sz,
-        bid_gap=gaps[0], ask_gap=gaps[1], imbalance=imbalance, tod_s=t_ns[1:] / 1e9, t_start_ns=int(t_ns[0]),
-        scale=scale, config=config,
+        imbalance=imbalance, tod_s=t_ns[1:] / 1e9, t_start_ns=int(t_ns[0]), scale=scale, config=config,
         meta={"ticker": events.attrs.get("ticker", "UNKNOWN"), "date": str(day[0]), "tick_size": float(tick)},
     )
 
