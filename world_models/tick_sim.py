@@ -17,8 +17,9 @@ Input features (the same 23 columns as :func:`~lobworld.world_models.tick_model.
     ``log(size / lot)``, ``log_dt`` (log seconds), ``dt_ns == 0``; book before the event:
     ``log1p(spread)`` (0 when a side is empty), ``log1p(size / lot)`` of the first 5 listed bid
     and ask levels, touch imbalance ``(B - A) / (B + A)`` (0 on an empty book), time of day
-    ``(t_s - 34200) / 23400`` (columns ``X_SPREAD``, ``X_SIZE``, ``X_IMB``, ``X_TOD``). The first step of a run sees zeros for the previous event, as the
-    first token of a tokenised stream does.
+    ``(t_s - 34200) / 23400`` (columns ``X_SPREAD``, ``X_SIZE``, ``X_IMB``, ``X_TOD``; the clock is
+    last, which ``TickModelConfig.time_of_day`` relies on). The first step of a run sees zeros for the
+    previous event, as the first token of a tokenised stream does.
 
 Sampling (one xoshiro256** stream per env, :mod:`lobworld.envs.rng`; draws in this order)
     1. inter-arrival: one uniform picks the mixture component ``k`` (softmax weights), one normal
@@ -92,6 +93,8 @@ X_SIZE = X_SPREAD + 1  # bid levels 1..TOP_K, then ask levels
 X_IMB = X_SIZE + 2 * TOP_K
 X_TOD = X_IMB + 1
 N_FEATURES = X_TOD + 1
+if X_TOD != N_FEATURES - 1:  # pragma: no cover - a layout edit that breaks time_of_day's "last column"
+    raise ImportError("tick_sim: the clock must be the last input column (TickModelConfig.time_of_day)")
 MAX_DT_NS = 10 ** 13
 MAX_REDRAW = 16
 
