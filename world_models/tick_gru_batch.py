@@ -57,7 +57,7 @@ from lobworld.world_models.tick_gru_world import (
     _NO_ASK, _NO_BID, FP_BEST_A, FP_BEST_B, FP_REM_A, FP_REM_B, FP_BUY, FP_SELL, FP_PQ_B, L_LEVEL, L_PRICE,
     L_SIDE, L_SIZE, L_T, L_TYPE, SI_LAST_A, SI_LAST_B, SI_MIDNIGHT, SI_PEND, SI_T, SI_TP, W_AGENT_FIRST,
     W_AGENT_TOKENS, W_CROSS_CLAMP, W_FORCED, W_MOVED, W_REDRAW, W_SIZE_CAPPED, W_SUBMIT, _emit, _fingerprint,
-    _merged_best, _merged_context, _nearest_level, _reference, _set_prev,
+    _merged_best, _merged_context, _nearest_level, _reference, _set_prev, _ws_row,
 )
 from lobworld.world_models.tick_sim import (
     MAX_DT_NS, MAX_REDRAW, N_TYPES, _categorical, _cell, _context, _draw_y, _head_rows,
@@ -434,13 +434,9 @@ def gru_batch_logic(act, na, scalar, status, cidx, ridx, goff, k_ev, until, tdec
     ``ws (>= 1, W)`` scratch (``W = F + 6 H + 2 (n_levels + n_size)``; row 0)."""
     F = x.shape[1]
     H = h.shape[1]
-    w = ws[0]
-    xs = w[0:F]
-    gi = w[F:F + 3 * H]
-    gh = w[F + 3 * H:F + 6 * H]
     nr = rr.shape[1]
-    rbuf = w[F + 6 * H:F + 6 * H + nr]
-    ebuf = w[F + 6 * H + nr:]
+    xs, gi, gh, rest = _ws_row(ws[0], F, H)
+    rbuf, ebuf = rest[:nr], rest[nr:]
     for j in range(na):
         i = act[j]
         status[i] = _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims,
@@ -463,12 +459,8 @@ def gru_batch_logic_parallel(act, na, scalar, status, cidx, ridx, goff, k_ev, un
     nr = rr.shape[1]
     per = (na + nw - 1) // nw
     for c in prange(nw):
-        w = ws[c]
-        xs = w[0:F]
-        gi = w[F:F + 3 * H]
-        gh = w[F + 3 * H:F + 6 * H]
-        rbuf = w[F + 6 * H:F + 6 * H + nr]
-        ebuf = w[F + 6 * H + nr:]
+        xs, gi, gh, rest = _ws_row(ws[c], F, H)
+        rbuf, ebuf = rest[:nr], rest[nr:]
         for j in range(c * per, min(na, (c + 1) * per)):
             i = act[j]
             status[i] = _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, bhh, wh, bh,

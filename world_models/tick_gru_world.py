@@ -523,6 +523,13 @@ def _emit(i, t, typ, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng,
     return ok
 
 
+@njit(inline="always")
+def _ws_row(w, F, H):
+    """The views of one workspace row ``w``: the standardised input ``xs (F,)``, the GRU gate
+    buffers ``gi, gh (3 H,)`` and the rest (the head rows; the batch engine's level / size buffers)."""
+    return w[0:F], w[F:F + 3 * H], w[F + 3 * H:F + 6 * H], w[F + 6 * H:]
+
+
 @njit(cache=True)
 def gru_advance(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq, nl,
                 orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log,
@@ -539,11 +546,7 @@ def gru_advance(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
     no_dec = np.zeros(1, np.int64)  # the decision-time output of advance_events: not written here
     F = x.shape[1]
     H = h.shape[1]
-    w = ws[0]
-    xs = w[0:F]
-    gi = w[F:F + 3 * H]
-    gh = w[F + 3 * H:F + 6 * H]
-    buf = w[F + 6 * H:]
+    xs, gi, gh, buf = _ws_row(ws[0], F, H)
     for i in range(px.shape[0]):
         _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq,
                  nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log,
@@ -563,11 +566,7 @@ def gru_advance_parallel(until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, d
     nw = ws.shape[0]
     per = (n + nw - 1) // nw
     for c in prange(nw):
-        w = ws[c]
-        xs = w[0:F]
-        gi = w[F:F + 3 * H]
-        gh = w[F + 3 * H:F + 6 * H]
-        buf = w[F + 6 * H:]
+        xs, gi, gh, buf = _ws_row(ws[c], F, H)
         for i in range(c * per, min(n, (c + 1) * per)):
             _gru_env(np.int64(i), until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
                      dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
@@ -587,11 +586,7 @@ def gru_advance_events(k_ev, until, mean, std, we, be, wih, bih, whh, bhh, wh, b
     draw kept) and ``tdec[i] = until[i]``. Other arguments: :func:`gru_advance`'s. One thread."""
     F = x.shape[1]
     H = h.shape[1]
-    w = ws[0]
-    xs = w[0:F]
-    gi = w[F:F + 3 * H]
-    gh = w[F + 3 * H:F + 6 * H]
-    buf = w[F + 6 * H:]
+    xs, gi, gh, buf = _ws_row(ws[0], F, H)
     for i in range(px.shape[0]):
         _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz, dq,
                  nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp, wcnt, log,
@@ -610,11 +605,7 @@ def gru_advance_events_parallel(k_ev, until, mean, std, we, be, wih, bih, whh, b
     nw = ws.shape[0]
     per = (n + nw - 1) // nw
     for c in prange(nw):
-        w = ws[c]
-        xs = w[0:F]
-        gi = w[F:F + 3 * H]
-        gh = w[F + 3 * H:F + 6 * H]
-        buf = w[F + 6 * H:]
+        xs, gi, gh, buf = _ws_row(ws[c], F, H)
         for i in range(c * per, min(n, (c + 1) * per)):
             _gru_env(np.int64(i), until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s, px, sz,
                      dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow, wrng, h, z, x, si, wfp,
@@ -669,10 +660,7 @@ def gru_warmup(envs, rows, n_warm, tt, ttype, tside, tpx, tsz, fpx, fsz, midnigh
     ``midnight`` ns), leaving ``x`` with message ``rows[j]`` as the previous event."""
     F = x.shape[1]
     H = h.shape[1]
-    w = ws[0]
-    xs = w[0:F]
-    gi = w[F:F + 3 * H]
-    gh = w[F + 3 * H:F + 6 * H]
+    xs, gi, gh, _ = _ws_row(ws[0], F, H)
     lm = dims[1]
     for j in range(envs.shape[0]):
         i = envs[j]
