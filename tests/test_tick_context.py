@@ -36,7 +36,6 @@ def _ctx(fn, *args):
 def test_file_and_engine_contexts_match_the_training_features(hour):
     data, tok = hour
     x, _ = tick_features(tok, 64)
-    x = x * 1.0
     lot = tok.scale.lot
     rows = np.arange(1, len(tok), 37)
     book = Book(1, BookConfig(depth=20))

@@ -3,6 +3,7 @@ input shift, training lowers the held-out NLL, seeded training is reproducible."
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -165,7 +166,7 @@ def test_clock_switched_off_is_ignored_in_training_and_by_the_simulator(tmp_path
     x2 = x.copy()
     x2[:, -1] += 0.75  # 75% of a session later
     for clock in (False, True):
-        cfg = TickModelConfig(**{**SMALL.__dict__, "epochs": 1, "time_of_day": clock})
+        cfg = dataclasses.replace(SMALL, epochs=1, time_of_day=clock)
         model, _ = train_tick_model(tok, tr, es, cfg, log=lambda *a: None)
         model.eval()
         with torch.no_grad():
