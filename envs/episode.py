@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 from lobworld.envs.episode_kernels import end_episode, keep_episode, keep_final_obs
 
@@ -83,6 +84,7 @@ class Stat:
     name: str
     get: Callable[[Rows], np.ndarray]
     kind: type = float
+    source: tuple[str, int] | None = None  # (table, column) when ``get`` is exactly that column
 
     def __post_init__(self) -> None:
         if self.kind not in _DTYPES:
@@ -95,7 +97,61 @@ def column(name: str, col: int, table: str = "ep_done", kind: type = float) -> S
     def get(rows, _t=table, _c=col):
         return rows[_t][:, _c]
 
-    return Stat(name, get, kind)
+    return Stat(name, get, kind, (table, int(col)))
+
+
+@njit(cache=True)
+def _scatter(vals, idx, n):
+    """A ``(k, n)`` block, zero but for ``block[:, idx[j]] = vals[:, j]`` (one pass per row)."""
+    k, m = vals.shape
+    out = np.zeros((k, n), vals.dtype)
+    for r in range(k):
+        for j in range(m):
+            out[r, idx[j]] = vals[r, j]
+    return out
+
+
+@njit(cache=True)
+def _masks(idx, n, k):
+    """``k`` rows of the boolean mask of length ``n`` that is true at ``idx``."""
+    out = np.zeros((k, n), np.bool_)
+    for r in range(k):
+        for j in range(idx.shape[0]):
+            out[r, idx[j]] = True
+    return out
+
+
+class _Group:
+    """The statistics of one dtype: their rows in the group's ``(k, m)`` block of values, the
+    plain columns gathered with one fancy index per table, the others through their getters."""
+
+    __slots__ = ("dtype", "keys", "tables", "computed")
+
+    def __init__(self, dtype: Any, rows: list[tuple[int, Stat]]):
+        self.dtype = dtype
+        self.keys = [j for j, _ in rows]
+        by_table: dict[str, tuple[list[int], list[int]]] = {}
+        self.computed: list[tuple[int, Stat]] = []
+        for r, (_, s) in enumerate(rows):
+            if s.source is None:
+                self.computed.append((r, s))
+            else:
+                pos, cols = by_table.setdefault(s.source[0], ([], []))
+                pos.append(r)
+                cols.append(s.source[1])
+        self.tables = [(t, np.array(p, np.int64), np.array(c, np.int64)) for t, (p, c) in by_table.items()]
+
+    def values(self, rows: Rows) -> np.ndarray:
+        m = len(rows.idx)
+        out = np.empty((len(self.keys), m), self.dtype)
+        for table, pos, cols in self.tables:
+            out[pos] = rows[table][:, cols].T
+        for r, s in self.computed:
+            v = np.asarray(s.get(rows))
+            if v.shape != (m,):
+                v = np.broadcast_to(v, (m,))
+            out[r] = v.astype(self.dtype, copy=False)
+        return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -126,17 +182,23 @@ class EpisodeStats:
         self.stats: tuple[Stat, ...] = tuple(stats)
         self.keys: tuple[str, ...] = tuple(names)
         self._make = record_maker(self.keys)
+        by_dtype: dict[Any, list[tuple[int, Stat]]] = {}
+        for j, s in enumerate(self.stats):
+            by_dtype.setdefault(_DTYPES[s.kind], []).append((j, s))
+        self._groups = [_Group(dt, rows) for dt, rows in by_dtype.items()]
+
+    def _blocks(self, core: Any, idx: np.ndarray) -> list[np.ndarray]:
+        """Per dtype group, the ``(k, len(idx))`` block of its statistics' values."""
+        rows = Rows(core, idx)
+        return [g.values(rows) for g in self._groups]
 
     def columns(self, core: Any, idx: Sequence[int] | np.ndarray) -> list[np.ndarray]:
         """The values for the envs ``idx``, one array per statistic (float64 / int64 / bool)."""
         idx = np.asarray(idx, dtype=np.int64)
-        rows = Rows(core, idx)
-        out = []
-        for s in self.stats:
-            v = np.asarray(s.get(rows))
-            if v.shape != idx.shape:
-                v = np.broadcast_to(v, idx.shape)
-            out.append(v.astype(_DTYPES[s.kind], copy=False))
+        out: list[Any] = [None] * len(self.stats)
+        for g, block in zip(self._groups, self._blocks(core, idx)):
+            for r, j in enumerate(g.keys):
+                out[j] = block[r]
         return out
 
     def final_info(self, core: Any, idx: np.ndarray, n: int) -> dict[str, Any]:
@@ -147,27 +209,15 @@ class EpisodeStats:
         out: dict[str, Any] = {}
         if not len(idx):
             return out
-        cols = self.columns(core, idx)
-        groups: dict[Any, list[int]] = {}
-        for j, c in enumerate(cols):
-            groups.setdefault(c.dtype, []).append(j)
-        arrays: list[Any] = [None] * len(cols)
+        idx = np.asarray(idx, dtype=np.int64)
         every = len(idx) == n  # every env ended (a batch whose episodes end together): no scatter
-        for dt, js in groups.items():
-            if every:
-                block = np.stack([cols[j] for j in js])
-            else:
-                block = np.zeros((len(js), n), dtype=dt)
-                block[:, idx] = np.stack([cols[j] for j in js])
-            for r, j in enumerate(js):
+        arrays: list[Any] = [None] * len(self.stats)
+        for g, block in zip(self._groups, self._blocks(core, idx)):
+            if not every:
+                block = _scatter(block, idx, n)
+            for r, j in enumerate(g.keys):
                 arrays[j] = block[r]
-        if every:
-            masks = np.ones((len(cols), n), dtype=np.bool_)
-        else:
-            mask = np.zeros(n, dtype=np.bool_)
-            mask[idx] = True
-            masks = np.empty((len(cols), n), dtype=np.bool_)
-            masks[:] = mask
+        masks = np.ones((len(self.stats), n), np.bool_) if every else _masks(idx, n, len(self.stats))
         for j, key in enumerate(self.keys):
             out[key] = arrays[j]
             out["_" + key] = masks[j]

@@ -174,3 +174,27 @@ def test_tick_episode_tables_equal_the_scalar_formulas(family):
             checked += 1
     assert checked >= 2 * n
     assert any(core.episode_info(i)["passive_shares" if family == "exec" else "fills"] > 0 for i in range(n))
+
+
+def test_plain_columns_gathered_together_equal_their_getters():
+    """The planned gather (one fancy index per table and dtype for ``column`` entries) gives what each
+    entry's own getter gives, for any subset of envs, in final_info and in the per-env columns."""
+    rng = np.random.default_rng(5)
+    core = _Core()
+    core.ep_done = rng.normal(size=(50, 6)) * 10
+    core.acct = rng.normal(size=(50, 2))
+    planned = EpisodeStats(column("a", 4), column("n", 1, kind=int), column("cash", 1, table="acct"),
+                           Stat("ratio", lambda rows: rows["ep_done"][:, 0] / 2.0), column("b", 0),
+                           column("flag", 3, kind=bool), column("m", 5, kind=int))
+    plain = EpisodeStats(*(Stat(s.name, s.get, s.kind) for s in planned.stats))  # no source: getters only
+    assert all(s.source is None for s in plain.stats) and planned.stats[0].source == ("ep_done", 4)
+    for idx in (np.array([3]), np.sort(rng.choice(50, 17, replace=False)), np.arange(50)):
+        for x, y in zip(planned.columns(core, idx), plain.columns(core, idx)):
+            assert x.dtype == y.dtype
+            np.testing.assert_array_equal(x, y)
+        fa, fb = planned.final_info(core, idx, 50), plain.final_info(core, idx, 50)
+        assert list(fa) == list(fb)
+        for k in fa:
+            assert fa[k].dtype == fb[k].dtype
+            np.testing.assert_array_equal(fa[k], fb[k])
+    np.testing.assert_array_equal(planned.columns(core, [7])[1], [int(core.ep_done[7, 1])])
