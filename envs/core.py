@@ -152,9 +152,9 @@ def _final_info(core: "BatchedCore", idx: np.ndarray, n: int) -> dict[str, Any]:
 
 def _row_objects(a: np.ndarray) -> np.ndarray:
     """A 1-d object array whose element ``j`` is row ``j`` of ``a`` (views of ``a``, which the
-    caller owns): what Gymnasium's ``final_obs`` holds, built without a Python loop (the trailing
-    ``None`` keeps NumPy from making one 2-d array of the rows)."""
-    return np.array([*a, None], dtype=object)[:-1]
+    caller owns): what Gymnasium's ``final_obs`` holds, built without a Python loop
+    (``np.fromiter`` stores each row as one object, without the shape discovery ``np.array`` runs)."""
+    return np.fromiter(a, dtype=object, count=len(a))
 
 
 @njit(cache=True)
@@ -166,6 +166,33 @@ def _first_bad_row(a, low, high):
             if not (x >= low[j] and x <= high[j] and x - x == 0.0):  # x - x is NaN for +-inf and NaN
                 return i
     return -1
+
+
+@njit(cache=True)
+def _any_bad(a, low, high):
+    """Whether :func:`_first_bad_row` of ``a`` (C-contiguous) finds a row: the same test without the
+    early exit, over the flat array in blocks of 64 rows against bounds tiled to the block's length,
+    so that the inner loop runs over contiguous memory and the compiler vectorises it."""
+    n, k = a.shape
+    f = a.reshape(-1)
+    span = 64 * k
+    lo_t = np.empty(span)
+    hi_t = np.empty(span)
+    for q in range(span):
+        lo_t[q] = low[q % k]
+        hi_t[q] = high[q % k]
+    bad = False
+    blocks = n // 64
+    for b in range(blocks):
+        base = b * span
+        for q in range(span):
+            x = f[base + q]
+            bad |= (x < lo_t[q]) | (x > hi_t[q]) | (x - x != 0.0)
+    for p in range(blocks * span, n * k):
+        x = f[p]
+        j = p % k
+        bad |= (x < low[j]) | (x > high[j]) | (x - x != 0.0)
+    return bad
 
 
 class ActionError(LobworldError):
@@ -352,6 +379,18 @@ class BatchedCore:
         self.truncated[mask] = False
         self._reset_rows(np.ascontiguousarray(mask, dtype=np.bool_))
 
+    def _into_action_buffer(self, a: np.ndarray, dtype: Any) -> np.ndarray:
+        """``a`` copied (and converted) into the core's action buffer: one C-contiguous array per
+        core, allocated at the first call and reused by every step, which the kernels read. A fresh
+        array per step would sit at a new address in memory, and how fast a batched kernel runs
+        depends on where its arrays lie relative to one another; one buffer keeps that fixed for
+        the core's life, the same for every face."""
+        buf = self.__dict__.get("_action_buf")
+        if buf is None or buf.shape != a.shape or buf.dtype != dtype:
+            buf = self._action_buf = np.empty(a.shape, dtype)
+        np.copyto(buf, a, casting="unsafe")
+        return buf
+
     def step(self, actions: Any, autoreset: bool) -> None:
         """Validate ``actions`` (batched, leading dim ``n_envs``) and step every env."""
         self._step_rows(self.check_actions(actions), autoreset)
@@ -360,7 +399,8 @@ class BatchedCore:
         """Return ``actions`` as a contiguous array, or raise :class:`ActionError`.
 
         Checks shape, finiteness and bounds against ``single_action_space``;
-        never clips silently.
+        never clips silently. The array returned is the core's own action buffer (see
+        :meth:`_into_action_buffer`), valid until the next call.
         """
         space = self.single_action_space
         try:
@@ -384,24 +424,25 @@ class BatchedCore:
             if not np.issubdtype(a.dtype, np.integer):
                 if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
                     raise ActionError(f"{type(self).__name__}: discrete actions must be integers")
-            a = a.astype(np.int64)
+            a = self._into_action_buffer(a, np.int64)
             bad = (a < space.start) | (a >= space.start + space.n)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
                 raise ActionError(
                     f"{type(self).__name__}: action {a[i]} of env {i} outside Discrete({space.n})"
                 )
-            return np.ascontiguousarray(a)
+            return a
         assert isinstance(space, spaces.Box)
         want = (self.n_envs, *space.shape)
         if a.shape != want:
             raise ActionError(f"{type(self).__name__}: actions must have shape {want}, got {a.shape}")
-        a = np.ascontiguousarray(a, dtype=np.float64)
         bounds = self.__dict__.get("_box_bounds")
         if bounds is None:
             bounds = self._box_bounds = (np.ascontiguousarray(space.low, dtype=np.float64).reshape(-1),
                                          np.ascontiguousarray(space.high, dtype=np.float64).reshape(-1))
-        i = _first_bad_row(a.reshape(self.n_envs, -1), bounds[0], bounds[1])
+        a = self._into_action_buffer(a, np.float64)
+        a2 = a.reshape(self.n_envs, -1)
+        i = _first_bad_row(a2, bounds[0], bounds[1]) if _any_bad(a2, bounds[0], bounds[1]) else -1
         if i >= 0:
             if not np.isfinite(a[i]).all():
                 raise ActionError(f"{type(self).__name__}: action of env {i} is not finite: {a[i]}")
@@ -518,8 +559,11 @@ class LOBVectorEnv(VectorEnv):
         infos: dict[str, Any] = {}
         if done.any():
             idx = np.flatnonzero(done)
-            final_obs = np.full(self.num_envs, None, dtype=object)
-            final_obs[idx] = _row_objects(core.final_obs[idx])
+            if len(idx) == self.num_envs:  # every env ended: a copy is cheaper than a gather
+                final_obs = _row_objects(core.final_obs.copy())
+            else:
+                final_obs = np.empty(self.num_envs, dtype=object)  # None-filled
+                final_obs[idx] = _row_objects(core.final_obs[idx])
             with _gc_paused():
                 final_info = _final_info(core, idx, self.num_envs)
             infos = {"final_obs": final_obs, "_final_obs": done.copy(),

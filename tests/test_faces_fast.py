@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lobworld.envs.core import ActionError
 from lobworld.envs.market_making import MarketMakingCore
@@ -72,3 +74,40 @@ def test_box_action_check_names_the_env_and_the_problem(bad, what):
         core.step(a, True)
     a[3, 2] = 100.0
     core.step(a, True)  # state untouched by the refused call
+
+
+@settings(max_examples=300, deadline=None)
+@given(n=st.integers(0, 300), k=st.integers(1, 5), seed=st.integers(0, 2**32 - 1),
+       bad=st.sampled_from([None, np.nan, np.inf, -np.inf, 10.0, -10.0]), where=st.floats(0.0, 1.0))
+def test_the_vectorised_action_check_finds_what_the_row_scan_finds(n, k, seed, bad, where):
+    """``_any_bad`` (blocks of 64 rows, no early exit) is true exactly when ``_first_bad_row`` finds a row,
+    for batches shorter and longer than a block and values at the bounds."""
+    from lobworld.envs.core import _any_bad, _first_bad_row
+
+    rng = np.random.default_rng(seed)
+    low, high = -np.arange(1.0, k + 1), np.arange(1.0, k + 1)
+    a = rng.uniform(low, high, size=(n, k))
+    if n:
+        a[rng.integers(n), rng.integers(k)] = high[0]  # on a bound: valid
+        if bad is not None:
+            a[min(int(where * n), n - 1), rng.integers(k)] = bad
+    a = np.ascontiguousarray(a)
+    first = _first_bad_row(a, low, high)
+    assert _any_bad(a, low, high) == (first >= 0)
+    assert (first >= 0) == (bad is not None and n > 0)
+
+
+def test_checked_actions_are_the_cores_own_buffer():
+    """Every face hands the kernel one buffer per core: float32, float64, int and list inputs are copied
+    (converted) into it, never passed through, so a caller's later edits cannot reach the kernel."""
+    n = 6
+    core = MarketMakingCore(n, horizon=7)
+    a64 = np.tile([1.0, 2.0, 100.0, 50.0], (n, 1))
+    buf = core.check_actions(a64)
+    assert buf is not a64 and buf.flags.c_contiguous and buf.dtype == np.float64
+    np.testing.assert_array_equal(buf, a64)
+    for other in (a64.astype(np.float32), a64.astype(np.int64), a64.tolist(), np.asfortranarray(a64)):
+        assert core.check_actions(other) is buf
+        np.testing.assert_array_equal(buf, a64)
+    a64[0, 0] = 3.0
+    assert buf[0, 0] == 1.0
