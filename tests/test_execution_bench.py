@@ -32,7 +32,7 @@ def test_bench_unknown_env_is_a_clear_error(capsys):
 
 def test_bench_interleaved_ratios(capsys):
     """--interleave times the faces in alternating blocks; each ratio is the median block time of the
-    face over the raw face's, and the per-block range brackets it."""
+    face over the raw kernel's on the face's own core, and the per-block range brackets it."""
     rc = main(["bench", "--env", "LOB-Execution-v0", "--n-envs", "4", "--steps", "3", "--blocks", "5",
                "--dynamics", "parametric", "--interleave", "--json"])
     assert rc == 0
@@ -41,7 +41,12 @@ def test_bench_interleaved_ratios(capsys):
     for face in ("gym", "sb3"):
         lo, hi = r[f"ratio_{face}_blocks_min_max"]
         assert r[f"{face}_env_steps_per_s"] > 0 and lo <= r[f"ratio_{face}"] <= hi
-        assert abs(r[f"ratio_{face}"] - r["raw_env_steps_per_s"] / r[f"{face}_env_steps_per_s"]) < 1e-9
+        assert abs(r[f"ratio_{face}"] - r[f"raw_{face}_core_env_steps_per_s"] / r[f"{face}_env_steps_per_s"]) < 1e-9
+    assert r["raw_env_steps_per_s"] == r["raw_gym_core_env_steps_per_s"]  # the first face's core
+    rc = main(["bench", "--env", "LOB-Execution-v0", "--n-envs", "4", "--steps", "3", "--blocks", "2",
+               "--dynamics", "parametric", "--interleave", "--face", "raw", "--json"])
+    (r,) = json.loads(capsys.readouterr().out)["interleaved"]
+    assert rc == 0 and r["raw_env_steps_per_s"] > 0 and "ratio_gym" not in r
 
 
 def test_bench_interleaved_needs_the_raw_face(capsys):

@@ -1,7 +1,8 @@
 """``lobworld bench``: env-steps per second of every registered env, on three paths.
 
-* ``raw``   -- the core's Numba step kernel with same-step autoreset, no action checks,
-  no Python-side info building (``core._step_rows``);
+* ``raw``   -- the core's Numba step kernel with same-step autoreset on the core's own action
+  buffer (valid actions copied in), no action checks, no Python-side info building
+  (``core._step_rows``);
 * ``gym``   -- the Gymnasium vector env (``gym.make_vec(..., "vector_entry_point")``);
 * ``sb3``   -- the native SB3 ``VecEnv`` (``make_sb3_vec_env``).
 
@@ -101,8 +102,8 @@ def _face_stepper(env_id: str, face: str, n_envs: int, seed: int, **env_kwargs: 
     if face == "raw":
         core = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, **env_kwargs).core
         core.reset()
-        pool = [core.check_actions(a) for a in _action_pool(core.single_action_space, n_envs, 8, seed)]
-        return (lambda a, core=core: core._step_rows(a, True)), pool, core
+        pool = [core.check_actions(a).copy() for a in _action_pool(core.single_action_space, n_envs, 8, seed)]
+        return _raw_stepper(core), pool, core
     if face == "gym":
         venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
         venv.reset(seed=seed)
@@ -114,13 +115,31 @@ def _face_stepper(env_id: str, face: str, n_envs: int, seed: int, **env_kwargs: 
     raise CLIError(f"unknown face {face!r}; use one of {FACES}")
 
 
+def _raw_stepper(core):
+    """The raw path: a batch of valid actions copied into the core's own action buffer (the array
+    every face hands the kernel, :meth:`~lobworld.envs.core.BatchedCore.check_actions`), then the
+    step kernel with same-step autoreset."""
+    buf = core.check_actions(core.single_action_space.sample()[None].repeat(core.n_envs, 0))
+
+    def step(a, core=core, buf=buf):
+        np.copyto(buf, a)
+        core._step_rows(buf, True)
+
+    return step
+
+
 def bench_faces_interleaved(env_id: str, n_envs: int, blocks: int = 15, block_steps: int | None = None,
                             faces=FACES, seed: int = 0, **env_kwargs: Any) -> dict[str, Any]:
-    """The faces of ``env_id`` timed in alternating blocks of ``block_steps`` batched steps (raw,
-    gym, sb3, raw, gym, sb3, ...), so that every face sees the same machine load; each face's rate
-    is the median over its ``blocks`` blocks, and ``ratio_<face>`` is the raw rate over that face's
-    (1.0 = no overhead). Also returns the per-block ratios' range. The faces are built, reset and
-    warmed (``WARMUP_STEPS``) before the first timed block."""
+    """The faces of ``env_id`` timed in alternating blocks of ``block_steps`` batched steps, each
+    face against the raw kernel of its own core (raw on the gym face's core, gym, raw on the SB3
+    face's core, sb3, ...), so that every face sees the same machine load and is compared with the
+    very arrays it steps: two cores of one id built in one process can differ in kernel speed by
+    more than a face costs, and a baseline on another core would fold that in. Each rate is the
+    median over its ``blocks`` blocks; ``ratio_<face>`` is the face's median block time over the
+    median of the raw blocks on its core (1.0 = no overhead), with the per-block ratios' range;
+    ``raw_env_steps_per_s`` is the raw kernel on the first face's core (on a core of its own when
+    only ``raw`` is asked for). The faces are built, reset and warmed (``WARMUP_STEPS``) before the
+    first timed block."""
     import gymnasium as gym
 
     import lobworld  # noqa: F401
@@ -133,26 +152,35 @@ def bench_faces_interleaved(env_id: str, n_envs: int, blocks: int = 15, block_st
         raise CLIError(f"--blocks must be >= 1, got {blocks}")
     _check_steps(block_steps)
     block_steps = block_steps or max(10, _auto_steps(n_envs) // 10)
-    steppers = {face: _face_stepper(env_id, face, n_envs, seed, **env_kwargs)[:2] for face in faces}
+    others = [f for f in faces if f != "raw"] or ["raw"]
+    steppers: dict[str, tuple] = {}
+    for face in others:
+        step, pool, core = _face_stepper(env_id, face, n_envs, seed, **env_kwargs)
+        raw_pool = [core.check_actions(a).copy() for a in pool]
+        steppers["raw:" + face] = (_raw_stepper(core), raw_pool)
+        if face != "raw":
+            steppers[face] = (step, pool)
     for step, pool in steppers.values():
         for k in range(WARMUP_STEPS):
             step(pool[k & 7])
-    secs: dict[str, list[float]] = {face: [] for face in faces}
+    secs: dict[str, list[float]] = {key: [] for key in steppers}
     for _ in range(blocks):
-        for face, (step, pool) in steppers.items():
+        for key, (step, pool) in steppers.items():
             t0 = time.perf_counter()
             for k in range(block_steps):
                 step(pool[k & 7])
-            secs[face].append(time.perf_counter() - t0)
+            secs[key].append(time.perf_counter() - t0)
     out: dict[str, Any] = {"env": env_id, "n_envs": n_envs, "blocks": blocks, "block_steps": block_steps}
-    raw = np.asarray(secs["raw"])
-    for face in faces:
-        s = np.asarray(secs[face])
+    out["raw_env_steps_per_s"] = n_envs * block_steps / float(np.median(secs["raw:" + others[0]]))
+    for face in others:
+        if face == "raw":
+            continue
+        s, raw = np.asarray(secs[face]), np.asarray(secs["raw:" + face])
         out[f"{face}_env_steps_per_s"] = n_envs * block_steps / float(np.median(s))
-        if face != "raw":
-            per_block = s / raw
-            out[f"ratio_{face}"] = float(np.median(s) / np.median(raw))
-            out[f"ratio_{face}_blocks_min_max"] = [float(per_block.min()), float(per_block.max())]
+        out[f"raw_{face}_core_env_steps_per_s"] = n_envs * block_steps / float(np.median(raw))
+        per_block = s / raw
+        out[f"ratio_{face}"] = float(np.median(s) / np.median(raw))
+        out[f"ratio_{face}_blocks_min_max"] = [float(per_block.min()), float(per_block.max())]
     return out
 
 
@@ -163,7 +191,8 @@ def format_interleaved(r: dict[str, Any]) -> str:
             extra = ""
             if face != "raw":
                 lo, hi = r[f"ratio_{face}_blocks_min_max"]
-                extra = f"  raw/{face} {r[f'ratio_{face}']:.3f} (blocks {lo:.2f}-{hi:.2f})"
+                extra = (f"  raw/{face} {r[f'ratio_{face}']:.3f} (blocks {lo:.2f}-{hi:.2f}; raw on this core "
+                         f"{r[f'raw_{face}_core_env_steps_per_s']:,.0f})")
             parts.append(f"  {face:4s} {r[f'{face}_env_steps_per_s']:14,.0f} env-steps/s{extra}")
     return "\n".join(parts)
 
@@ -369,8 +398,8 @@ def add_commands(sub) -> None:
                    help="market dynamics for every id (default: each id's registered default: learned for "
                         "the execution ids, parametric for market making and the dark pool)")
     p.add_argument("--interleave", action="store_true",
-                   help="time the faces in alternating blocks (raw, gym, sb3, ...) and report raw/face ratios "
-                        "measured under the same load (--steps: steps per block)")
+                   help="time the faces in alternating blocks, each after a block of the raw kernel on its own "
+                        "core, and report face/raw ratios measured under the same load (--steps: steps per block)")
     p.add_argument("--blocks", type=int, default=15, help="--interleave: blocks per face (default 15)")
     p.add_argument("--json", action="store_true", help="print JSON with machine info")
     p.add_argument("--book", action="store_true",
