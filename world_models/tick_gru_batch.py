@@ -54,10 +54,10 @@ from lobworld.envs.fastmath import sigmoid as _sigmoid
 from lobworld.envs.fastmath import tanh as _tanh
 from lobworld.envs.rng import uniform
 from lobworld.world_models.tick_gru_world import (
-    _NO_ASK, _NO_BID, FP_BEST_A, FP_BEST_B, FP_REM_A, FP_REM_B, FP_BUY, FP_SELL, FP_PQ_B, L_LEVEL, L_PRICE,
+    _NO_ASK, _NO_BID, FP_BEST_A, FP_BEST_B, FP_REM_A, FP_REM_B, L_LEVEL, L_PRICE,
     L_SIDE, L_SIZE, L_T, L_TYPE, SI_LAST_A, SI_LAST_B, SI_MIDNIGHT, SI_PEND, SI_T, SI_TP, W_AGENT_FIRST,
-    W_AGENT_TOKENS, W_CROSS_CLAMP, W_FORCED, W_MOVED, W_REDRAW, W_SIZE_CAPPED, W_SUBMIT, _emit, _fingerprint,
-    _merged_best, _merged_context, _nearest_level, _reference, _set_prev, _ws_row,
+    W_CROSS_CLAMP, W_FORCED, W_MOVED, W_REDRAW, W_SIZE_CAPPED, W_SUBMIT, _emit, _fingerprint,
+    _agent_turn, _merged_best, _merged_context, _nearest_level, _reference, _set_prev, _ws_row,
 )
 from lobworld.world_models.tick_sim import (
     MAX_DT_NS, MAX_REDRAW, N_TYPES, _categorical, _cell, _context, _draw_y, _head_rows,
@@ -284,43 +284,8 @@ def _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, b
         tm = si[i, SI_TP] if not done else np.int64(bk.INT_MAX)
         if t_next < tm and t_next < t_end:
             # the agent acts first: a change of the visible book is a token of the stream
-            ta = t_next
-            _fingerprint(i, orders, acct, wfp, 0)
-            fb = wfp[i, 0]
-            rb_b = _reference(i, BID, px, nl, fb, si)
-            rb_a = _reference(i, ASK, px, nl, fb, si)
-            t_next = agent_until(i, ta + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                                 mode)
-            _fingerprint(i, orders, acct, wfp, 1)
-            fa = wfp[i, 1]
-            typ = -1
-            s = BID
-            q = np.int64(0)
-            p = np.int64(0)
-            if fa[FP_BUY] > fb[FP_BUY]:
-                typ, s, q, p = 3, ASK, fa[FP_BUY] - fb[FP_BUY], rb_a
-            elif fa[FP_SELL] > fb[FP_SELL]:
-                typ, s, q, p = 3, BID, fa[FP_SELL] - fb[FP_SELL], rb_b
-            else:
-                for c in range(2):
-                    dr = fa[FP_REM_B + c] - fb[FP_REM_B + c]
-                    dpq = fa[FP_PQ_B + c] - fb[FP_PQ_B + c]
-                    if dr > 0:
-                        typ, s, q, p = 0, c, dr, fa[FP_BEST_B + c]
-                    elif dr < 0:
-                        typ, s, q, p = 2, c, -dr, fb[FP_BEST_B + c]
-                    elif dpq != 0:
-                        typ, s, q, p = 0, c, fa[FP_REM_B + c], fa[FP_BEST_B + c]
-                    if typ >= 0:
-                        break
-            if typ >= 0 and tokens:
-                tt = ta if ta > si[i, SI_T] else si[i, SI_T]
-                ref = rb_b if s == BID else rb_a
-                level = (ref - p) if s == BID else (p - ref)
-                _set_prev(xi, typ, s, level, q, tt - si[i, SI_T], lm, lot, min_dt_s)
-                si[i, SI_T] = tt
-                si[i, SI_PEND] = 0
-                wcnt[i, W_AGENT_TOKENS] += 1
+            t_next = _agent_turn(i, t_next, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode,
+                                 wfp, si, xi, tokens, lm, lot, min_dt_s, wcnt)
             continue
         if tm >= t_end:
             break

@@ -313,6 +313,52 @@ def _nearest_level(i, s, p, px, nl):
 # =========================================================================================
 # the per-env function and the batch kernels
 # =========================================================================================
+@njit(inline="always")
+def _agent_turn(i, ta, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode, wfp, si, xi, tokens,
+                lm, lot, min_dt_s, wcnt):
+    """The agent's turn at ``ta``, before the pending event: its commands up to ``ta`` run
+    (:func:`agent_until`), and the change they make to the visible book (a trade, or an order that
+    joins, leaves or moves the touch, told apart by the fingerprints before and after) becomes the
+    network's previous-event input when ``tokens`` is set. Returns the agent's next time. One
+    turn of the per-env loop (:func:`_gru_env`) and of the batch engine's logic pass."""
+    _fingerprint(i, orders, acct, wfp, 0)
+    fb = wfp[i, 0]
+    rb_b = _reference(i, BID, px, nl, fb, si)
+    rb_a = _reference(i, ASK, px, nl, fb, si)
+    t_next = agent_until(i, ta + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode)
+    _fingerprint(i, orders, acct, wfp, 1)
+    fa = wfp[i, 1]
+    typ = -1
+    s = BID
+    q = np.int64(0)
+    p = np.int64(0)
+    if fa[FP_BUY] > fb[FP_BUY]:
+        typ, s, q, p = 3, ASK, fa[FP_BUY] - fb[FP_BUY], rb_a
+    elif fa[FP_SELL] > fb[FP_SELL]:
+        typ, s, q, p = 3, BID, fa[FP_SELL] - fb[FP_SELL], rb_b
+    else:
+        for c in range(2):
+            dr = fa[FP_REM_B + c] - fb[FP_REM_B + c]
+            dpq = fa[FP_PQ_B + c] - fb[FP_PQ_B + c]
+            if dr > 0:
+                typ, s, q, p = 0, c, dr, fa[FP_BEST_B + c]
+            elif dr < 0:
+                typ, s, q, p = 2, c, -dr, fb[FP_BEST_B + c]
+            elif dpq != 0:
+                typ, s, q, p = 0, c, fa[FP_REM_B + c], fa[FP_BEST_B + c]
+            if typ >= 0:
+                break
+    if typ >= 0 and tokens:
+        tt = ta if ta > si[i, SI_T] else si[i, SI_T]
+        ref = rb_b if s == BID else rb_a
+        level = (ref - p) if s == BID else (p - ref)
+        _set_prev(xi, typ, s, level, q, tt - si[i, SI_T], lm, lot, min_dt_s)
+        si[i, SI_T] = tt
+        si[i, SI_PEND] = 0
+        wcnt[i, W_AGENT_TOKENS] += 1
+    return t_next
+
+
 @njit(cache=True, fastmath=True)
 def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, centers, lot, min_dt_s,
              px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, cfg, qpow,
@@ -352,43 +398,8 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
         tm = si[i, SI_TP] if not done else np.int64(bk.INT_MAX)
         if t_next < tm and t_next < t_end:
             # the agent acts first: a change of the visible book is a token of the stream
-            ta = t_next
-            _fingerprint(i, orders, acct, wfp, 0)
-            fb = wfp[i, 0]
-            rb_b = _reference(i, BID, px, nl, fb, si)
-            rb_a = _reference(i, ASK, px, nl, fb, si)
-            t_next = agent_until(i, ta + 1, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat,
-                                  mode)
-            _fingerprint(i, orders, acct, wfp, 1)
-            fa = wfp[i, 1]
-            typ = -1
-            s = BID
-            q = np.int64(0)
-            p = np.int64(0)
-            if fa[FP_BUY] > fb[FP_BUY]:
-                typ, s, q, p = 3, ASK, fa[FP_BUY] - fb[FP_BUY], rb_a
-            elif fa[FP_SELL] > fb[FP_SELL]:
-                typ, s, q, p = 3, BID, fa[FP_SELL] - fb[FP_SELL], rb_b
-            else:
-                for c in range(2):
-                    dr = fa[FP_REM_B + c] - fb[FP_REM_B + c]
-                    dpq = fa[FP_PQ_B + c] - fb[FP_PQ_B + c]
-                    if dr > 0:
-                        typ, s, q, p = 0, c, dr, fa[FP_BEST_B + c]
-                    elif dr < 0:
-                        typ, s, q, p = 2, c, -dr, fb[FP_BEST_B + c]
-                    elif dpq != 0:
-                        typ, s, q, p = 0, c, fa[FP_REM_B + c], fa[FP_BEST_B + c]
-                    if typ >= 0:
-                        break
-            if typ >= 0 and tokens:
-                tt = ta if ta > si[i, SI_T] else si[i, SI_T]
-                ref = rb_b if s == BID else rb_a
-                level = (ref - p) if s == BID else (p - ref)
-                _set_prev(xi, typ, s, level, q, tt - si[i, SI_T], lm, lot, min_dt_s)
-                si[i, SI_T] = tt
-                si[i, SI_PEND] = 0
-                wcnt[i, W_AGENT_TOKENS] += 1
+            t_next = _agent_turn(i, t_next, px, sz, dq, nl, orders, pend, cmds, fills, es, acct, cnt, rng, lat, mode,
+                                 wfp, si, xi, tokens, lm, lot, min_dt_s, wcnt)
             continue
         if tm >= t_end:
             break
