@@ -147,10 +147,7 @@ class _Group:
         for table, pos, cols in self.tables:
             out[pos] = rows[table][:, cols].T
         for r, s in self.computed:
-            v = np.asarray(s.get(rows))
-            if v.shape != (m,):
-                v = np.broadcast_to(v, (m,))
-            out[r] = v.astype(self.dtype, copy=False)
+            out[r] = s.get(rows)  # broadcast (a constant) and cast to the group's dtype by the assignment
         return out
 
 
