@@ -22,8 +22,10 @@ DEFAULT_ENVS = ("LOB-Execution-v0", "LOB-MarketMaking-v0")
 
 
 def one_process(envs: list[str], faces: list[str], n_envs: int, blocks: int, steps: int, dynamics: str) -> list[dict]:
-    cmd = [sys.executable, "-c", "import sys; from lobworld.cli import main; sys.exit(main(sys.argv[1:]))", "bench", "--interleave", "--json", "--n-envs", str(n_envs),
-           "--blocks", str(blocks), "--steps", str(steps), "--dynamics", dynamics, "--face", "raw"]
+    """The interleaved benchmark's rows from one fresh interpreter (``lobworld bench --interleave --json``)."""
+    cmd = [sys.executable, "-c", "import sys; from lobworld.cli import main; sys.exit(main(sys.argv[1:]))",
+           "bench", "--interleave", "--json", "--n-envs", str(n_envs), "--blocks", str(blocks), "--steps", str(steps),
+           "--dynamics", dynamics, "--face", "raw"]
     for e in envs:
         cmd += ["--env", e]
     for f in faces:

@@ -102,8 +102,8 @@ def _face_stepper(env_id: str, face: str, n_envs: int, seed: int, **env_kwargs: 
     if face == "raw":
         core = make_sb3_vec_env(env_id, n_envs=n_envs, seed=seed, **env_kwargs).core
         core.reset()
-        pool = [core.check_actions(a).copy() for a in _action_pool(core.single_action_space, n_envs, 8, seed)]
-        return _raw_stepper(core), pool, core
+        step, pool = _raw_stepper(core, _action_pool(core.single_action_space, n_envs, 8, seed))
+        return step, pool, core
     if face == "gym":
         venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
         venv.reset(seed=seed)
@@ -115,17 +115,19 @@ def _face_stepper(env_id: str, face: str, n_envs: int, seed: int, **env_kwargs: 
     raise CLIError(f"unknown face {face!r}; use one of {FACES}")
 
 
-def _raw_stepper(core):
-    """The raw path: a batch of valid actions copied into the core's own action buffer (the array
+def _raw_stepper(core, actions: list[np.ndarray]):
+    """``(step, pool)`` of the raw path: ``pool`` the batches ``actions`` checked once (as the kernel
+    reads them), ``step(a)`` a batch of the pool copied into the core's own action buffer (the array
     every face hands the kernel, :meth:`~lobworld.envs.core.BatchedCore.check_actions`), then the
     step kernel with same-step autoreset."""
-    buf = core.check_actions(core.single_action_space.sample()[None].repeat(core.n_envs, 0))
+    pool = [core.check_actions(a).copy() for a in actions]
+    buf = core.check_actions(actions[0])
 
     def step(a, core=core, buf=buf):
         np.copyto(buf, a)
         core._step_rows(buf, True)
 
-    return step
+    return step, pool
 
 
 def bench_faces_interleaved(env_id: str, n_envs: int, blocks: int = 15, block_steps: int | None = None,
@@ -156,8 +158,7 @@ def bench_faces_interleaved(env_id: str, n_envs: int, blocks: int = 15, block_st
     steppers: dict[str, tuple] = {}
     for face in others:
         step, pool, core = _face_stepper(env_id, face, n_envs, seed, **env_kwargs)
-        raw_pool = [core.check_actions(a).copy() for a in pool]
-        steppers["raw:" + face] = (_raw_stepper(core), raw_pool)
+        steppers["raw:" + face] = _raw_stepper(core, pool)
         if face != "raw":
             steppers[face] = (step, pool)
     for step, pool in steppers.values():
