@@ -1,6 +1,6 @@
 """Evaluation of the learned tick world (``world="learned"``) on the held-out afternoon of 2012-06-21.
 
-Three parts, each a function returning plain dicts (printed as markdown by :func:`main`):
+The parts, each a function returning plain dicts (printed as markdown by :func:`main`):
 
 * :func:`lob_bench`: LOB-Bench scores (:mod:`lobworld.world_models.fidelity.events`) of the
   learned world against the real held-out windows (14:00-16:00, 600 s each), beside the
@@ -14,12 +14,16 @@ Three parts, each a function returning plain dicts (printed as markdown by :func
   Impact = the signed mid difference (ticks) at the metaorder's last child, averaged per size;
   exponent = slope of log mean impact on log size with a free intercept; 95% CI by bootstrap over
   the envs.
-* :func:`direction_accuracy`: from random held-out rows, the mid-price direction (up / flat /
-  down) after the next ``k`` events: the learned world's forecast (the most frequent direction
-  over ``paths`` simulated continuations) against the real tape, with persistence (always flat)
-  beside it.
+* :func:`tape_impact`: the same measures on the real tape's metaorder proxies (runs of same-sign
+  market orders, :mod:`lobworld.world_models.impact`): exponent and the share of the peak left
+  5, 15 and 30 minutes after a run.
+* :func:`direction_forecast`: from random held-out rows, the mid-price direction (up / flat /
+  down) after the next ``k`` events: the learned world's predictive distribution (``paths``
+  simulated continuations) against the real tape, beside persistence (always flat), the training
+  block's most frequent class and a multinomial logit on OFI and depth imbalance fitted on the
+  training block; accuracy, macro-F1 and log score with paired bootstrap intervals.
 
-    python benchmarks/eval_tick_gru_world.py [--tickers GOOG,AMZN] [--parts bench,impact,direction]
+    python benchmarks/eval_tick_gru_world.py [--tickers GOOG,AMZN] [--parts bench,impact,decay,tape,direction]
         [--weights GOOG=PATH.npz,AMZN=PATH.npz]   # a candidate checkpoint instead of the shipped one
         [--agent-tokens off]                       # impact / decay with agent_tokens=False (ablation)
 """
@@ -39,6 +43,10 @@ from lobworld.envs.book import Book, BookConfig
 from lobworld.envs.replay import ReplayData
 from lobworld.world_models.data.events import NO_PRICE, Messages, messages_to_events
 from lobworld.world_models.data.lobster import load_lobster
+from lobworld.world_models.fidelity.direction import (
+    CLASSES, DirectionLogit, direction_features, direction_labels, direction_scores, mid_ticks, paired_bootstrap,
+    predict_from_counts,
+)
 from lobworld.world_models.fidelity.events import (
     event_report, score_sequences, sequence_statistics, split_sequences,
 )
@@ -239,26 +247,34 @@ def impact_curve(ticker: str, sizes=(100, 200, 400, 800, 1600, 3200), participat
             "ci": tuple(np.percentile(boots, [2.5, 97.5])) if len(boots) else (np.nan, np.nan), "n": n}
 
 
-def direction_accuracy(ticker: str, ks=(10, 50), n_starts: int = 64, paths: int = 16, seed: int = 0) -> dict:
+def direction_forecast(ticker: str, ks=(10, 50), n_starts: int = 512, paths: int = 16, seed: int = 0,
+                       n_boot: int = 2000) -> dict:
+    """Mid-price direction after the next ``k`` messages (:mod:`lobworld.world_models.fidelity.direction`),
+    on held-out rows 14:00-15:54 of the real tape. Forecasters: the learned world's predictive
+    distribution (``paths`` simulated continuations from the real book and warm GRU state at each of
+    ``n_starts`` random rows; the most frequent direction, ties to the training block's commoner
+    class; log score with counts smoothed by 1/2), persistence (flat), the training block's most
+    frequent class, and the multinomial logit on OFI (10, 50 messages) and depth imbalance (1, 5
+    levels) fitted on 09:30-13:30. A start row is the last message of its timestamp, so the world
+    starts from the same book as the label. Scores on the starts (paired bootstrap intervals against
+    the logit) and, for the logit and the constant forecasters, on every held-out row."""
     mpath, opath = _paths(ticker)
     data = ReplayData.from_lobster(mpath, opath)
     t = data.tape.t
     fpx, fsz = data.fpx, data.fsz
     midnight = _world_for(ticker, warmup=0)._midnight
-    lo = np.searchsorted(t, midnight + int(14 * 3600e9))
-    hi = np.searchsorted(t, midnight + int(15.9 * 3600e9))
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.integers(lo, hi, n_starts))
+    hour = (t - midnight) / 3600e9
+    mid = mid_ticks(fpx, fsz)
+    X, ok, names = direction_features(fpx, fsz)
     kmax = max(ks)
+    last_of_ts = np.r_[t[1:] > t[:-1], False]
+    train = ok & (hour >= 9.5) & (hour < 13.5)
+    held = ok & (hour >= 14.0) & (hour < 15.9) & last_of_ts
+    labels = {k: direction_labels(mid, k) for k in ks}
+    usable = held & np.all([np.isfinite(labels[k]) for k in ks], axis=0)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(np.flatnonzero(usable), n_starts, replace=False))
 
-    def mid_of(px, sz):
-        return 0.5 * (px[0, 0] + px[1, 0]) if sz[0, 0] > 0 and sz[1, 0] > 0 else np.nan
-
-    real = {k: [] for k in ks}
-    for r in rows:
-        m0 = mid_of(fpx[r], fsz[r])
-        for k in ks:
-            real[k].append(np.sign(mid_of(fpx[r + k], fsz[r + k]) - m0))
     world = TickGRUWorld(_weights_of(ticker), data, warmup=500, record=kmax)
     n = n_starts * paths
     book = Book(n, world.book_config(BookConfig(depth=DEPTH)))
@@ -272,23 +288,93 @@ def direction_accuracy(ticker: str, ks=(10, 50), n_starts: int = 64, paths: int 
             break
         until += 1_000_000_000
         world.advance(book, until)
-    sim = {k: np.zeros((n_starts, 3)) for k in ks}
+    counts = {k: np.zeros((n_starts, 3)) for k in ks}
+    short = 0
     for i in range(n):
         lg = world.messages(i)
-        px, sz = rebuild_books(book0[0][i], book0[1][i], book0[2][i], lg, 1)
+        if len(lg) < kmax:
+            short += 1
+            continue
+        px, sz = rebuild_books(book0[0][i], book0[1][i], book0[2][i], lg[:kmax], 1)
         m0 = 0.5 * (book0[0][i][0, 0] + book0[0][i][1, 0])
         for k in ks:
-            if len(lg) >= k:
-                d = int(np.sign(0.5 * (px[k - 1, 0, 0] + px[k - 1, 1, 0]) - m0))
-                sim[k][i // paths, d + 1] += 1
-    out = {"ticker": ticker, "n_starts": n_starts, "paths": paths}
+            d = int(np.sign(0.5 * (px[k - 1, 0, 0] + px[k - 1, 1, 0]) - m0))
+            counts[k][i // paths, d + 1] += 1
+    start_mid = 0.5 * (book0[0][::paths, 0, 0] + book0[0][::paths, 1, 0])
+    out = {"ticker": ticker, "n_starts": n_starts, "paths": paths, "short_paths": short, "features": names,
+           "start_mid_equal": float(np.mean(start_mid == mid[rows]))}
     for k in ks:
-        y = np.array(real[k])
-        pred = np.argmax(sim[k], axis=1) - 1
-        ok = np.isfinite(y)
-        out[f"acc_{k}"] = float((pred[ok] == y[ok]).mean())
-        out[f"persist_{k}"] = float((y[ok] == 0).mean())
-        out[f"real_dist_{k}"] = [float((y[ok] == v).mean()) for v in (-1, 0, 1)]
+        y = labels[k]
+        fit_rows = train & np.isfinite(y)
+        logit = DirectionLogit.fit(X[fit_rows], y[fit_rows], names=names)
+        prior = np.array([np.mean(y[fit_rows] == c) for c in CLASSES])
+        major = CLASSES[int(np.argmax(prior))]
+        ys = y[rows]
+        p_logit = logit.predict_proba(X[rows])
+        c = counts[k]
+        p_learned = (c + 0.5) / (c.sum(axis=1, keepdims=True) + 1.5)
+        preds = {"logit": np.argmax(p_logit, axis=1) - 1,
+                 "learned": predict_from_counts(c, prior),
+                 "persistence": np.zeros(n_starts, np.int64),
+                 "train_majority": np.full(n_starts, major)}
+        probas = {"logit": p_logit, "learned": p_learned, "persistence": None,
+                  "train_majority": np.tile(prior, (n_starts, 1))}
+        res = {name: direction_scores(ys, preds[name], probas[name]) for name in preds}
+        res["ci"] = paired_bootstrap(ys, preds, n_boot=n_boot, seed=seed)
+        every = usable & np.isfinite(y)
+        ya = y[every]
+        pa = logit.predict_proba(X[every])
+        res["all_rows"] = {"logit": direction_scores(ya, np.argmax(pa, axis=1) - 1, pa),
+                           "persistence": direction_scores(ya, np.zeros(len(ya), np.int64)),
+                           "train_majority": direction_scores(ya, np.full(len(ya), major))}
+        res["real_dist"] = [float(np.mean(ys == v)) for v in CLASSES]
+        res["train_dist"] = prior.tolist()
+        res["learned_dist"] = (c.sum(axis=0) / max(c.sum(), 1)).tolist()
+        res["coef"] = logit.coef.tolist()
+        out[k] = res
+    return out
+
+
+def _runs_subset(meta, keep: np.ndarray):
+    """The metaorder proxies of ``meta`` where ``keep`` (the per-run arrays masked, session scales kept)."""
+    import dataclasses
+
+    n = len(meta)
+    return dataclasses.replace(meta, **{f.name: getattr(meta, f.name)[keep] for f in dataclasses.fields(meta)
+                                        if isinstance(getattr(meta, f.name), np.ndarray)
+                                        and getattr(meta, f.name).shape == (n,)})
+
+
+def tape_impact(ticker: str, horizons=(300, 900, 1800), q_min: float = 100.0, min_s: float = 10.0,
+                n_boot: int = 300, seed: int = 0) -> dict:
+    """The real tape's metaorder proxies (:mod:`lobworld.world_models.impact`: runs of same-sign market
+    orders over the whole day): the square-root-law exponent (binned, free intercept) and the share
+    of the peak impact left ``horizons`` seconds after a run's last order (``sum(post) / sum(peak)``),
+    with 95% bootstrap intervals over runs. Groups: the default :class:`RunRule` (every run; runs of
+    at least ``q_min`` shares, the smallest simulated metaorder; runs lasting at least ``min_s``
+    seconds, closer to a split metaorder than a single sweep) and the tolerant rule that skips
+    opposite orders under 10% of the run's volume."""
+    from lobworld.world_models.impact import RunRule, extract_metaorders, fit_metaorders, permanent_fraction
+
+    events = load_lobster(*_paths(ticker))
+    out = {"ticker": ticker, "groups": {}}
+    for h in horizons:
+        for frac in (0.0, 0.1):
+            meta = extract_metaorders(events, RunRule(interrupt_frac=frac, horizon_s=float(h)))
+            dur = meta.t_end - meta.t_start
+            groups = {f"gap 60 s, skip {frac:.0%}: every run": np.ones(len(meta), bool)}
+            if frac == 0.0:
+                groups[f"gap 60 s, skip 0%: Q >= {q_min:.0f}"] = meta.Q >= q_min
+                groups[f"gap 60 s, skip 0%: lasting >= {min_s:.0f} s"] = dur >= min_s
+            for group, keep in groups.items():
+                sub = _runs_subset(meta, keep)
+                g = out["groups"].setdefault(group, {"n_runs": len(sub), "median_Q": float(np.median(sub.Q)),
+                                                     "median_s": float(np.median(sub.t_end - sub.t_start)),
+                                                     "left": {}})
+                if "delta" not in g:
+                    fit = fit_metaorders(sub, n_boot=n_boot, rng=np.random.default_rng(seed))
+                    g["delta"], g["delta_ci"] = fit.delta, fit.delta_ci
+                g["left"][h] = permanent_fraction(sub, n_boot=n_boot, rng=np.random.default_rng(seed + h))
     return out
 
 
@@ -339,10 +425,14 @@ def impact_decay(ticker: str, sizes=(800, 3200), participation: float = 0.1, aft
     return out
 
 
+def _interval(v) -> str:
+    return f"[{v[0]:+.3f}, {v[1]:+.3f}]" if v else ""
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--tickers", default="GOOG,AMZN")
-    p.add_argument("--parts", default="bench,impact,decay,direction")
+    p.add_argument("--parts", default="bench,impact,decay,tape,direction")
     p.add_argument("--n-boot", type=int, default=100)
     p.add_argument("--agent-tokens", choices=("on", "off"), default="on",
                    help="impact / decay: off = the learned world with agent_tokens=False (ablation)")
@@ -397,12 +487,39 @@ def main(argv=None):
                       f"{ {k: round(x, 2) for k, x in v['se'].items()} }; envs with an empty side left out {v['dropped']}), "
                       f"share of the peak left "
                       f"{ {k: round(x, 3) for k, x in v['left'].items()} }")
+        if "tape" in parts:
+            r = tape_impact(tk)
+            print(f"## {tk} real-tape metaorder proxies (runs of same-sign market orders, whole day)")
+            print("| runs | n | median Q (shares) | median duration (s) | exponent [95% CI] | "
+                  "share of the peak left at 5 / 15 / 30 min [95% CI] |")
+            print("|---|---|---|---|---|---|")
+            for group, g in r["groups"].items():
+                left = " / ".join(f"{v:.2f} [{lo:.2f}, {hi:.2f}]" for v, (lo, hi) in g["left"].values())
+                print(f"| {group} | {g['n_runs']} | {g['median_Q']:.0f} | {g['median_s']:.1f} | "
+                      f"{g['delta']:.2f} [{g['delta_ci'][0]:.2f}, {g['delta_ci'][1]:.2f}] | {left} |")
         if "direction" in parts:
-            r = direction_accuracy(tk)
-            print(f"## {tk} direction ({r['n_starts']} held-out starts x {r['paths']} paths)")
+            r = direction_forecast(tk)
+            print(f"## {tk} direction ({r['n_starts']} held-out starts x {r['paths']} paths; paths short of "
+                  f"the messages: {r['short_paths']}; start mid equal to the tape's: {r['start_mid_equal']:.3f})")
             for k in (10, 50):
-                print(f"  k={k}: learned accuracy {r[f'acc_{k}']:.3f}, persistence (flat) {r[f'persist_{k}']:.3f}, "
-                      f"real down/flat/up {np.round(r[f'real_dist_{k}'], 3).tolist()}")
+                res = r[k]
+                print(f"k={k}: real down/flat/up {np.round(res['real_dist'], 3).tolist()}, training block "
+                      f"{np.round(res['train_dist'], 3).tolist()}, learned paths {np.round(res['learned_dist'], 3).tolist()}")
+                print("| forecaster | accuracy [95%] | macro-F1 [95%] | F1 down / flat / up | log score (nats) |"
+                      " accuracy - logit [95%] | macro-F1 - logit [95%] |")
+                print("|---|---|---|---|---|---|---|")
+                for name in ("learned", "logit", "persistence", "train_majority"):
+                    sc, ci = res[name], res["ci"][name]
+                    d_acc = ci.get("accuracy_minus_logit")
+                    d_mf = ci.get("macro_f1_minus_logit")
+                    print(f"| {name} | {sc['accuracy']:.3f} [{ci['accuracy'][0]:.3f}, {ci['accuracy'][1]:.3f}] | "
+                          f"{sc['macro_f1']:.3f} [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}] | "
+                          f"{sc['f1_down']:.3f} / {sc['f1_flat']:.3f} / {sc['f1_up']:.3f} | "
+                          f"{sc.get('log_score', float('nan')):.3f} | {_interval(d_acc)} | {_interval(d_mf)} |")
+                al = res["all_rows"]
+                print(f"every held-out row (n={al['logit']['n']}): " + ", ".join(
+                    f"{nm} accuracy {v['accuracy']:.3f} macro-F1 {v['macro_f1']:.3f}"
+                    + (f" log score {v['log_score']:.3f}" if "log_score" in v else "") for nm, v in al.items()))
 
 
 if __name__ == "__main__":
