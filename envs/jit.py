@@ -14,11 +14,25 @@ functions' source), so:
 * editing the source file of a bound function, of the kernel, or of any compiled function
   they call by a global name (followed recursively, across modules, e.g. the shared
   :mod:`lobworld.envs.episode` helpers, or as ``module.fn``) changes the fingerprint, so the
-  kernel is recompiled (Numba alone checks only the kernel's own file). Not detected: a
-  compiled function passed in at run time as an argument; after editing such a function, delete the ``*.nbi`` / ``*.nbc`` files under ``__pycache__`` (or set
-  ``NUMBA_CACHE_DIR`` to a fresh folder);
+  kernel is recompiled;
 * a user's dynamics written in a notebook (no source file) still works, compiled without
   the disk cache.
+
+Stale caches across files (:func:`install_cache_guard`, called by ``lobworld.envs`` before any
+of its modules is imported, so before every lobworld kernel is decorated): Numba alone checks
+only a cached function's own source file, so a ``cache=True`` function in one file that calls,
+or inlines, a compiled function of another file kept its old machine code after that file was
+edited. The guard makes Numba's own freshness check of the index file compare the
+:func:`fingerprint` too, for every ``@njit(cache=True)`` function decorated after ``import
+lobworld`` (user code included): editing the file of any compiled function or ``@intrinsic``
+it calls by a global name, as ``module.fn`` or through a closure, at any depth, recompiles it;
+unchanged sources still load from the cache. Not seen, so delete the ``*.nbi`` / ``*.nbc``
+files under ``__pycache__`` (or point ``NUMBA_CACHE_DIR`` to a fresh folder) after editing:
+a compiled function passed in at run time as an argument or reached through a container (a
+global tuple of functions); a plain Python function compiled through ``@overload`` or
+``register_jitable``; a function decorated before lobworld was imported; everything with
+``LOBWORLD_NUMBA_CACHE_GUARD=0`` or ``NUMBA_CACHE_LOCATOR_CLASSES`` set. Switching the guard on
+or off recompiles each function once per switch (the stored stamp differs).
 
 Threading policy (one for every env): :func:`use_parallel` decides serial or ``prange``
 kernels from the batch size and ``LOBWORLD_PARALLEL`` (``0`` never, ``1`` always, unset:
@@ -31,6 +45,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import re
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -38,7 +53,8 @@ from typing import Any
 from numba import njit
 from numba.core.registry import CPUDispatcher
 
-__all__ = ["PARALLEL_MIN_ENVS", "ThreadChoice", "bind", "fingerprint", "use_parallel"]
+__all__ = ["PARALLEL_MIN_ENVS", "ThreadChoice", "bind", "cache_guarded", "fingerprint", "install_cache_guard",
+           "use_parallel"]
 
 #: Batches of at least this many envs run the ``prange`` kernels (unless ``LOBWORLD_PARALLEL=0``).
 PARALLEL_MIN_ENVS = 2048
@@ -71,10 +87,55 @@ def _py(fn: Any):
     return fn.py_func if isinstance(fn, CPUDispatcher) else fn
 
 
-def fingerprint(fn: Any, _seen: set | None = None) -> str | None:
+def _names(code: types.CodeType) -> list[str]:
+    """The global and attribute names a function's code uses, with those of the functions
+    defined inside it, in a fixed order."""
+    names: dict[str, None] = {}
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        names.update(dict.fromkeys(c.co_names))
+        stack.extend(k for k in reversed(c.co_consts) if isinstance(k, types.CodeType))
+    return list(names)
+
+
+def _referenced(py, names: list[str]) -> list:
+    """The objects ``names`` denote among ``py``'s globals and, for a module among them, among its
+    attributes (``module.fn``, ``package.module.fn``)."""
+    globs = getattr(py, "__globals__", {})
+    found = [globs.get(name) for name in names]
+    mods = [v for v in found if isinstance(v, types.ModuleType)]
+    seen: set[int] = set()
+    while mods:
+        mod = mods.pop(0)
+        if id(mod) in seen:
+            continue
+        seen.add(id(mod))
+        attrs = vars(mod)  # the module's own names: no lazy __getattr__, no deprecation warning
+        for name in names:
+            v = attrs.get(name)
+            if isinstance(v, types.ModuleType):
+                mods.append(v)
+            elif v is not None:
+                found.append(v)
+    return found
+
+
+def _label(v: Any) -> str:
+    """A function's dotted name (for what has no source file to hash)."""
+    py = _py(v)
+    return f"{getattr(py, '__module__', '')}.{getattr(py, '__qualname__', type(py).__name__)}"
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def fingerprint(fn: Any, _seen: set | None = None, *, strict: bool = True) -> str | None:
     """Identity of a compiled function's code: qualname, module, its source file's hash, and
-    (recursively) the compiled functions it calls by global name or closes over. ``None``
-    without a source file."""
+    (recursively) the compiled functions and ``@intrinsic`` definitions it calls by global name,
+    as ``module.fn`` (also ``package.module.fn``) or closes over, also from functions defined
+    inside it. ``None`` without a source file; with ``strict`` also when a compiled function it
+    calls has none (without ``strict`` that callee counts by its name)."""
     seen = _seen if _seen is not None else set()
     py = _py(fn)
     if id(py) in seen:
@@ -87,30 +148,151 @@ def fingerprint(fn: Any, _seen: set | None = None) -> str | None:
     if not os.path.isfile(path):
         return None
     parts = [py.__module__ or "", py.__qualname__, _file_hash(path)]
-    globs = getattr(py, "__globals__", {})
-    names = code.co_names
-    called = [globs.get(name) for name in names]  # compiled functions it calls by global name
-    for mod in [v for v in called if isinstance(v, types.ModuleType)]:  # ... or as ``module.fn``
-        called.extend(getattr(mod, name, None) for name in names)
-    for v in called:
+
+    def follow(v: Any, must: bool) -> bool:
+        """Add ``v``'s fingerprint; False when it has none and ``must`` (the whole is then None)."""
+        sub = fingerprint(v, seen, strict=strict)
+        if sub is None:
+            if must:
+                return False
+            sub = _label(v)
+        parts.append(sub)
+        return True
+
+    for v in _referenced(py, _names(code)):
         if isinstance(v, CPUDispatcher):
-            sub = fingerprint(v, seen)
-            if sub is None:
+            if not follow(v, strict):
                 return None
-            parts.append(sub)
+        elif isinstance(getattr(v, "_defn", None), types.FunctionType):  # an @intrinsic: compiled into the caller
+            follow(v._defn, False)
     for cell in py.__closure__ or ():
         try:
             v = cell.cell_contents
         except ValueError:  # empty cell
             continue
         if isinstance(v, CPUDispatcher):
-            sub = fingerprint(v, seen)
-            if sub is None:
+            if not follow(v, strict):
                 return None
-            parts.append(sub)
+        elif isinstance(v, types.FunctionType):  # by name and source, not by repr (a memory address)
+            follow(v, False)
         else:
-            parts.append(repr(v))
+            parts.append(_ADDRESS.sub("", repr(v)))  # no memory address: the same in every process
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
+
+
+# ---- the guard on every @njit(cache=True) function ------------------------------------------
+# Numba (numba/core/caching.py) asks the function's cache locator for a source stamp once, when
+# the function is decorated (``Dispatcher.enable_caching`` -> ``Cache.__init__``), keeps it in the
+# ``IndexDataCacheFile`` and pickles it into the index file (``.nbi``) with the overloads. On a
+# load it unpickles the stored stamp and discards the whole index when ``stored != current``;
+# a save writes the current stamp. The stamp below adds :func:`fingerprint` to Numba's own, so
+# that check also fails when the file of any compiled callee changed. It is lazy because at
+# decoration the callees defined further down the same file (and what they call) do not exist
+# yet; the first compare or save comes at the first call, when they do. It pickles as a plain
+# tuple, so the index file stays readable without lobworld (and by a process with the guard
+# off, which then sees a different stamp and recompiles once).
+
+
+class _DeepStamp:
+    """A locator's source stamp and, computed when first compared or pickled, the function's
+    non-strict :func:`fingerprint` (``None`` without a source file). Compares equal to, and
+    pickles as, the plain tuple ``(stamp, fingerprint)``."""
+
+    __slots__ = ("_base", "_py", "_value")
+
+    def __init__(self, base: Any, py: Any):
+        self._base = base
+        self._py = py
+        self._value: tuple | None = None
+
+    def value(self) -> tuple:
+        if self._value is None:
+            try:
+                fp = fingerprint(self._py, strict=False)
+            except Exception:  # an odd global must not break compilation: Numba's own stamp then
+                fp = None
+            self._value = (self._base, fp)
+            self._py = None
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        return self.value() == (other.value() if isinstance(other, _DeepStamp) else other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(self.value())
+
+    def __reduce__(self):
+        return tuple, (self.value(),)
+
+    def __repr__(self) -> str:
+        return f"_DeepStamp({self.value()!r})"
+
+
+class _DeepStampLocator:
+    """Mixin over one of Numba's cache locators: the same cache folder, file names and
+    conditions; a :class:`_DeepStamp` as the source stamp."""
+
+    _lobworld_cache_guard = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        py = kwargs.get("py_func", args[0] if args else None)
+        self._lobworld_py_func = py if isinstance(py, types.FunctionType) else None
+
+    def get_source_stamp(self):
+        base = super().get_source_stamp()
+        py = getattr(self, "_lobworld_py_func", None)
+        return base if py is None else _DeepStamp(base, py)
+
+
+def _deep_locator(cls: type) -> type:
+    """``cls`` under :class:`_DeepStampLocator`, made once and kept as a module attribute (so that
+    it pickles by reference like Numba's own)."""
+    if getattr(cls, "_lobworld_cache_guard", False):
+        return cls
+    name = f"Deep{cls.__name__}"
+    deep = globals().get(name)
+    if not (isinstance(deep, type) and deep.__mro__[1:3] == (_DeepStampLocator, cls)):
+        deep = type(cls)(name, (_DeepStampLocator, cls), {"__module__": __name__, "__qualname__": name})
+        globals()[name] = deep
+    return deep
+
+
+def install_cache_guard() -> bool:
+    """Make every ``@njit(cache=True)`` function decorated from now on, in this process, recompile
+    when the source file of any compiled function it calls (followed as :func:`fingerprint`
+    does) changed, not only its own file. Numba's cache locators (``CacheImpl._locator_classes``)
+    are replaced in place by subclasses whose source stamp adds the fingerprint. Idempotent;
+    returns whether the guard is in place. With ``LOBWORLD_NUMBA_CACHE_GUARD=0``, without that
+    internal list (another Numba version) or with ``NUMBA_CACHE_LOCATOR_CLASSES`` set (Numba then
+    uses those classes), it installs nothing and returns False: Numba's own check only."""
+    if os.environ.get("LOBWORLD_NUMBA_CACHE_GUARD", "") == "0":
+        return False
+    try:
+        from numba.core import caching, config
+
+        if getattr(config, "CACHE_LOCATOR_CLASSES", None):
+            return False
+        impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+        classes = getattr(impl, "_locator_classes", None)
+        if not (isinstance(classes, list) and classes
+                and all(isinstance(c, type) and callable(getattr(c, "get_source_stamp", None))
+                        and callable(getattr(c, "from_function", None)) for c in classes)):
+            return False
+        classes[:] = [_deep_locator(c) for c in classes]
+    except Exception:
+        return False
+    return True
+
+
+def cache_guarded(dispatcher: Any) -> bool:
+    """Whether a compiled function's disk cache is under :func:`install_cache_guard`'s stamp
+    (False for one without a disk cache, or decorated before the guard was installed)."""
+    impl = getattr(getattr(dispatcher, "_cache", None), "_impl", None)
+    return bool(getattr(getattr(impl, "locator", None), "_lobworld_cache_guard", False))
 
 
 def _copy(py, name: str, globs: dict):

@@ -10,6 +10,7 @@ The sub-packages are ``lobworld.envs``, ``lobworld.world_models``,
 ``lobworld.agents`` and ``lobworld.scenarios``.
 """
 
+from lobworld import envs as _envs  # noqa: F401  first: installs the Numba cache guard (envs/jit.py)
 from lobworld._version import __version__
 from lobworld._registration import ENV_IDS, register_envs
 
