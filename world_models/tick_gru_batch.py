@@ -48,16 +48,14 @@ from numba import njit, prange
 
 from lobworld.envs import book_kernels as bk
 from lobworld.envs.book_kernels import (
-    ASK, BID, CF_MODE, ES_FROZEN, MSG_DELETE, MSG_EXEC, MSG_HIDDEN, MSG_SUBMIT, agent_until,
+    ASK, BID, CF_MODE, ES_FROZEN, MSG_EXEC, agent_until,
 )
 from lobworld.envs.fastmath import sigmoid as _sigmoid
 from lobworld.envs.fastmath import tanh as _tanh
 from lobworld.envs.rng import uniform
 from lobworld.world_models.tick_gru_world import (
-    _NO_ASK, _NO_BID, FP_BEST_A, FP_BEST_B, FP_REM_A, FP_REM_B, L_LEVEL, L_PRICE,
-    L_SIDE, L_SIZE, L_T, L_TYPE, SI_LAST_A, SI_LAST_B, SI_MIDNIGHT, SI_PEND, SI_T, SI_TP, W_AGENT_FIRST,
-    W_CROSS_CLAMP, W_FORCED, W_MOVED, W_REDRAW, W_SIZE_CAPPED, W_SUBMIT, _emit, _fingerprint,
-    _agent_turn, _merged_best, _merged_context, _nearest_level, _reference, _set_prev, _ws_row,
+    _NO_ASK, _NO_BID, SI_MIDNIGHT, SI_PEND, SI_T, SI_TP, W_FORCED, W_REDRAW, _emit, _fingerprint,
+    _agent_turn, _merged_best, _merged_context, _record_message, _reference, _resolve_message, _ws_row,
 )
 from lobworld.world_models.tick_sim import (
     MAX_DT_NS, MAX_REDRAW, N_TYPES, _categorical, _cell, _context, _draw_y, _head_rows,
@@ -198,71 +196,12 @@ def _logic_env(i, scalar, k_ev, until, tdec, mean, std, we, be, wih, bih, whh, b
             o = 1 - s
             om = _merged_best(i, o, px, nl, f)
             o_has = om != (_NO_ASK if o == ASK else _NO_BID)
-            lt = MSG_SUBMIT
-            q1 = q
-            nm = 1
-            q2 = np.int64(0)
-            if typ == 0 or typ == 4:
-                if o_has and not ((p < om) if s == BID else (p > om)):
-                    p = om - 1 if s == BID else om + 1
-                    if typ == 0:
-                        wcnt[i, W_CROSS_CLAMP] += 1
-                if p < 1:
-                    p = 1
-                lt = MSG_SUBMIT if typ == 0 else MSG_HIDDEN
-            elif typ == 3:
-                if level != 0:
-                    wcnt[i, W_MOVED] += 1
-                p = px[i, s, 0]
-                if q > sz[i, s, 0]:
-                    q = sz[i, s, 0]
-                    wcnt[i, W_SIZE_CAPPED] += 1
-                ab = f[FP_BEST_B] if s == BID else f[FP_BEST_A]
-                ar = f[FP_REM_B] if s == BID else f[FP_REM_A]
-                better = (ab > p) if s == BID else (ab < p)
-                lt = MSG_EXEC
-                q1 = q
-                if ar > 0 and better:
-                    wcnt[i, W_AGENT_FIRST] += 1
-                    qa = q if q < ar else ar
-                    lt = MSG_HIDDEN
-                    q1 = qa
-                    if q > qa:
-                        nm = 2
-                        q2 = q - qa
-            else:
-                j = 0
-                while j < nl[i, s] and px[i, s, j] != p:
-                    j += 1
-                if j == nl[i, s]:
-                    j = _nearest_level(i, s, p, px, nl)
-                    wcnt[i, W_MOVED] += 1
-                p = px[i, s, j]
-                if q > sz[i, s, j]:
-                    q = sz[i, s, j]
-                    wcnt[i, W_SIZE_CAPPED] += 1
-                lt = MSG_DELETE if typ == 2 else bk.MSG_CANCEL
-                q1 = q
+            p, q, lt, q1, nm, q2 = _resolve_message(i, typ, s, p, q, level, om, o_has, px, sz, nl, f, wcnt)
             for m in range(nm):
                 _emit_call(i, tm, np.int64(lt if m == 0 else MSG_EXEC), np.int64(s), np.int64(p),
                            np.int64(q1 if m == 0 else q2), px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat,
                            cfg, qpow, wcnt)
-            wcnt[i, W_SUBMIT + typ] += 1
-            level = (ref - p) if s == BID else (p - ref)
-            if nl[i, BID] > 0:
-                si[i, SI_LAST_B] = px[i, BID, 0]
-            if nl[i, ASK] > 0:
-                si[i, SI_LAST_A] = px[i, ASK, 0]
-            k = nlog[i]
-            if k < log.shape[1]:
-                log[i, k, L_T] = tm
-                log[i, k, L_TYPE] = typ + 1
-                log[i, k, L_SIDE] = s
-                log[i, k, L_PRICE] = p
-                log[i, k, L_SIZE] = q
-                log[i, k, L_LEVEL] = level
-                nlog[i] = k + 1
-            _set_prev(xi, typ, s, level, q, dt, lm, lot, min_dt_s)
+            _record_message(i, tm, typ, s, p, q, ref, dt, px, nl, si, log, nlog, xi, lm, lot, min_dt_s, wcnt)
             nev += 1
             if nev == k_ev:  # the decision follows this event: one ns past its time
                 done = True

@@ -310,6 +310,84 @@ def _nearest_level(i, s, p, px, nl):
     return best
 
 
+@njit(inline="always")
+def _resolve_message(i, typ, s, p, q, level, om, o_has, px, sz, nl, f, wcnt):
+    """The drawn event ``typ`` (0 submit, 1 cancel, 2 delete, 3 visible, 4 hidden execution) on
+    side ``s`` at price ``p`` and size ``q``, made possible on the engine book by the module's
+    rules (counted in ``wcnt``). Returns ``(p, q, msg, q1, nm, q2)``: the logged price and size,
+    and the plan of ``nm`` engine messages: ``msg`` of ``q1`` shares, then (``nm == 2``) a visible
+    execution of ``q2`` at the same price (an execution that meets a better agent order first).
+    ``om`` / ``o_has``: the merged best of the other side and whether it exists."""
+    msg = MSG_SUBMIT
+    nm = 1
+    q2 = np.int64(0)
+    if typ == 0 or typ == 4:
+        if o_has and not ((p < om) if s == BID else (p > om)):
+            p = om - 1 if s == BID else om + 1
+            if typ == 0:
+                wcnt[i, W_CROSS_CLAMP] += 1
+        if p < 1:
+            p = 1
+        msg = MSG_SUBMIT if typ == 0 else MSG_HIDDEN
+        q1 = q
+    elif typ == 3:
+        # visible execution: at the engine's same-side best; a better agent order meets it first
+        if level != 0:
+            wcnt[i, W_MOVED] += 1
+        p = px[i, s, 0]
+        if q > sz[i, s, 0]:
+            q = sz[i, s, 0]
+            wcnt[i, W_SIZE_CAPPED] += 1
+        ab = f[FP_BEST_B] if s == BID else f[FP_BEST_A]
+        ar = f[FP_REM_B] if s == BID else f[FP_REM_A]
+        better = (ab > p) if s == BID else (ab < p)
+        msg = MSG_EXEC
+        q1 = q
+        if ar > 0 and better:
+            wcnt[i, W_AGENT_FIRST] += 1
+            msg = MSG_HIDDEN
+            q1 = q if q < ar else ar
+            if q > q1:
+                nm = 2
+                q2 = q - q1
+    else:
+        j = 0
+        while j < nl[i, s] and px[i, s, j] != p:
+            j += 1
+        if j == nl[i, s]:
+            j = _nearest_level(i, s, p, px, nl)
+            wcnt[i, W_MOVED] += 1
+        p = px[i, s, j]
+        if q > sz[i, s, j]:
+            q = sz[i, s, j]
+            wcnt[i, W_SIZE_CAPPED] += 1
+        msg = MSG_DELETE if typ == 2 else bk.MSG_CANCEL
+        q1 = q
+    return p, q, msg, q1, nm, q2
+
+
+@njit(inline="always")
+def _record_message(i, tm, typ, s, p, q, ref, dt, px, nl, si, log, nlog, xi, lm, lot, min_dt_s, wcnt):
+    """After a drawn event's engine messages: its counter, the last bests, its row of the message
+    log (while there is room) and the network's previous-event input."""
+    wcnt[i, W_SUBMIT + typ] += 1
+    level = (ref - p) if s == BID else (p - ref)
+    if nl[i, BID] > 0:
+        si[i, SI_LAST_B] = px[i, BID, 0]
+    if nl[i, ASK] > 0:
+        si[i, SI_LAST_A] = px[i, ASK, 0]
+    k = nlog[i]
+    if k < log.shape[1]:
+        log[i, k, L_T] = tm
+        log[i, k, L_TYPE] = typ + 1
+        log[i, k, L_SIDE] = s
+        log[i, k, L_PRICE] = p
+        log[i, k, L_SIZE] = q
+        log[i, k, L_LEVEL] = level
+        nlog[i] = k + 1
+    _set_prev(xi, typ, s, level, q, dt, lm, lot, min_dt_s)
+
+
 # =========================================================================================
 # the per-env function and the batch kernels
 # =========================================================================================
@@ -446,68 +524,11 @@ def _gru_env(i, until, mean, std, we, be, wih, bih, whh, bhh, wh, bh, dims, cent
         o = 1 - s
         om = _merged_best(i, o, px, nl, f)
         o_has = om != (_NO_ASK if o == ASK else _NO_BID)
-        lt = MSG_SUBMIT
-        if typ == 0 or typ == 4:
-            if o_has and not ((p < om) if s == BID else (p > om)):
-                p = om - 1 if s == BID else om + 1
-                if typ == 0:
-                    wcnt[i, W_CROSS_CLAMP] += 1
-            if p < 1:
-                p = 1
-            lt = MSG_SUBMIT if typ == 0 else MSG_HIDDEN
-            _emit(i, tm, lt, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow, wcnt)
-        elif typ == 3:
-            # visible execution: at the engine's same-side best; a better agent order meets it first
-            if level != 0:
-                wcnt[i, W_MOVED] += 1
-            p = px[i, s, 0]
-            if q > sz[i, s, 0]:
-                q = sz[i, s, 0]
-                wcnt[i, W_SIZE_CAPPED] += 1
-            ab = f[FP_BEST_B] if s == BID else f[FP_BEST_A]
-            ar = f[FP_REM_B] if s == BID else f[FP_REM_A]
-            better = (ab > p) if s == BID else (ab < p)
-            lt = MSG_EXEC
-            if ar > 0 and better:
-                wcnt[i, W_AGENT_FIRST] += 1
-                qa = q if q < ar else ar
-                _emit(i, tm, MSG_HIDDEN, s, p, qa, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow,
-                      wcnt)
-                if q > qa:
-                    _emit(i, tm, MSG_EXEC, s, p, q - qa, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat,
-                          cfg, qpow, wcnt)
-            else:
-                _emit(i, tm, MSG_EXEC, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow,
-                      wcnt)
-        else:
-            j = 0
-            while j < nl[i, s] and px[i, s, j] != p:
-                j += 1
-            if j == nl[i, s]:
-                j = _nearest_level(i, s, p, px, nl)
-                wcnt[i, W_MOVED] += 1
-            p = px[i, s, j]
-            if q > sz[i, s, j]:
-                q = sz[i, s, j]
-                wcnt[i, W_SIZE_CAPPED] += 1
-            lt = MSG_DELETE if typ == 2 else bk.MSG_CANCEL
-            _emit(i, tm, lt, s, p, q, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow, wcnt)
-        wcnt[i, W_SUBMIT + typ] += 1
-        level = (ref - p) if s == BID else (p - ref)
-        if nl[i, BID] > 0:
-            si[i, SI_LAST_B] = px[i, BID, 0]
-        if nl[i, ASK] > 0:
-            si[i, SI_LAST_A] = px[i, ASK, 0]
-        k = nlog[i]
-        if k < log.shape[1]:
-            log[i, k, L_T] = tm
-            log[i, k, L_TYPE] = typ + 1
-            log[i, k, L_SIDE] = s
-            log[i, k, L_PRICE] = p
-            log[i, k, L_SIZE] = q
-            log[i, k, L_LEVEL] = level
-            nlog[i] = k + 1
-        _set_prev(xi, typ, s, level, q, dt, lm, lot, min_dt_s)
+        p, q, lt, q1, nm, q2 = _resolve_message(i, typ, s, p, q, level, om, o_has, px, sz, nl, f, wcnt)
+        _emit(i, tm, lt, s, p, q1, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow, wcnt)
+        if nm == 2:
+            _emit(i, tm, MSG_EXEC, s, p, q2, px, sz, dq, nl, orders, fills, es, acct, cnt, rng, lat, cfg, qpow, wcnt)
+        _record_message(i, tm, typ, s, p, q, ref, dt, px, nl, si, log, nlog, xi, lm, lot, min_dt_s, wcnt)
         nev += 1
         if nev == k_ev:  # the decision follows this event: one ns past its time
             done = True
