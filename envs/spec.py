@@ -191,6 +191,8 @@ _DARK_POOL: dict[str, Any] = dict(
 # The execution ids run on the learned market (the shipped world model) by default; pass
 # dynamics="parametric" for the calibrated Almgren-Chriss market (the classes' own default, used by
 # the closed-form tests). Market making (1 s steps) and the dark pool keep their class defaults.
+# The tick ids run on the learned tick world (the shipped tick GRU, registered by the package root)
+# by default; world="replay" (the classes' own default, the real tape) and world="parametric" (CST).
 _SPECS = (
     EnvSpec(id="LOB-Execution-v0", default_kwargs={"dynamics": "learned"}, **_EXECUTION,
             summary="sell (buy) a parent order over one-minute steps; reward: minus implementation shortfall "
@@ -208,7 +210,7 @@ _SPECS = (
     EnvSpec(id="LOB-DarkPool-v0", default_kwargs={}, **_DARK_POOL,
             summary="route a parent order over one lit venue and dark pools with censored fills (cost in bps)"),
     EnvSpec(id="LOB-TickMarketMaking-v0", family="tick_market_making", module="lobworld.envs.tick",
-            env_class="TickMarketMakingEnv", vector_class="TickMarketMakingVectorEnv", default_kwargs={},
+            env_class="TickMarketMakingEnv", vector_class="TickMarketMakingVectorEnv", default_kwargs={"world": "learned"},
             metric="pnl", lower_is_better=False, metric_unit="USD", metric_units="USD, higher is better",
             secondary_metrics=("inventory_terminal", "inventory_max_abs", "filled_shares_bid", "filled_shares_ask",
                                "fills", "sharpe_per_step", "adverse_selection_usd", "queue_wait_s"),
@@ -219,7 +221,7 @@ _SPECS = (
             summary="quote a bid and an ask in ticks from the touch on the event-level book (real tape, queue "
                     "position, latency); reward: PnL change (USD)"),
     EnvSpec(id="LOB-TickExecution-v0", family="tick_execution", module="lobworld.envs.tick",
-            env_class="TickExecutionEnv", vector_class="TickExecutionVectorEnv", default_kwargs={},
+            env_class="TickExecutionEnv", vector_class="TickExecutionVectorEnv", default_kwargs={"world": "learned"},
             metric="shortfall_bps", lower_is_better=True, metric_unit="bps",
             metric_units="bps of arrival notional, positive = cost",
             secondary_metrics=("completion", "forced_shares", "passive_shares"),

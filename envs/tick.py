@@ -17,9 +17,10 @@ World interface
     (:class:`lobworld.world_models.tick_world.CSTWorld`, reacting to the agent's orders
     through the book); ``"learned"`` is the tick GRU generating every message on the current
     book, the agent's orders included (:class:`lobworld.world_models.tick_gru_world.TickGRUWorld`).
-    Any unregistered name raises :class:`UnknownTickWorldError`. The default stays ``"replay"``:
-    the learned world is about 40x slower per message than the parametric one and its flow too
-    slow (see docs/tick_world_models.md).
+    Any unregistered name raises :class:`UnknownTickWorldError`. The classes' own default is
+    ``"replay"`` (this layer knows no other world); the registered ids default to ``"learned"``
+    (their :class:`~lobworld.envs.spec.EnvSpec` keyword arguments), so ``gym.make`` and every face
+    run the learned tick world unless ``world=`` says otherwise.
 """
 
 from __future__ import annotations
@@ -735,8 +736,10 @@ class TickMarketMakingEnv(LOBEnv):
 
     ## Description
 
-    The agent quotes a bid and an ask in a real limit order book (``world="replay"``: the
-    tape of a LOBSTER day). Every ``dt`` seconds of market time (default 1 s) it decides
+    The agent quotes a bid and an ask in an event-level limit order book, moved by the learned
+    tick world (the registered id's default), the Cont-Stoikov-Talreja flow
+    (``world="parametric"``) or the real tape of a LOBSTER day (``world="replay"``, the class's
+    own default). Every ``dt`` seconds of market time (default 1 s) it decides
     (``decide_every="events"``: right after every ``k_events``-th market message, the
     decision boundary one ns past its time; on the replay world the messages sharing its ns
     come before the decision too, on the generated worlds exactly ``k_events`` market events
@@ -810,8 +813,9 @@ class TickMarketMakingEnv(LOBEnv):
     ``max_level``, ``max_size``, ``phi`` ...) as keywords or ``config=``; ``discrete``;
     ``parallel`` is accepted like the other cores' but not used (the book engine picks its
     serial or ``prange`` kernel by batch size).
-    ``world``: ``"replay"`` (default), ``"parametric"`` (Cont-Stoikov-Talreja) or ``"learned"``
-    (the tick GRU), the last two registered by the package root. Random streams per env: entry latency,
+    ``world``: ``"learned"`` (the tick GRU; the registered id's default), ``"parametric"``
+    (Cont-Stoikov-Talreja), both registered by the package root, or ``"replay"`` (the real tape;
+    the class's own default). Random streams per env: entry latency,
     market-data latency, queue model, episode start.
 
     ## Version History
@@ -836,7 +840,8 @@ class TickExecutionEnv(LOBEnv):
 
     Sell (``side="sell"``) or buy ``quantity`` = Q shares within ``horizon`` decisions of
     ``dt`` seconds (or of ``k_events`` market messages, ``decide_every="events"``, as in
-    :class:`TickMarketMakingEnv`) on a real book (``world="replay"``). Each decision sends at most one
+    :class:`TickMarketMakingEnv`) on the event-level book (the registered id: the learned tick world;
+    the class: ``world="replay"``, the real tape). Each decision sends at most one
     child order; its messages reach the venue after the entry latency; a passive child
     rests at the back of its level and fills from the tape's executions at its queue
     position (as in :class:`TickMarketMakingEnv`); a market child walks the book.

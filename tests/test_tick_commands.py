@@ -1,5 +1,5 @@
 """`lobworld evaluate / counterfactual / report / train` on the tick-level ids: the same windows on the
-replay world, common random numbers on the parametric one, paired CIs, the report's latency section on
+replay world, common random numbers on the parametric one, the learned world as the ids' default, paired CIs, the report's latency section on
 the four presets, a PPO smoke run that loads back; clear errors for bar-only options."""
 
 import json
@@ -17,8 +17,8 @@ MM_KW = {"horizon": 20}
 
 
 def test_counterfactual_on_replay_trades_the_same_windows_and_pairs_the_paths():
-    r = run_counterfactual(EX, ["twap", "aggressive", "passive-first"], n_paths=6, seed=4, env_kwargs=EX_KW,
-                           n_boot=200)
+    r = run_counterfactual(EX, ["twap", "aggressive", "passive-first"], n_paths=6, seed=4,
+                           env_kwargs={**EX_KW, "world": "replay"}, n_boot=200)
     assert r.market == "replay tick world, latency colocated" and r.metric == "shortfall_bps"
     arrival = r.paths["twap"].infos["arrival_price"]
     assert len(set(arrival.tolist())) > 1  # random windows over the hour ...
@@ -48,7 +48,7 @@ def test_counterfactual_start_fixes_the_window_and_latency_scenarios_set_the_env
     r = run_counterfactual(EX, ["twap"], n_paths=3, env_kwargs=EX_KW, start="2012-06-21T10:30", n_boot=50)
     assert len(set(r.paths["twap"].infos["arrival_price"].tolist())) == 1  # every path starts at 10:30:00
     r = run_counterfactual(MM, ["fixed-spread"], n_paths=2, env_kwargs=MM_KW, scenario="latency:retail", n_boot=50)
-    assert r.market == "replay tick world, latency retail"
+    assert r.market == "learned tick world, latency retail"  # the id's registered world
     with pytest.raises(CounterfactualError, match="tick world"):
         run_counterfactual(EX, ["twap"], n_paths=2, env_kwargs=EX_KW, scenario="volatile")
     with pytest.raises(CounterfactualError, match="no bar dynamics"):
@@ -58,8 +58,8 @@ def test_counterfactual_start_fixes_the_window_and_latency_scenarios_set_the_env
 def test_report_on_tick_market_making_runs_the_four_latency_presets_with_paired_cis(tmp_path):
     doc = pre_trade_report(None, None, 1, 0.0, tmp_path, n_paths=4, n_boot=100, plots=False, env_id=MM)
     assert list(doc["latency"]) == ["colocated", "proximity", "cloud", "retail"]
-    assert doc["regimes_skipped"] and doc["market"] == "replay tick world, latency colocated"
-    assert doc["inputs"]["env_kwargs"] == {"horizon": 60, "dt": 1.0, "world": "replay"}
+    assert doc["regimes_skipped"] and doc["market"] == "learned tick world, latency colocated"
+    assert doc["inputs"]["env_kwargs"] == {"horizon": 60, "dt": 1.0, "world": "learned"}  # the id's default
     pairs = doc["latency_paired"]
     assert set(pairs) == {"fixed-spread", "avellaneda-stoikov", "cartea-jaimungal"}
     for name, p in pairs.items():

@@ -209,6 +209,23 @@ def test_a_registered_world_plugs_in():
         _WORLDS.pop("test-replay", None)
 
 
+
+@pytest.mark.parametrize("env_id", ["LOB-TickMarketMaking-v0", "LOB-TickExecution-v0"])
+def test_the_ids_run_the_learned_tick_world_by_default_on_every_face(env_id):
+    from lobworld.world_models.tick_gru_world import TickGRUWorld
+
+    env = gym.make(env_id, horizon=3)
+    venv = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point", horizon=3)
+    sb3 = make_sb3_vec_env(env_id, 2, horizon=3)
+    for core in (env.unwrapped.core, venv.unwrapped.core, sb3.core):
+        assert isinstance(core.world, TickGRUWorld)
+    assert isinstance(gym.make(env_id, horizon=3, world="replay").unwrapped.core.world, ReplayWorld)
+    # the classes themselves (the envs layer) keep the real tape
+    cls = TickMarketMakingEnv if "Making" in env_id else TickExecutionEnv
+    assert isinstance(cls(horizon=3).core.world, ReplayWorld)
+    for e in (env, venv, sb3):
+        e.close()
+
 # ---------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------

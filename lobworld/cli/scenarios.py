@@ -63,7 +63,10 @@ def registered_market_note() -> str:
     for s in _spec.ENV_SPECS.values():
         if s.module == "lobworld.envs.tick":  # event-level envs: a tick world moves the books, no bar dynamics
             w = s.default_kwargs.get("world", "replay")
-            key = f"the {w if isinstance(w, str) else type(w).__name__} tick world (real tape)"
+            name = w if isinstance(w, str) else type(w).__name__
+            what = {"replay": " (real tape)", "learned": " (the shipped tick GRU)",
+                    "parametric": " (Cont-Stoikov-Talreja)"}.get(name, "")
+            key = f"the {name} tick world{what}"
         else:
             dyn = s.default_kwargs.get("dynamics", "parametric")
             key = dyn if isinstance(dyn, str) else type(dyn).__name__
