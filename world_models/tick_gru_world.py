@@ -117,7 +117,7 @@ from lobworld.world_models.data.session import SESSION_LENGTH_S, SESSION_OPEN_S
 from lobworld.world_models.tick_world import replay_and_ticker
 from lobworld.world_models.tick_sim import (
     MAX_DT_NS, N_FEATURES, N_TYPES, TOP_K, X_IMB, X_SIZE, X_SPREAD, X_TOD, TickWeights, _cell, _context, _draw_y,
-    _head_rows, draw_marks, pack_tick_weights,
+    _head_rows, _at_level, _level_at, draw_marks, pack_tick_weights,
 )
 
 __all__ = ["TickGRUWorld", "TickGRUWorldError", "BATCH_MIN_ENVS", "gru_advance", "gru_advance_parallel", "gru_advance_events",
@@ -299,18 +299,6 @@ def _set_prev(xi, typ, s, level, q, dt, lm, lot, min_dt_s):
 
 
 @njit(inline="always")
-def _nearest_level(i, s, p, px, nl):
-    best = 0
-    dist = abs(px[i, s, 0] - p)
-    for j in range(1, nl[i, s]):
-        d = abs(px[i, s, j] - p)
-        if d < dist:
-            best = j
-            dist = d
-    return best
-
-
-@njit(inline="always")
 def _resolve_message(i, typ, s, p, q, level, om, o_has, px, sz, nl, f, wcnt):
     """The drawn event ``typ`` (0 submit, 1 cancel, 2 delete, 3 visible, 4 hidden execution) on
     side ``s`` at price ``p`` and size ``q``, made possible on the engine book by the module's
@@ -334,10 +322,7 @@ def _resolve_message(i, typ, s, p, q, level, om, o_has, px, sz, nl, f, wcnt):
         # visible execution: at the engine's same-side best; a better agent order meets it first
         if level != 0:
             wcnt[i, W_MOVED] += 1
-        p = px[i, s, 0]
-        if q > sz[i, s, 0]:
-            q = sz[i, s, 0]
-            wcnt[i, W_SIZE_CAPPED] += 1
+        p, q = _at_level(i, s, 0, q, px, sz, wcnt, W_SIZE_CAPPED)
         ab = f[FP_BEST_B] if s == BID else f[FP_BEST_A]
         ar = f[FP_REM_B] if s == BID else f[FP_REM_A]
         better = (ab > p) if s == BID else (ab < p)
@@ -351,16 +336,8 @@ def _resolve_message(i, typ, s, p, q, level, om, o_has, px, sz, nl, f, wcnt):
                 nm = 2
                 q2 = q - q1
     else:
-        j = 0
-        while j < nl[i, s] and px[i, s, j] != p:
-            j += 1
-        if j == nl[i, s]:
-            j = _nearest_level(i, s, p, px, nl)
-            wcnt[i, W_MOVED] += 1
-        p = px[i, s, j]
-        if q > sz[i, s, j]:
-            q = sz[i, s, j]
-            wcnt[i, W_SIZE_CAPPED] += 1
+        j = _level_at(i, s, p, px, nl, wcnt, W_MOVED)
+        p, q = _at_level(i, s, j, q, px, sz, wcnt, W_SIZE_CAPPED)
         msg = MSG_DELETE if typ == 2 else bk.MSG_CANCEL
         q1 = q
     return p, q, msg, q1, nm, q2

@@ -451,6 +451,28 @@ def _nearest(i, s, p, px, nl):
 
 
 @njit(inline="always")
+def _level_at(i, s, p, px, nl, counts, c_moved):
+    """The index of side ``s``'s level at price ``p``; without one, of the level nearest in price
+    (ties to the touch), counted in ``counts[i, c_moved]``."""
+    j = 0
+    while j < nl[i, s] and px[i, s, j] != p:
+        j += 1
+    if j == nl[i, s]:
+        counts[i, c_moved] += 1
+        return _nearest(i, s, p, px, nl)
+    return j
+
+
+@njit(inline="always")
+def _at_level(i, s, j, q, px, sz, counts, c_capped):
+    """``(p, q)``: level ``j``'s price, and ``q`` capped at its size (counted in ``counts[i, c_capped]``)."""
+    if q > sz[i, s, j]:
+        counts[i, c_capped] += 1
+        return px[i, s, j], sz[i, s, j]
+    return px[i, s, j], q
+
+
+@njit(inline="always")
 def _context(i, t_ns, px, sz, nl, lot, x):
     """Book columns of the model input of env ``i`` (before the next event)."""
     spread = 0.0
@@ -515,16 +537,8 @@ def _run_env(i, n_steps, x, h, t_ns, px, sz, nl, last, rng, mean, std, we, be, w
                 if level != 0:
                     cnt[i, C_MOVED] += 1
             else:
-                j = 0
-                while j < nl[i, s] and px[i, s, j] != p:
-                    j += 1
-                if j == nl[i, s]:
-                    j = _nearest(i, s, p, px, nl)
-                    cnt[i, C_MOVED] += 1
-            p = px[i, s, j]
-            if q > sz[i, s, j]:
-                q = sz[i, s, j]
-                cnt[i, C_SIZE_CAPPED] += 1
+                j = _level_at(i, s, p, px, nl, cnt, C_MOVED)
+            p, q = _at_level(i, s, j, q, px, sz, cnt, C_SIZE_CAPPED)
             _take(i, s, j, q, px, sz, nl)
         level = ref - p if s == 0 else p - ref
         for c in range(2):
