@@ -31,6 +31,7 @@ The parts, each a function returning plain dicts (printed as markdown by :func:`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import time
 
@@ -337,8 +338,6 @@ def direction_forecast(ticker: str, ks=(10, 50), n_starts: int = 512, paths: int
 
 def _runs_subset(meta, keep: np.ndarray):
     """The metaorder proxies of ``meta`` where ``keep`` (the per-run arrays masked, session scales kept)."""
-    import dataclasses
-
     n = len(meta)
     return dataclasses.replace(meta, **{f.name: getattr(meta, f.name)[keep] for f in dataclasses.fields(meta)
                                         if isinstance(getattr(meta, f.name), np.ndarray)
