@@ -218,8 +218,8 @@ _SPECS = (
                        "cartea-jaimungal", "cartea-jaimungal:PHI", "cj", "random", "random:SEED"),
             default_strategies=("fixed-spread", "avellaneda-stoikov", "cartea-jaimungal"),
             train_config="tick_market_making.toml", latency="env",
-            summary="quote a bid and an ask in ticks from the touch on the event-level book (real tape, queue "
-                    "position, latency); reward: PnL change (USD)"),
+            summary="quote a bid and an ask in ticks from the touch on the event-level book (learned tick "
+                    "world or real tape, queue position, latency); reward: PnL change (USD)"),
     EnvSpec(id="LOB-TickExecution-v0", family="tick_execution", module="lobworld.envs.tick",
             env_class="TickExecutionEnv", vector_class="TickExecutionVectorEnv", default_kwargs={"world": "learned"},
             metric="shortfall_bps", lower_is_better=True, metric_unit="bps",
@@ -229,8 +229,8 @@ _SPECS = (
                        "passive-first:LAG", "aggressive"),
             default_strategies=("twap", "vwap", "pov", "passive-first", "aggressive"),
             train_config="tick_execution.toml", latency="env",
-            summary="sell (buy) a parent order with market and limit child orders on the event-level book (real "
-                    "tape, queue position, latency); reward: minus shortfall increment (bps)"),
+            summary="sell (buy) a parent order with market and limit child orders on the event-level book (learned "
+                    "tick world or real tape, queue position, latency); reward: minus shortfall increment (bps)"),
 )
 
 ENV_SPECS: dict[str, EnvSpec] = {s.id: s for s in _SPECS}

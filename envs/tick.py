@@ -821,7 +821,8 @@ class TickMarketMakingEnv(LOBEnv):
     ## Version History
 
     * v0: initial version (replay world); decisions every k market events (``decide_every``;
-      on the generated worlds too).
+      on the generated worlds too); the registered id's default world became ``"learned"`` on
+      2026-12-07 (``world="replay"`` gives the earlier default).
     """
 
     core_cls = TickMarketMakingCore
@@ -899,7 +900,8 @@ class TickExecutionEnv(LOBEnv):
 
     ## Version History
 
-    * v0: initial version (replay world; no risk penalty yet).
+    * v0: initial version (replay world; no risk penalty yet); the registered id's default world
+      became ``"learned"`` on 2026-12-07 (``world="replay"`` gives the earlier default).
     """
 
     core_cls = TickExecutionCore
