@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from lobworld.world_models.fidelity.events import _ofi_terms as _event_ofi_terms
 from lobworld.world_models.fidelity.samples import FidelityError
 
 __all__ = [
@@ -81,15 +82,11 @@ def direction_labels(mid, k: int) -> np.ndarray:
 
 
 def _ofi_terms(px, sz) -> np.ndarray:
-    """Level-1 OFI term of each message (the first is 0); NaN touches give 0 terms."""
+    """Level-1 OFI term of each message (the first is 0): the LOB-Bench statistic's terms
+    (:func:`lobworld.world_models.fidelity.events._ofi_terms`) on the touches, an empty one as NaN."""
     bb = np.where(sz[:, 0, 0] > 0, px[:, 0, 0], np.nan).astype(np.float64)
     ba = np.where(sz[:, 1, 0] > 0, px[:, 1, 0], np.nan).astype(np.float64)
-    bq, aq = sz[:, 0, 0].astype(np.float64), sz[:, 1, 0].astype(np.float64)
-    e = np.zeros(len(bb))
-    with np.errstate(invalid="ignore"):
-        e[1:] = (np.where(bb[1:] >= bb[:-1], bq[1:], 0.0) - np.where(bb[1:] <= bb[:-1], bq[:-1], 0.0)
-                 - np.where(ba[1:] <= ba[:-1], aq[1:], 0.0) + np.where(ba[1:] >= ba[:-1], aq[:-1], 0.0))
-    return np.nan_to_num(e)
+    return _event_ofi_terms(bb, sz[:, 0, 0].astype(np.float64), ba, sz[:, 1, 0].astype(np.float64))
 
 
 def direction_features(px, sz, *, windows=(10, 50), levels=(1, 5)) -> tuple[np.ndarray, np.ndarray, list[str]]:
