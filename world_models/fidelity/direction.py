@@ -162,9 +162,10 @@ class DirectionLogit:
             W = w.reshape(p, 3)
             s = Z @ W
             s -= s.max(axis=1, keepdims=True)
-            lse = np.log(np.exp(s).sum(axis=1))
-            P = np.exp(s - lse[:, None])
-            f = -(np.sum(Y * s) - lse.sum()) / n + 0.5 * np.sum(pen * W * W)
+            E = np.exp(s)
+            tot = E.sum(axis=1)
+            P = E / tot[:, None]
+            f = -(np.sum(Y * s) - np.log(tot).sum()) / n + 0.5 * np.sum(pen * W * W)
             g = Z.T @ (P - Y) / n + pen * W
             return f, g.ravel()
 
