@@ -1167,8 +1167,8 @@ class MMModelBacktestResult:
     """What :func:`backtest_mm_model` measured."""
 
     table: pd.DataFrame
-    """One row per (window, latency preset, strategy): start, latency, strategy (``"model"`` or a
-    baseline name), seed, terminated (the inventory limit ended the episode early), the tick
+    """One row per (window, latency preset, strategy, path): start, latency, strategy (``"model"`` or
+    a baseline name), path (0 on the tape), seed, terminated (the inventory limit ended the episode early), the tick
     env's episode info (pnl USD, episode_return, sharpe_per_step, inventory_terminal,
     inventory_max_abs, inventory_mean, filled_shares_bid / _ask, fills, passive_shares,
     aggressive_shares, adverse_selection_usd, adverse_selection_ticks, queue_wait_s,
@@ -1186,7 +1186,7 @@ class MMModelBacktestResult:
     latency_table: pd.DataFrame | None
     """With several presets: :func:`paired_latency_table` of the PnL against the first preset."""
     paths: dict = field(default_factory=dict)
-    """``(start, latency, strategy) -> DataFrame`` of the path at each decision: t_s (seconds
+    """``(start, latency, strategy) -> DataFrame`` of path 0 at each decision: t_s (seconds
     from the start), inventory (shares), pnl (USD, cash + inventory x the book's mid)."""
     data: ReplayData | None = None
     trained_on: str = ""
@@ -1243,8 +1243,11 @@ def mm_paired_table(table: pd.DataFrame, metrics: Sequence[str] = MM_PAIRED_METR
 def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence[str] = TICK_MM_BASELINES,
                       latencies: Sequence[str] = ("cloud",), horizon_s: float | None = None,
                       interval_s: float | None = None, seed: int = 0, max_fills: int = 4096,
-                      markout_s: Sequence[float] = MARKOUT_S) -> MMModelBacktestResult:
-    """Backtest a trained ``LOB-TickMarketMaking-v0`` model deterministically on the real tape.
+                      markout_s: Sequence[float] = MARKOUT_S, world: str = "replay",
+                      n_paths: int = 1) -> MMModelBacktestResult:
+    """Backtest a trained ``LOB-TickMarketMaking-v0`` model deterministically on the real tape
+    (or, with ``world="learned"`` / ``"parametric"``, in a generated tick world started from the
+    file's book at each window start).
 
     ``model``: run folder or ``.zip`` (checked by :func:`load_tick_mm_model`); ``path``: the
     LOBSTER message file; ``starts``: window starts (ns). For each window one
@@ -1261,11 +1264,23 @@ def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence
     same config with random starts over the file's hours. Decisions every ``dt`` until the
     horizon or the inventory limit (terminated; no autoreset); the metrics are the env's episode
     info at its end plus the tape markouts ``markout_s`` (first two reported).
+
+    ``world``: the tick world every strategy runs in (``"replay"``: the tape; a generated world is
+    conditioned on the file's book at the window start and runs ``n_paths`` paths per window,
+    path ``p`` seeded ``seed + p`` in every strategy and preset: common random numbers). The
+    tape markouts are NaN on a generated world (its mid is not the file's). Rows carry ``path``
+    (0 on the tape); ``paired`` averages the paths of a window before pairing.
     """
     from lobworld.agents.baselines import make_baseline
     from lobworld.envs.tick import TickMarketMakingConfig, TickMarketMakingCore
 
     policy, meta, kw, discrete = load_tick_mm_model(model)
+    if world not in ("replay", "learned", "parametric"):
+        raise BacktestError(f"world: unknown tick world {world!r}; one of replay, learned, parametric")
+    if isinstance(n_paths, bool) or not isinstance(n_paths, (int, np.integer)) or n_paths < 1:
+        raise BacktestError(f"paths must be an int >= 1, got {n_paths!r}")
+    if world == "replay" and n_paths != 1:
+        raise BacktestError(f"paths: the tape has one path per window (world='replay'), got {n_paths}")
     baselines = [b for b in baselines if b != "model"]
     lats = list(latencies)
     if not lats:
@@ -1280,7 +1295,7 @@ def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence
     else:
         positive("horizon", horizon_s, error=BacktestError, what="> 0 s")
         H = max(1, int(round(float(horizon_s) / dt)))
-    kw = dict(kw, horizon=H, dt=dt, max_fills=int(max_fills), data=str(path), world="replay")
+    kw = dict(kw, horizon=H, dt=dt, max_fills=int(max_fills), data=str(path), world=world)
     data = tick_world_data(path)
     mids = mid_path(data)
     cfg = TickMarketMakingConfig(**dict(kw, latency=lats[0], start=None))
@@ -1288,8 +1303,10 @@ def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence
     agents = [make_baseline(b, TICK_MM_ENV, calib, seed) for b in baselines]
     strategies = ["model"] + baselines
     S = len(strategies)
-    n = S * len(lats)
-    lat_of = [lats[j // S] for j in range(n)]
+    SL = S * len(lats)
+    n = SL * int(n_paths)  # env j: path j // SL, preset (j % SL) // S, strategy j % S
+    lat_of = [lats[(j % SL) // S] for j in range(n)]
+    path_of = [j // SL for j in range(n)]
     idle = (np.int64(calib.n_quote_actions) if discrete else np.zeros(6, np.float32))  # cancel both quotes
     horizons = tuple(float(h) for h in markout_s)
     rows, paths = [], {}
@@ -1298,7 +1315,7 @@ def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence
         if kw.get("decide_every", "dt") == "dt":
             _check_window(data, st, st + int(round(H * dt * _NS)))
         core = TickMarketMakingCore(n, config=cfg.replace(start=_ny_seconds(st), latency=lat_of), discrete=discrete)
-        core.seed_rows(range(n), [seed] * n)
+        core.seed_rows(range(n), [seed + p for p in path_of])
         core.reset()
         groups = [(np.arange(j, n, S), policy if j == 0 else agents[j - 1]) for j in range(S)]
         t0 = core.time_ns
@@ -1321,9 +1338,9 @@ def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence
             if infos[i] is None:  # cannot happen: the env is truncated at its horizon
                 raise BacktestError(f"env {i} ({strategies[i % S]}) did not finish within {H} decisions")
             fl = core.book.fill_log(i)
-            mk = _fill_markouts(fl, data, mids, horizons)
+            mk = _fill_markouts(fl, data, mids, horizons) if world == "replay" else [float("nan")] * len(horizons)
             s = strategies[i % S]
-            row = dict(start=start_ts, latency=lat_of[i], strategy=s, seed=seed,
+            row = dict(start=start_ts, latency=lat_of[i], strategy=s, path=path_of[i], seed=seed + path_of[i],
                        terminated=bool(core.terminated[i]), **infos[i],
                        bid_fills=int(np.sum(fl[:, bk.F_SIDE] == bk.BID)),
                        ask_fills=int(np.sum(fl[:, bk.F_SIDE] == bk.ASK)), fills_logged=int(len(fl)))
@@ -1332,10 +1349,12 @@ def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence
             if not np.any(fl[:, bk.F_KIND] == bk.FILL_PASSIVE):  # the env writes 0 for a mean over no fills
                 row["adverse_selection_ticks"] = row["queue_wait_s"] = float("nan")
             rows.append(row)
-            paths[(start_ts, lat_of[i], s)] = pd.DataFrame(rec[i], columns=["t_s", "inventory", "pnl"])
+            if path_of[i] == 0:
+                paths[(start_ts, lat_of[i], s)] = pd.DataFrame(rec[i], columns=["t_s", "inventory", "pnl"])
     table = pd.DataFrame(rows)
     metrics = [m for m in MM_PAIRED_METRICS if m in table.columns]
-    lt = paired_latency_table(table, "pnl", base=lats[0]) if len(set(lats)) > 1 else None
+    lt = (paired_latency_table(table, "pnl", base=lats[0], key=("strategy", "start", "path"))
+          if len(set(lats)) > 1 else None)
     return MMModelBacktestResult(table, mm_paired_table(table, metrics), _mm_summary(table), lt, paths, data,
                                  policy.trained_on, str(_find_model(model)), dict(kw, latency=lats))
 

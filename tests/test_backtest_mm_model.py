@@ -224,3 +224,55 @@ def test_cli_backtest_mm_model(mm_run, result, tmp_path, capsys):
     assert main(["backtest", "--data", HOUR, "--model", str(mm_run), "--start", "10:10", "--quantity", "100",
                  "--out", str(tmp_path / "q")]) == 2
     assert "--quantity does not apply" in capsys.readouterr().err
+
+
+def _by_hand_world(run, start, seed, world="learned"):
+    """Step the single tick MM env in a generated world with model.predict (seeded ``seed``)."""
+    model = PPO.load(str(run / "model.zip"), device="cpu")
+    with open(run / "vecnormalize.pkl", "rb") as fh:
+        vn = pickle.load(fh)
+    env = TickMarketMakingEnv(data=HOUR, world=world, start=start, horizon=H, dt=1.0, latency="colocated",
+                              max_fills=4096)
+    obs, _ = env.reset(seed=seed)
+    for _ in range(H):
+        a, _ = model.predict(vn.normalize_obs(obs[None, :]).astype(np.float32), deterministic=True)
+        obs, _, term, trunc, info = env.step(a[0])
+        if term or trunc:
+            return info
+    raise AssertionError("the episode did not end at its horizon")
+
+
+def test_model_backtest_in_the_learned_world_runs_common_random_numbers(mm_run):
+    """world="learned", 2 paths: path p of the model equals the single env seeded ``seed + p`` stepped
+    by hand (exact), the two paths differ, the tape markouts are NaN, the paired table averages the
+    paths of a window, and a second call gives the same table (deterministic)."""
+    start = bt.parse_time(STARTS[0])
+    res = bt.backtest_mm_model(mm_run, HOUR, [start], baselines=("fixed-spread",), latencies=("colocated",),
+                               world="learned", n_paths=2, seed=5)
+    tab = res.table
+    assert res.env_kwargs["world"] == "learned"
+    assert tab["path"].tolist() == [0, 0, 1, 1] and tab["seed"].tolist() == [5, 5, 6, 6]
+    assert tab["adverse_1s_ticks"].isna().all() and tab["adverse_10s_ticks"].isna().all()
+    m = tab[tab["strategy"] == "model"].set_index("path")
+    for p in (0, 1):
+        info = _by_hand_world(mm_run, "10:10", 5 + p)
+        for key in ("pnl", "fills", "filled_shares_bid", "filled_shares_ask", "inventory_terminal", "sharpe_per_step"):
+            assert m.loc[p, key] == info[key], (p, key)
+    assert m.loc[0, "pnl"] != m.loc[1, "pnl"] or m.loc[0, "fills"] != m.loc[1, "fills"]
+    # the paired table averages the two paths of the window before pairing
+    row = res.paired[(res.paired["metric"] == "pnl") & (res.paired["baseline"] == "fixed-spread")].iloc[0]
+    fs = tab[tab["strategy"] == "fixed-spread"]["pnl"].mean()
+    assert row["windows"] == 1 and row["diff"] == pytest.approx(m["pnl"].mean() - fs, abs=1e-12)
+    again = bt.backtest_mm_model(mm_run, HOUR, [start], baselines=("fixed-spread",), latencies=("colocated",),
+                                 world="learned", n_paths=2, seed=5).table
+    pd.testing.assert_frame_equal(again, tab)
+
+
+def test_generated_world_arguments_are_checked(mm_run):
+    start = [bt.parse_time(STARTS[0])]
+    with pytest.raises(bt.BacktestError, match="world: unknown tick world 'lerned'"):
+        bt.backtest_mm_model(mm_run, HOUR, start, world="lerned")
+    with pytest.raises(bt.BacktestError, match="paths must be an int >= 1, got 0"):
+        bt.backtest_mm_model(mm_run, HOUR, start, world="learned", n_paths=0)
+    with pytest.raises(bt.BacktestError, match="the tape has one path per window"):
+        bt.backtest_mm_model(mm_run, HOUR, start, n_paths=2)
