@@ -297,7 +297,8 @@ class BatchedCore:
     ``episode_info(i)``
         the info dict of the episode env ``i`` finished last (plain floats).
 
-    Buffers are reused: faces copy what they hand to the caller.
+    Buffers are reused: faces copy what they hand to the caller, except the four step outputs of
+    a core with ``fresh_outputs`` (see :meth:`step_fresh`).
     """
 
     #: number of independent random streams per env (one per model component)
@@ -305,6 +306,11 @@ class BatchedCore:
     #: methods ``m(i, ...)`` about env ``i`` alone: the SB3 face's ``env_method(m, ..., indices)``
     #: calls ``m(i, ...)`` for each index; every other method acts on the whole batch
     env_methods: ClassVar[tuple[str, ...]] = ("episode_info",)
+    #: whether ``_step_rows(actions, autoreset=True)`` writes every row of ``obs``, ``reward``,
+    #: ``terminated`` and ``truncated`` and reads none of them: then :meth:`step_fresh` steps into
+    #: new arrays that the faces return without a copy (tests/test_fresh_outputs.py checks every
+    #: core that sets it against the copying path, from arrays filled with sentinels)
+    fresh_outputs: ClassVar[bool] = False
     single_observation_space: spaces.Box
     single_action_space: spaces.Space
 
@@ -394,6 +400,26 @@ class BatchedCore:
     def step(self, actions: Any, autoreset: bool) -> None:
         """Validate ``actions`` (batched, leading dim ``n_envs``) and step every env."""
         self._step_rows(self.check_actions(actions), autoreset)
+
+    def step_fresh(self, actions: Any) -> bool:
+        """:meth:`step` with autoreset, for the faces. On a core with ``fresh_outputs`` the step writes
+        into newly allocated ``obs``, ``reward``, ``terminated`` and ``truncated`` arrays (allocated
+        after the actions passed their check, so a refused batch leaves the core as it was); the
+        core never writes those arrays again, so a face may hand them to its caller as they are.
+        Returns whether it did (False: the core's reused buffers, which a face must copy)."""
+        a = self.check_actions(actions)
+        fresh = self.fresh_outputs
+        if fresh:
+            self.obs = self._new_output(self.obs)
+            self.reward = self._new_output(self.reward)
+            self.terminated = self._new_output(self.terminated)
+            self.truncated = self._new_output(self.truncated)
+        self._step_rows(a, True)
+        return fresh
+
+    def _new_output(self, a: np.ndarray) -> np.ndarray:
+        """A new array like ``a`` for :meth:`step_fresh` (uninitialised: the step writes every row)."""
+        return np.empty_like(a)
 
     def check_actions(self, actions: Any) -> np.ndarray:
         """Return ``actions`` as a contiguous array, or raise :class:`ActionError`.
@@ -554,7 +580,7 @@ class LOBVectorEnv(VectorEnv):
         if self._needs_reset:
             raise ResetNeeded(f"{type(self).__name__}: call reset() before step()")
         core = self.core
-        core.step(actions, autoreset=True)
+        fresh = core.step_fresh(actions)
         done = core.terminated | core.truncated
         infos: dict[str, Any] = {}
         if done.any():
@@ -568,6 +594,8 @@ class LOBVectorEnv(VectorEnv):
                 final_info = _final_info(core, idx, self.num_envs)
             infos = {"final_obs": final_obs, "_final_obs": done.copy(),
                      "final_info": final_info, "_final_info": done.copy()}
+        if fresh:  # the step's own new arrays: the core never writes them again
+            return core.obs, core.reward, core.terminated, core.truncated, infos
         return (core.obs.copy(), core.reward.copy(), core.terminated.copy(),
                 core.truncated.copy(), infos)
 
@@ -632,7 +660,7 @@ class LOBSB3VecEnv(VecEnv):
             raise RuntimeError("step_wait() called without step_async()")
         core = self.core
         actions, self._actions = self._actions, None
-        core.step(actions, autoreset=True)
+        fresh = core.step_fresh(actions)
         done = core.terminated | core.truncated
         with _gc_paused():
             infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
@@ -644,7 +672,7 @@ class LOBSB3VecEnv(VecEnv):
                                        (list(fo), time_limit))
                 for i, info in zip(idx.tolist(), dicts):
                     infos[i] = info
-        return core.obs.copy(), core.reward.astype(np.float32), done, infos
+        return core.obs if fresh else core.obs.copy(), core.reward.astype(np.float32), done, infos
 
     def close(self) -> None:
         pass

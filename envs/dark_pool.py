@@ -465,6 +465,8 @@ class DarkPoolCore(BatchedCore):
     only: a learning agent must not read them).
     """
 
+    fresh_outputs = True  # every step writes all rows of obs, reward, terminated, truncated
+
     n_streams = N_STREAMS
 
     def __init__(self, n_envs: int = 1, config: DarkPoolConfig | None = None,

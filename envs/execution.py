@@ -495,6 +495,8 @@ class ExecutionCore(BatchedCore):
     :class:`ExecutionConfig` fields (the registered ids pass ``benchmark=``).
     """
 
+    fresh_outputs = True  # every step writes all rows of obs, reward, terminated, truncated
+
     n_streams = 2  # 0: market dynamics, 1: episode (random start time)
     single_observation_space = spaces.Box(_OBS_LOW, _OBS_HIGH, (N_OBS,), np.float32)
     single_action_space = spaces.Box(0.0, 1.0, (1,), np.float32)

@@ -209,6 +209,8 @@ def _threads(parallel: bool) -> Iterator[None]:
 class MarketMakingCore(BatchedCore):
     """Batched market-making simulation (the spec is :class:`MarketMakingEnv`'s docstring)."""
 
+    fresh_outputs = True  # every step writes all rows of obs, reward, terminated, truncated
+
     n_streams = K.N_STREAMS
 
     def __init__(self, n_envs: int = 1, config: MarketMakingConfig | None = None, discrete: bool = False,

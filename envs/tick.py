@@ -407,6 +407,8 @@ def obs_names(n_levels: int, first: str) -> tuple[str, ...]:
 class _TickCore(BatchedCore):
     """Shared machinery: the book, the world, windows, latency, observations."""
 
+    fresh_outputs = True  # every step writes all rows of obs, reward, terminated, truncated
+
     n_streams = bk.N_STREAMS + 1  #: the book's three (entry, market data, queue), then the window draw
     _S_WINDOW = bk.N_STREAMS
     config_cls: type = TickConfig
