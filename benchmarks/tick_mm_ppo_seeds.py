@@ -27,7 +27,6 @@ window, + = profit.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import pathlib
 import sys
@@ -44,7 +43,7 @@ from lobworld.agents.training import train
 from lobworld.scenarios.backtest import TICK_MM_BASELINES, backtest_mm_model
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from tick_ppo_seeds import ASSET_FILES, _start_ns, crop_lobster, t_ci  # noqa: E402
+from tick_ppo_seeds import ASSET_FILES, _start_ns, load_study_config, seed_loop, t_ci  # noqa: E402
 
 ENV = "LOB-TickMarketMaking-v0"
 #: the model's per-seed metrics, each the mean over windows (and paths) of one evaluation and latency
@@ -216,32 +215,19 @@ def write_summary(out, cfg: StudyConfig, rows: pd.DataFrame) -> list[dict[str, A
     return summary
 
 
+def _records(asset, seed, world, tape, train_s, eval_s):
+    rows = [dict(asset=asset, seed=seed, eval_world=ev, latency=lat, train_s=train_s, eval_s=eval_s,
+                 **seed_metrics(g))
+            for ev, tab in (("world", world), ("tape", tape)) for lat, g in tab.groupby("latency", sort=False)]
+    return rows, (f"{asset} seed {seed}: train {train_s:.0f} s, eval {eval_s:.0f} s; PnL "
+                  + ", ".join(f"{r['eval_world']}/{r['latency']} {r['pnl']:.2f} (best {r['best_baseline']} "
+                              f"{r['best_baseline_pnl']:.2f}), fills {r['fills']:.1f}" for r in rows))
+
+
 def run_study(cfg: StudyConfig, out, log=print) -> pd.DataFrame:
-    out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "study_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
-    recs = []
-    for asset, full in cfg.assets.items():
-        train_data = full if cfg.split is None else crop_lobster(full, out / "data", cfg.split)
-        for seed in cfg.seeds:
-            sd = out / asset / f"seed{seed}"
-            t0 = time.perf_counter()
-            model = train_seed(cfg, train_data, seed, sd / "run")
-            t1 = time.perf_counter()
-            world, tape = evaluate_seed(cfg, full, model)
-            t2 = time.perf_counter()
-            world.to_csv(sd / "world.csv", index=False)
-            tape.to_csv(sd / "tape.csv", index=False)
-            for ev, tab in (("world", world), ("tape", tape)):
-                for lat, g in tab.groupby("latency", sort=False):
-                    recs.append(dict(asset=asset, seed=seed, eval_world=ev, latency=lat, train_s=t1 - t0,
-                                     eval_s=t2 - t1, **seed_metrics(g)))
-            w = [r for r in recs if r["seed"] == seed and r["asset"] == asset]
-            log(f"{asset} seed {seed}: train {t1 - t0:.0f} s, eval {t2 - t1:.0f} s; PnL "
-                + ", ".join(f"{r['eval_world']}/{r['latency']} {r['pnl']:.2f} (best {r['best_baseline']} "
-                            f"{r['best_baseline_pnl']:.2f}), fills {r['fills']:.1f}" for r in w))
-            pd.DataFrame(recs).to_csv(out / "seeds.csv", index=False)
-    rows = pd.DataFrame(recs)
+    """Train and evaluate every asset and seed of ``cfg`` into ``out`` (the loop of
+    ``tick_ppo_seeds.seed_loop``); returns the per-seed rows, with the summary files written."""
+    rows = pd.DataFrame(seed_loop(cfg, out, train_seed, evaluate_seed, _records, log))
     write_summary(out, cfg, rows)
     return rows
 
@@ -259,9 +245,7 @@ def main() -> None:
     a = ap.parse_args()
     out = pathlib.Path(a.out)
     if a.summarize_only:
-        d = json.loads((out / "study_config.json").read_text())
-        cfg = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-        write_summary(out, cfg, pd.read_csv(out / "seeds.csv"))
+        write_summary(out, load_study_config(out, StudyConfig), pd.read_csv(out / "seeds.csv"))
         print((out / "summary.md").read_text())
         return
     if out.exists() and any(out.iterdir()):

@@ -311,42 +311,58 @@ def write_summary(out, cfg: StudyConfig, rows: pd.DataFrame) -> list[dict[str, A
     return summary
 
 
+def load_study_config(out, cls):
+    """The ``cls`` (a study's frozen config dataclass) written to ``out/study_config.json``."""
+    d = json.loads((pathlib.Path(out) / "study_config.json").read_text())
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
 def rebuild_summary(out) -> list[dict[str, Any]]:
     """Re-write the summary files of a finished (or partly finished) study from its ``seeds.csv``."""
-    out = pathlib.Path(out)
-    d = json.loads((out / "study_config.json").read_text())
-    d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-    cfg = StudyConfig(**d)
-    return write_summary(out, cfg, pd.read_csv(out / "seeds.csv"))
+    return write_summary(out, load_study_config(out, StudyConfig), pd.read_csv(pathlib.Path(out) / "seeds.csv"))
 
 
-def run_study(cfg: StudyConfig, out, log=print) -> pd.DataFrame:
-    """Train and evaluate every asset and seed of ``cfg`` into ``out``; returns the per-seed rows
-    (also written as ``seeds.csv``, with ``summary.json`` / ``summary.md``)."""
+def seed_loop(cfg, out, train_seed_fn, evaluate_seed_fn, records_fn, log=print) -> list[dict[str, Any]]:
+    """The loop of a seeds study: for each asset of ``cfg`` (its training copy cut at ``cfg.split``) and
+    seed, ``train_seed_fn(cfg, train_data, seed, run_dir) -> model``, ``evaluate_seed_fn(cfg, full_data,
+    model) -> (world, tape)`` tables (written as ``world.csv`` / ``tape.csv``), then
+    ``records_fn(asset, seed, world, tape, train_s, eval_s) -> (rows, line)``: the rows are appended to
+    ``seeds.csv`` after every seed and the line is logged. Returns every row."""
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "study_config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
-    recs = []
+    recs: list[dict[str, Any]] = []
     for asset, full in cfg.assets.items():
         train_data = full if cfg.split is None else crop_lobster(full, out / "data", cfg.split)
         for seed in cfg.seeds:
             sd = out / asset / f"seed{seed}"
             t0 = time.perf_counter()
-            model = train_seed(cfg, train_data, seed, sd / "run")
+            model = train_seed_fn(cfg, train_data, seed, sd / "run")
             t1 = time.perf_counter()
-            world, tape = evaluate_seed(cfg, full, model)
+            world, tape = evaluate_seed_fn(cfg, full, model)
             t2 = time.perf_counter()
             world.to_csv(sd / "world.csv", index=False)
             tape.to_csv(sd / "tape.csv", index=False)
-            for ev, tab in (("world", world), ("tape", tape)):
-                recs.append(dict(asset=asset, seed=seed, eval_world=ev, train_s=t1 - t0, eval_s=t2 - t1,
-                                 **seed_metrics(tab)))
-            w, tp = recs[-2], recs[-1]
-            log(f"{asset} seed {seed}: train {t1 - t0:.0f} s, eval {t2 - t1:.0f} s; shortfall world "
-                f"{w['shortfall_bps']:.2f} (twap {w['twap_bps']:.2f}) tape {tp['shortfall_bps']:.2f} "
-                f"(twap {tp['twap_bps']:.2f}) bps")
+            rows, line = records_fn(asset, seed, world, tape, t1 - t0, t2 - t1)
+            recs += rows
+            log(line)
             pd.DataFrame(recs).to_csv(out / "seeds.csv", index=False)
-    rows = pd.DataFrame(recs)
+    return recs
+
+
+def _records(asset, seed, world, tape, train_s, eval_s):
+    rows = [dict(asset=asset, seed=seed, eval_world=ev, train_s=train_s, eval_s=eval_s, **seed_metrics(tab))
+            for ev, tab in (("world", world), ("tape", tape))]
+    w, tp = rows
+    return rows, (f"{asset} seed {seed}: train {train_s:.0f} s, eval {eval_s:.0f} s; shortfall world "
+                  f"{w['shortfall_bps']:.2f} (twap {w['twap_bps']:.2f}) tape {tp['shortfall_bps']:.2f} "
+                  f"(twap {tp['twap_bps']:.2f}) bps")
+
+
+def run_study(cfg: StudyConfig, out, log=print) -> pd.DataFrame:
+    """Train and evaluate every asset and seed of ``cfg`` into ``out``; returns the per-seed rows
+    (also written as ``seeds.csv``, with ``summary.json`` / ``summary.md``)."""
+    rows = pd.DataFrame(seed_loop(cfg, out, train_seed, evaluate_seed, _records, log))
     write_summary(out, cfg, rows)
     return rows
 
