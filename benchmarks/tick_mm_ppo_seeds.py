@@ -26,7 +26,6 @@ window, + = profit.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
 import sys
@@ -43,7 +42,9 @@ from lobworld.agents.training import train
 from lobworld.scenarios.backtest import TICK_MM_BASELINES, backtest_mm_model
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from tick_ppo_seeds import ASSET_FILES, _start_ns, load_study_config, seed_loop, t_ci  # noqa: E402
+from tick_ppo_seeds import (  # noqa: E402
+    ASSET_FILES, _start_ns, load_study_config, seed_loop, study_arguments, t_ci,
+)
 
 ENV = "LOB-TickMarketMaking-v0"
 #: the model's per-seed metrics, each the mean over windows (and paths) of one evaluation and latency
@@ -233,15 +234,7 @@ def run_study(cfg: StudyConfig, out, log=print) -> pd.DataFrame:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--timesteps", type=int, default=StudyConfig.timesteps)
-    ap.add_argument("--n-envs", type=int, default=StudyConfig.n_envs)
-    ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--assets", default="GOOG,AMZN")
-    ap.add_argument("--world", default="learned")
-    ap.add_argument("--eval-paths", type=int, default=StudyConfig.eval_paths)
-    ap.add_argument("--out", default="runs/tick_mm_ppo_seeds")
-    ap.add_argument("--summarize-only", action="store_true", help="re-write the summary of --out from its seeds.csv")
+    ap = study_arguments(__doc__.splitlines()[0], StudyConfig, "runs/tick_mm_ppo_seeds")
     a = ap.parse_args()
     out = pathlib.Path(a.out)
     if a.summarize_only:

@@ -367,17 +367,23 @@ def run_study(cfg: StudyConfig, out, log=print) -> pd.DataFrame:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--timesteps", type=int, default=StudyConfig.timesteps)
-    ap.add_argument("--n-envs", type=int, default=StudyConfig.n_envs)
+def study_arguments(description: str, cfg_cls, out: str) -> argparse.ArgumentParser:
+    """The command-line options both seed studies share (defaults from their config class ``cfg_cls``)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--timesteps", type=int, default=cfg_cls.timesteps)
+    ap.add_argument("--n-envs", type=int, default=cfg_cls.n_envs)
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--assets", default="GOOG,AMZN")
     ap.add_argument("--world", default="learned")
-    ap.add_argument("--model", choices=["final", "best"], default="final")
-    ap.add_argument("--eval-paths", type=int, default=StudyConfig.eval_paths)
-    ap.add_argument("--out", default="runs/tick_ppo_seeds")
+    ap.add_argument("--eval-paths", type=int, default=cfg_cls.eval_paths)
+    ap.add_argument("--out", default=out)
     ap.add_argument("--summarize-only", action="store_true", help="re-write the summary of --out from its seeds.csv")
+    return ap
+
+
+def main() -> None:
+    ap = study_arguments(__doc__.splitlines()[0], StudyConfig, "runs/tick_ppo_seeds")
+    ap.add_argument("--model", choices=["final", "best"], default="final")
     a = ap.parse_args()
     if a.summarize_only:
         rebuild_summary(a.out)

@@ -59,12 +59,13 @@ def result(mm_run):
                                 latencies=LATS)
 
 
-def _by_hand(run, start, latency, seed=0):
-    """Step the single tick MM env on the tape with model.predict (VecNormalize statistics applied)."""
+def _by_hand(run, start, latency, seed=0, world="replay"):
+    """Step the single tick MM env on the tape (or in ``world``) with model.predict (VecNormalize
+    statistics applied)."""
     model = PPO.load(str(run / "model.zip"), device="cpu")
     with open(run / "vecnormalize.pkl", "rb") as fh:
         vn = pickle.load(fh)
-    env = TickMarketMakingEnv(data=HOUR, world="replay", start=start, horizon=H, dt=1.0, latency=latency,
+    env = TickMarketMakingEnv(data=HOUR, world=world, start=start, horizon=H, dt=1.0, latency=latency,
                               max_fills=4096)
     obs, _ = env.reset(seed=seed)
     inv = [0]
@@ -226,22 +227,6 @@ def test_cli_backtest_mm_model(mm_run, result, tmp_path, capsys):
     assert "--quantity does not apply" in capsys.readouterr().err
 
 
-def _by_hand_world(run, start, seed, world="learned"):
-    """Step the single tick MM env in a generated world with model.predict (seeded ``seed``)."""
-    model = PPO.load(str(run / "model.zip"), device="cpu")
-    with open(run / "vecnormalize.pkl", "rb") as fh:
-        vn = pickle.load(fh)
-    env = TickMarketMakingEnv(data=HOUR, world=world, start=start, horizon=H, dt=1.0, latency="colocated",
-                              max_fills=4096)
-    obs, _ = env.reset(seed=seed)
-    for _ in range(H):
-        a, _ = model.predict(vn.normalize_obs(obs[None, :]).astype(np.float32), deterministic=True)
-        obs, _, term, trunc, info = env.step(a[0])
-        if term or trunc:
-            return info
-    raise AssertionError("the episode did not end at its horizon")
-
-
 def test_model_backtest_in_the_learned_world_runs_common_random_numbers(mm_run):
     """world="learned", 2 paths: path p of the model equals the single env seeded ``seed + p`` stepped
     by hand (exact), the two paths differ, the tape markouts are NaN, the paired table averages the
@@ -255,7 +240,7 @@ def test_model_backtest_in_the_learned_world_runs_common_random_numbers(mm_run):
     assert tab["adverse_1s_ticks"].isna().all() and tab["adverse_10s_ticks"].isna().all()
     m = tab[tab["strategy"] == "model"].set_index("path")
     for p in (0, 1):
-        info = _by_hand_world(mm_run, "10:10", 5 + p)
+        info, _, _ = _by_hand(mm_run, "10:10", "colocated", seed=5 + p, world="learned")
         for key in ("pnl", "fills", "filled_shares_bid", "filled_shares_ask", "inventory_terminal", "sharpe_per_step"):
             assert m.loc[p, key] == info[key], (p, key)
     assert m.loc[0, "pnl"] != m.loc[1, "pnl"] or m.loc[0, "fills"] != m.loc[1, "fills"]
