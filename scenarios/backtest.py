@@ -1361,7 +1361,7 @@ def backtest_mm_model(model, path, starts: Sequence[int], *, baselines: Sequence
 
 def plot_mm_model(result: MMModelBacktestResult, start, latency: str, path) -> None:
     """PNG of one window and preset: the tape's mid, then the PnL path (USD) and the inventory path
-    (shares) of the model and every baseline at each decision."""
+    (shares) of the model and every baseline at each decision (path 0 in a generated world)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -1380,7 +1380,8 @@ def plot_mm_model(result: MMModelBacktestResult, start, latency: str, path) -> N
     tab = result.table
     for k in keys:
         p = result.paths[k]
-        row = tab[(tab["start"] == k[0]) & (tab["latency"] == k[1]) & (tab["strategy"] == k[2])].iloc[0]
+        row = tab[(tab["start"] == k[0]) & (tab["latency"] == k[1]) & (tab["strategy"] == k[2])
+                  & (tab["path"] == 0)].iloc[0]
         lw = 1.4 if k[2] == "model" else 0.9
         ax1.step(p["t_s"], p["pnl"], where="post", lw=lw, label=f"{k[2]}: PnL {row['pnl']:.2f} USD")
         ax2.step(p["t_s"], p["inventory"], where="post", lw=lw, label=k[2])
@@ -1388,7 +1389,9 @@ def plot_mm_model(result: MMModelBacktestResult, start, latency: str, path) -> N
     ax2.set_ylabel("inventory (shares)")
     ax2.set_xlabel("seconds from the window start")
     ax1.legend(fontsize=7)
-    ax0.set_title(f"{data.name}: window {pd.Timestamp(start):%H:%M:%S}, latency {latency}", fontsize=9)
+    world = result.env_kwargs.get("world", "replay")
+    where = "" if world == "replay" else f", path 0 in the {world} tick world (the mid above is the tape's)"
+    ax0.set_title(f"{data.name}: window {pd.Timestamp(start):%H:%M:%S}, latency {latency}{where}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -261,3 +261,43 @@ def test_generated_world_arguments_are_checked(mm_run):
         bt.backtest_mm_model(mm_run, HOUR, start, world="learned", n_paths=0)
     with pytest.raises(bt.BacktestError, match="the tape has one path per window"):
         bt.backtest_mm_model(mm_run, HOUR, start, n_paths=2)
+
+
+def test_cli_backtest_mm_model_in_the_learned_world(mm_run, tmp_path, capsys):
+    """--world learned --paths 2 writes the same rows as backtest_mm_model(world="learned", n_paths=2)."""
+    out = tmp_path / "bt_world"
+    argv = ["backtest", "--data", HOUR, "--model", str(mm_run), "--strategy", "fixed-spread", "--start", "10:10",
+            "--latency", "colocated", "--world", "learned", "--paths", "2", "--seed", "5", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["env_kwargs"]["world"] == "learned"
+    want = bt.backtest_mm_model(mm_run, HOUR, [bt.parse_time(STARTS[0])], baselines=("fixed-spread",),
+                                latencies=("colocated",), world="learned", n_paths=2, seed=5).table
+    assert [r["path"] for r in res["results"]] == want["path"].tolist() == [0, 0, 1, 1]
+    assert [r["pnl"] for r in res["results"]] == want["pnl"].tolist()
+    report = (out / "report.md").read_text()
+    assert "in the learned tick world" in report and "2 paths per window" in report
+    assert (out / "plots" / "window_101000_colocated.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--paths", "3"], "the tape has one path per window"),
+    (["--world", "learned", "--paths", "0"], "--paths must be >= 1, got 0"),
+])
+def test_cli_world_and_paths_are_checked_for_a_mm_model(mm_run, tmp_path, capsys, extra, message):
+    out = tmp_path / "o"
+    assert main(["backtest", "--data", HOUR, "--model", str(mm_run), "--start", "10:10", "--out", str(out),
+                 *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_cli_world_is_refused_outside_a_mm_model(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["backtest", "--data", HOUR, "--strategy", "twap", "--start", "10:10", "--world", "learned",
+                 "--out", str(out)]) == 2
+    assert "--world applies to a LOB-TickMarketMaking-v0 model" in capsys.readouterr().err
+    assert main(["backtest", "--data", HOUR, "--strategy", "twap", "--start", "10:10", "--paths", "4",
+                 "--out", str(out)]) == 2
+    assert "a strategy backtest has one path" in capsys.readouterr().err
+    assert not out.exists()

@@ -78,10 +78,16 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
     from lobworld.scenarios import backtest as bt
     from lobworld.world_models.run_folder import atomic_write_text, claim_run_folder
 
+    if args.world is not None and args.world != "replay" and (args.sim_vs_real or args.model is None):
+        raise CLIError(f"--world applies to a {bt.TICK_MM_ENV} model (--model); strategy backtests run on the tape, "
+                       "and --sim-vs-real compares the worlds with --worlds")
     if args.sim_vs_real:
         return _cmd_sim_vs_real(args)
     if args.model is not None:
         return _cmd_model(args)
+    if args.paths_given:
+        raise CLIError("--paths applies to --sim-vs-real and to a market-making --model with --world; "
+                       "a strategy backtest has one path, the tape")
     if args.env is None:
         args.env = _EXEC_ENV
     if args.strategy is None or args.start is None:
@@ -179,6 +185,9 @@ def _cmd_model(args: argparse.Namespace) -> int:
         raise CLIError(f"--env: --model backtests run {bt.TICK_EXEC_ENV} models (the env is the model's), not {args.env}")
     if args.start is None:
         raise CLIError("--start is required with --model")
+    if args.world not in (None, "replay") or args.paths_given:
+        raise CLIError(f"--world / --paths apply to a {bt.TICK_MM_ENV} model; a {bt.TICK_EXEC_ENV} model is "
+                       "backtested on the tape (--sim-vs-real compares what the worlds predict for it)")
     baselines = _strategies(args.strategy) if args.strategy else list(bt.TICK_STRATEGIES)
     for s in baselines:
         if s not in bt.TICK_STRATEGIES:
@@ -247,6 +256,10 @@ def _cmd_mm_model(args: argparse.Namespace) -> int:
             raise bt.UnknownStrategyError(f"--strategy: {s!r} is not a {bt.TICK_MM_ENV} baseline; one of "
                                           f"{', '.join(get_spec(bt.TICK_MM_ENV).baselines)}")
     lats = _latencies(args.latency)
+    world = args.world or "replay"
+    if world == "replay" and args.paths_given:
+        raise CLIError("--paths: the tape has one path per window; give --world learned or parametric for more")
+    n_paths = 1 if world == "replay" else (args.paths if args.paths_given else 4)
     bt.load_tick_mm_model(args.model)  # refuse a bad model before claiming the folder
     with claim_run_folder(args.out, artefacts=_MM_MODEL_ARTEFACTS + _ARTEFACTS, overwrite=args.overwrite) as out:
         path = _message_path(args.data)
@@ -254,7 +267,8 @@ def _cmd_mm_model(args: argparse.Namespace) -> int:
         starts = _starts(args.start, data)
         horizon_s = 60.0 * args.horizon_min if args.horizon_min_given else None
         res = bt.backtest_mm_model(args.model, path, starts, baselines=baselines, latencies=lats,
-                                   horizon_s=horizon_s, interval_s=args.interval_s, seed=args.seed)
+                                   horizon_s=horizon_s, interval_s=args.interval_s, seed=args.seed,
+                                   world=world, n_paths=n_paths)
         tab, kw = res.table, res.env_kwargs
         tab.to_csv(out / "results.csv", index=False)
         res.paired.to_csv(out / "paired.csv", index=False)
@@ -291,11 +305,20 @@ def _mm_report(res, data, lats) -> str:
                "inventory_terminal", "inventory_max_abs", "adverse_selection_ticks", "adverse_1s_ticks",
                "queue_wait_s"]]
     pr = res.paired
-    md = (f"# Trained market-making model on the real tape\n\n{res.model_path}, trained on {res.trained_on}, run "
-          f"deterministically on {bt.TICK_MM_ENV} (world=replay, {data.name}): {kw['horizon']} decisions every "
-          f"{kw['dt']:g} s per window, windows starting {windows}, latency presets {', '.join(lats)}; every strategy "
-          f"meets the same latency draws (seed) on the same tape. Replay: the tape does not react to the agent "
-          f"(docs/backtest.md).\n\nUnits: PnL in USD (cash + inventory x mid at the window's end); sharpe_per_step = "
+    world = kw.get("world", "replay")
+    if world == "replay":
+        title = "on the real tape"
+        where = ("every strategy meets the same latency draws (seed) on the same tape. Replay: the tape does not "
+                 "react to the agent (docs/backtest.md)")
+    else:
+        paths = int(tab["path"].max()) + 1
+        title = f"in the {world} tick world"
+        where = (f"{paths} paths per window started from the file's book, path p seeded seed + p for every strategy "
+                 f"(common random numbers); the tape markouts (adverse_Hs_ticks) are NaN in a generated world")
+    md = (f"# Trained market-making model {title}\n\n{res.model_path}, trained on {res.trained_on}, run "
+          f"deterministically on {bt.TICK_MM_ENV} (world={world}, {data.name}): {kw['horizon']} decisions every "
+          f"{kw['dt']:g} s per window, windows starting {windows}, latency presets {', '.join(lats)}; {where}."
+          f"\n\nUnits: PnL in USD (cash + inventory x mid at the window's end); sharpe_per_step = "
           f"mean / sd of the per-decision PnL changes within a window; pnl_sharpe_windows = mean / sd of the window "
           f"PnLs; fills per side counted from the fill log; adverse_selection_ticks = the env's (the mid's move against "
           f"each passive fill over the decision interval it happened in, per share); adverse_Hs_ticks = the tape's mid "
@@ -344,7 +367,7 @@ def _cmd_sim_vs_real(args: argparse.Namespace) -> int:
         strategies=strategies, worlds=tuple(_strategies(args.worlds)),
         sides=(args.side,) if args.side else ("buy", "sell"),
         horizon_s=60.0 * (args.horizon_min if args.horizon_min_given else 10.0), interval_s=args.interval_s or 10.0,
-        first=args.first, last_end=args.last_end, quantity=args.quantity, latency=lats[0], n_paths=args.paths,
+        first=args.first, last_end=args.last_end, quantity=args.quantity, latency=lats[0], n_paths=args.paths if args.paths_given else 16,
         seed=args.seed, pov_rate=args.pov_rate)
     policy = bt.load_tick_model(args.model)[0] if args.model else None
     paths = [_message_path(x.strip()) for x in args.data.split(",") if x.strip()]
@@ -402,7 +425,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="--sim-vs-real: worlds to compare (default all)")
     p.add_argument("--first", default="14:00", help="--sim-vs-real: first window start (default 14:00)")
     p.add_argument("--last-end", default="16:00", help="--sim-vs-real: no window ends later (default 16:00)")
-    p.add_argument("--paths", type=int, default=16, help="--sim-vs-real: simulated paths per window (default 16)")
+    p.add_argument("--paths", type=int, default=None, help="--sim-vs-real: simulated paths per window (default 16); "
+                   f"--model of {TICK_MM_ENV} with --world learned / parametric: paths per window (default 4)")
+    p.add_argument("--world", choices=("replay", "learned", "parametric"), default=None,
+                   help=f"--model of {TICK_MM_ENV}: run the model and the baselines in this tick world instead of "
+                        "the tape (replay, the default): started from the file's book at each window start, "
+                        "--paths paths per window, the same random streams for every strategy")
     p.add_argument("--side", choices=("buy", "sell"), default=None, help="parent order side (execution; --model: the model's; "
                    "--sim-vs-real: both when omitted)")
     p.add_argument("--quantity", type=int, default=None, help="parent order shares (execution; --model: the model's; "
@@ -438,4 +466,7 @@ def _cmd_backtest_entry(args: argparse.Namespace) -> int:
     args.horizon_min_given = args.horizon_min is not None
     if args.horizon_min is None:
         args.horizon_min = 30.0
+    args.paths_given = args.paths is not None
+    if args.paths is not None and args.paths < 1:
+        raise CLIError(f"--paths must be >= 1, got {args.paths}")
     return _cmd_backtest(args)
