@@ -129,3 +129,18 @@ def test_refused_actions_leave_the_outputs_as_they_were():
     for (arr, copy), now in zip(before, (core.obs, core.reward, core.terminated, core.truncated)):
         assert now is arr  # not swapped for a new, unwritten array
         np.testing.assert_array_equal(now, copy)
+
+
+@pytest.mark.parametrize("world", ["learned", "parametric"])
+@pytest.mark.parametrize("env_id", ["LOB-TickMarketMaking-v0", "LOB-TickExecution-v0"])
+def test_tick_generated_worlds_write_fresh_outputs(env_id, world):
+    """The tick ids on the generated worlds too (their ``advance`` differs from the tape's)."""
+    def make():
+        core = make_sb3_vec_env(env_id, n_envs=N, **dict(KW[env_id], world=world)).core
+        core.seed_rows(range(N), [11 + i for i in range(N)])
+        core.reset()
+        return core
+
+    ref, c = make(), make()
+    c._new_output = _Sentinel(np.nan, True)
+    _check_against_copying(env_id, ref, [c])
