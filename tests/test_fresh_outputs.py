@@ -37,8 +37,8 @@ class _Sentinel:
         return np.full_like(a, self.b if a.dtype == np.bool_ else self.f)
 
 
-def _core(env_id, seed=11):
-    core = make_sb3_vec_env(env_id, n_envs=N, **KW[env_id]).core
+def _core(env_id, seed=11, **overrides):
+    core = make_sb3_vec_env(env_id, n_envs=N, **{**KW[env_id], **overrides}).core
     core.seed_rows(range(N), [seed + i for i in range(N)])
     core.reset()
     return core
@@ -135,12 +135,6 @@ def test_refused_actions_leave_the_outputs_as_they_were():
 @pytest.mark.parametrize("env_id", ["LOB-TickMarketMaking-v0", "LOB-TickExecution-v0"])
 def test_tick_generated_worlds_write_fresh_outputs(env_id, world):
     """The tick ids on the generated worlds too (their ``advance`` differs from the tape's)."""
-    def make():
-        core = make_sb3_vec_env(env_id, n_envs=N, **dict(KW[env_id], world=world)).core
-        core.seed_rows(range(N), [11 + i for i in range(N)])
-        core.reset()
-        return core
-
-    ref, c = make(), make()
+    ref, c = _core(env_id, world=world), _core(env_id, world=world)
     c._new_output = _Sentinel(np.nan, True)
     _check_against_copying(env_id, ref, [c])

@@ -85,7 +85,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
         return _cmd_sim_vs_real(args)
     if args.model is not None:
         return _cmd_model(args)
-    if args.paths_given:
+    if args.paths is not None:
         raise CLIError("--paths applies to --sim-vs-real and to a market-making --model with --world; "
                        "a strategy backtest has one path, the tape")
     if args.env is None:
@@ -185,7 +185,7 @@ def _cmd_model(args: argparse.Namespace) -> int:
         raise CLIError(f"--env: --model backtests run {bt.TICK_EXEC_ENV} models (the env is the model's), not {args.env}")
     if args.start is None:
         raise CLIError("--start is required with --model")
-    if args.world not in (None, "replay") or args.paths_given:
+    if args.world not in (None, "replay") or args.paths is not None:
         raise CLIError(f"--world / --paths apply to a {bt.TICK_MM_ENV} model; a {bt.TICK_EXEC_ENV} model is "
                        "backtested on the tape (--sim-vs-real compares what the worlds predict for it)")
     baselines = _strategies(args.strategy) if args.strategy else list(bt.TICK_STRATEGIES)
@@ -257,9 +257,9 @@ def _cmd_mm_model(args: argparse.Namespace) -> int:
                                           f"{', '.join(get_spec(bt.TICK_MM_ENV).baselines)}")
     lats = _latencies(args.latency)
     world = args.world or "replay"
-    if world == "replay" and args.paths_given:
+    if world == "replay" and args.paths is not None:
         raise CLIError("--paths: the tape has one path per window; give --world learned or parametric for more")
-    n_paths = 1 if world == "replay" else (args.paths if args.paths_given else 4)
+    n_paths = 1 if world == "replay" else (args.paths or 4)
     bt.load_tick_mm_model(args.model)  # refuse a bad model before claiming the folder
     with claim_run_folder(args.out, artefacts=_MM_MODEL_ARTEFACTS + _ARTEFACTS, overwrite=args.overwrite) as out:
         path = _message_path(args.data)
@@ -367,7 +367,7 @@ def _cmd_sim_vs_real(args: argparse.Namespace) -> int:
         strategies=strategies, worlds=tuple(_strategies(args.worlds)),
         sides=(args.side,) if args.side else ("buy", "sell"),
         horizon_s=60.0 * (args.horizon_min if args.horizon_min_given else 10.0), interval_s=args.interval_s or 10.0,
-        first=args.first, last_end=args.last_end, quantity=args.quantity, latency=lats[0], n_paths=args.paths if args.paths_given else 16,
+        first=args.first, last_end=args.last_end, quantity=args.quantity, latency=lats[0], n_paths=args.paths or 16,
         seed=args.seed, pov_rate=args.pov_rate)
     policy = bt.load_tick_model(args.model)[0] if args.model else None
     paths = [_message_path(x.strip()) for x in args.data.split(",") if x.strip()]
@@ -466,7 +466,6 @@ def _cmd_backtest_entry(args: argparse.Namespace) -> int:
     args.horizon_min_given = args.horizon_min is not None
     if args.horizon_min is None:
         args.horizon_min = 30.0
-    args.paths_given = args.paths is not None
     if args.paths is not None and args.paths < 1:
         raise CLIError(f"--paths must be >= 1, got {args.paths}")
     return _cmd_backtest(args)
