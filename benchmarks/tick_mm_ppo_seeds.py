@@ -39,7 +39,7 @@ import pandas as pd
 import lobworld  # noqa: F401  (registers the ids and the generated tick worlds)
 from lobworld.agents.config import load_config
 from lobworld.agents.training import train
-from lobworld.scenarios.backtest import TICK_MM_BASELINES, backtest_mm_model
+from lobworld.scenarios.backtest import TICK_MM_BASELINES, backtest_mm_model, mm_paired_table
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from tick_ppo_seeds import (  # noqa: E402
@@ -50,7 +50,7 @@ ENV = "LOB-TickMarketMaking-v0"
 #: the model's per-seed metrics, each the mean over windows (and paths) of one evaluation and latency
 METRICS = ("reward", "pnl", "sharpe_per_step", "fills", "filled_shares", "inventory_max_abs",
            "inventory_terminal_abs", "terminated", "adverse_selection_ticks", "adverse_10s_ticks",
-           "quoting_share", "minus_zero_quotes_pnl", "minus_best_pnl")
+           "quoting_share", "minus_best_pnl")
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,7 @@ def seed_metrics(table: pd.DataFrame) -> dict[str, Any]:
     ``inventory_terminal_abs``, ``terminated`` (share of episodes ended at the inventory limit),
     ``adverse_selection_ticks`` / ``adverse_10s_ticks`` (over episodes with passive fills; the 10 s tape
     markout is NaN in a generated world), ``quoting_share`` (share of episodes with at least one fill);
-    paired on the same windows and paths: ``minus_zero_quotes_pnl`` is the model's PnL itself (a
-    strategy that never quotes makes 0) and ``minus_best_pnl`` the model minus the baseline of highest mean
+    paired on the same windows and paths: ``minus_best_pnl``, the model minus the baseline of highest mean
     PnL in this table (``best_baseline``)."""
     key = ["start", "path"]
     m = table[table.strategy == "model"].sort_values(key)
@@ -130,7 +129,7 @@ def seed_metrics(table: pd.DataFrame) -> dict[str, Any]:
            "terminated": float(m.terminated.mean()),
            "adverse_selection_ticks": float(m.adverse_selection_ticks.mean()),
            "adverse_10s_ticks": float(m.adverse_10s_ticks.mean()),
-           "quoting_share": float((m.fills > 0).mean()), "minus_zero_quotes_pnl": float(m.pnl.mean()),
+           "quoting_share": float((m.fills > 0).mean()),
            "minus_best_pnl": float(np.mean(m.pnl.to_numpy() - b.pnl.to_numpy())), "best_baseline": best,
            "best_baseline_pnl": float(means[best]), "episodes": int(len(m))}
     for s, v in means.items():
@@ -207,11 +206,39 @@ def baselines_markdown(out: pathlib.Path, cfg: StudyConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_windows(out: pathlib.Path, cfg: StudyConfig) -> pd.DataFrame:
+    """Per asset, evaluation and latency: the model's PnL (its rows of every seed, so a window's mean is over
+    seeds and paths) minus each baseline's, paired per window with a 95% t interval across the windows
+    (:func:`~lobworld.scenarios.backtest.mm_paired_table`); empty when the per-seed tables are not there."""
+    out_rows = []
+    for asset in cfg.assets:
+        for ev in ("world", "tape"):
+            files = [out / asset / f"seed{s}" / f"{ev}.csv" for s in cfg.seeds]
+            if not all(f.is_file() for f in files):
+                continue
+            tabs = [pd.read_csv(f) for f in files]
+            table = pd.concat([tabs[0]] + [t[t.strategy == "model"] for t in tabs[1:]], ignore_index=True)
+            pr = mm_paired_table(table, ("pnl",))
+            pr.insert(0, "eval_world", ev)
+            pr.insert(0, "asset", asset)
+            out_rows.append(pr)
+    return pd.concat(out_rows, ignore_index=True) if out_rows else pd.DataFrame()
+
+
 def write_summary(out, cfg: StudyConfig, rows: pd.DataFrame) -> list[dict[str, Any]]:
     out = pathlib.Path(out)
     summary = summarize(rows)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    (out / "summary.md").write_text(summary_markdown(summary, rows, cfg))
+    md = summary_markdown(summary, rows, cfg)
+    pw = paired_windows(out, cfg)
+    if len(pw):
+        pw.to_csv(out / "paired_windows.csv", index=False)
+        md += ("\n### Model minus each baseline, PnL paired per window (the model's mean over seeds and paths; "
+               "95% t interval across windows)\n\n| asset | where | latency | baseline | windows | model | baseline | "
+               "model - baseline |\n|---|---|---|---|---:|---:|---:|---:|\n")
+        md += "".join(f"| {r.asset} | {r.eval_world} | {r.latency} | {r.baseline} | {r.windows} | {r.model_mean:.1f} | "
+                      f"{r.baseline_mean:.1f} | {r['diff']:+.1f} ± {r.ci95_half:.1f} |\n" for _, r in pw.iterrows())
+    (out / "summary.md").write_text(md)
     (out / "baselines.md").write_text(baselines_markdown(out, cfg))
     return summary
 
